@@ -1,0 +1,82 @@
+"""The exceptions batchmark raises for user mistakes.
+
+A user mistake (a bad config, an unreadable dataset, an unknown run) is one of these;
+the CLI prints its message in one or two lines and exits with ``exit_code``. Anything
+else is a bug and keeps its traceback.
+
+    BatchmarkError               exit 2: something the user can fix
+    ├── ConfigError              the config file: names the file and the field
+    │   └── RenderError          a template failed for one row: variant, row id, variable
+    ├── DatasetError             the dataset: names the file, the row and the field
+    ├── RunNotFound              a RUN argument that names no run folder
+    ├── CredentialsError         no API key and no --emulate
+    └── RunIncomplete            exit 3: the run stopped before every request ended
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BatchmarkError",
+    "ConfigError",
+    "CredentialsError",
+    "DatasetError",
+    "RenderError",
+    "RunIncomplete",
+    "RunNotFound",
+]
+
+
+class BatchmarkError(Exception):
+    """Base class of every error a user can fix; ``str(err)`` is the whole message."""
+
+    exit_code = 2
+
+
+class ConfigError(BatchmarkError):
+    """A config file is malformed or inconsistent.
+
+    ``errors`` lists every problem found (validation reports them all at once).
+    """
+
+    def __init__(self, file: str | None, errors: list[str] | str, hint: str | None = None):
+        self.file = file
+        self.errors = [errors] if isinstance(errors, str) else list(errors)
+        self.hint = hint
+        head = f"{file}: " if file else ""
+        if len(self.errors) == 1:
+            msg = head + self.errors[0]
+        else:
+            msg = head + f"{len(self.errors)} problems:\n" + "\n".join(
+                f"  - {e}" for e in self.errors
+            )
+        if hint:
+            msg += f"\n  hint: {hint}"
+        super().__init__(msg)
+
+
+class RenderError(ConfigError):
+    """A prompt template could not be rendered for one dataset row."""
+
+    def __init__(self, file: str | None, variant: str, row_id: str, detail: str,
+                 hint: str | None = None):
+        self.variant = variant
+        self.row_id = row_id
+        super().__init__(file, f"prompt variant {variant!r}, row {row_id!r}: {detail}", hint)
+
+
+class DatasetError(BatchmarkError):
+    """A dataset cannot be read, or one of its rows is unusable."""
+
+
+class RunNotFound(BatchmarkError):
+    """A RUN argument names neither a run id under the results root nor a run folder."""
+
+
+class CredentialsError(BatchmarkError):
+    """No API key and no emulator: nothing can be sent."""
+
+
+class RunIncomplete(BatchmarkError):
+    """The run stopped with requests still in flight or unsent; resume it later."""
+
+    exit_code = 3

@@ -1,0 +1,131 @@
+"""A documented, deterministic token approximation.
+
+The emulator reports ``usage`` with it and the harness uses it to decide whether a
+shared prompt prefix is long enough to be cached. It is not a real tokenizer: one
+token per 4 bytes of UTF-8 text (rounded up), plus a small fixed overhead per message
+and per content block. Real Claude tokenizers give different numbers (Claude 4.7+
+models use ~30% more tokens for the same text); use ``count_tokens`` on the real API
+when exact figures matter.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import orjson
+
+__all__ = [
+    "MESSAGE_OVERHEAD",
+    "PrefixUnit",
+    "approx_tokens",
+    "block_tokens",
+    "prefix_units",
+    "request_prefix_tokens",
+]
+
+BYTES_PER_TOKEN = 4
+MESSAGE_OVERHEAD = 3  # role marker and separators of one message or system prompt
+
+
+def approx_tokens(text: str) -> int:
+    """Tokens of a piece of text: ceil(utf-8 bytes / 4)."""
+    n = len(text.encode("utf-8"))
+    return -(-n // BYTES_PER_TOKEN)
+
+
+def block_tokens(block: Any) -> int:
+    """Tokens of a content block, a string, or any JSON value (tool schemas, inputs)."""
+    if isinstance(block, str):
+        return approx_tokens(block)
+    if isinstance(block, dict):
+        kind = block.get("type")
+        if kind == "text":
+            return approx_tokens(block.get("text", ""))
+        if kind == "tool_use":
+            return approx_tokens(block.get("name", "")) + _json_tokens(block.get("input", {}))
+        if kind == "tool_result":
+            content = block.get("content", "")
+            if isinstance(content, list):
+                return sum(block_tokens(b) for b in content)
+            return approx_tokens(str(content))
+        if kind == "thinking":
+            return approx_tokens(block.get("thinking", ""))
+        clean = {k: v for k, v in block.items() if k != "cache_control"}
+        return _json_tokens(clean)
+    return _json_tokens(block)
+
+
+def _json_tokens(value: Any) -> int:
+    return -(-len(orjson.dumps(value)) // BYTES_PER_TOKEN)
+
+
+def _content_tokens(content: Any) -> int:
+    if isinstance(content, list):
+        return sum(block_tokens(b) for b in content)
+    return block_tokens(content)
+
+
+class PrefixUnit(NamedTuple):
+    """One unit of a request's prompt prefix: a tool, a system block or a message block."""
+
+    tokens: int
+    cache_control: dict[str, Any] | None
+    """The unit's ``cache_control`` marker (a cache breakpoint), or None."""
+    content: Any
+    """The unit without its ``cache_control`` (messages wrapped with their role): what a
+    prompt cache hashes."""
+
+
+def _marker(unit: Any) -> dict[str, Any] | None:
+    if isinstance(unit, dict) and isinstance(unit.get("cache_control"), dict):
+        return unit["cache_control"]
+    return None
+
+
+def _without_marker(unit: Any) -> Any:
+    if isinstance(unit, dict) and "cache_control" in unit:
+        return {k: v for k, v in unit.items() if k != "cache_control"}
+    return unit
+
+
+def prefix_units(params: dict[str, Any]) -> list[PrefixUnit]:
+    """The units of a Messages request in prefix order (tools, system, messages).
+
+    One unit per tool, per system block, per message content block (a message with
+    string content is one unit). The sum of the tokens is the request's input.
+    """
+    units: list[PrefixUnit] = []
+    for tool in params.get("tools") or []:
+        units.append(PrefixUnit(_json_tokens(_without_marker(tool)), _marker(tool), tool))
+    system = params.get("system")
+    if isinstance(system, str) and system:
+        units.append(PrefixUnit(approx_tokens(system) + MESSAGE_OVERHEAD, None, system))
+    elif isinstance(system, list):
+        for i, block in enumerate(system):
+            extra = MESSAGE_OVERHEAD if i == 0 else 0
+            units.append(
+                PrefixUnit(block_tokens(block) + extra, _marker(block), _without_marker(block))
+            )
+    for message in params.get("messages") or []:
+        role = message.get("role")
+        content = message.get("content", "")
+        if isinstance(content, list) and content:
+            for i, block in enumerate(content):
+                extra = MESSAGE_OVERHEAD if i == 0 else 0
+                wrapped = {"role": role, "block": _without_marker(block)}
+                units.append(PrefixUnit(block_tokens(block) + extra, _marker(block), wrapped))
+        else:
+            tokens = _content_tokens(content) + MESSAGE_OVERHEAD
+            units.append(PrefixUnit(tokens, None, {"role": role, "content": content}))
+    return units
+
+
+def request_prefix_tokens(params: dict[str, Any]) -> list[tuple[int, bool]]:
+    """Token counts of a Messages request in prefix order (tools, system, messages).
+
+    Returns one ``(tokens, has_breakpoint)`` pair per unit of the prefix: each tool,
+    each system block, each message content block. ``has_breakpoint`` is true when
+    the unit carries a ``cache_control`` object. The sum of the tokens is the
+    request's input.
+    """
+    return [(u.tokens, u.cache_control is not None) for u in prefix_units(params)]
