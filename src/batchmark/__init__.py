@@ -1,5 +1,12 @@
-"""batchmark: LLM evaluations on Anthropic's Message Batches API."""
+"""batchmark: LLM evaluations on Anthropic's Message Batches API.
 
+    import batchmark
+    spec = batchmark.load_config("configs/quickstart.yaml")
+    run = batchmark.run(spec, emulate=True)
+    run.responses_df()
+"""
+
+from batchmark._config import EvalSpec, config_json_schema, load_config
 from batchmark._errors import (
     BatchmarkError,
     ConfigError,
@@ -9,13 +16,29 @@ from batchmark._errors import (
     RunIncomplete,
     RunNotFound,
 )
+from batchmark._grid import Request, ValidationReport, expand, make_custom_id, validate_spec
+from batchmark._run import Run, RunStatus, cancel, open_run, resume, run
 
 __all__ = [
     "BatchmarkError",
+    "cancel",
+    "config_json_schema",
     "ConfigError",
     "CredentialsError",
     "DatasetError",
+    "EvalSpec",
+    "expand",
+    "load_config",
+    "make_custom_id",
+    "open_run",
     "RenderError",
+    "Request",
+    "resume",
+    "Run",
+    "run",
     "RunIncomplete",
     "RunNotFound",
+    "RunStatus",
+    "validate_spec",
+    "ValidationReport",
 ]

@@ -1,0 +1,488 @@
+"""Submit, poll, collect, retry, resume: the one batch machine.
+
+``BatchRunner`` drives the requests recorded in a ledger to an end. It serves the
+candidate requests of a run and, later, judge requests alike: all it knows is the
+ledger's ``requests`` table and a ``BatchBackend``.
+
+Request states::
+
+    pending ──intent──> submitting ──create returned──> submitted ──result──> done | failed
+       ^                    │ (create lost: adopt the batch, or back to pending)  │
+       └──────────── retryable error / expired / missing, attempts left ──────────┘
+
+Nothing is ever sent twice by accident: before ``create`` the chunk is recorded as an
+*intent*; right after ``create`` returns, the batch id is committed. A process killed
+between the two leaves an open intent, which ``recover()`` settles by listing the
+batches created since the intent and adopting the one that matches, or, when none
+exists, returning the requests to ``pending``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import anthropic
+import orjson
+
+from batchmark._backend import (
+    BatchBackend,
+    BatchInfo,
+    BatchNotFound,
+    ResultLine,
+    ResultsStreamError,
+)
+from batchmark._store import Ledger, ResponseCache
+
+__all__ = ["BatchRunner", "BatchSettings", "Progress"]
+
+# A batch we created may 404 for a moment (SDK issue #1432); after this long, a 404
+# means the batch is gone (deleted, archived, or an emulator that restarted).
+TRANSIENT_404_SECONDS = 60.0
+# How far before an intent a matching batch's created_at may lie (clock skew).
+ADOPT_SKEW_SECONDS = 300.0
+API_MAX_REQUESTS = 100_000
+API_MAX_BYTES = 256 * 1024 * 1024
+FINAL_ERRORS = {"invalid_request_error", "request_too_large"}
+MAX_CONSECUTIVE_FAILURES = 8
+
+
+@dataclass(frozen=True, slots=True)
+class BatchSettings:
+    """How requests become batches; validated against the API's limits by the config."""
+
+    max_requests: int = API_MAX_REQUESTS
+    max_bytes: int = API_MAX_BYTES
+    max_in_flight: int = 4
+    poll_interval: float = 5.0
+    max_poll_interval: float = 60.0
+    max_attempts: int = 3
+
+
+@dataclass(slots=True)
+class Progress:
+    """A snapshot for progress displays: request states and each batch's status."""
+
+    total: int
+    states: dict[str, int]
+    batches: list[dict[str, Any]] = field(default_factory=list)
+    submitted_now: int = 0
+
+    @property
+    def ended(self) -> int:
+        return self.states.get("done", 0) + self.states.get("failed", 0)
+
+
+def _now() -> float:
+    return time.time()
+
+
+def crashpoint(name: str) -> None:
+    """Die here with SIGKILL when ``BATCHMARK_CRASHPOINT`` names this point.
+
+    The kill -9 tests use it to stop a real run at exact instants (between the intent
+    and the create, between the create and its record, midway through collecting).
+    """
+    if os.environ.get("BATCHMARK_CRASHPOINT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class BatchRunner:
+    """Drives a ledger's requests through a backend until each has ended."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        backend: BatchBackend,
+        settings: BatchSettings,
+        cache: ResponseCache | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.ledger = ledger
+        self.backend = backend
+        self.settings = settings
+        self.cache = cache
+        self.on_progress = on_progress
+        self.sleep = sleep
+        self.submitted_now = 0
+
+    # --- the loop ----------------------------------------------------------------------
+
+    def run(self, *, submit_only: bool = False, deadline: float | None = None) -> bool:
+        """Submit, poll and collect until every request ended; True when all have.
+
+        ``submit_only`` returns once nothing is left to submit (``--detach``);
+        ``deadline`` (a ``time.time()`` value) returns False when passed.
+        """
+        self.recover()
+        interval = self.settings.poll_interval
+        failures = 0
+        while True:
+            try:
+                changed = self.submit_available()
+                if submit_only and not self._has_pending():
+                    self._report()
+                    return self._all_ended()
+                changed |= self.poll()
+                failures = 0
+            except (
+                anthropic.APIConnectionError,
+                anthropic.APIStatusError,
+                ResultsStreamError,
+            ) as err:
+                if (
+                    isinstance(err, anthropic.APIStatusError)
+                    and err.status_code < 500
+                    and (err.status_code not in (404, 408, 409, 429))
+                ):
+                    raise
+                failures += 1
+                if failures >= MAX_CONSECUTIVE_FAILURES:
+                    raise
+                changed = False
+            self._report()
+            if self._all_ended():
+                return True
+            if deadline is not None and _now() >= deadline:
+                return False
+            interval = (
+                self.settings.poll_interval
+                if changed
+                else min(interval * 1.5, self.settings.max_poll_interval)
+            )
+            self.sleep(interval)
+
+    def _report(self) -> None:
+        if self.on_progress is not None:
+            self.on_progress(self.progress())
+
+    def progress(self) -> Progress:
+        return Progress(
+            total=self.ledger.total_requests(),
+            states=self.ledger.state_counts(),
+            batches=self.ledger.batches(),
+            submitted_now=self.submitted_now,
+        )
+
+    def _all_ended(self) -> bool:
+        states = self.ledger.state_counts()
+        return all(s in ("done", "failed") for s, n in states.items() if n)
+
+    def _has_pending(self) -> bool:
+        return (
+            self.ledger.db.execute(
+                "SELECT 1 FROM requests WHERE state IN ('pending', 'submitting') LIMIT 1"
+            ).fetchone()
+            is not None
+        )
+
+    # --- submitting --------------------------------------------------------------------
+
+    def submit_available(self) -> bool:
+        """Submit chunks of pending requests while fewer than max_in_flight batches run."""
+        submitted = False
+        while len(self.ledger.open_batches()) < self.settings.max_in_flight:
+            chunk = self._next_chunk()
+            if not chunk:
+                break
+            self._submit(chunk)
+            submitted = True
+        return submitted
+
+    def _next_chunk(self) -> list[tuple[str, bytes]]:
+        """The next pending requests (oldest first) that fit in one batch."""
+        limit_n = min(self.settings.max_requests, API_MAX_REQUESTS)
+        limit_bytes = min(self.settings.max_bytes, API_MAX_BYTES)
+        chunk: list[tuple[str, bytes]] = []
+        size = len(b'{"requests":[]}')
+        rows = self.ledger.db.execute(
+            "SELECT custom_id, params FROM requests WHERE state = 'pending' ORDER BY seq"
+        )
+        too_large: list[tuple[str, int]] = []
+        for custom_id, params in rows:
+            item = len(custom_id) + len(params) + len(b'{"custom_id":"","params":},')
+            if item + len(b'{"requests":[]}') > limit_bytes:
+                too_large.append((custom_id, item))
+                continue
+            if len(chunk) >= limit_n or size + item > limit_bytes:
+                break
+            chunk.append((custom_id, params))
+            size += item
+        rows.close()
+        for custom_id, item in too_large:
+            self._fail_unsendable(custom_id, item, limit_bytes)
+        return chunk
+
+    def _fail_unsendable(self, custom_id: str, size: int, limit: int) -> None:
+        data = {
+            "error_type": "request_too_large",
+            "error_message": f"request is {size} bytes; a batch may hold at most {limit}",
+        }
+        with self.ledger.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO responses VALUES (?, 0, NULL, 'errored', ?)",
+                (custom_id, orjson.dumps(data)),
+            )
+            db.execute("UPDATE requests SET state = 'failed' WHERE custom_id = ?", (custom_id,))
+
+    def _submit(self, chunk: list[tuple[str, bytes]]) -> None:
+        ids = [c for c, _ in chunk]
+        with self.ledger.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO intents (created_at, n_requests, status) VALUES (?, ?, 'open')",
+                (_now(), len(ids)),
+            )
+            intent_id = cur.lastrowid
+            db.executemany(
+                "UPDATE requests SET state = 'submitting', intent_id = ?, "
+                "attempts = attempts + 1 WHERE custom_id = ?",
+                [(intent_id, c) for c in ids],
+            )
+        body = [{"custom_id": c, "params": orjson.loads(p)} for c, p in chunk]
+        crashpoint("before_create")
+        try:
+            info = self.backend.create(body)
+        except anthropic.BadRequestError:
+            # The API refused the envelope synchronously: no batch exists.
+            self._abandon_intent(intent_id)
+            raise
+        except (anthropic.APIConnectionError, anthropic.APIStatusError):
+            # The create may or may not have happened: settle it from the batch list.
+            self.recover()
+            raise
+        del body
+        crashpoint("after_create")
+        self._record_batch(intent_id, info, adopted=False)
+        self.submitted_now += len(ids)
+
+    def _record_batch(self, intent_id: int | None, info: BatchInfo, *, adopted: bool) -> None:
+        with self.ledger.transaction() as db:
+            db.execute(
+                "INSERT INTO batches (batch_id, intent_id, created_at, n_requests, status, "
+                "counts, adopted, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    info.id,
+                    intent_id,
+                    info.created_at.isoformat(),
+                    info.total,
+                    info.status,
+                    orjson.dumps(info.counts).decode(),
+                    int(adopted),
+                    _now(),
+                ),
+            )
+            db.execute(
+                "UPDATE intents SET status = 'created', batch_id = ? WHERE id = ?",
+                (info.id, intent_id),
+            )
+            db.execute(
+                "UPDATE requests SET state = 'submitted', batch_id = ? "
+                "WHERE intent_id = ? AND state = 'submitting'",
+                (info.id, intent_id),
+            )
+
+    def _abandon_intent(self, intent_id: int | None) -> None:
+        with self.ledger.transaction() as db:
+            db.execute("UPDATE intents SET status = 'abandoned' WHERE id = ?", (intent_id,))
+            db.execute(
+                "UPDATE requests SET state = 'pending', attempts = attempts - 1, "
+                "intent_id = NULL WHERE intent_id = ? AND state = 'submitting'",
+                (intent_id,),
+            )
+
+    def recover(self) -> None:
+        """Settle open intents: adopt the batch a lost create made, or un-send the chunk."""
+        intents = self.ledger.open_intents()
+        if not intents:
+            return
+        since = min(i["created_at"] for i in intents) - ADOPT_SKEW_SECONDS
+        known = self.ledger.known_batch_ids()
+        candidates = [
+            b
+            for b in self.backend.list_recent(datetime.fromtimestamp(since, UTC))
+            if b.id not in known
+        ]
+        candidates.sort(key=lambda b: b.created_at)  # the API lists newest first
+        for intent in intents:
+            earliest = intent["created_at"] - ADOPT_SKEW_SECONDS
+            match = next(
+                (
+                    b
+                    for b in candidates
+                    if b.total == intent["n_requests"] and b.created_at.timestamp() >= earliest
+                ),
+                None,
+            )
+            if match is None:
+                self._abandon_intent(intent["id"])
+            else:
+                candidates.remove(match)
+                self._record_batch(intent["id"], match, adopted=True)
+
+    # --- polling and collecting -------------------------------------------------------
+
+    def poll(self) -> bool:
+        """Check every open batch once; collect those that ended. True if any ended."""
+        changed = False
+        for batch in self.ledger.open_batches():
+            try:
+                info = self.backend.check(batch["batch_id"])
+            except BatchNotFound:
+                if _now() - batch["recorded_at"] > TRANSIENT_404_SECONDS:
+                    self._lose_batch(batch["batch_id"])
+                    changed = True
+                continue
+            self._update_batch(info)
+            if info.status == "ended":
+                self.collect(batch["batch_id"])
+                changed = True
+        return changed
+
+    def _update_batch(self, info: BatchInfo) -> None:
+        self.ledger.db.execute(
+            "UPDATE batches SET status = ?, counts = ? WHERE batch_id = ?",
+            (info.status, orjson.dumps(info.counts).decode(), info.id),
+        )
+
+    def cancel_open_batches(self) -> list[str]:
+        """Ask the backend to cancel every batch not yet ended; their results still count."""
+        canceled = []
+        for batch in self.ledger.open_batches():
+            if batch["status"] == "ended":
+                continue
+            try:
+                info = self.backend.cancel(batch["batch_id"])
+            except BatchNotFound:
+                continue
+            except anthropic.BadRequestError:
+                continue  # ended meanwhile
+            self._update_batch(info)
+            canceled.append(info.id)
+        return canceled
+
+    def fail_pending(self, reason: str) -> int:
+        """Mark every request not yet submitted as failed (a canceled run)."""
+        data = orjson.dumps({"error_type": "canceled", "error_message": reason})
+        with self.ledger.transaction() as db:
+            ids = [
+                r[0] for r in db.execute("SELECT custom_id FROM requests WHERE state = 'pending'")
+            ]
+            db.executemany(
+                "INSERT OR REPLACE INTO responses VALUES "
+                "(?, (SELECT attempts FROM requests WHERE custom_id = ?), NULL, 'canceled', ?)",
+                [(c, c, data) for c in ids],
+            )
+            db.executemany(
+                "UPDATE requests SET state = 'failed' WHERE custom_id = ?", [(c,) for c in ids]
+            )
+        return len(ids)
+
+    def collect(self, batch_id: str) -> None:
+        """Stream an ended batch's results into the ledger, then reconcile missing ids.
+
+        Idempotent: a request already settled from this batch is skipped, so a stream
+        cut off midway (or a process killed midway) is simply collected again.
+        """
+        expected = self._expected(batch_id)
+        lines = self.backend.fetch(batch_id)
+        buffer: list[ResultLine] = []
+        try:
+            for line in lines:
+                if line.custom_id not in expected:
+                    continue  # settled already, or not ours
+                buffer.append(line)
+                if len(buffer) >= 2000:
+                    self._apply(batch_id, buffer, expected)
+                    buffer = []
+            self._apply(batch_id, buffer, expected)
+        finally:
+            close = getattr(lines, "close", None)
+            if close is not None:
+                close()
+        self._settle_missing(batch_id, expected)
+
+    def _expected(self, batch_id: str) -> dict[str, tuple[int, str]]:
+        rows = self.ledger.db.execute(
+            "SELECT custom_id, attempts, cache_key FROM requests "
+            "WHERE batch_id = ? AND state = 'submitted'",
+            (batch_id,),
+        )
+        return {c: (a, k) for c, a, k in rows}
+
+    def _next_state(self, status: str, error_type: str | None, attempts: int) -> str:
+        if status == "succeeded":
+            return "done"
+        if status == "canceled" or (status == "errored" and error_type in FINAL_ERRORS):
+            return "failed"
+        return "pending" if attempts < self.settings.max_attempts else "failed"
+
+    def _apply(
+        self, batch_id: str, lines: list[ResultLine], expected: dict[str, tuple[int, str]]
+    ) -> None:
+        if not lines:
+            return
+        responses = []
+        updates = []
+        to_cache = []
+        for line in lines:
+            attempts, cache_key = expected.pop(line.custom_id)
+            if line.status == "succeeded":
+                data: dict[str, Any] = dict(line.message or {})
+                to_cache.append((cache_key, data))
+            else:
+                data = {"error_type": line.error_type, "error_message": line.error_message}
+            responses.append((line.custom_id, attempts, batch_id, line.status, orjson.dumps(data)))
+            updates.append(
+                (self._next_state(line.status, line.error_type, attempts), line.custom_id)
+            )
+        if self.cache is not None and to_cache:
+            self.cache.put_many(to_cache)  # before the ledger: a crash between is harmless
+        with self.ledger.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)", responses)
+            db.executemany("UPDATE requests SET state = ? WHERE custom_id = ?", updates)
+        crashpoint("mid_collect")
+
+    def _settle_missing(self, batch_id: str, expected: dict[str, tuple[int, str]]) -> None:
+        self._settle_unanswered(
+            batch_id, expected, "missing", "no result line for this custom_id", "ended"
+        )
+
+    def _lose_batch(self, batch_id: str) -> None:
+        """A batch that stays 404: its unsettled requests count an attempt and go back."""
+        self._settle_unanswered(
+            batch_id,
+            self._expected(batch_id),
+            "batch_not_found",
+            f"batch {batch_id} is gone",
+            "lost",
+        )
+
+    def _settle_unanswered(
+        self,
+        batch_id: str,
+        expected: dict[str, tuple[int, str]],
+        error_type: str,
+        message: str,
+        batch_status: str,
+    ) -> None:
+        """Requests of a batch that got no result: record why, retry or fail them."""
+        data = orjson.dumps({"error_type": error_type, "error_message": message})
+        with self.ledger.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, 'missing', ?)",
+                [(c, a, batch_id, data) for c, (a, _) in expected.items()],
+            )
+            db.executemany(
+                "UPDATE requests SET state = ? WHERE custom_id = ?",
+                [(self._next_state("missing", None, a), c) for c, (a, _) in expected.items()],
+            )
+            db.execute(
+                "UPDATE batches SET status = ?, collected = 1 WHERE batch_id = ?",
+                (batch_status, batch_id),
+            )

@@ -1,0 +1,326 @@
+"""Run folders, the ledger and the response cache.
+
+A run lives in ``<results root>/<eval name>/<run id>/``::
+
+    run.json          the run's identity: id, eval, config path and hash, endpoint, times
+    config.yaml       the config exactly as it was read
+    ledger.sqlite     requests, submission intents, batches, responses (the source of truth)
+    responses.jsonl   the final response of every request, written when the run completes
+    summary.json      counts, tokens and cost per model x variant, written at completion
+
+The ledger and the cache are SQLite databases in WAL mode with append-only named
+migrations (recorded in ``_migrations``, applied on every open). Every state change is
+one transaction, so a process killed at any instant leaves a consistent ledger.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from batchmark._errors import RunNotFound
+
+__all__ = [
+    "CACHE_DIRNAME",
+    "Ledger",
+    "ResponseCache",
+    "RunFolder",
+    "resolve_run",
+    "write_atomic",
+]
+
+CACHE_DIRNAME = ".cache"
+
+Migration = Callable[[sqlite3.Connection], None]
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA foreign_keys=ON")
+    return db
+
+
+def _migrate(db: sqlite3.Connection, migrations: list[tuple[str, Migration]]) -> None:
+    db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL)")
+    done = {row[0] for row in db.execute("SELECT name FROM _migrations")}
+    for name, fn in migrations:
+        if name in done:
+            continue
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            fn(db)
+            db.execute("INSERT INTO _migrations VALUES (?, ?)", (name, time.time()))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+
+class _Transactions:
+    """``with db.transaction():`` — BEGIN IMMEDIATE … COMMIT, ROLLBACK on error."""
+
+    db: sqlite3.Connection
+
+    def transaction(self) -> _Tx:
+        return _Tx(self.db)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class _Tx:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+# --- the ledger -----------------------------------------------------------------------
+
+
+def _script(db: sqlite3.Connection, sql: str) -> None:
+    """Run ``;``-separated statements inside the caller's transaction.
+
+    (``executescript`` would COMMIT first, breaking the migration's atomicity.)
+    """
+    for statement in sql.split(";"):
+        lines = [ln.split("--")[0] for ln in statement.splitlines()]
+        if "".join(lines).strip():
+            db.execute("\n".join(lines))
+
+
+def _m001_initial(db: sqlite3.Connection) -> None:
+    _script(
+        db,
+        """
+        CREATE TABLE requests (
+            custom_id TEXT PRIMARY KEY,
+            seq       INTEGER NOT NULL,
+            variant   TEXT NOT NULL,
+            model_key TEXT NOT NULL,
+            model     TEXT NOT NULL,
+            row_id    TEXT NOT NULL,
+            epoch     INTEGER NOT NULL,
+            cache_key TEXT NOT NULL,
+            params    BLOB NOT NULL,
+            state     TEXT NOT NULL,      -- pending | submitting | submitted | done | failed
+            attempts  INTEGER NOT NULL DEFAULT 0,
+            intent_id INTEGER,
+            batch_id  TEXT
+        );
+        CREATE INDEX requests_by_state ON requests (state, seq);
+        CREATE INDEX requests_by_batch ON requests (batch_id);
+        CREATE INDEX requests_by_intent ON requests (intent_id);
+        CREATE TABLE intents (
+            id          INTEGER PRIMARY KEY,
+            created_at  REAL NOT NULL,    -- local clock, just before create was sent
+            n_requests  INTEGER NOT NULL,
+            status      TEXT NOT NULL,    -- open | created | abandoned
+            batch_id    TEXT
+        );
+        CREATE TABLE batches (
+            batch_id     TEXT PRIMARY KEY,
+            intent_id    INTEGER,
+            created_at   TEXT,
+            n_requests   INTEGER NOT NULL,
+            status       TEXT NOT NULL,   -- in_progress | canceling | ended | lost
+            counts       TEXT,
+            collected    INTEGER NOT NULL DEFAULT 0,
+            adopted      INTEGER NOT NULL DEFAULT 0,
+            recorded_at  REAL NOT NULL
+        );
+        CREATE TABLE responses (
+            custom_id  TEXT NOT NULL,
+            attempt    INTEGER NOT NULL,
+            batch_id   TEXT,
+            status     TEXT NOT NULL,    -- succeeded | errored | expired | canceled | missing
+            data       BLOB NOT NULL,
+            PRIMARY KEY (custom_id, attempt)
+        );
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        """,
+    )
+
+
+LEDGER_MIGRATIONS: list[tuple[str, Migration]] = [("m001_initial", _m001_initial)]
+
+
+class Ledger(_Transactions):
+    """The run's SQLite ledger. One writer: the process running or resuming the run."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.db = _connect(path)
+        _migrate(self.db, LEDGER_MIGRATIONS)
+
+    # meta
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    # counts
+    def state_counts(self) -> dict[str, int]:
+        rows = self.db.execute("SELECT state, count(*) FROM requests GROUP BY state")
+        return {state: n for state, n in rows}
+
+    def total_requests(self) -> int:
+        return self.db.execute("SELECT count(*) FROM requests").fetchone()[0]
+
+    def open_batches(self) -> list[dict[str, Any]]:
+        return self._rows("SELECT * FROM batches WHERE collected = 0 ORDER BY recorded_at")
+
+    def batches(self) -> list[dict[str, Any]]:
+        return self._rows("SELECT * FROM batches ORDER BY recorded_at")
+
+    def open_intents(self) -> list[dict[str, Any]]:
+        return self._rows("SELECT * FROM intents WHERE status = 'open' ORDER BY id")
+
+    def known_batch_ids(self) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT batch_id FROM batches")}
+
+    def _rows(self, sql: str, args: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        cur = self.db.execute(sql, tuple(args))
+        cols = [c[0] for c in cur.description]
+        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+
+# --- the response cache ----------------------------------------------------------------
+
+
+def _c001_initial(db: sqlite3.Connection) -> None:
+    db.execute(
+        "CREATE TABLE responses (cache_key TEXT PRIMARY KEY, data BLOB NOT NULL, "
+        "created_at REAL NOT NULL)"
+    )
+
+
+CACHE_MIGRATIONS: list[tuple[str, Migration]] = [("c001_initial", _c001_initial)]
+
+
+class ResponseCache(_Transactions):
+    """Succeeded responses keyed by the hash of the full request content."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = _connect(path)
+        _migrate(self.db, CACHE_MIGRATIONS)
+
+    def get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT cache_key, data FROM responses WHERE cache_key IN ({marks})"
+            for key, data in self.db.execute(sql, chunk):
+                found[key] = orjson.loads(data)
+        return found
+
+    def put_many(self, items: Iterable[tuple[str, dict[str, Any]]]) -> None:
+        now = time.time()
+        rows = [(k, orjson.dumps(v), now) for k, v in items]
+        if rows:
+            with self.transaction() as db:
+                db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?)", rows)
+
+
+# --- run folders -----------------------------------------------------------------------
+
+
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Write a file so that readers see the old content or the new, never half of it."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        fh.write(data.encode() if isinstance(data, str) else data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class RunFolder:
+    """The files of one run. ``path`` is ``<root>/<eval>/<run id>``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @property
+    def id(self) -> str:
+        return self.path.name
+
+    @property
+    def eval_name(self) -> str:
+        return self.path.parent.name
+
+    @property
+    def results_root(self) -> Path:
+        return self.path.parent.parent
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.path / "ledger.sqlite"
+
+    @property
+    def responses_path(self) -> Path:
+        return self.path / "responses.jsonl"
+
+    @property
+    def summary_path(self) -> Path:
+        return self.path / "summary.json"
+
+    @property
+    def cache_path(self) -> Path:
+        return self.results_root / CACHE_DIRNAME / "responses.sqlite"
+
+    def read_info(self) -> dict[str, Any]:
+        return json.loads((self.path / "run.json").read_text())
+
+    def write_info(self, info: dict[str, Any]) -> None:
+        write_atomic(self.path / "run.json", json.dumps(info, indent=2) + "\n")
+
+    @classmethod
+    def create(cls, root: Path, eval_name: str, run_id: str) -> RunFolder:
+        path = root / eval_name / run_id
+        path.mkdir(parents=True, exist_ok=False)
+        return cls(path)
+
+
+def iter_run_folders(root: Path) -> Iterator[RunFolder]:
+    """Every run folder under a results root, oldest first by run id."""
+    if not root.is_dir():
+        return
+    found = [p.parent for p in root.glob("*/*/run.json")]
+    for path in sorted(found, key=lambda p: p.name):
+        yield RunFolder(path)
+
+
+def resolve_run(ref: str | os.PathLike[str], root: Path) -> RunFolder:
+    """A run id (searched under ``root``) or a run folder's path -> its RunFolder."""
+    path = Path(ref)
+    if (path / "run.json").is_file():
+        return RunFolder(path.resolve())
+    matches = [f for f in iter_run_folders(root) if f.id == str(ref)]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        where = ", ".join(str(m.path) for m in matches)
+        raise RunNotFound(f"run id {ref!r} is ambiguous under {root}: {where}; pass the folder")
+    raise RunNotFound(
+        f"no run {str(ref)!r}: not a run folder (no run.json) and no run with that id under "
+        f"{root}; `batchmark status --results {root}` lists the runs"
+    )

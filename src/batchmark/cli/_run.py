@@ -1,0 +1,304 @@
+"""``batchmark run``, ``resume``, ``status`` and ``cancel``: parse, call, format."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as RichProgress
+from rich.table import Table
+
+from batchmark._batches import Progress
+from batchmark._errors import RunIncomplete
+from batchmark._run import Run, cancel, open_run, resume, run
+from batchmark._store import iter_run_folders
+from batchmark.cli import cli
+
+results_option = click.option(
+    "--results",
+    "results",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("results"),
+    show_default=True,
+    help="Results root: runs live in RESULTS/<eval>/<run id>/.",
+)
+base_url_option = click.option(
+    "--base-url",
+    default=None,
+    help="API endpoint (default: ANTHROPIC_BASE_URL, else the run's recorded endpoint, "
+    "else the real API).",
+)
+poll_option = click.option(
+    "--poll-interval",
+    type=float,
+    default=None,
+    help="Override the config's first poll interval, in seconds.",
+)
+
+
+def _console() -> Console:
+    return Console(stderr=True)
+
+
+@contextlib.contextmanager
+def _progress_display(quiet: bool) -> Iterator[Any]:
+    """A rich progress bar fed from the ledger's counts; a no-op when quiet."""
+    if quiet:
+        yield None
+        return
+    console = _console()
+    bar = RichProgress(
+        TextColumn("[bold]requests"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+    task = bar.add_task("requests", total=None, detail="expanding")
+
+    def update(p: Progress) -> None:
+        open_batches = sum(1 for b in p.batches if not b["collected"])
+        detail = (
+            f"in flight {p.states.get('submitted', 0)} · queued "
+            f"{p.states.get('pending', 0) + p.states.get('submitting', 0)} · failed "
+            f"{p.states.get('failed', 0)} · batches {open_batches} open / {len(p.batches)}"
+        )
+        bar.update(task, total=p.total, completed=p.ended, detail=detail)
+
+    with bar:
+        yield update
+
+
+def _fmt_int(n: int | None) -> str:
+    return "-" if n is None else f"{n:,}"
+
+
+def _fmt_cost(x: float | None) -> str:
+    return "n/a" if x is None else f"${x:,.4f}"
+
+
+def print_summary(handle: Run, console: Console | None = None) -> None:
+    """The end-of-run table: one row per model x variant."""
+    console = console or Console()
+    cells = handle.summary()
+    table = Table(title=f"run {handle.id}", title_justify="left")
+    for col, justify in [
+        ("model", "left"),
+        ("variant", "left"),
+        ("requests", "right"),
+        ("succeeded", "right"),
+        ("errored", "right"),
+        ("cached", "right"),
+        ("input tok", "right"),
+        ("output tok", "right"),
+        ("cache write", "right"),
+        ("cache read", "right"),
+        ("cost (batch)", "right"),
+    ]:
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    total_cost: float | None = 0.0
+    standard: float | None = 0.0
+    for c in cells:
+        table.add_row(
+            c["model"],
+            c["variant"],
+            _fmt_int(c["requests"]),
+            _fmt_int(c["succeeded"]),
+            _fmt_int(c["errored"]),
+            _fmt_int(c["cached"]),
+            _fmt_int(c["input_tokens"]),
+            _fmt_int(c["output_tokens"]),
+            _fmt_int(c["cache_write_tokens"]),
+            _fmt_int(c["cache_read_tokens"]),
+            _fmt_cost(c["cost_usd"]),
+        )
+        if c["cost_usd"] is None or total_cost is None:
+            total_cost = standard = None
+        else:
+            total_cost += c["cost_usd"]
+            standard = (standard or 0.0) + c["cost_standard_usd"]
+    console.print(table)
+    if total_cost is not None and standard is not None:
+        console.print(
+            f"cost {_fmt_cost(total_cost)} at batch prices "
+            f"(standard API: {_fmt_cost(standard)}, saved {_fmt_cost(standard - total_cost)})"
+        )
+    console.print(f"results: {handle.path}")
+
+
+@cli.command("run")
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@results_option
+@click.option("--emulate", is_flag=True, help="Run offline against the bundled emulator.")
+@base_url_option
+@click.option("--no-cache", is_flag=True, help="Ignore the response cache: send every request.")
+@click.option("--detach", is_flag=True, help="Submit the batches, print the run id and exit.")
+@poll_option
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def run_command(
+    config: Path,
+    results: Path,
+    emulate: bool,
+    base_url: str | None,
+    no_cache: bool,
+    detach: bool,
+    poll_interval: float | None,
+    quiet: bool,
+) -> None:
+    """Expand CONFIG into batch requests, submit them and collect every result."""
+    with _progress_display(quiet) as update:
+        handle = run(
+            config,
+            results=results,
+            emulate=emulate,
+            base_url=base_url,
+            use_cache=not no_cache,
+            detach=detach,
+            on_progress=update,
+            poll_interval=poll_interval,
+        )
+    if detach:
+        click.echo(handle.id)
+        return
+    _finish(handle)
+
+
+def _finish(handle: Run) -> None:
+    status = handle.status
+    if not status.complete:
+        raise RunIncomplete(
+            f"run {handle.id}: {status.pending + status.in_flight} requests not ended yet; "
+            f"`batchmark resume {handle.id}` continues it"
+        )
+    print_summary(handle)
+
+
+@cli.command("resume")
+@click.argument("run_ref", metavar="RUN")
+@results_option
+@base_url_option
+@poll_option
+@click.option(
+    "--wait-timeout",
+    type=float,
+    default=None,
+    help="Stop waiting after this many seconds (exit 3; resume again later).",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def resume_command(
+    run_ref: str,
+    results: Path,
+    base_url: str | None,
+    poll_interval: float | None,
+    wait_timeout: float | None,
+    quiet: bool,
+) -> None:
+    """Finish RUN (a run id or folder) without submitting anything twice."""
+    with _progress_display(quiet) as update:
+        handle = resume(
+            run_ref,
+            results=results,
+            base_url=base_url,
+            on_progress=update,
+            poll_interval=poll_interval,
+            wait_timeout=wait_timeout,
+        )
+    _finish(handle)
+
+
+@cli.command("status")
+@click.argument("run_ref", metavar="[RUN]", required=False)
+@results_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+def status_command(run_ref: str | None, results: Path, fmt: str) -> None:
+    """Show RUN and its batches, or every run under the results root."""
+    import json
+
+    if run_ref is None:
+        runs = [Run(f) for f in iter_run_folders(results)]
+        rows = [_status_row(r) for r in runs]
+        if fmt == "json":
+            click.echo(json.dumps(rows, indent=2))
+            return
+        table = Table(title=f"runs under {results}", title_justify="left")
+        for col in ("run", "eval", "state", "requests", "done", "failed", "in flight", "queued"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(
+                r["run"],
+                r["eval"],
+                r["state"],
+                *(str(r[k]) for k in ("total", "done", "failed", "in_flight", "pending")),
+            )
+        Console().print(table)
+        return
+    handle = open_run(run_ref, results)
+    row = _status_row(handle)
+    batches = handle.batches()
+    if fmt == "json":
+        row["batches"] = batches
+        click.echo(json.dumps(row, indent=2))
+        return
+    console = Console()
+    console.print(
+        f"run {row['run']} ({row['eval']}): {row['state']} — {row['done']} done, "
+        f"{row['failed']} failed, {row['in_flight']} in flight, {row['pending']} queued "
+        f"of {row['total']}"
+    )
+    if batches:
+        table = Table(title="batches", title_justify="left")
+        for col in ("batch", "status", "requests", "counts", "collected", "adopted"):
+            table.add_column(col)
+        for b in batches:
+            table.add_row(
+                b["batch_id"],
+                b["status"],
+                str(b["n_requests"]),
+                b["counts"] or "",
+                "yes" if b["collected"] else "no",
+                "yes" if b["adopted"] else "no",
+            )
+        console.print(table)
+
+
+def _status_row(handle: Run) -> dict[str, Any]:
+    s = handle.status
+    return {
+        "run": handle.id,
+        "eval": handle.folder.eval_name,
+        "path": str(handle.path),
+        "state": s.state,
+        "total": s.total,
+        "done": s.done,
+        "failed": s.failed,
+        "in_flight": s.in_flight,
+        "pending": s.pending,
+    }
+
+
+@cli.command("cancel")
+@click.argument("run_ref", metavar="RUN")
+@results_option
+@base_url_option
+def cancel_command(run_ref: str, results: Path, base_url: str | None) -> None:
+    """Cancel RUN's in-flight batches and stop it from submitting more."""
+    ids = cancel(run_ref, results=results, base_url=base_url)
+    for batch_id in ids:
+        click.echo(f"canceling {batch_id}")
+    click.echo(
+        f"canceled {len(ids)} batch(es); `batchmark resume {run_ref}` collects what finished"
+    )

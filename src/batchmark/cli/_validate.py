@@ -1,0 +1,106 @@
+"""``batchmark validate`` and ``batchmark schema``: check a config before spending money."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from batchmark._config import config_json_schema, load_config
+from batchmark._errors import BatchmarkError
+from batchmark._grid import validate_spec
+from batchmark.cli import cli
+
+
+def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Print a user mistake in one message and exit with its code (also under CliRunner)."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except BatchmarkError as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(err.exit_code)
+
+    return wrapper
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "kB", "MB"):
+        if n < 1000 or unit == "MB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000  # type: ignore[assignment]
+    raise AssertionError
+
+
+@cli.command()
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output for people (text) or programs (json).",
+)
+@_user_errors
+def validate(config: Path, fmt: str) -> None:
+    """Check CONFIG and render every request without sending anything.
+
+    Loads the dataset, renders each prompt for each row, and reports the grid's size:
+    rows, variants, models, epochs, requests, bytes and batches. Exits 2 on the first
+    problem, naming the file, field, row and variable.
+    """
+    spec = load_config(config)
+    report = validate_spec(spec)
+    if fmt == "json":
+        data = {"config": str(spec.path), "hash": spec.hash, **report.as_dict()}
+        click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+        return
+    models = ", ".join(m.key for m in spec.models)
+    variants = ", ".join(v.name for v in spec.prompts)
+    lines = [
+        f"{spec.path}: OK ({report.name})",
+        f"  rows      {report.rows}",
+        f"  variants  {report.variants} ({variants})",
+        f"  models    {report.models} ({models})",
+        f"  epochs    {report.epochs}",
+        f"  requests  {report.requests}",
+        f"  size      {_size(report.total_bytes)} total, largest request "
+        f"{_size(report.largest_request_bytes)}",
+        f"  batches   {report.batches} (at most {spec.batch.max_requests} requests and "
+        f"{spec.batch.max_bytes} bytes each)",
+        f"  tokens    ~{report.approx_input_tokens} input (approximate), at most "
+        f"{report.max_output_tokens} output",
+    ]
+    if report.cached:
+        pairs = ", ".join(f"{v} x {m}" for v, m in report.cached)
+        lines.append(f"  prompt cache: system prompt cached for {pairs}")
+    click.echo("\n".join(lines))
+
+
+@cli.command()
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the schema to this file instead of standard output.",
+)
+def schema(output: Path | None) -> None:
+    """Print the JSON Schema of eval config files.
+
+    Point your editor at it: put `# yaml-language-server: $schema=<file>` at the top of
+    a config.
+    """
+    text = orjson.dumps(config_json_schema(), option=orjson.OPT_INDENT_2).decode() + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)

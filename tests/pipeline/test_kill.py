@@ -1,0 +1,122 @@
+"""kill -9 a real `batchmark run` process, resume it, and compare with a clean run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+import batchmark
+
+from .support import LiveEmulator, write_config
+
+BATCH = {"max_requests": 4, "max_in_flight": 2}
+
+
+def _start(config: Path, results: Path, live: LiveEmulator, crashpoint: str | None = None):
+    env = {
+        **os.environ,
+        "ANTHROPIC_BASE_URL": live.base_url,
+        "ANTHROPIC_API_KEY": "test-key",
+    }
+    if crashpoint:
+        env["BATCHMARK_CRASHPOINT"] = crashpoint
+    cmd = [sys.executable, "-m", "batchmark", "run", str(config), "--results", str(results), "-q"]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _only_run(results: Path) -> batchmark.Run:
+    folders = [p for p in results.glob("arith/*") if not p.name.startswith(".")]
+    assert len(folders) == 1, folders
+    return batchmark.open_run(folders[0])
+
+
+def _outcome(run: batchmark.Run) -> list[tuple[str, str, str | None]]:
+    return sorted((r["custom_id"], r["status"], r["text"]) for r in run.responses())
+
+
+@pytest.fixture
+def reference(tmp_path: Path) -> list[tuple[str, str, str | None]]:
+    """The responses of an uninterrupted run of the same config (its own emulator)."""
+    config = write_config(tmp_path / "ref-cfg", batch=BATCH, emulator={"responder": "echo"})
+    run = batchmark.run(config, results=tmp_path / "ref-results", emulate=True)
+    return _outcome(run)
+
+
+@pytest.mark.parametrize(
+    "crashpoint", ["after_expand", "before_create", "after_create", "mid_collect"]
+)
+def test_resume_after_kill_at_a_crashpoint_submits_nothing_twice(
+    live: LiveEmulator, tmp_path: Path, reference: list, crashpoint: str
+) -> None:
+    live.emu.processing_seconds = 0.05
+    config = write_config(tmp_path / "cfg", batch=BATCH)
+    results = tmp_path / "results"
+
+    proc = _start(config, results, live, crashpoint)
+    proc.communicate(timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+
+    run = batchmark.resume(_only_run(results).id, results=results, poll_interval=0.02)
+
+    assert run.status.complete
+    assert _outcome(run) == reference
+    assert max(Counter(live.submitted()).values()) == 1
+    assert sum(b.request_counts.succeeded for b in live.batch_list()) == len(reference)
+
+
+def test_resume_adopts_the_batch_whose_create_was_never_recorded(
+    live: LiveEmulator, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path / "cfg", batch=BATCH)
+    results = tmp_path / "results"
+    proc = _start(config, results, live, "after_create")
+    proc.communicate(timeout=120)
+    assert len(live.batch_list()) == 1  # created on the server, unknown to the ledger
+
+    run = batchmark.resume(_only_run(results).path, results=results, poll_interval=0.02)
+
+    adopted = [b for b in run.batches() if b["adopted"]]
+    assert [b["batch_id"] for b in adopted] == [live.batch_list()[-1].id]
+
+
+@pytest.mark.parametrize("when", ["first batch in flight", "half collected"])
+def test_resume_after_kill_while_running_matches_a_clean_run(
+    live: LiveEmulator, tmp_path: Path, reference: list, when: str
+) -> None:
+    live.emu.processing_seconds = 0.3
+    config = write_config(tmp_path / "cfg", batch=BATCH)
+    results = tmp_path / "results"
+    proc = _start(config, results, live)
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None:
+        ledgers = [p for p in results.glob("arith/*/ledger.sqlite") if "partial" not in str(p)]
+        if ledgers:
+            db = sqlite3.connect(ledgers[0])
+            try:
+                batches, collected = db.execute(
+                    "SELECT count(*), coalesce(sum(collected), 0) FROM batches"
+                ).fetchone()
+            except sqlite3.OperationalError:
+                batches = collected = 0
+            finally:
+                db.close()
+            if (when == "first batch in flight" and batches >= 1) or (
+                when == "half collected" and collected >= 3
+            ):
+                break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+
+    run = batchmark.resume(_only_run(results).id, results=results, poll_interval=0.02)
+
+    assert _outcome(run) == reference
+    assert max(Counter(live.submitted()).values()) == 1
