@@ -28,7 +28,15 @@ from batchmark._config import EvalSpec, load_config
 from batchmark._errors import BatchmarkError, ConfigError
 from batchmark._grid import expand
 from batchmark._pricing import cost_usd, price_for
-from batchmark._store import Ledger, ResponseCache, RunFolder, resolve_run, write_atomic
+from batchmark._store import (
+    Ledger,
+    ResponseCache,
+    RunFolder,
+    cache_path,
+    endpoint_name,
+    resolve_run,
+    write_atomic,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -222,6 +230,7 @@ def summarize(responses: Iterator[dict[str, Any]], pricing: dict[str, Any]) -> l
                 "cache_read_tokens": 0,
                 "cost_usd": 0.0,
                 "cost_standard_usd": 0.0,
+                "reused_cost_usd": 0.0,
                 "priced": True,
             }
         cell["requests"] += 1
@@ -234,19 +243,19 @@ def summarize(responses: Iterator[dict[str, Any]], pricing: dict[str, Any]) -> l
         cell["output_tokens"] += usage.get("output_tokens", 0)
         cell["cache_write_tokens"] += usage.get("cache_creation_input_tokens", 0)
         cell["cache_read_tokens"] += usage.get("cache_read_input_tokens", 0)
-        if r["cached"]:
-            cell["cached"] += 1
-            continue  # paid for in an earlier run
+        cell["cached"] += bool(r["cached"])
         price = price_for(r["model"], pricing)
         if price is None:
             cell["priced"] = False
-            continue
-        cell["cost_usd"] += cost_usd(usage, price, batch=True)
-        cell["cost_standard_usd"] += cost_usd(usage, price, batch=False)
+        elif r["cached"]:  # paid for by an earlier run
+            cell["reused_cost_usd"] += cost_usd(usage, price, batch=True)
+        else:
+            cell["cost_usd"] += cost_usd(usage, price, batch=True)
+            cell["cost_standard_usd"] += cost_usd(usage, price, batch=False)
     out = []
     for cell in cells.values():
         if not cell.pop("priced"):
-            cell["cost_usd"] = cell["cost_standard_usd"] = None
+            cell["cost_usd"] = cell["cost_standard_usd"] = cell["reused_cost_usd"] = None
         out.append(cell)
     return out
 
@@ -396,6 +405,7 @@ def _create_run_folder(
 ) -> RunFolder:
     """Expand into a hidden folder, then rename: a failed expansion leaves nothing."""
     run_id = _new_run_id()
+    endpoint_url = None if emulate else base_url or os.environ.get("ANTHROPIC_BASE_URL")
     partial = root / spec.name / f".{run_id}.partial"
     partial.mkdir(parents=True)
     try:
@@ -406,7 +416,8 @@ def _create_run_folder(
             "created_at": datetime.now(UTC).isoformat(),
             "config_path": str(spec.path),
             "config_hash": spec.hash,
-            "base_url": base_url or os.environ.get("ANTHROPIC_BASE_URL"),
+            "base_url": endpoint_url,
+            "endpoint": endpoint_name(endpoint_url, emulate),
             "api_version": spec.api_version,
             "emulated": emulate,
             "use_cache": use_cache,
@@ -415,7 +426,7 @@ def _create_run_folder(
         }
         RunFolder(partial).write_info(info)
         ledger = Ledger(partial / "ledger.sqlite")
-        cache = ResponseCache(root / ".cache" / "responses.sqlite") if use_cache else None
+        cache = ResponseCache(cache_path(root, info["endpoint"])) if use_cache else None
         try:
             _expand_into(ledger, spec, cache)
         finally:

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -32,6 +34,8 @@ __all__ = [
     "Ledger",
     "ResponseCache",
     "RunFolder",
+    "cache_path",
+    "endpoint_name",
     "resolve_run",
     "write_atomic",
 ]
@@ -243,6 +247,26 @@ class ResponseCache(_Transactions):
 # --- run folders -----------------------------------------------------------------------
 
 
+def endpoint_name(base_url: str | None, emulated: bool) -> str:
+    """The identity of where responses come from: caches never mix endpoints.
+
+    An emulated run must never serve its stand-in answers to a run against the real
+    API, so each endpoint (``emulator``, ``api.anthropic.com``, a gateway's host:port)
+    has its own cache file.
+    """
+    if emulated:
+        return "emulator"
+    if not base_url:
+        return "api.anthropic.com"
+    netloc = urlsplit(base_url).netloc or base_url
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", netloc)
+
+
+def cache_path(root: Path, endpoint: str) -> Path:
+    """The response cache of one endpoint under a results root."""
+    return root / CACHE_DIRNAME / f"responses-{endpoint}.sqlite"
+
+
 def write_atomic(path: Path, data: bytes | str) -> None:
     """Write a file so that readers see the old content or the new, never half of it."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -285,7 +309,7 @@ class RunFolder:
 
     @property
     def cache_path(self) -> Path:
-        return self.results_root / CACHE_DIRNAME / "responses.sqlite"
+        return cache_path(self.results_root, self.read_info().get("endpoint", "emulator"))
 
     def read_info(self) -> dict[str, Any]:
         return json.loads((self.path / "run.json").read_text())

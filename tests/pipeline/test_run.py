@@ -74,7 +74,10 @@ def test_rerun_of_unchanged_config_submits_nothing(live: LiveEmulator, tmp_path:
     assert len(live.batch_list()) == batches_before
     assert [r["text"] for r in second.responses()] == [r["text"] for r in first.responses()]
     assert all(r["cached"] for r in second.responses())
-    assert all(c["cost_usd"] == 0 for c in second.summary())
+    first_cost = {(c["model"], c["variant"]): c["cost_usd"] for c in first.summary()}
+    for cell in second.summary():
+        assert cell["cost_usd"] == 0
+        assert cell["reused_cost_usd"] == pytest.approx(first_cost[cell["model"], cell["variant"]])
 
 
 def test_editing_one_variant_resubmits_only_its_cells(live: LiveEmulator, tmp_path: Path) -> None:
@@ -94,6 +97,18 @@ def test_editing_one_variant_resubmits_only_its_cells(live: LiveEmulator, tmp_pa
     assert len(resent) == len(ROWS) * 2
     variants = {r["custom_id"]: r["variant"] for r in run.requests()}
     assert {variants[c] for c in resent} == {"terse"}
+
+
+def test_emulated_responses_are_never_reused_against_another_endpoint(
+    live: LiveEmulator, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path / "cfg", emulator={"responder": "echo"})
+    batchmark.run(config, results=tmp_path / "results", emulate=True)
+
+    run = batchmark.run(config, results=tmp_path / "results")
+
+    assert len(live.submitted()) == N_CELLS
+    assert not any(r["cached"] for r in run.responses())
 
 
 def test_no_cache_submits_everything_again(live: LiveEmulator, tmp_path: Path) -> None:

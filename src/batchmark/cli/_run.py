@@ -84,27 +84,26 @@ def _fmt_cost(x: float | None) -> str:
     return "n/a" if x is None else f"${x:,.4f}"
 
 
+def _stdout() -> Console:
+    """The console for tables: full width on a terminal, 160 columns in a pipe or log."""
+    console = Console()
+    return console if console.is_terminal else Console(width=160)
+
+
 def print_summary(handle: Run, console: Console | None = None) -> None:
     """The end-of-run table: one row per model x variant."""
-    console = console or Console()
+    console = console or _stdout()
     cells = handle.summary()
     table = Table(title=f"run {handle.id}", title_justify="left")
-    for col, justify in [
-        ("model", "left"),
-        ("variant", "left"),
-        ("requests", "right"),
-        ("succeeded", "right"),
-        ("errored", "right"),
-        ("cached", "right"),
-        ("input tok", "right"),
-        ("output tok", "right"),
-        ("cache write", "right"),
-        ("cache read", "right"),
-        ("cost (batch)", "right"),
-    ]:
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    table.add_column("model")
+    table.add_column("variant")
+    for col in ("requests", "ok", "errored", "cached", "input tok", "output tok", "cache w/r"):
+        table.add_column(col, justify="right")
+    table.add_column("cost (batch)", justify="right")
     total_cost: float | None = 0.0
     standard: float | None = 0.0
+    reused = sum(c["cached"] for c in cells)
+    reused_cost = sum(c["reused_cost_usd"] or 0.0 for c in cells)
     for c in cells:
         table.add_row(
             c["model"],
@@ -115,20 +114,26 @@ def print_summary(handle: Run, console: Console | None = None) -> None:
             _fmt_int(c["cached"]),
             _fmt_int(c["input_tokens"]),
             _fmt_int(c["output_tokens"]),
-            _fmt_int(c["cache_write_tokens"]),
-            _fmt_int(c["cache_read_tokens"]),
+            f"{_fmt_int(c['cache_write_tokens'])}/{_fmt_int(c['cache_read_tokens'])}",
             _fmt_cost(c["cost_usd"]),
         )
-        if c["cost_usd"] is None or total_cost is None:
+        if c["cost_usd"] is None or total_cost is None or standard is None:
             total_cost = standard = None
         else:
             total_cost += c["cost_usd"]
-            standard = (standard or 0.0) + c["cost_standard_usd"]
+            standard += c["cost_standard_usd"]
     console.print(table)
     if total_cost is not None and standard is not None:
         console.print(
             f"cost {_fmt_cost(total_cost)} at batch prices "
             f"(standard API: {_fmt_cost(standard)}, saved {_fmt_cost(standard - total_cost)})"
+        )
+    else:
+        console.print("cost: n/a for models without a price (add them under `pricing:`)")
+    if reused:
+        console.print(
+            f"{reused:,} responses reused from the cache (worth {_fmt_cost(reused_cost)}, "
+            "not paid again; --no-cache sends them anyway)"
         )
     console.print(f"results: {handle.path}")
 
@@ -244,7 +249,7 @@ def status_command(run_ref: str | None, results: Path, fmt: str) -> None:
                 r["state"],
                 *(str(r[k]) for k in ("total", "done", "failed", "in_flight", "pending")),
             )
-        Console().print(table)
+        _stdout().print(table)
         return
     handle = open_run(run_ref, results)
     row = _status_row(handle)
@@ -253,7 +258,7 @@ def status_command(run_ref: str | None, results: Path, fmt: str) -> None:
         row["batches"] = batches
         click.echo(json.dumps(row, indent=2))
         return
-    console = Console()
+    console = _stdout()
     console.print(
         f"run {row['run']} ({row['eval']}): {row['state']} — {row['done']} done, "
         f"{row['failed']} failed, {row['in_flight']} in flight, {row['pending']} queued "
