@@ -1,6 +1,9 @@
 """batchmark: LLM evaluations on Anthropic's Message Batches API.
 
+Example::
+
     import batchmark
+
     spec = batchmark.load_config("configs/quickstart.yaml")
     run = batchmark.run(spec, emulate=True)
     run.responses_df()

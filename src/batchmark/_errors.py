@@ -46,8 +46,10 @@ class ConfigError(BatchmarkError):
         if len(self.errors) == 1:
             msg = head + self.errors[0]
         else:
-            msg = head + f"{len(self.errors)} problems:\n" + "\n".join(
-                f"  - {e}" for e in self.errors
+            msg = (
+                head
+                + f"{len(self.errors)} problems:\n"
+                + "\n".join(f"  - {e}" for e in self.errors)
             )
         if hint:
             msg += f"\n  hint: {hint}"
@@ -57,8 +59,9 @@ class ConfigError(BatchmarkError):
 class RenderError(ConfigError):
     """A prompt template could not be rendered for one dataset row."""
 
-    def __init__(self, file: str | None, variant: str, row_id: str, detail: str,
-                 hint: str | None = None):
+    def __init__(
+        self, file: str | None, variant: str, row_id: str, detail: str, hint: str | None = None
+    ):
         self.variant = variant
         self.row_id = row_id
         super().__init__(file, f"prompt variant {variant!r}, row {row_id!r}: {detail}", hint)
