@@ -1,0 +1,46 @@
+"""The README cannot drift: its examples run, its commands are the ones CI runs."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from batchmark.cli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+
+def _blocks(lang: str) -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)```", README, flags=re.S)
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    test_command = next(b.strip() for b in _blocks("sh") if "pytest" in b)
+    assert test_command in ci_lines
+
+
+def test_readme_main_job_runs_the_quickstart_offline() -> None:
+    main_job = _blocks("sh")[0].strip()
+    assert main_job.endswith("batchmark run configs/quickstart.yaml --emulate")
+    assert (ROOT / "configs" / "quickstart.yaml").is_file()
+
+
+def test_readme_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shutil.copytree(ROOT / "configs", tmp_path / "configs")
+    shutil.copytree(ROOT / "evals", tmp_path / "evals")
+    monkeypatch.chdir(tmp_path)
+    example = next(b for b in _blocks("python") if "import batchmark" in b)
+
+    exec(compile(example, "README.md", "exec"), {})
+
+    assert list((tmp_path / "results" / "quickstart").iterdir())
+
+
+@pytest.mark.parametrize("name", sorted(cli.commands))
+def test_every_command_is_in_the_cli_reference(name: str) -> None:
+    assert f"`batchmark {name}" in README
