@@ -1,0 +1,87 @@
+"""Serving: uvicorn in a background thread (for tests) or in the foreground (the CLI)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import uvicorn
+from starlette.types import ASGIApp
+
+__all__ = ["base_url_of", "bind", "serve_forever", "serve_in_thread"]
+
+STARTUP_TIMEOUT = 10.0
+
+
+class _QuietCutoffs(logging.Filter):
+    """Hides uvicorn's error line for a results stream the emulator cuts off on purpose."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "returned without completing response" not in record.getMessage()
+
+
+_FILTER = _QuietCutoffs()
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket (port 0 picks a free port)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def base_url_of(sock: socket.socket) -> str:
+    """``http://host:port`` of a bound socket."""
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _server(app: ASGIApp, log_level: str) -> uvicorn.Server:
+    logging.getLogger("uvicorn.error").addFilter(_FILTER)
+    config = uvicorn.Config(
+        app,
+        log_level=log_level,
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=2,
+        log_config=None,
+    )
+    return uvicorn.Server(config)
+
+
+@contextmanager
+def serve_in_thread(app: ASGIApp, host: str, port: int) -> Iterator[str]:
+    """Serve ``app`` in a daemon thread; yield its base URL; stop and join on exit."""
+    sock = bind(host, port)
+    server = _server(app, "warning")
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="batchmark-emulator", daemon=True
+    )
+    thread.start()
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the emulator's server did not start")
+            time.sleep(0.005)
+        yield base_url_of(sock)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+def serve_forever(app: ASGIApp, sock: socket.socket) -> None:
+    """Serve ``app`` on ``sock`` in this thread until SIGINT or SIGTERM."""
+    try:
+        _server(app, "info").run(sockets=[sock])
+    finally:
+        sock.close()
