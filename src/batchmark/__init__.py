@@ -10,6 +10,7 @@ Example::
 """
 
 from batchmark._config import EvalSpec, config_json_schema, load_config
+from batchmark._driver import cancel, resume, run, score
 from batchmark._errors import (
     BatchmarkError,
     ConfigError,
@@ -20,7 +21,7 @@ from batchmark._errors import (
     RunNotFound,
 )
 from batchmark._grid import Request, ValidationReport, expand, make_custom_id, validate_spec
-from batchmark._run import Run, RunStatus, cancel, open_run, resume, run
+from batchmark._run import Run, RunStatus, open_run
 
 __all__ = [
     "BatchmarkError",
@@ -42,6 +43,7 @@ __all__ = [
     "RunIncomplete",
     "RunNotFound",
     "RunStatus",
+    "score",
     "validate_spec",
     "ValidationReport",
 ]

@@ -160,7 +160,33 @@ def _m001_initial(db: sqlite3.Connection) -> None:
     )
 
 
-LEDGER_MIGRATIONS: list[tuple[str, Migration]] = [("m001_initial", _m001_initial)]
+def _m002_judges_and_scores(db: sqlite3.Connection) -> None:
+    """Judge requests share the requests table (and so the batch machinery); scores."""
+    _script(
+        db,
+        """
+        ALTER TABLE requests ADD COLUMN kind TEXT NOT NULL DEFAULT 'candidate';
+        ALTER TABLE requests ADD COLUMN parent_id TEXT;   -- a judge request's candidate
+        ALTER TABLE requests ADD COLUMN scorer TEXT;      -- a judge request's judge
+        CREATE INDEX requests_by_kind ON requests (kind, seq);
+        CREATE TABLE scores (
+            custom_id   TEXT NOT NULL,    -- the candidate request
+            scorer      TEXT NOT NULL,
+            value       REAL,
+            passed      INTEGER,
+            invalid     INTEGER NOT NULL DEFAULT 0,
+            explanation TEXT NOT NULL DEFAULT '',
+            answer      TEXT,             -- JSON of what was extracted / compared
+            PRIMARY KEY (custom_id, scorer)
+        );
+        """,
+    )
+
+
+LEDGER_MIGRATIONS: list[tuple[str, Migration]] = [
+    ("m001_initial", _m001_initial),
+    ("m002_judges_and_scores", _m002_judges_and_scores),
+]
 
 
 class Ledger(_Transactions):

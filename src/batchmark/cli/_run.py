@@ -14,8 +14,9 @@ from rich.progress import Progress as RichProgress
 from rich.table import Table
 
 from batchmark._batches import Progress
+from batchmark._driver import cancel, resume, run
 from batchmark._errors import RunIncomplete
-from batchmark._run import Run, cancel, open_run, resume, run
+from batchmark._run import Run, open_run
 from batchmark._store import iter_run_folders
 from batchmark.cli import cli
 

@@ -1,0 +1,470 @@
+"""Creating and driving runs: ``run``, ``resume``, ``cancel`` and ``score``.
+
+``run(config)`` renders every request into a new run folder's ledger, then drives its
+batches; ``resume(run)`` drives a detached or interrupted run to its end; ``cancel``
+stops one; ``score`` scores a run again (asking judges what they have not been asked).
+One driver at a time holds a run's lock. Driving means: candidate batches until every
+candidate ended, then the judge requests (same machinery), then scores, then the
+run's files (responses.jsonl, scores.jsonl, summary.json).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from batchmark._backend import AnthropicBackend, make_client
+from batchmark._batches import BatchRunner, BatchSettings, Progress, crashpoint
+from batchmark._config import EvalSpec, load_config
+from batchmark._errors import BatchmarkError, ConfigError
+from batchmark._grid import expand
+from batchmark._responses import final_responses
+from batchmark._run import DEFAULT_RESULTS, Run, open_run
+from batchmark._scoring import iter_scores, judge_requests, judges_of, score_run, scores_summary
+from batchmark._store import (
+    Ledger,
+    ResponseCache,
+    RunFolder,
+    cache_path,
+    endpoint_name,
+    write_atomic,
+)
+
+__all__ = ["cancel", "resume", "run", "score"]
+
+ProgressFn = Callable[[Progress], None]
+INSERT_CHUNK = 5000
+
+
+def _build_scorers(spec: EvalSpec) -> list[Any]:
+    build = getattr(spec, "build_scorers", None)  # TODO(dev): until config has scorers
+    return build() if build is not None else []
+
+
+def _new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+
+
+def _settings(spec: EvalSpec) -> BatchSettings:
+    b = spec.batch
+    return BatchSettings(
+        max_requests=b.max_requests,
+        max_bytes=b.max_bytes,
+        max_in_flight=b.max_in_flight,
+        poll_interval=b.poll_interval,
+        max_poll_interval=b.max_poll_interval,
+        max_attempts=b.max_attempts,
+    )
+
+
+def _insert_requests(
+    ledger: Ledger,
+    requests: Iterable[Any],
+    cache: ResponseCache | None,
+    *,
+    kind: str = "candidate",
+    file: str | None = None,
+) -> int:
+    """Write requests into the ledger in chunks; cache hits arrive already done.
+
+    ``requests`` are grid ``Request``s or ``JudgeRequest``s (same fields, judges add
+    ``parent_id`` and ``scorer``). Returns how many were written.
+    """
+    seq = ledger.db.execute("SELECT coalesce(max(seq), -1) + 1 FROM requests").fetchone()[0]
+    written = 0
+    chunk: list[Any] = []
+
+    def flush() -> None:
+        nonlocal seq, written
+        hits = cache.get_many([r.cache_key for r in chunk]) if cache is not None else {}
+        rows, responses = [], []
+        for r in chunk:
+            hit = hits.get(r.cache_key)
+            rows.append(
+                (
+                    r.custom_id,
+                    seq,
+                    r.variant,
+                    r.model_key,
+                    r.model,
+                    r.row_id,
+                    r.epoch,
+                    r.cache_key,
+                    orjson.dumps(r.params),
+                    "done" if hit else "pending",
+                    kind,
+                    getattr(r, "parent_id", None),
+                    getattr(r, "scorer", None),
+                )
+            )
+            seq += 1
+            if hit:
+                data = orjson.dumps({**hit, "cached": True})
+                responses.append((r.custom_id, 0, None, "succeeded", data))
+        with ledger.transaction() as db:
+            try:
+                db.executemany(
+                    "INSERT INTO requests (custom_id, seq, variant, model_key, model, row_id, "
+                    "epoch, cache_key, params, state, kind, parent_id, scorer) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+            except Exception as err:
+                if "UNIQUE" in str(err):
+                    raise ConfigError(
+                        file,
+                        f"two requests share a custom_id ({err}); rename a variant, model, "
+                        "row id or scorer",
+                    ) from err
+                raise
+            db.executemany("INSERT INTO responses VALUES (?, ?, ?, ?, ?)", responses)
+        written += len(rows)
+        chunk.clear()
+
+    for request in requests:
+        chunk.append(request)
+        if len(chunk) >= INSERT_CHUNK:
+            flush()
+    if chunk:
+        flush()
+    return written
+
+
+def run(
+    config: EvalSpec | str | os.PathLike[str],
+    *,
+    results: str | os.PathLike[str] = DEFAULT_RESULTS,
+    emulate: bool = False,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    use_cache: bool = True,
+    detach: bool = False,
+    on_progress: ProgressFn | None = None,
+    poll_interval: float | None = None,
+) -> Run:
+    """Expand a config, submit its batches and (unless ``detach``) collect and score.
+
+    Everything is rendered and written to the ledger before the first batch is sent, so
+    a template or dataset error costs nothing. ``emulate`` runs against the bundled
+    emulator in-process with the config's ``emulator:`` settings.
+    """
+    spec = config if isinstance(config, EvalSpec) else load_config(config)
+    if emulate and detach:
+        raise ConfigError(
+            None,
+            "--detach cannot be combined with --emulate: the in-process emulator stops "
+            "when the command exits",
+            hint="start `batchmark emulator` separately and set ANTHROPIC_BASE_URL",
+        )
+    if not emulate:
+        make_client(base_url=base_url, api_key=api_key)  # fail early without a key
+    _build_scorers(spec)  # a broken scorer is a config error before anything is sent
+    folder = _create_run_folder(
+        Path(results), spec, use_cache=use_cache, emulate=emulate, base_url=base_url
+    )
+    handle = Run(folder)
+    crashpoint("after_expand")
+    with _endpoint(spec, emulate, base_url, api_key) as (url, key):
+        _drive(
+            handle,
+            spec,
+            base_url=url,
+            api_key=key,
+            detach=detach,
+            on_progress=on_progress,
+            poll_interval=poll_interval,
+        )
+    return handle
+
+
+@contextlib.contextmanager
+def _endpoint(
+    spec: EvalSpec, emulate: bool, base_url: str | None, api_key: str | None
+) -> Iterator[tuple[str | None, str | None]]:
+    """(base URL, key) to drive with: an in-process emulator when ``emulate``."""
+    if not emulate:
+        yield base_url, api_key
+        return
+    from batchmark.emulator import Emulator
+
+    settings = spec.emulator
+    emulator = Emulator(
+        responder=settings.responder,
+        faults=settings.faults,
+        processing_seconds=settings.processing_seconds,
+        seed=settings.seed,
+    )
+    with emulator.serve() as url:
+        yield url, "emulator"
+
+
+def _create_run_folder(
+    root: Path, spec: EvalSpec, *, use_cache: bool, emulate: bool, base_url: str | None
+) -> RunFolder:
+    """Expand into a hidden folder, then rename: a failed expansion leaves nothing."""
+    run_id = _new_run_id()
+    endpoint_url = None if emulate else base_url or os.environ.get("ANTHROPIC_BASE_URL")
+    partial = root / spec.name / f".{run_id}.partial"
+    partial.mkdir(parents=True)
+    try:
+        (partial / "config.yaml").write_text(spec.text)
+        info = {
+            "run_id": run_id,
+            "eval": spec.name,
+            "created_at": datetime.now(UTC).isoformat(),
+            "config_path": str(spec.path),
+            "config_hash": spec.hash,
+            "base_url": endpoint_url,
+            "endpoint": endpoint_name(endpoint_url, emulate),
+            "api_version": spec.api_version,
+            "emulated": emulate,
+            "use_cache": use_cache,
+            "pricing": {k: dict(v) for k, v in (spec.pricing or {}).items()},
+            "settings": dataclasses.asdict(_settings(spec)),
+        }
+        RunFolder(partial).write_info(info)
+        ledger = Ledger(partial / "ledger.sqlite")
+        cache = ResponseCache(cache_path(root, info["endpoint"])) if use_cache else None
+        try:
+            _insert_requests(ledger, expand(spec), cache, file=str(spec.path))
+        finally:
+            ledger.close()
+            if cache is not None:
+                cache.close()
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    final = root / spec.name / run_id
+    os.replace(partial, final)
+    return RunFolder(final)
+
+
+@contextlib.contextmanager
+def _lock(folder: RunFolder) -> Iterator[None]:
+    """One process drives a run at a time; the OS drops the lock if it is killed."""
+    fh = open(folder.path / ".lock", "w")  # noqa: SIM115
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BatchmarkError(
+                f"run {folder.id} is being driven by another batchmark process; wait for "
+                "it, or stop it first"
+            ) from None
+        yield
+    finally:
+        fh.close()
+
+
+def _drive(
+    handle: Run,
+    spec: EvalSpec,
+    *,
+    base_url: str | None,
+    api_key: str | None,
+    detach: bool = False,
+    on_progress: ProgressFn | None = None,
+    poll_interval: float | None = None,
+    deadline: float | None = None,
+    only_scorers: Iterable[str] | None = None,
+) -> bool:
+    """Candidates, then judges, then scores and files. True once everything ended."""
+    folder = handle.folder
+    info = folder.read_info()
+    settings = _settings(spec)
+    if poll_interval is not None:
+        settings = dataclasses.replace(
+            settings,
+            poll_interval=poll_interval,
+            max_poll_interval=max(
+                poll_interval, min(settings.max_poll_interval, poll_interval * 10)
+            ),
+        )
+    scorers = _build_scorers(spec)
+    client = make_client(base_url=base_url, api_key=api_key, api_version=info.get("api_version"))
+    with _lock(folder), contextlib.ExitStack() as stack:
+        stack.callback(client.close)
+        ledger = Ledger(folder.ledger_path)
+        stack.callback(ledger.close)
+        cache = None
+        if info.get("use_cache", True):
+            cache = ResponseCache(folder.cache_path)
+            stack.callback(cache.close)
+        runner = BatchRunner(ledger, AnthropicBackend(client), settings, cache, on_progress)
+        finished = runner.run(submit_only=detach, deadline=deadline)
+        judges = judges_of(scorers)
+        if finished and judges:
+            wanted = set(only_scorers) if only_scorers is not None else None
+            asked = [j for j in judges if wanted is None or j.name in wanted]
+            new = judge_requests(ledger, spec, asked)
+            if _insert_requests(ledger, new, cache, kind="judge", file=str(spec.path)):
+                finished = runner.run(submit_only=detach, deadline=deadline)
+        if finished:
+            score_run(ledger, spec, scorers, only=only_scorers)
+            _finalize(handle, ledger)
+        return finished
+
+
+def _write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
+    """Stream records into a temporary file, then rename it over ``path``."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as fh:
+        for record in records:
+            fh.write(orjson.dumps(record) + b"\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _finalize(handle: Run, ledger: Ledger) -> None:
+    """Write responses.jsonl, scores.jsonl and summary.json once every request ended."""
+    folder = handle.folder
+    _write_jsonl(folder.responses_path, final_responses(ledger))
+    _write_jsonl(folder.path / "scores.jsonl", iter_scores(ledger))
+    info = folder.read_info()
+    summary = {
+        "run_id": handle.id,
+        "eval": info["eval"],
+        "cells": handle.summary(),
+        "scores": scores_summary(ledger),
+        "states": ledger.state_counts(),
+    }
+    write_atomic(folder.summary_path, orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+    if not info.get("ended_at"):
+        info["ended_at"] = datetime.now(UTC).isoformat()
+        folder.write_info(info)
+
+
+def _in_process_emulator(info: dict[str, Any], base_url: str | None) -> bool:
+    """Whether to drive a run made with --emulate against a fresh in-process emulator.
+
+    Only when no endpoint is given: the run's own emulator died with its process, so
+    this serves requests made from now on (judges), not batches already submitted.
+    """
+    explicit = base_url or os.environ.get("ANTHROPIC_BASE_URL")
+    return bool(info.get("emulated")) and not explicit
+
+
+def resume(
+    ref: str | os.PathLike[str] | Run,
+    *,
+    results: str | os.PathLike[str] = DEFAULT_RESULTS,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    on_progress: ProgressFn | None = None,
+    poll_interval: float | None = None,
+    wait_timeout: float | None = None,
+) -> Run:
+    """Finish a detached or interrupted run without sending anything twice."""
+    handle = ref if isinstance(ref, Run) else open_run(ref, results)
+    info = handle.info
+    emulated = _in_process_emulator(info, base_url)
+    if emulated and not handle.status.complete:
+        raise BatchmarkError(
+            f"run {handle.id} ran against an in-process emulator that stopped with it; "
+            "start a new run with `batchmark run CONFIG --emulate`"
+        )
+    spec = handle.spec()
+    deadline = time.time() + wait_timeout if wait_timeout is not None else None
+    with _endpoint(spec, emulated, base_url or info.get("base_url"), api_key) as (url, key):
+        _drive(
+            handle,
+            spec,
+            base_url=url,
+            api_key=key,
+            on_progress=on_progress,
+            poll_interval=poll_interval,
+            deadline=deadline,
+        )
+    return handle
+
+
+def score(
+    ref: str | os.PathLike[str] | Run,
+    *,
+    results: str | os.PathLike[str] = DEFAULT_RESULTS,
+    config: str | os.PathLike[str] | None = None,
+    scorers: Iterable[str] | None = None,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    on_progress: ProgressFn | None = None,
+    poll_interval: float | None = None,
+) -> Run:
+    """Score a run again without regenerating its responses.
+
+    The scorers come from ``config`` when given (edit a scorer, score again), else from
+    the run's own config snapshot; ``scorers`` names a subset. Judges not yet asked
+    about an item are asked now, through the batch machinery (cached, resumable).
+    """
+    handle = ref if isinstance(ref, Run) else open_run(ref, results)
+    spec = load_config(config) if config is not None else handle.spec()
+    known = {s.name for s in _build_scorers(spec)}
+    unknown = sorted(set(scorers or ()) - known)
+    if unknown:
+        raise ConfigError(
+            str(spec.path),
+            f"no scorer named {', '.join(map(repr, unknown))}",
+            hint=f"scorers in this config: {', '.join(sorted(known)) or 'none'}",
+        )
+    if not handle.status.complete:
+        raise BatchmarkError(
+            f"run {handle.id} has requests still in flight; `batchmark resume {handle.id}` "
+            "finishes it (and scores it)"
+        )
+    info = handle.info
+    emulated = bool(info.get("emulated")) and not (base_url or os.environ.get("ANTHROPIC_BASE_URL"))
+    with _endpoint(spec, emulated, base_url or info.get("base_url"), api_key) as (url, key):
+        _drive(
+            handle,
+            spec,
+            base_url=url,
+            api_key=key,
+            on_progress=on_progress,
+            poll_interval=poll_interval,
+            only_scorers=list(scorers) if scorers else None,
+        )
+    return handle
+
+
+def cancel(
+    ref: str | os.PathLike[str] | Run,
+    *,
+    results: str | os.PathLike[str] = DEFAULT_RESULTS,
+    base_url: str | None = None,
+    api_key: str | None = None,
+) -> list[str]:
+    """Cancel a run: nothing more is submitted and in-flight batches are canceled.
+
+    Returns the ids of the batches asked to cancel. Their results (requests that
+    finished before the cancel still succeed) are collected by ``resume``.
+    """
+    handle = ref if isinstance(ref, Run) else open_run(ref, results)
+    info = handle.info
+    client = make_client(
+        base_url=base_url or info.get("base_url"),
+        api_key=api_key,
+        api_version=info.get("api_version"),
+    )
+    ledger = Ledger(handle.folder.ledger_path)
+    try:
+        settings = BatchSettings(**info["settings"])
+        runner = BatchRunner(ledger, AnthropicBackend(client), settings)
+        runner.fail_pending("the run was canceled before this request was submitted")
+        canceled = runner.cancel_open_batches()
+    finally:
+        ledger.close()
+        client.close()
+    info["canceled"] = datetime.now(UTC).isoformat()
+    handle.folder.write_info(info)
+    return canceled

@@ -1,0 +1,109 @@
+"""Response records: the final answer of each request, and per-cell totals.
+
+A record is plain data (see README, "The run folder"): the cell's coordinates, the
+status, the normalized message (text, tool calls, usage) or the error, attempts, and
+whether it came from the response cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import orjson
+
+from batchmark._pricing import cost_usd, price_for
+from batchmark._store import Ledger
+
+__all__ = ["final_responses", "summarize"]
+
+_RESPONSE_SQL = """
+SELECT q.custom_id, q.variant, q.model_key, q.model, q.row_id, q.epoch, q.attempts,
+       r.attempt, r.batch_id, r.status, r.data
+FROM requests q JOIN responses r ON r.custom_id = q.custom_id
+WHERE q.kind = ? AND (? IS NULL OR q.scorer = ?) AND q.state IN ('done', 'failed')
+  AND r.attempt = (SELECT max(attempt) FROM responses r2 WHERE r2.custom_id = q.custom_id)
+ORDER BY q.seq
+"""
+
+
+def final_responses(
+    ledger: Ledger, kind: str = "candidate", scorer: str | None = None
+) -> Iterator[dict[str, Any]]:
+    """The final response (last attempt) of every ended request of ``kind``, in seq order.
+
+    ``kind`` is ``candidate`` or ``judge``; ``scorer`` picks one judge's requests.
+    """
+    for row in ledger.db.execute(_RESPONSE_SQL, (kind, scorer, scorer)):
+        custom_id, variant, model_key, model, row_id, epoch, attempts, attempt, batch_id = row[:9]
+        status, data = row[9], orjson.loads(row[10])
+        record: dict[str, Any] = {
+            "custom_id": custom_id,
+            "variant": variant,
+            "model_key": model_key,
+            "model": model,
+            "row_id": row_id,
+            "epoch": epoch,
+            "status": status,
+            "attempts": attempts,
+            "batch_id": batch_id,
+            "cached": bool(data.pop("cached", False)),
+            "text": None,
+            "tool_calls": [],
+            "stop_reason": None,
+            "response_model": None,
+            "usage": None,
+            "error_type": None,
+            "error_message": None,
+        }
+        record.update(data)
+        yield record
+
+
+def summarize(responses: Iterable[dict[str, Any]], pricing: dict[str, Any]) -> list[dict[str, Any]]:
+    """Counts, tokens and cost per (model key, variant), from response records."""
+    cells: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in responses:
+        cell = cells.get((r["model_key"], r["variant"]))
+        if cell is None:
+            cell = cells[(r["model_key"], r["variant"])] = {
+                "model": r["model_key"],
+                "variant": r["variant"],
+                "requests": 0,
+                "succeeded": 0,
+                "errored": 0,
+                "cached": 0,
+                "input_tokens": 0,
+                "output_tokens": 0,
+                "cache_write_tokens": 0,
+                "cache_read_tokens": 0,
+                "cost_usd": 0.0,
+                "cost_standard_usd": 0.0,
+                "reused_cost_usd": 0.0,
+                "priced": True,
+            }
+        cell["requests"] += 1
+        if r["status"] != "succeeded":
+            cell["errored"] += 1
+            continue
+        cell["succeeded"] += 1
+        usage = r.get("usage") or {}
+        cell["input_tokens"] += usage.get("input_tokens", 0)
+        cell["output_tokens"] += usage.get("output_tokens", 0)
+        cell["cache_write_tokens"] += usage.get("cache_creation_input_tokens", 0)
+        cell["cache_read_tokens"] += usage.get("cache_read_input_tokens", 0)
+        cell["cached"] += bool(r["cached"])
+        price = price_for(r["model"], pricing)
+        if price is None:
+            cell["priced"] = False
+        elif r["cached"]:  # paid for by an earlier run
+            cell["reused_cost_usd"] += cost_usd(usage, price, batch=True)
+        else:
+            cell["cost_usd"] += cost_usd(usage, price, batch=True)
+            cell["cost_standard_usd"] += cost_usd(usage, price, batch=False)
+    out = []
+    for cell in cells.values():
+        if not cell.pop("priced"):
+            cell["cost_usd"] = cell["cost_standard_usd"] = cell["reused_cost_usd"] = None
+        out.append(cell)
+    return out

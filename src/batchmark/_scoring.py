@@ -1,0 +1,276 @@
+"""Scores: judge requests through the batch machinery, then per-item scores.
+
+Scoring happens after collection, in two steps:
+
+1. ``judge_requests`` turns every ended candidate into one request per judge scorer;
+   the driver writes them into the same ledger (``kind = 'judge'``), so the very same
+   ``BatchRunner`` submits, polls, retries, caches and resumes them.
+2. ``score_run`` joins each candidate response with its dataset row (streaming both in
+   grid order), runs every scorer, and stores one row per (item, scorer) in the
+   ledger's ``scores`` table, replacing earlier scores of those scorers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from batchmark._config import EvalSpec
+from batchmark._datasets import iter_rows
+from batchmark._errors import DatasetError
+from batchmark._responses import final_responses
+from batchmark._store import Ledger
+
+if TYPE_CHECKING:
+    from batchmark.scorers import JudgeScorer, Score, ScoreContext, Scorer
+
+__all__ = [
+    "JudgeRequest",
+    "judge_requests",
+    "iter_contexts",
+    "iter_scores",
+    "judges_of",
+    "score_run",
+    "scores_summary",
+]
+
+CHUNK = 2000
+
+
+def cache_key_for(params: Mapping[str, Any], epoch: int, api_version: str | None) -> str:
+    """The response-cache key of a request, as ``_grid.expand`` computes it."""
+    blob = {"api_version": api_version, "epoch": epoch, "params": params}
+    return hashlib.sha256(orjson.dumps(blob, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def judges_of(scorers: Sequence[Scorer]) -> list[JudgeScorer]:
+    if not scorers:
+        return []
+    from batchmark.scorers import JudgeScorer
+
+    return [s for s in scorers if isinstance(s, JudgeScorer)]
+
+
+def iter_contexts(ledger: Ledger, spec: EvalSpec) -> Iterator[tuple[str, ScoreContext]]:
+    """(candidate custom_id, context) for every ended candidate, joined with its row.
+
+    Responses and rows are both in grid order (row by row), so the join streams.
+    """
+    from batchmark.scorers import ScoreContext
+
+    params_sql = "SELECT params FROM requests WHERE custom_id = ?"
+    rows = iter_rows(spec)
+    row = next(rows, None)
+    for response in final_responses(ledger):
+        while row is not None and row.id != response["row_id"]:
+            row = next(rows, None)
+        if row is None:
+            raise DatasetError(
+                f"{spec.dataset.path or spec.dataset.hub}: row {response['row_id']!r} of this "
+                "run is no longer in the dataset (or the rows were reordered); scoring needs "
+                "the dataset the run was made from"
+            )
+        params = orjson.loads(ledger.db.execute(params_sql, (response["custom_id"],)).fetchone()[0])
+        yield (
+            response["custom_id"],
+            ScoreContext(
+                row=row.data,
+                row_id=row.id,
+                variant=response["variant"],
+                model_key=response["model_key"],
+                epoch=response["epoch"],
+                request=params,
+                response=response,
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeRequest:
+    """A judge's request about one candidate; inserted like a grid ``Request``."""
+
+    custom_id: str
+    variant: str
+    model_key: str
+    model: str
+    row_id: str
+    epoch: int
+    params: dict[str, Any]
+    cache_key: str
+    parent_id: str
+    scorer: str
+
+
+def judge_requests(
+    ledger: Ledger, spec: EvalSpec, judges: Sequence[JudgeScorer]
+) -> Iterator[JudgeRequest]:
+    """The judge requests not yet in the ledger: one per (succeeded candidate, judge).
+
+    Built only once the candidates have ended; a candidate that failed is not judged.
+    Requests already in the ledger are skipped, so calling this again after a crash
+    adds nothing twice.
+    """
+    if not judges:
+        return
+    from batchmark.scorers import judge_custom_id
+
+    exists = "SELECT 1 FROM requests WHERE custom_id = ?"
+    for custom_id, ctx in iter_contexts(ledger, spec):
+        for judge in judges:
+            judge_id = judge_custom_id(custom_id, judge.name)
+            if ledger.db.execute(exists, (judge_id,)).fetchone():
+                continue
+            params = judge.build_request(ctx)
+            if params is None:
+                continue
+            yield JudgeRequest(
+                judge_id,
+                ctx.variant,
+                ctx.model_key,
+                params["model"],
+                ctx.row_id,
+                ctx.epoch,
+                params,
+                cache_key_for(params, 0, spec.api_version),
+                custom_id,
+                judge.name,
+            )
+
+
+def _judge_response(ledger: Ledger, custom_id: str) -> dict[str, Any] | None:
+    row = ledger.db.execute(
+        "SELECT r.status, r.data FROM responses r WHERE r.custom_id = ? "
+        "ORDER BY r.attempt DESC LIMIT 1",
+        (custom_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    return {"status": row[0], **orjson.loads(row[1])}
+
+
+def _score_one(
+    ledger: Ledger, scorer: Scorer, custom_id: str, ctx: ScoreContext, done: Mapping[str, Score]
+) -> Score:
+    from batchmark.scorers import JudgeScorer, Score, judge_custom_id
+
+    if isinstance(scorer, JudgeScorer):
+        if ctx.response.get("status") != "succeeded":
+            return Score(0.0, False, f"no response to judge: {ctx.response.get('status')}")
+        verdict = _judge_response(ledger, judge_custom_id(custom_id, scorer.name))
+        if verdict is None:
+            return Score(None, None, "the judge was not asked (resume the run)", invalid=True)
+        if verdict["status"] != "succeeded":
+            detail = verdict.get("error_type") or verdict["status"]
+            return Score(None, None, f"the judge request failed: {detail}", invalid=True)
+        return scorer.parse(ctx, verdict)
+    combine = getattr(scorer, "combine", None)
+    if combine is not None and getattr(scorer, "judges", None) is not None:
+        return combine({name: done[name] for name in scorer.judges if name in done})
+    return scorer.score(ctx)
+
+
+def _with_dependencies(scorers: Sequence[Scorer], only: Iterable[str] | None) -> list[Scorer]:
+    """The scorers to run, panels after the judges they combine."""
+    wanted = set(only) if only is not None else {s.name for s in scorers}
+    for s in scorers:
+        if s.name in wanted:
+            wanted.update(getattr(s, "judges", None) or ())
+    chosen = [s for s in scorers if s.name in wanted]
+    return sorted(chosen, key=lambda s: getattr(s, "judges", None) is not None)
+
+
+def score_run(
+    ledger: Ledger, spec: EvalSpec, scorers: Sequence[Scorer], only: Iterable[str] | None = None
+) -> int:
+    """Score every ended candidate with ``scorers`` (or the named subset); returns items."""
+    active = _with_dependencies(scorers, only)
+    if not active:
+        return 0
+    items = 0
+    rows: list[tuple[Any, ...]] = []
+
+    def flush() -> None:
+        with ledger.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        rows.clear()
+
+    with ledger.transaction() as db:
+        db.executemany("DELETE FROM scores WHERE scorer = ?", [(s.name,) for s in active])
+    for custom_id, ctx in iter_contexts(ledger, spec):
+        done: dict[str, Score] = {}
+        for scorer in active:
+            score = _score_one(ledger, scorer, custom_id, ctx, done)
+            done[scorer.name] = score
+            rows.append(
+                (
+                    custom_id,
+                    scorer.name,
+                    score.value,
+                    None if score.passed is None else int(score.passed),
+                    int(score.invalid),
+                    score.explanation,
+                    None if score.answer is None else orjson.dumps(score.answer).decode(),
+                )
+            )
+        items += 1
+        if len(rows) >= CHUNK:
+            flush()
+    if rows:
+        flush()
+    return items
+
+
+_SCORES_SQL = """
+SELECT s.custom_id, q.variant, q.model_key, q.row_id, q.epoch, s.scorer, s.value, s.passed,
+       s.invalid, s.explanation, s.answer
+FROM scores s JOIN requests q ON q.custom_id = s.custom_id
+ORDER BY q.seq, s.rowid
+"""
+
+
+def iter_scores(ledger: Ledger) -> Iterator[dict[str, Any]]:
+    """One record per (item, scorer), in grid order."""
+    for row in ledger.db.execute(_SCORES_SQL):
+        custom_id, variant, model_key, row_id, epoch, scorer, value, passed = row[:8]
+        yield {
+            "custom_id": custom_id,
+            "variant": variant,
+            "model_key": model_key,
+            "row_id": row_id,
+            "epoch": epoch,
+            "scorer": scorer,
+            "score": value,
+            "passed": None if passed is None else bool(passed),
+            "invalid": bool(row[8]),
+            "explanation": row[9],
+            "answer": None if row[10] is None else orjson.loads(row[10]),
+        }
+
+
+def scores_summary(ledger: Ledger) -> list[dict[str, Any]]:
+    """Per (model key, variant, scorer): n, mean score, pass rate, invalid count."""
+    sql = """
+    SELECT q.model_key, q.variant, s.scorer, count(*), avg(s.value),
+           sum(s.passed), count(s.passed), sum(s.invalid)
+    FROM scores s JOIN requests q ON q.custom_id = s.custom_id
+    GROUP BY q.model_key, q.variant, s.scorer
+    ORDER BY min(q.seq), s.scorer
+    """
+    out = []
+    for model_key, variant, scorer, n, mean, passed, n_passed, invalid in ledger.db.execute(sql):
+        out.append(
+            {
+                "model": model_key,
+                "variant": variant,
+                "scorer": scorer,
+                "n": n - invalid,
+                "invalid": invalid,
+                "mean": mean,
+                "pass_rate": (passed / n_passed) if n_passed else None,
+            }
+        )
+    return out
