@@ -82,3 +82,16 @@ def test_commands_have_help(name: str) -> None:
     assert cli.commands[name].help
     result = CliRunner().invoke(cli, [name, "--help"])
     assert result.exit_code == 0 and "Usage:" in result.output
+
+
+def test_validate_says_where_the_cache_breakpoint_went(tmp_path: Path) -> None:
+    long = "Rules. " * 800
+    config = write_config(tmp_path, extra="prompt_cache: auto\n")
+    config.write_text(
+        config.read_text()
+        .replace("models: [m]", "models: [claude-sonnet-4-6]")
+        .replace("{name: p,", f'{{name: p, system: "{long.strip()}",')
+    )
+    result = CliRunner().invoke(cli, ["validate", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "prompt cache: static prefix cached for p x claude-sonnet-4-6 at system" in result.stdout

@@ -325,3 +325,21 @@ def test_shipped_quickstart_config_matches_the_json_schema() -> None:
     bad = {**data, "colour": "blue"}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, config_json_schema())
+
+
+def test_text_replaces_the_file_content_but_paths_resolve_from_its_folder(
+    tmp_path: Path,
+) -> None:
+    config = write(tmp_path, BASE)
+    snapshot = BASE.replace("name: t", "name: snapshot")
+    spec = load_config(config, text=snapshot)
+    assert spec.name == "snapshot" and spec.text == snapshot
+    assert spec.dataset.path == str(tmp_path / "data.jsonl")
+    assert spec.hash != load_config(config).hash
+
+
+def test_text_errors_name_the_config_path(tmp_path: Path) -> None:
+    config = write(tmp_path, BASE)
+    with pytest.raises(ConfigError) as info:
+        load_config(config, text=BASE + "colour: blue\n")
+    assert info.value.file == str(config) and "colour (line 6): unknown field" in str(info.value)

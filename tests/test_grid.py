@@ -21,6 +21,7 @@ from batchmark._grid import (
     min_cacheable_tokens,
     validate_spec,
 )
+from batchmark._tokens import prefix_units
 
 REPO = Path(__file__).resolve().parents[1]
 ROWS = [{"id": f"q{i}", "question": f"question {i}?"} for i in range(3)]
@@ -208,6 +209,118 @@ def test_prompt_cache_off_never_adds_cache_control(tmp_path: Path) -> None:
     prompts = f'  - {{name: p, system: "{LONG}", user: "{{{{ question }}}}"}}\n'
     spec = make_spec(tmp_path, prompts=prompts, extra="prompt_cache: 'off'\n")
     assert all(isinstance(s, str) for s in system_of(spec).values())
+
+
+SONNET = "  - {name: sonnet, model: claude-sonnet-4-6}\n"
+LONG_TOOL = {"name": "lookup", "description": LONG, "input_schema": {"type": "object"}}
+SHORT_TOOL = {"name": "calc", "description": "Adds.", "input_schema": {"type": "object"}}
+BREAKPOINT = {"type": "ephemeral", "ttl": "1h"}
+
+
+def with_tools(*tools: dict) -> str:
+    params = json.dumps({"tools": list(tools)})
+    return f"  - {{name: sonnet, model: claude-sonnet-4-6, params: {params}}}\n"
+
+
+def fewshot(system: str | None, example: str, final: str = "{{ question }}") -> str:
+    messages = [
+        {"role": "user", "content": example},
+        {"role": "assistant", "content": "42"},
+        {"role": "user", "content": final},
+    ]
+    variant = {"name": "p", "messages": messages, **({"system": system} if system else {})}
+    return f"  - {json.dumps(variant)}\n"
+
+
+def first_params(spec: EvalSpec) -> dict:
+    return next(iter(expand(spec))).params
+
+
+def breakpoints(params: dict) -> list[int]:
+    """Positions (in prefix order) of the units that carry a cache_control marker."""
+    return [i for i, u in enumerate(prefix_units(params)) if u.cache_control is not None]
+
+
+def test_static_tools_alone_get_the_breakpoint_on_the_last_tool(tmp_path: Path) -> None:
+    prompts = '  - {name: p, system: "Row {{ row_id }}.", user: "{{ question }}"}\n'
+    models = with_tools(SHORT_TOOL, LONG_TOOL)
+    params = first_params(make_spec(tmp_path, prompts=prompts, models=models))
+    assert params["tools"] == [SHORT_TOOL, {**LONG_TOOL, "cache_control": BREAKPOINT}]
+    assert isinstance(params["system"], str) and breakpoints(params) == [1]
+
+
+def test_system_and_few_shot_examples_get_one_breakpoint_after_the_last_example(
+    tmp_path: Path,
+) -> None:
+    spec = make_spec(tmp_path, prompts=fewshot("Be terse.", LONG), models=SONNET)
+    questions = {r["id"]: r["question"] for r in ROWS}
+    for request in expand(spec):
+        params = request.params
+        assert params["system"] == "Be terse."
+        assert params["messages"][0] == {"role": "user", "content": LONG}
+        assert params["messages"][1] == {
+            "role": "assistant",
+            "content": [{"type": "text", "text": "42", "cache_control": BREAKPOINT}],
+        }
+        assert params["messages"][2] == {"role": "user", "content": questions[request.row_id]}
+        assert breakpoints(params) == [2]  # system, example, answer: the third unit
+
+
+def test_few_shot_prefix_without_a_system_prompt_is_cached(tmp_path: Path) -> None:
+    params = first_params(make_spec(tmp_path, prompts=fewshot(None, LONG), models=SONNET))
+    assert "system" not in params and breakpoints(params) == [1]
+
+
+def test_a_system_prompt_reading_row_variables_ends_the_prefix_at_the_tools(
+    tmp_path: Path,
+) -> None:
+    prompts = fewshot("Row {{ row_id }}.", LONG)
+    params = first_params(make_spec(tmp_path, prompts=prompts, models=with_tools(LONG_TOOL)))
+    assert params["tools"][0]["cache_control"] == BREAKPOINT
+    assert breakpoints(params) == [0]
+
+
+def test_static_prefix_below_the_model_minimum_gets_no_breakpoint(tmp_path: Path) -> None:
+    prompts = fewshot("Be terse.", "What is 6 x 7?")
+    spec = make_spec(tmp_path, prompts=prompts, models=with_tools(SHORT_TOOL))
+    assert all(breakpoints(r.params) == [] for r in expand(spec))
+    assert validate_spec(spec).cached == ()
+
+
+def test_prompt_cache_off_leaves_tools_and_few_shot_unmarked(tmp_path: Path) -> None:
+    spec = make_spec(
+        tmp_path,
+        prompts=fewshot("Be terse.", LONG),
+        models=with_tools(LONG_TOOL),
+        extra="prompt_cache: 'off'\n",
+    )
+    params = first_params(spec)
+    assert breakpoints(params) == [] and params["tools"] == [LONG_TOOL]
+    assert all(isinstance(m["content"], str) for m in params["messages"])
+
+
+def test_no_breakpoint_is_added_to_tools_that_already_carry_four(tmp_path: Path) -> None:
+    marked = [{**SHORT_TOOL, "name": f"t{i}", "cache_control": BREAKPOINT} for i in range(4)]
+    spec = make_spec(tmp_path, prompts=fewshot(LONG, "1"), models=with_tools(*marked))
+    assert breakpoints(first_params(spec)) == [0, 1, 2, 3]
+
+
+def test_moving_the_breakpoint_changes_the_cache_key(tmp_path: Path) -> None:
+    # Same rendered text; `row_id[:0]` (empty) only makes the first example row-dependent,
+    # which moves the breakpoint from the few-shot answer back to the system prompt.
+    at_example = make_spec(tmp_path / "a", prompts=fewshot(LONG, "1+1?"), models=SONNET)
+    at_system = make_spec(
+        tmp_path / "b", prompts=fewshot(LONG, "1+1?{{ row_id[:0] }}"), models=SONNET
+    )
+    off = make_spec(
+        tmp_path / "c", prompts=fewshot(LONG, "1+1?"), models=SONNET, extra="prompt_cache: 'off'\n"
+    )
+    assert validate_spec(at_example).cache_breakpoints == (("p", "sonnet", "messages[1]"),)
+    assert validate_spec(at_system).cache_breakpoints == (("p", "sonnet", "system"),)
+    keys = [{r.custom_id: r.cache_key for r in expand(s)} for s in (at_example, at_system, off)]
+    assert keys[0].keys() == keys[1].keys() == keys[2].keys()
+    for custom_id in keys[0]:
+        assert len({k[custom_id] for k in keys}) == 3
 
 
 def test_minimum_cacheable_prefix_by_model() -> None:

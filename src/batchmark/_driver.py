@@ -168,7 +168,7 @@ def run(
             hint="start `batchmark emulator` separately and set ANTHROPIC_BASE_URL",
         )
     if not emulate:
-        make_client(base_url=base_url, api_key=api_key)  # fail early without a key
+        make_client(base_url=base_url, api_key=api_key).close()  # fail early without a key
     _build_scorers(spec)  # a broken scorer is a config error before anything is sent
     folder = _create_run_folder(
         Path(results), spec, use_cache=use_cache, emulate=emulate, base_url=base_url

@@ -19,10 +19,19 @@ run ledger's primary key refuses any remaining collision.
 **cache_key** is the sha256 hex of the canonical JSON (orjson, sorted keys) of
 ``{"api_version": ..., "epoch": ..., "params": ...}``: the request's whole content.
 
-**Prompt caching** (``prompt_cache: auto``): when a variant's system prompt is static
-(reads no row variable) and its tools + system prefix is at least the model's minimum
-cacheable length (``MIN_CACHEABLE_TOKENS``, by ``approx_tokens``), ``system`` is sent as
-one text block with ``cache_control: {type: ephemeral, ttl: 1h}``; otherwise as a string.
+**Prompt caching** (``prompt_cache: auto``): the *static prefix* of a (variant, model)
+pair is the longest start of its requests that is the same for every row, in the API's
+prefix order: the tools (params are never templated), then a system prompt that reads no
+row variable, then the leading messages that read none (few-shot examples). A variable
+system prompt ends the prefix at the tools; a missing one lets it run on into the
+messages. When the prefix's ``approx_tokens`` reach the model's minimum cacheable length
+(``MIN_CACHEABLE_TOKENS``), one breakpoint ``cache_control: {type: ephemeral, ttl: 1h}``
+marks its last unit: the last tool, the system prompt (sent as one text block) or the
+last static message (its content sent as one text block). One breakpoint at the end of
+the prefix caches all of it. None is added when the unit there already carries one, or
+when the request would then carry more than ``MAX_CACHE_BREAKPOINTS`` (tools given in
+``params`` may bring their own). The breakpoint is part of ``params``, so moving it
+changes the cache_key.
 """
 
 from __future__ import annotations
@@ -39,11 +48,12 @@ from batchmark._config import EvalSpec, ModelConfig
 from batchmark._datasets import iter_rows
 from batchmark._errors import ConfigError
 from batchmark._prompts import CompiledVariant, compile_prompts
-from batchmark._tokens import request_prefix_tokens
+from batchmark._tokens import prefix_units, request_prefix_tokens
 
 __all__ = [
     "CUSTOM_ID_RE",
     "DEFAULT_MIN_CACHEABLE_TOKENS",
+    "MAX_CACHE_BREAKPOINTS",
     "MIN_CACHEABLE_TOKENS",
     "Request",
     "ValidationReport",
@@ -69,7 +79,10 @@ MIN_CACHEABLE_TOKENS: dict[str, int] = {
 DEFAULT_MIN_CACHEABLE_TOKENS = 1024
 """For models not in ``MIN_CACHEABLE_TOKENS``."""
 
+MAX_CACHE_BREAKPOINTS = 4
+"""Most ``cache_control`` markers one request may carry (batches-api.md §6)."""
 CACHE_TTL = "1h"
+CACHE_CONTROL = {"type": "ephemeral", "ttl": CACHE_TTL}
 _SLUG_RE = re.compile(r"[^A-Za-z0-9_]")
 _ENTRY_OVERHEAD = len(b'{"custom_id":"","params":}')
 _BODY_OVERHEAD = len(b'{"requests":[]}')
@@ -134,9 +147,73 @@ class _Cell:
     model: ModelConfig
     head: dict[str, Any]
     tail: dict[str, Any]
-    system: Any  # the static system value (string or cached blocks), else None
-    cached: bool
+    """The merged params after ``messages`` (tools carry the breakpoint when it is there)."""
+    system: Any
+    """The static system value (a string, or blocks with the breakpoint), else None."""
+    messages: tuple[dict[str, Any], ...]
+    """The leading static messages when the breakpoint is among them (the last one
+    carries it), else empty: they replace the start of every row's rendered messages."""
+    breakpoint: str | None
+    """Where the cache breakpoint is (``tools[1]``, ``system``, ``messages[2]``), or None."""
     id_prefix: str
+
+    @property
+    def cached(self) -> bool:
+        return self.breakpoint is not None
+
+
+def _cached_block(text: str) -> list[dict[str, Any]]:
+    return [{"type": "text", "text": text, "cache_control": dict(CACHE_CONTROL)}]
+
+
+def _static_messages(variant: CompiledVariant) -> list[dict[str, Any]]:
+    """The variant's leading messages that read no row variable, rendered."""
+    messages = []
+    for role, part in variant.messages:
+        if part.text is None:
+            break
+        messages.append({"role": role, "content": part.text})
+    return messages
+
+
+def _plan_cache(
+    spec: EvalSpec, variant: CompiledVariant, model: ModelConfig, tail: dict[str, Any]
+) -> tuple[Any, tuple[dict[str, Any], ...], str | None]:
+    """Place the cache breakpoint of a (variant, model) pair: ``(system, messages, where)``.
+
+    ``system`` is the static system value or None; ``messages`` the static messages
+    that replace the start of each row's (empty unless the breakpoint is among them);
+    ``where`` the breakpoint's place or None. ``tail["tools"]`` is replaced when the
+    breakpoint goes on the last tool.
+    """
+    part = variant.system
+    system = (part.text or None) if part is not None and part.static else None
+    if spec.prompt_cache != "auto":
+        return system, (), None
+    tools = list(tail.get("tools") or [])
+    prefix: dict[str, Any] = {"tools": tools}
+    if part is None or part.static:  # a system prompt that varies ends the prefix
+        prefix["system"] = system
+        prefix["messages"] = _static_messages(variant)
+    units = prefix_units(prefix)
+    if not units or units[-1].cache_control is not None:
+        return system, (), None
+    if sum(1 for u in units if u.cache_control) >= MAX_CACHE_BREAKPOINTS:
+        return system, (), None
+    if sum(u.tokens for u in units) < min_cacheable_tokens(model.model):
+        return system, (), None
+    messages = prefix.get("messages")
+    if messages:
+        last = len(messages) - 1
+        messages[last] = {
+            "role": messages[last]["role"],
+            "content": _cached_block(messages[last]["content"]),
+        }
+        return system, tuple(messages), f"messages[{last}]"
+    if system is not None:
+        return _cached_block(system), (), "system"
+    tail["tools"] = [*tools[:-1], {**tools[-1], "cache_control": dict(CACHE_CONTROL)}]
+    return system, (), f"tools[{len(tools) - 1}]"
 
 
 def _plan(spec: EvalSpec) -> list[_Cell]:
@@ -146,24 +223,9 @@ def _plan(spec: EvalSpec) -> list[_Cell]:
         for model in spec.models:
             params = spec.model_params(model)
             head = {"model": model.model, "max_tokens": params.pop("max_tokens")}
-            system: Any = None
-            cached = False
-            if variant.system is not None and variant.system.static:
-                system = variant.system.text or None
-                if system and spec.prompt_cache == "auto":
-                    prefix = {"tools": params.get("tools") or [], "system": system}
-                    tokens = sum(t for t, _ in request_prefix_tokens(prefix))
-                    if tokens >= min_cacheable_tokens(model.model):
-                        cached = True
-                        system = [
-                            {
-                                "type": "text",
-                                "text": system,
-                                "cache_control": {"type": "ephemeral", "ttl": CACHE_TTL},
-                            }
-                        ]
+            system, messages, where = _plan_cache(spec, variant, model, params)
             readable = f"{_slug(variant.name, 10)}-{_slug(model.key, 12)}-"
-            cells.append(_Cell(variant, model, head, params, system, cached, readable))
+            cells.append(_Cell(variant, model, head, params, system, messages, where, readable))
     return cells
 
 
@@ -191,6 +253,8 @@ def expand(spec: EvalSpec) -> Iterator[Request]:
             system = cell.system if cell.system is not None else system_text
             if system:
                 params["system"] = system
+            if cell.messages:
+                messages = [*cell.messages, *messages[len(cell.messages) :]]
             params["messages"] = messages
             params.update(cell.tail)
             pbytes = dumps(params, option=sort)
@@ -234,7 +298,10 @@ class ValidationReport:
     max_output_tokens: int
     """Sum of ``max_tokens`` over all requests: the most output that can be billed."""
     cached: tuple[tuple[str, str], ...]
-    """(variant, model key) pairs whose system prompt carries a cache breakpoint."""
+    """(variant, model key) pairs whose static prompt prefix carries a cache breakpoint."""
+    cache_breakpoints: tuple[tuple[str, str, str], ...] = ()
+    """(variant, model key, where) for each cached pair: ``tools[i]``, ``system`` or
+    ``messages[i]``, the unit that carries the breakpoint."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -251,6 +318,7 @@ class ValidationReport:
             "approx_input_tokens": self.approx_input_tokens,
             "max_output_tokens": self.max_output_tokens,
             "cached": [list(pair) for pair in self.cached],
+            "cache_breakpoints": [list(t) for t in self.cache_breakpoints],
         }
 
 
@@ -309,4 +377,7 @@ def validate_spec(spec: EvalSpec) -> ValidationReport:
         approx_input_tokens=tokens * spec.epochs,
         max_output_tokens=out_tokens * spec.epochs,
         cached=tuple((c.variant.name, c.model.key) for c in cells if c.cached),
+        cache_breakpoints=tuple(
+            (c.variant.name, c.model.key, c.breakpoint) for c in cells if c.breakpoint
+        ),
     )

@@ -71,10 +71,15 @@ def _progress_display(quiet: bool) -> Iterator[Any]:
             f"{p.states.get('pending', 0) + p.states.get('submitting', 0)} · failed "
             f"{p.states.get('failed', 0)} · batches {open_batches} open / {len(p.batches)}"
         )
+        if not bar.live.is_started:
+            bar.start()  # drawn from the first progress on: an early error prints alone
         bar.update(task, total=p.total, completed=p.ended, detail=detail)
 
-    with bar:
+    try:
         yield update
+    finally:
+        if bar.live.is_started:
+            bar.stop()
 
 
 def _fmt_int(n: int | None) -> str:
@@ -184,6 +189,9 @@ def _finish(handle: Run) -> None:
             f"`batchmark resume {handle.id}` continues it"
         )
     print_summary(handle)
+    from batchmark.cli._score import print_scores
+
+    print_scores(handle)
 
 
 @cli.command("resume")

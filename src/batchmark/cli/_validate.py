@@ -79,9 +79,9 @@ def validate(config: Path, fmt: str) -> None:
         f"  tokens    ~{report.approx_input_tokens} input (approximate), at most "
         f"{report.max_output_tokens} output",
     ]
-    if report.cached:
-        pairs = ", ".join(f"{v} x {m}" for v, m in report.cached)
-        lines.append(f"  prompt cache: system prompt cached for {pairs}")
+    if report.cache_breakpoints:
+        places = ", ".join(f"{v} x {m} at {where}" for v, m, where in report.cache_breakpoints)
+        lines.append(f"  prompt cache: static prefix cached for {places}")
     click.echo("\n".join(lines))
 
 

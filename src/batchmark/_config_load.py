@@ -1,0 +1,291 @@
+"""Loading a config file: read, parse, validate, report every problem at once.
+
+``load`` (exported as ``batchmark._config.load_config``) reads the file, parses the YAML
+twice (as data for validation, and as a node tree to find each field's line), runs the
+checks that span fields (duplicate keys, duplicate variant names and model keys) and
+validates the data against ``EvalConfig`` with a ``LoadContext`` that makes paths
+absolute and reads template files. Every error becomes one line
+``field.path (line N): message`` with an optional hint; all of them go into a single
+``ConfigError``. The result is an ``EvalSpec`` carrying the config's text and hash.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import difflib
+import hashlib
+import os
+import re
+from pathlib import Path
+from typing import Any, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ValidationError
+from pydantic.json_schema import SkipJsonSchema
+
+from batchmark._config import EvalConfig, EvalSpec
+from batchmark._config_checks import LoadContext
+from batchmark._errors import ConfigError
+
+__all__ = ["load"]
+
+
+def load(path: str | os.PathLike[str], *, text: str | None = None) -> EvalSpec:
+    """Read, validate and resolve a YAML eval config (``batchmark._config.load_config``).
+
+    ``text`` replaces the file's content when given. Raises ``ConfigError`` listing
+    every problem (field path, YAML line, hint).
+    """
+    config_path = Path(path).expanduser().resolve()
+    file = str(config_path)
+    if text is None:
+        text = _read(config_path)
+
+    raw, root = _parse_yaml(file, text)
+    ctx = LoadContext(
+        base_dir=config_path.parent,
+        api_version=_api_version_of(raw),
+    )
+    errors = _duplicate_names(raw, root)
+    try:
+        config = EvalConfig.model_validate(raw, context={"batchmark": ctx})
+    except ValidationError as err:
+        errors = _format_errors(err, root) + errors
+        config = None
+    if errors or config is None:
+        raise ConfigError(file, errors)
+
+    return EvalSpec.model_construct(
+        **dict(config),
+        path=config_path,
+        base_dir=ctx.base_dir,
+        text=text,
+        hash=_spec_hash(text, ctx),
+        sources=dict(sorted(ctx.sources.items())),
+    )
+
+
+def _read(config_path: Path) -> str:
+    file = str(config_path)
+    try:
+        return config_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(file, "config file not found") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(file, f"cannot read the config file: {err}") from None
+
+
+def _api_version_of(raw: dict[str, Any]) -> str | None:
+    value = raw.get("api_version")
+    if isinstance(value, _dt.date):
+        return value.isoformat()
+    return value if isinstance(value, str) else None
+
+
+def _spec_hash(text: str, ctx: LoadContext) -> str:
+    digest = hashlib.sha256(text.encode("utf-8"))
+    for abs_path in sorted(ctx.sources):
+        try:
+            rel = Path(abs_path).relative_to(ctx.base_dir).as_posix()
+        except ValueError:
+            rel = Path(abs_path).as_posix()
+        digest.update(b"\0" + rel.encode("utf-8") + b"\0" + ctx.sources[abs_path].encode("utf-8"))
+    return digest.hexdigest()
+
+
+def _parse_yaml(file: str, text: str) -> tuple[dict[str, Any], yaml.Node | None]:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+        what = " ".join(p for p in (err.context, err.problem) if p)
+        raise ConfigError(file, f"invalid YAML at {where}: {what}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(file, f"invalid YAML: {err}") from None
+    if raw is None:
+        raise ConfigError(
+            file, "the config file is empty", hint="start from configs/quickstart.yaml"
+        )
+    if not isinstance(raw, dict):
+        raise ConfigError(file, f"the config must be a mapping, got {type(raw).__name__}")
+    duplicates = _duplicate_keys(root)
+    if duplicates:
+        raise ConfigError(file, duplicates)
+    return raw, root
+
+
+def _duplicate_keys(node: yaml.Node | None, path: str = "") -> list[str]:
+    errors: list[str] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[Any, int] = {}
+        for key, value in node.value:
+            line = key.start_mark.line + 1
+            if isinstance(key, yaml.ScalarNode):
+                if key.value in seen:
+                    errors.append(
+                        f"{_join(path, key.value)} (line {line}): duplicate key "
+                        f"(first at line {seen[key.value]})"
+                    )
+                seen.setdefault(key.value, line)
+            errors += _duplicate_keys(value, _join(path, str(key.value)))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            errors += _duplicate_keys(item, f"{path}[{i}]")
+    return errors
+
+
+def _duplicate_names(raw: dict[str, Any], root: yaml.Node | None) -> list[str]:
+    """Unique variant names and model keys, checked on the raw data (always runs)."""
+    errors = []
+
+    def check(section: str, keys: list[tuple[int, str, str]], what: str, hint: str) -> None:
+        first: dict[str, int] = {}
+        for i, key, field_name in keys:
+            if key in first:
+                loc = (section, i, field_name)
+                errors.append(
+                    f"{_loc_str(loc)}{_line_of(root, loc)}: duplicate {what} {key!r} "
+                    f"(also {section}[{first[key]}])\n    hint: {hint}"
+                )
+            first.setdefault(key, i)
+
+    prompts = raw.get("prompts")
+    if isinstance(prompts, list):
+        names = [
+            (i, p["name"], "name")
+            for i, p in enumerate(prompts)
+            if isinstance(p, dict) and isinstance(p.get("name"), str)
+        ]
+        check("prompts", names, "variant name", "variant names must be unique")
+    models = raw.get("models")
+    if isinstance(models, list):
+        keys = []
+        for i, m in enumerate(models):
+            if isinstance(m, str):
+                keys.append((i, m, ""))
+            elif isinstance(m, dict):
+                key = m.get("name") or m.get("model")
+                if isinstance(key, str):
+                    keys.append((i, key, "name" if m.get("name") else "model"))
+        check(
+            "models",
+            keys,
+            "model key",
+            "give a repeated model a distinct name: `- {name: x, model: <id>}`",
+        )
+    return errors
+
+
+# --- error formatting ---------------------------------------------------------------
+
+
+def _join(path: str, key: str) -> str:
+    if not re.match(r"^[A-Za-z0-9_-]+$", key):
+        return f"{path}[{key!r}]"
+    return f"{path}.{key}" if path else key
+
+
+def _loc_str(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if part == "":
+            continue
+        out = f"{out}[{part}]" if isinstance(part, int) else _join(out, str(part))
+    return out or "(top level)"
+
+
+def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> str:
+    """`` (line N)`` of the deepest YAML node the location reaches below the top level."""
+    node = root
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = [(k, v) for k, v in node.value if getattr(k, "value", None) == str(part)]
+            if not match:
+                break
+            key, node = match[0]
+            line = key.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                break
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return f" (line {line})" if line else ""
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The config model class found at a location (to suggest field names)."""
+    model: Any = EvalConfig
+    for part in loc:
+        if not isinstance(part, str):
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return None
+        info = model.model_fields.get(part)
+        if info is None:
+            return None
+        model = _inner_model(info.annotation)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _inner_model(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    origin = get_origin(annotation)
+    if origin is dict:
+        return None
+    for arg in get_args(annotation):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _format_errors(exc: ValidationError, root: yaml.Node | None) -> list[str]:
+    errors = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        ctx = err.get("ctx") or {}
+        hint = ""
+        if err["type"] == "batchmark":
+            msg = ctx["msg"]
+            hint = ctx.get("hint", "")
+            if ctx.get("field"):
+                loc = (*loc, ctx["field"])
+        elif err["type"] == "extra_forbidden":
+            model = _model_at(loc[:-1])
+            msg = "unknown field"
+            if model is not None:
+                known = [n for n, f in model.model_fields.items() if not _skipped(f)]
+                close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+                hint = (
+                    f"did you mean `{close[0]}`?" if close else "known fields: " + ", ".join(known)
+                )
+        elif err["type"] == "missing":
+            msg = "required field is missing"
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            msg = re.sub(r"a valid dictionary( or instance of \w+)?", "a mapping", msg)
+            value = err.get("input")
+            if isinstance(value, str | int | float | bool) or value is None:
+                msg += f" (got {_short(value)})"
+        entry = f"{_loc_str(loc)}{_line_of(root, loc)}: {msg}"
+        if hint:
+            entry += f"\n    hint: {hint}"
+        errors.append(entry)
+    return errors
+
+
+def _skipped(info: Any) -> bool:
+    return any(isinstance(m, SkipJsonSchema) for m in info.metadata) or (
+        "SkipJsonSchema" in repr(info.annotation)
+    )

@@ -1,0 +1,99 @@
+"""``batchmark score``: score a run again, and the scores table the run commands print."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from batchmark._driver import score
+from batchmark._run import Run
+from batchmark.cli import cli
+from batchmark.cli._run import _progress_display, _stdout, base_url_option, results_option
+
+
+def _fmt_rate(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def print_scores(handle: Run, console: Console | None = None) -> None:
+    """One row per model x variant; per scorer: mean score, pass rate, n, invalid."""
+    rows = handle.score_summary()
+    if not rows:
+        return
+    console = console or _stdout()
+    scorers = list(dict.fromkeys(r["scorer"] for r in rows))
+    table = Table(title="scores (mean · pass rate · n · invalid)", title_justify="left")
+    table.add_column("model")
+    table.add_column("variant")
+    for name in scorers:
+        table.add_column(name, justify="right")
+    cells: dict[tuple[str, str], dict[str, dict]] = {}
+    for r in rows:
+        cells.setdefault((r["model"], r["variant"]), {})[r["scorer"]] = r
+    for (model, variant), by_scorer in cells.items():
+        values = []
+        for name in scorers:
+            r = by_scorer.get(name)
+            if r is None:
+                values.append("")
+                continue
+            text = f"{_fmt_rate(r['mean'])} · {_fmt_rate(r['pass_rate'])} · {r['n']}"
+            if r["invalid"]:
+                text += f" · [red]{r['invalid']} invalid[/red]"
+            values.append(text)
+        table.add_row(model, variant, *values)
+    console.print(table)
+
+
+@cli.command("score")
+@click.argument("run_ref", metavar="RUN")
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Take the scorers from this config instead of the run's own snapshot.",
+)
+@click.option(
+    "--scorer", "scorers", multiple=True, help="Score with this scorer only (repeatable)."
+)
+@results_option
+@base_url_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format of the score summary.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def score_command(
+    run_ref: str,
+    config: Path | None,
+    scorers: tuple[str, ...],
+    results: Path,
+    base_url: str | None,
+    fmt: str,
+    quiet: bool,
+) -> None:
+    """Score RUN again from its stored responses, without regenerating them.
+
+    Judges not yet asked about an item are asked now, as a batch.
+    """
+    with _progress_display(quiet) as update:
+        handle = score(
+            run_ref,
+            results=results,
+            config=config,
+            scorers=scorers or None,
+            base_url=base_url,
+            on_progress=update,
+        )
+    if fmt == "json":
+        click.echo(json.dumps(handle.score_summary(), indent=2))
+        return
+    print_scores(handle)
