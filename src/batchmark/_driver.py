@@ -27,11 +27,19 @@ import orjson
 from batchmark._backend import AnthropicBackend, make_client
 from batchmark._batches import BatchRunner, BatchSettings, Progress, crashpoint
 from batchmark._config import EvalSpec, load_config
+from batchmark._datasets import iter_rows
 from batchmark._errors import BatchmarkError, ConfigError
 from batchmark._grid import expand
 from batchmark._responses import final_responses
 from batchmark._run import DEFAULT_RESULTS, Run, open_run
-from batchmark._scoring import iter_scores, judge_requests, judges_of, score_run, scores_summary
+from batchmark._scoring import (
+    iter_scores,
+    judge_agreement,
+    judge_requests,
+    judges_of,
+    score_run,
+    scores_summary,
+)
 from batchmark._store import (
     Ledger,
     ResponseCache,
@@ -47,9 +55,22 @@ ProgressFn = Callable[[Progress], None]
 INSERT_CHUNK = 5000
 
 
-def _build_scorers(spec: EvalSpec) -> list[Any]:
-    build = getattr(spec, "build_scorers", None)  # TODO(dev): until config has scorers
-    return build() if build is not None else []
+def _check_scorer_variables(spec: EvalSpec, scorers: list[Any]) -> None:
+    """Every row variable a scorer's templates read exists in the dataset, before sending."""
+    needed = {name: getattr(s, "row_variables", frozenset()) for s in scorers for name in [s.name]}
+    if not any(needed.values()):
+        return
+    first = next(iter_rows(spec), None)
+    columns = set(first.data) if first is not None else set()
+    problems = [
+        f"scorers: {name!r} reads the row variable {var!r}, which the dataset does not have"
+        for name, variables in needed.items()
+        for var in sorted(variables - columns - {"row", "row_id"})
+    ]
+    if problems:
+        raise ConfigError(
+            str(spec.path), problems, hint=f"the dataset's columns: {', '.join(sorted(columns))}"
+        )
 
 
 def _new_run_id() -> str:
@@ -169,7 +190,7 @@ def run(
         )
     if not emulate:
         make_client(base_url=base_url, api_key=api_key).close()  # fail early without a key
-    _build_scorers(spec)  # a broken scorer is a config error before anything is sent
+    _check_scorer_variables(spec, spec.build_scorers())
     folder = _create_run_folder(
         Path(results), spec, use_cache=use_cache, emulate=emulate, base_url=base_url
     )
@@ -291,7 +312,7 @@ def _drive(
                 poll_interval, min(settings.max_poll_interval, poll_interval * 10)
             ),
         )
-    scorers = _build_scorers(spec)
+    scorers = spec.build_scorers()
     client = make_client(base_url=base_url, api_key=api_key, api_version=info.get("api_version"))
     with _lock(folder), contextlib.ExitStack() as stack:
         stack.callback(client.close)
@@ -338,6 +359,7 @@ def _finalize(handle: Run, ledger: Ledger) -> None:
         "eval": info["eval"],
         "cells": handle.summary(),
         "scores": scores_summary(ledger),
+        "judge_agreement": judge_agreement(ledger),
         "states": ledger.state_counts(),
     }
     write_atomic(folder.summary_path, orjson.dumps(summary, option=orjson.OPT_INDENT_2))
@@ -409,7 +431,7 @@ def score(
     """
     handle = ref if isinstance(ref, Run) else open_run(ref, results)
     spec = load_config(config) if config is not None else handle.spec()
-    known = {s.name for s in _build_scorers(spec)}
+    known = {s.name for s in spec.build_scorers()}
     unknown = sorted(set(scorers or ()) - known)
     if unknown:
         raise ConfigError(

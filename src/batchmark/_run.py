@@ -175,6 +175,16 @@ class Run:
         finally:
             ledger.close()
 
+    def judge_agreement(self) -> dict[str, dict[str, Any]]:
+        """Per judge with a ``human_label_field``: ``{n, accuracy, kappa}``."""
+        from batchmark._scoring import judge_agreement
+
+        ledger = self._ledger()
+        try:
+            return judge_agreement(ledger)
+        finally:
+            ledger.close()
+
     def scores(self) -> Iterator[dict[str, Any]]:
         """One record per (item, scorer): score, passed, invalid, explanation, answer."""
         from batchmark._scoring import iter_scores

@@ -33,6 +33,7 @@ __all__ = [
     "judge_requests",
     "iter_contexts",
     "iter_scores",
+    "judge_agreement",
     "judges_of",
     "score_run",
     "scores_summary",
@@ -190,6 +191,11 @@ def score_run(
     active = _with_dependencies(scorers, only)
     if not active:
         return 0
+    from batchmark.scorers import JudgeScorer, agreement
+
+    pairs: dict[str, list[tuple[Any, Any]]] = {
+        s.name: [] for s in active if isinstance(s, JudgeScorer) and s.human_label_field
+    }
     items = 0
     rows: list[tuple[Any, ...]] = []
 
@@ -205,6 +211,10 @@ def score_run(
         for scorer in active:
             score = _score_one(ledger, scorer, custom_id, ctx, done)
             done[scorer.name] = score
+            if scorer.name in pairs:
+                pair = scorer.agreement_pair(ctx, score)  # type: ignore[union-attr]
+                if pair is not None:
+                    pairs[scorer.name].append(pair)
             rows.append(
                 (
                     custom_id,
@@ -221,7 +231,16 @@ def score_run(
             flush()
     if rows:
         flush()
+    if pairs:
+        stored = judge_agreement(ledger)
+        stored.update({name: agreement(p) for name, p in pairs.items()})
+        ledger.set_meta("judge_agreement", orjson.dumps(stored).decode())
     return items
+
+
+def judge_agreement(ledger: Ledger) -> dict[str, dict[str, Any]]:
+    """Per judge with a ``human_label_field``: ``{n, accuracy, kappa}`` against the labels."""
+    return orjson.loads(ledger.get_meta("judge_agreement") or "{}")
 
 
 _SCORES_SQL = """

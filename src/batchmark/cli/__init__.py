@@ -41,11 +41,7 @@ def _register() -> None:
     import importlib
 
     for name in ("_emulator", "_run", "_score", "_validate"):
-        try:
-            importlib.import_module(f"batchmark.cli.{name}")
-        except ModuleNotFoundError as err:  # TODO(dev): remove once all modules exist
-            if not (err.name or "").startswith("batchmark."):
-                raise
+        importlib.import_module(f"batchmark.cli.{name}")
 
 
 _register()

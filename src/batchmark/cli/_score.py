@@ -47,6 +47,13 @@ def print_scores(handle: Run, console: Console | None = None) -> None:
             values.append(text)
         table.add_row(model, variant, *values)
     console.print(table)
+    for judge, agreement in handle.judge_agreement().items():
+        kappa = agreement["kappa"]
+        console.print(
+            f"judge {judge} vs human labels: n={agreement['n']}, accuracy "
+            f"{_fmt_rate(agreement['accuracy'])}, Cohen's kappa "
+            f"{'undefined' if kappa is None else f'{kappa:.3f}'}"
+        )
 
 
 @cli.command("score")
