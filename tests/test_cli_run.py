@@ -187,7 +187,7 @@ def test_status_lists_every_run_in_a_table(finished_run: str, results: Path) -> 
     shown = CliRunner().invoke(cli, ["status", "--results", str(results)])
     assert shown.exit_code == 0, shown.output
     (row,) = [line for line in shown.stdout.splitlines() if finished_run in line]
-    assert "quickstart" in row and "complete" in row and "64" in row
+    assert "quickstart" in row and "complete" in row and "128" in row  # 64 + 64 judge
 
 
 def test_status_json_lists_every_run_for_programs(finished_run: str, results: Path) -> None:
@@ -195,7 +195,8 @@ def test_status_json_lists_every_run_for_programs(finished_run: str, results: Pa
     assert shown.exit_code == 0, shown.output
     (run,) = json.loads(shown.stdout)
     assert (run["run"], run["eval"], run["state"]) == (finished_run, "quickstart", "complete")
-    assert (run["total"], run["done"], run["failed"]) == (64, 64, 0)
+    # 64 candidates (16 rows x 2 variants x 2 models) and one judge request for each
+    assert (run["total"], run["done"], run["failed"]) == (128, 128, 0)
 
 
 def test_status_json_of_one_run_includes_its_batches(finished_run: str, results: Path) -> None:
@@ -204,7 +205,7 @@ def test_status_json_of_one_run_includes_its_batches(finished_run: str, results:
     assert shown.exit_code == 0, shown.output
     run = json.loads(shown.stdout)
     assert run["state"] == "complete"
-    assert [b["status"] for b in run["batches"]] == ["ended"]
+    assert [b["status"] for b in run["batches"]] == ["ended", "ended"]  # candidates, judge
 
 
 # --- help -------------------------------------------------------------------------------

@@ -343,3 +343,137 @@ def test_text_errors_name_the_config_path(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(config, text=BASE + "colour: blue\n")
     assert info.value.file == str(config) and "colour (line 6): unknown field" in str(info.value)
+
+
+# --- scorers ------------------------------------------------------------------------
+
+SCORERS = """\
+scorers:
+  - exact_match: {target: "{{ q }}", normalize: true}
+  - judge:
+      model: claude-haiku-4-5
+      rubric_file: rubrics/judge.j2
+  - {type: json_schema, name: valid, schema_file: schemas/answer.json}
+"""
+SCORER_FILES = {
+    "rubrics/judge.j2": "Question: {{ q }}\nResponse: {{ response }}",
+    "schemas/answer.json": '{"type": "object"}',
+}
+
+
+def test_scorers_are_kept_as_written_and_built_once(tmp_path: Path) -> None:
+    from batchmark.scorers import ExactMatch, JsonSchema, JudgeScorer
+
+    spec = load_config(write(tmp_path, BASE + SCORERS, SCORER_FILES))
+    assert spec.scorers[0] == {"exact_match": {"target": "{{ q }}", "normalize": True}}
+    scorers = spec.build_scorers()
+    assert [type(s) for s in scorers] == [ExactMatch, JudgeScorer, JsonSchema]
+    assert [s.name for s in scorers] == ["exact_match", "judge", "valid"]
+    assert spec.build_scorers() is scorers
+
+
+def test_no_scorers_by_default_and_for_an_empty_key(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, BASE)).build_scorers() == []
+    spec = load_config(write(tmp_path, BASE + "scorers:\n"))
+    assert spec.scorers == [] and spec.build_scorers() == []
+
+
+def test_a_bad_scorer_is_reported_with_the_other_config_errors(tmp_path: Path) -> None:
+    body = BASE.replace("data.jsonl", "missing.jsonl") + textwrap.dedent(
+        """\
+        scorers:
+          - includes: {target: "{{ q }}"}
+          - exact_match:
+              target: "{{ q }}"
+              normalise: true
+          - exact_mtch: {target: x}
+        """
+    )
+    err = load_error(tmp_path, body)
+    assert len(err.errors) == 3
+    assert err.errors[0].startswith("dataset.path (line 2): file not found")
+    assert err.errors[1] == (
+        "scorers[1].normalise (line 10): unknown option\n    hint: did you mean `normalize`?"
+    )
+    assert err.errors[2].startswith("scorers[2] (line 11): unknown scorer 'exact_mtch'")
+    assert "did you mean `exact_match`?" in err.errors[2]
+
+
+def test_missing_rubric_and_schema_files_are_named_by_absolute_path(tmp_path: Path) -> None:
+    err = load_error(tmp_path, BASE + SCORERS)
+    assert err.errors == [
+        f"scorers[1].rubric_file (line 10): file not found: {tmp_path / 'rubrics/judge.j2'}",
+        f"scorers[2].schema_file (line 11): file not found: {tmp_path / 'schemas/answer.json'}",
+    ]
+
+
+def test_a_snapshot_resolves_scorer_paths_against_the_config_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from batchmark.scorers import ScoreContext
+
+    config = write(tmp_path / "evals", BASE, SCORER_FILES)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    spec = load_config(config, text=BASE + SCORERS)
+    judge = spec.build_scorers()[1]
+    ctx = ScoreContext(
+        row={"id": "1", "q": "hi"},
+        row_id="1",
+        variant="plain",
+        model_key="claude-haiku-4-5",
+        epoch=0,
+        request={},
+        response={"status": "succeeded", "text": "hello"},
+    )
+    request = judge.build_request(ctx)
+    assert request["messages"][0]["content"] == "Question: hi\nResponse: hello"
+
+
+def test_spec_hash_covers_scorer_files(tmp_path: Path) -> None:
+    config = write(tmp_path, BASE + SCORERS, SCORER_FILES)
+    first = load_config(config).hash
+    (tmp_path / "schemas" / "answer.json").write_text('{"type": "array"}')
+    second = load_config(config).hash
+    (tmp_path / "rubrics" / "judge.j2").write_text("{{ response }}")
+    assert len({first, second, load_config(config).hash}) == 3
+
+
+def test_json_schema_describes_scorers() -> None:
+    schema = config_json_schema()
+    scorers = schema["properties"]["scorers"]
+    assert scorers["type"] == "array" and "docs/scorers.md" in scorers["description"]
+    prompts = [{"name": "p", "user": "hi"}]
+    base = {"name": "t", "dataset": {"path": "d.jsonl"}, "prompts": prompts, "models": ["m"]}
+    good = [{"exact_match": {"target": "{{ a }}"}}, {"judge": {"model": "m", "rubric": "r"}}]
+    jsonschema.validate({**base, "scorers": good}, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**base, "scorers": [{"exact_match": {"bogus": 1}}]}, schema)
+
+
+def test_quickstart_judge_is_answered_by_its_scripted_responder() -> None:
+    from batchmark.emulator import parse_responder
+    from batchmark.scorers import VERDICT_TOOL, ScoreContext
+
+    spec = load_config(REPO / "configs" / "quickstart.yaml")
+    [judge] = [s for s in spec.build_scorers() if s.name == "judge"]
+    responder = parse_responder(spec.emulator.responder, base_dir=spec.base_dir)
+    row = {"id": "ocean", "question": "What is the largest ocean?", "answer": "Pacific Ocean"}
+    grades = []
+    for text in ["Pacific Ocean", "The Pacific Ocean is the largest.", "Atlantic"]:
+        ctx = ScoreContext(
+            row=row,
+            row_id="ocean",
+            variant="plain",
+            model_key="claude-haiku-4-5",
+            epoch=0,
+            request={},
+            response={"status": "succeeded", "text": text},
+        )
+        [block] = responder(judge.build_request(ctx)).content
+        assert block["type"] == "tool_use" and block["name"] == VERDICT_TOOL
+        score = judge.parse(ctx, {"status": "succeeded", "tool_calls": [block]})
+        assert not score.invalid
+        grades.append(score.answer)
+    assert grades == ["A", "B", "C"]

@@ -9,6 +9,7 @@ transient HTTP errors are the SDK's (``max_retries``), never repeated here.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,6 +37,7 @@ class BatchInfo:
     status: str  # in_progress | canceling | ended
     counts: dict[str, int]
     created_at: datetime
+    archived: bool = False  # past retention: the results are gone for good
 
     @property
     def total(self) -> int:
@@ -102,7 +104,29 @@ def _info(batch: Any) -> BatchInfo:
             "expired": counts.expired,
         },
         created_at=batch.created_at,
+        archived=getattr(batch, "archived_at", None) is not None,
     )
+
+
+# A create answered with one of these was refused before anything was made, so sending
+# it again cannot create a second batch. Any other failure (500, 502, 504, a timeout, a
+# dropped connection) may come after the batch was committed: the runner settles it from
+# the batch list instead of re-sending (see ``BatchRunner._submit``).
+_CREATE_REFUSED = (429, 529)
+_MAX_RETRY_WAIT = 60.0
+
+
+def _retry_wait(err: anthropic.APIStatusError, attempt: int) -> float:
+    """The server's ``retry-after-ms`` / ``retry-after``, else capped exponential backoff."""
+    headers = err.response.headers
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        try:
+            wait = float(headers.get(name, "")) * scale
+        except ValueError:
+            continue
+        if wait > 0:
+            return min(wait, _MAX_RETRY_WAIT)
+    return min(0.5 * 2**attempt, 8.0)
 
 
 def normalize_message(message: Any) -> dict[str, Any]:
@@ -164,11 +188,25 @@ def _result_line(item: Any) -> ResultLine:
 class AnthropicBackend:
     """The Message Batches API through the official ``anthropic`` SDK."""
 
-    def __init__(self, client: anthropic.Anthropic) -> None:
+    def __init__(self, client: anthropic.Anthropic, sleep: Any = time.sleep) -> None:
         self.client = client
+        self.sleep = sleep
 
     def create(self, requests: list[dict[str, Any]]) -> BatchInfo:
-        return _info(self.client.messages.batches.create(requests=requests))  # type: ignore[arg-type]
+        """One batch create. Not idempotent, so the SDK must not re-send it blindly: a
+        500 or a timeout after the server committed the batch, re-sent, is a second
+        (paid) batch of the same requests. Only refusals (429, 529) are retried here,
+        as often as the client's ``max_retries``; anything else is raised for the
+        runner to settle from the batch list."""
+        once = self.client.with_options(max_retries=0)  # shares the HTTP connection pool
+        for attempt in range(self.client.max_retries + 1):
+            try:
+                return _info(once.messages.batches.create(requests=requests))  # type: ignore[arg-type]
+            except anthropic.APIStatusError as err:
+                if err.status_code not in _CREATE_REFUSED or attempt >= self.client.max_retries:
+                    raise
+                self.sleep(_retry_wait(err, attempt))
+        raise AssertionError("unreachable")
 
     def check(self, batch_id: str) -> BatchInfo:
         try:

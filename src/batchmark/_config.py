@@ -13,8 +13,9 @@ The config is spread over three modules:
 - ``_config_checks``: the single-field checks the models' validators run (files exist,
   templates parse, responder paths resolve).
 - ``_config_load``: reading the file, YAML parsing, the checks that span fields
-  (duplicate keys, variant names and model keys), the config hash, and turning
-  validation errors into messages with field paths and YAML lines.
+  (duplicate keys, variant names and model keys), building the ``scorers:`` list with
+  ``batchmark.scorers.build_scorers``, the config hash, and turning validation errors
+  into messages with field paths and YAML lines.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -43,6 +45,7 @@ from batchmark._config_checks import (
     responder_spec,
 )
 from batchmark._prompts import RESERVED_VARIABLES
+from batchmark.scorers import Scorer, build_scorers, scorers_json_schema
 
 if TYPE_CHECKING:
     import os
@@ -410,6 +413,10 @@ class EvalConfig(_Model):
     """Emulator settings, used only with `--emulate`."""
     pricing: dict[str, Price] = Field(default_factory=dict)
     """Price overrides: model id -> `{input, output}` in USD per million tokens."""
+    scorers: list[Any] = Field(default_factory=list)
+    """Scorers, each adding a score column: `- exact_match: {target: "{{ answer }}"}`,
+    `- judge: {model: ..., rubric: ...}`, ... (see docs/scorers.md). Paths in them (schema
+    and rubric files, `python:` files) are relative to the config file."""
 
     @field_validator("name")
     @classmethod
@@ -423,6 +430,12 @@ class EvalConfig(_Model):
     def _date_as_string(cls, value: Any) -> Any:
         # Unquoted 2023-06-01 is a date in YAML.
         return value.isoformat() if isinstance(value, _dt.date) else value
+
+    @field_validator("scorers", mode="before")
+    @classmethod
+    def _no_scorers(cls, value: Any) -> Any:
+        # A bare `scorers:` key is null in YAML: no scorers.
+        return [] if value is None else value
 
 
 class EvalSpec(EvalConfig):
@@ -438,15 +451,29 @@ class EvalSpec(EvalConfig):
     text: str
     """The raw YAML text (the run snapshot)."""
     hash: str
-    """sha256 hex of the config's UTF-8 text, then, for each template file in sorted
-    order of absolute path, a NUL, its path relative to `base_dir`, a NUL and its UTF-8
-    text. The dataset's contents are not part of it."""
+    """sha256 hex of the config's UTF-8 text, then, for each file the config reads
+    (templates; scorers' rubric, schema and `python:` files) in sorted order of absolute
+    path, a NUL, its path relative to `base_dir`, a NUL and its bytes. The dataset's
+    contents are not part of it."""
     sources: dict[str, str]
     """Template file contents by absolute path, as read at load time."""
+
+    _scorers: list[Scorer] | None = PrivateAttr(default=None)
 
     def model_params(self, model: ModelConfig) -> dict[str, Any]:
         """A model's merged params: defaults < top-level ``params`` < the model's own."""
         return {"max_tokens": DEFAULT_MAX_TOKENS, **self.params.as_dict(), **model.params.as_dict()}
+
+    def build_scorers(self) -> list[Scorer]:
+        """The config's scorers, built once (``load_config`` already built and checked them).
+
+        Relative paths in scorer options resolve against ``base_dir``, so a spec loaded
+        from a run's snapshot reads the same files. Raises ``ConfigError`` if a scorer is
+        broken (only possible for a spec not made by ``load_config``).
+        """
+        if self._scorers is None:
+            self._scorers = build_scorers(self.scorers, base_dir=self.base_dir, file=str(self.path))
+        return self._scorers
 
 
 # --- loading and JSON Schema --------------------------------------------------------------------
@@ -463,6 +490,11 @@ def config_json_schema() -> dict[str, Any]:
             {"type": "string", "description": "A model id, e.g. `claude-haiku-4-5`."},
             {"$ref": "#/$defs/ModelConfig"},
         ]
+    }
+    scorers = schema["properties"]["scorers"]
+    schema["properties"]["scorers"] = {
+        **scorers_json_schema(),
+        **{k: scorers[k] for k in ("title", "description", "default") if k in scorers},
     }
     return schema
 

@@ -41,6 +41,9 @@ class LoadContext:
     api_version: str | None
     sources: dict[str, str] = field(default_factory=dict)
     """Template file texts by absolute path, filled in as the files are read."""
+    files: dict[str, bytes] = field(default_factory=dict)
+    """Other files the config reads (scorers' rubric, schema and ``python:`` files) by
+    absolute path: part of the config hash, like the templates."""
 
 
 def context_of(info: ValidationInfo) -> LoadContext | None:

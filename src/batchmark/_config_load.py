@@ -2,11 +2,13 @@
 
 ``load`` (exported as ``batchmark._config.load_config``) reads the file, parses the YAML
 twice (as data for validation, and as a node tree to find each field's line), runs the
-checks that span fields (duplicate keys, duplicate variant names and model keys) and
+checks that span fields (duplicate keys, duplicate variant names and model keys),
 validates the data against ``EvalConfig`` with a ``LoadContext`` that makes paths
-absolute and reads template files. Every error becomes one line
-``field.path (line N): message`` with an optional hint; all of them go into a single
-``ConfigError``. The result is an ``EvalSpec`` carrying the config's text and hash.
+absolute and reads template files, and builds the ``scorers:`` list with
+``build_scorers`` (relative to the config's folder). Every error becomes one line
+``field.path (line N): message`` with an optional hint; all of them, the scorers' too,
+go into a single ``ConfigError``. The result is an ``EvalSpec`` carrying the config's
+text and hash, with its scorers built.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import SkipJsonSchema
 
 from batchmark._config import EvalConfig, EvalSpec
-from batchmark._config_checks import LoadContext
+from batchmark._config_checks import LoadContext, resolve_path
 from batchmark._errors import ConfigError
+from batchmark.scorers import Scorer, build_scorers
 
 __all__ = ["load"]
 
@@ -52,10 +55,12 @@ def load(path: str | os.PathLike[str], *, text: str | None = None) -> EvalSpec:
     except ValidationError as err:
         errors = _format_errors(err, root) + errors
         config = None
+    scorers, scorer_errors = _scorers(raw.get("scorers"), ctx, file, root)
+    errors = errors + scorer_errors
     if errors or config is None:
         raise ConfigError(file, errors)
 
-    return EvalSpec.model_construct(
+    spec = EvalSpec.model_construct(
         **dict(config),
         path=config_path,
         base_dir=ctx.base_dir,
@@ -63,6 +68,8 @@ def load(path: str | os.PathLike[str], *, text: str | None = None) -> EvalSpec:
         hash=_spec_hash(text, ctx),
         sources=dict(sorted(ctx.sources.items())),
     )
+    spec._scorers = scorers
+    return spec
 
 
 def _read(config_path: Path) -> str:
@@ -83,14 +90,107 @@ def _api_version_of(raw: dict[str, Any]) -> str | None:
 
 
 def _spec_hash(text: str, ctx: LoadContext) -> str:
+    files = {path: source.encode("utf-8") for path, source in ctx.sources.items()}
+    files.update(ctx.files)
     digest = hashlib.sha256(text.encode("utf-8"))
-    for abs_path in sorted(ctx.sources):
+    for abs_path in sorted(files):
         try:
-            rel = Path(abs_path).relative_to(ctx.base_dir).as_posix()
-        except ValueError:
+            rel = Path(os.path.relpath(abs_path, ctx.base_dir)).as_posix()
+        except ValueError:  # another drive (Windows)
             rel = Path(abs_path).as_posix()
-        digest.update(b"\0" + rel.encode("utf-8") + b"\0" + ctx.sources[abs_path].encode("utf-8"))
+        digest.update(b"\0" + rel.encode("utf-8") + b"\0" + files[abs_path])
     return digest.hexdigest()
+
+
+# --- scorers ------------------------------------------------------------------------
+
+
+def _scorers(
+    items: Any, ctx: LoadContext, file: str, root: yaml.Node | None
+) -> tuple[list[Scorer], list[str]]:
+    """Build the ``scorers:`` list: the scorers, or the problems with their YAML lines.
+
+    A value that is not a list is left to the model's validation to report. The files
+    the scorers read are added to ``ctx.files`` for the config hash.
+    """
+    if not isinstance(items, list):
+        return [], []
+    try:
+        scorers = build_scorers(items, base_dir=ctx.base_dir, file=file)
+    except ConfigError as err:
+        return [], [_with_scorer_line(entry, root) for entry in err.errors]
+    for scorer in scorers:
+        for value in _scorer_paths(scorer):
+            path = resolve_path(ctx, value)
+            try:
+                ctx.files[str(path)] = path.read_bytes()
+            except OSError:  # the scorer read it a moment ago; nothing to hash
+                continue
+    return scorers, []
+
+
+def _scorer_paths(scorer: Scorer) -> list[str]:
+    """The files a built scorer read: its ``*_file`` options and a ``python:`` file."""
+    paths = []
+    if isinstance(scorer, BaseModel):
+        for name in type(scorer).model_fields:
+            value = getattr(scorer, name)
+            if name.endswith("_file") and isinstance(value, str):
+                paths.append(value)
+    module, sep, _ = str(getattr(scorer, "reference", None) or "").partition(":")
+    if sep and module.endswith(".py"):
+        paths.append(module)
+    return paths
+
+
+_SCORER_ENTRY = re.compile(r"^scorers\[(\d+)\]((?:\.[^.\[\s:]+|\[\d+\])*)(?=:)")
+
+
+def _with_scorer_line(entry: str, root: yaml.Node | None) -> str:
+    """``scorers[i].field: msg`` from ``build_scorers`` -> ``scorers[i].field (line N): msg``."""
+    match = _SCORER_ENTRY.match(entry)
+    if match is None:
+        return entry
+    parts: list[Any] = [int(match[1])]
+    for key, index in re.findall(r"\.([^.\[]+)|\[(\d+)\]", match[2]):
+        parts.append(int(index) if index else key)
+    line = _scorer_line(root, parts)
+    return match[0] + (f" (line {line})" if line else "") + entry[match.end() :]
+
+
+def _scorer_line(root: yaml.Node | None, parts: list[Any]) -> int | None:
+    """The line of a scorer item's field. Options may sit under the type's key
+    (``- judge: {rubric_file: ...}``), so a key not found on the item is looked for there."""
+    node: Any = _value_node(root, "scorers")
+    line = None
+    for depth, part in enumerate(parts):
+        if isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                break
+            node = node.value[part]
+            line = node.start_mark.line + 1
+            continue
+        if not isinstance(node, yaml.MappingNode):
+            break
+        found = _key_value(node, str(part))
+        if found is None and depth == 1:
+            options = [v for k, v in node.value if isinstance(v, yaml.MappingNode)]
+            if len(options) == 1:
+                found = _key_value(options[0], str(part))
+        if found is None:
+            break
+        key, node = found
+        line = key.start_mark.line + 1
+    return line
+
+
+def _value_node(node: yaml.Node | None, key: str) -> yaml.Node | None:
+    found = _key_value(node, key) if isinstance(node, yaml.MappingNode) else None
+    return found[1] if found else None
+
+
+def _key_value(node: yaml.MappingNode, key: str) -> tuple[yaml.Node, yaml.Node] | None:
+    return next(((k, v) for k, v in node.value if getattr(k, "value", None) == key), None)
 
 
 def _parse_yaml(file: str, text: str) -> tuple[dict[str, Any], yaml.Node | None]:

@@ -313,8 +313,10 @@ def _drive(
             ),
         )
     scorers = spec.build_scorers()
-    client = make_client(base_url=base_url, api_key=api_key, api_version=info.get("api_version"))
     with _lock(folder), contextlib.ExitStack() as stack:
+        client = make_client(
+            base_url=base_url, api_key=api_key, api_version=info.get("api_version")
+        )
         stack.callback(client.close)
         ledger = Ledger(folder.ledger_path)
         stack.callback(ledger.close)
@@ -368,16 +370,6 @@ def _finalize(handle: Run, ledger: Ledger) -> None:
         folder.write_info(info)
 
 
-def _in_process_emulator(info: dict[str, Any], base_url: str | None) -> bool:
-    """Whether to drive a run made with --emulate against a fresh in-process emulator.
-
-    Only when no endpoint is given: the run's own emulator died with its process, so
-    this serves requests made from now on (judges), not batches already submitted.
-    """
-    explicit = base_url or os.environ.get("ANTHROPIC_BASE_URL")
-    return bool(info.get("emulated")) and not explicit
-
-
 def resume(
     ref: str | os.PathLike[str] | Run,
     *,
@@ -391,7 +383,9 @@ def resume(
     """Finish a detached or interrupted run without sending anything twice."""
     handle = ref if isinstance(ref, Run) else open_run(ref, results)
     info = handle.info
-    emulated = _in_process_emulator(info, base_url)
+    # A run made with --emulate is only ever driven by an in-process emulator: its
+    # batches exist nowhere else, and its cache holds stand-in answers.
+    emulated = bool(info.get("emulated"))
     if emulated and not handle.status.complete:
         raise BatchmarkError(
             f"run {handle.id} ran against an in-process emulator that stopped with it; "
@@ -445,7 +439,7 @@ def score(
             "finishes it (and scores it)"
         )
     info = handle.info
-    emulated = bool(info.get("emulated")) and not (base_url or os.environ.get("ANTHROPIC_BASE_URL"))
+    emulated = bool(info.get("emulated"))
     with _endpoint(spec, emulated, base_url or info.get("base_url"), api_key) as (url, key):
         _drive(
             handle,
