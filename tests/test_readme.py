@@ -44,3 +44,18 @@ def test_readme_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 @pytest.mark.parametrize("name", sorted(cli.commands))
 def test_every_command_is_in_the_cli_reference(name: str) -> None:
     assert f"`batchmark {name}" in README
+
+
+def test_readme_complete_config_example_loads(tmp_path: Path) -> None:
+    from batchmark import load_config
+
+    shutil.copytree(ROOT / "configs", tmp_path / "configs")
+    shutil.copytree(ROOT / "evals", tmp_path / "evals")
+    section = README.split("### A complete example", 1)[1]
+    example = re.search(r"```yaml\n(.*?)```", section, flags=re.S).group(1)
+    path = tmp_path / "configs" / "example.yaml"
+    path.write_text(example)
+
+    spec = load_config(path)
+
+    assert spec.name and spec.build_scorers() is not None
