@@ -22,6 +22,7 @@ import orjson
 from batchmark._config import EvalSpec
 from batchmark._datasets import iter_rows
 from batchmark._errors import DatasetError
+from batchmark._grid import Request
 from batchmark._responses import final_responses
 from batchmark._store import Ledger
 
@@ -91,19 +92,11 @@ def iter_contexts(ledger: Ledger, spec: EvalSpec) -> Iterator[tuple[str, ScoreCo
 
 
 @dataclass(frozen=True, slots=True)
-class JudgeRequest:
-    """A judge's request about one candidate; inserted like a grid ``Request``."""
+class JudgeRequest(Request):
+    """A judge's request about one candidate: a grid ``Request`` plus whose it is."""
 
-    custom_id: str
-    variant: str
-    model_key: str
-    model: str
-    row_id: str
-    epoch: int
-    params: dict[str, Any]
-    cache_key: str
-    parent_id: str
-    scorer: str
+    parent_id: str = ""
+    scorer: str = ""
 
 
 def judge_requests(
@@ -129,16 +122,16 @@ def judge_requests(
             if params is None:
                 continue
             yield JudgeRequest(
-                judge_id,
-                ctx.variant,
-                ctx.model_key,
-                params["model"],
-                ctx.row_id,
-                ctx.epoch,
-                params,
-                cache_key_for(params, 0, spec.api_version),
-                custom_id,
-                judge.name,
+                custom_id=judge_id,
+                variant=ctx.variant,
+                model_key=ctx.model_key,
+                model=params["model"],
+                row_id=ctx.row_id,
+                epoch=ctx.epoch,
+                params=params,
+                cache_key=cache_key_for(params, 0, spec.api_version),
+                parent_id=custom_id,
+                scorer=judge.name,
             )
 
 
