@@ -193,3 +193,19 @@ def test_kill_while_the_judge_batch_is_in_flight_then_resume(
     assert max(Counter(judged.submitted()).values()) == 1
     assert len(_judge_ids(run)) == N_CELLS
     assert not any(s["invalid"] for s in run.scores())
+
+
+def test_a_panel_combines_several_judges_on_each_item(
+    judged: LiveEmulator, tmp_path: Path
+) -> None:
+    second = {"judge": {**JUDGE["judge"], "name": "second", "model": "claude-sonnet-4-6"}}
+    panel = {"judge_panel": {"name": "panel", "judges": ["grader", "second"], "combine": "mean"}}
+    config = write_config(tmp_path / "cfg", scorers=[JUDGE, second, panel])
+    run = batchmark.run(config, results=tmp_path / "results")
+
+    by_scorer = Counter(s["scorer"] for s in run.scores())
+    assert by_scorer == {"grader": N_CELLS, "second": N_CELLS, "panel": N_CELLS}
+    assert sum(c.startswith("j-") for c in judged.submitted()) == 2 * N_CELLS
+    for s in run.scores():
+        if s["scorer"] == "panel":
+            assert s["score"] == (1.0 if int(s["row_id"][1:]) <= 3 else 0.0)
