@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import anthropic
 import httpx2
+import orjson
 
 from batchmark._errors import CredentialsError
 
@@ -129,60 +130,61 @@ def _retry_wait(err: anthropic.APIStatusError, attempt: int) -> float:
     return min(0.5 * 2**attempt, 8.0)
 
 
-def normalize_message(message: Any) -> dict[str, Any]:
-    """The parts of a Message an eval needs, as plain data."""
+def normalize_message(message: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a Message (as JSON) an eval needs, as plain data."""
     texts: list[str] = []
     thinking: list[str] = []
     tool_calls: list[dict[str, Any]] = []
-    for block in message.content:
-        kind = getattr(block, "type", None)
+    for block in message.get("content") or ():
+        kind = block.get("type")
         if kind == "text":
-            texts.append(block.text)
+            texts.append(block.get("text", ""))
         elif kind == "tool_use":
-            tool_calls.append({"id": block.id, "name": block.name, "input": block.input})
+            tool_calls.append(
+                {"id": block.get("id"), "name": block.get("name"), "input": block.get("input")}
+            )
         elif kind == "thinking":
-            thinking.append(block.thinking)
-    usage = message.usage
-    cache_creation = getattr(usage, "cache_creation", None)
+            thinking.append(block.get("thinking", ""))
+    usage = message.get("usage") or {}
+    cache_creation = usage.get("cache_creation") or {}
     return {
-        "message_id": message.id,
-        "response_model": message.model,
+        "message_id": message.get("id"),
+        "response_model": message.get("model"),
         "text": "".join(texts),
         "tool_calls": tool_calls,
         "thinking": "\n".join(thinking) if thinking else None,
-        "stop_reason": message.stop_reason,
-        "stop_sequence": message.stop_sequence,
+        "stop_reason": message.get("stop_reason"),
+        "stop_sequence": message.get("stop_sequence"),
         "usage": {
-            "input_tokens": usage.input_tokens,
-            "output_tokens": usage.output_tokens,
-            "cache_creation_input_tokens": usage.cache_creation_input_tokens or 0,
-            "cache_read_input_tokens": usage.cache_read_input_tokens or 0,
+            "input_tokens": usage.get("input_tokens") or 0,
+            "output_tokens": usage.get("output_tokens") or 0,
+            "cache_creation_input_tokens": usage.get("cache_creation_input_tokens") or 0,
+            "cache_read_input_tokens": usage.get("cache_read_input_tokens") or 0,
             "cache_creation": {
-                "ephemeral_5m_input_tokens": getattr(cache_creation, "ephemeral_5m_input_tokens", 0)
-                or 0,
-                "ephemeral_1h_input_tokens": getattr(cache_creation, "ephemeral_1h_input_tokens", 0)
-                or 0,
+                "ephemeral_5m_input_tokens": cache_creation.get("ephemeral_5m_input_tokens") or 0,
+                "ephemeral_1h_input_tokens": cache_creation.get("ephemeral_1h_input_tokens") or 0,
             },
-            "service_tier": usage.service_tier,
+            "service_tier": usage.get("service_tier"),
         },
     }
 
 
-def _result_line(item: Any) -> ResultLine:
-    result = item.result
-    kind = result.type
+def _result_line(item: dict[str, Any]) -> ResultLine:
+    """One results line (parsed JSON, shaped as the SDK's MessageBatchIndividualResponse)."""
+    custom_id = item["custom_id"]
+    result = item.get("result") or {}
+    kind = result.get("type", "unknown")
     if kind == "succeeded":
-        return ResultLine(item.custom_id, kind, message=normalize_message(result.message))
+        return ResultLine(custom_id, kind, message=normalize_message(result.get("message") or {}))
     if kind == "errored":
-        envelope = result.error
-        err = getattr(envelope, "error", None)
+        err = (result.get("error") or {}).get("error") or {}
         return ResultLine(
-            item.custom_id,
+            custom_id,
             kind,
-            error_type=getattr(err, "type", None) or "unknown_error",
-            error_message=getattr(err, "message", None) or "",
+            error_type=err.get("type") or "unknown_error",
+            error_message=err.get("message") or "",
         )
-    return ResultLine(item.custom_id, kind)
+    return ResultLine(custom_id, kind)
 
 
 class AnthropicBackend:
@@ -215,17 +217,26 @@ class AnthropicBackend:
             raise BatchNotFound(batch_id) from err
 
     def fetch(self, batch_id: str) -> Iterator[ResultLine]:
+        """Stream a batch's results line by line, through the SDK's own HTTP stack.
+
+        ``with_streaming_response.results`` does what ``results`` does (retrieve, then a
+        GET of ``results_url``) but hands over the raw lines, which orjson parses about
+        5x faster than building the SDK's pydantic objects for every line. Lines are
+        parsed one at a time: memory does not grow with the batch.
+        """
+        stream = self.client.messages.batches.with_streaming_response.results(batch_id)
         try:
-            decoder = self.client.messages.batches.results(batch_id)
+            response = stream.__enter__()
         except anthropic.NotFoundError as err:
             raise BatchNotFound(batch_id) from err
         try:
-            for item in decoder:
-                yield _result_line(item)
+            for line in response.iter_lines():
+                if line:
+                    yield _result_line(orjson.loads(line))
         except (httpx2.TransportError, anthropic.APIConnectionError, ValueError) as err:
             raise ResultsStreamError(f"results of {batch_id}: {err}") from err
         finally:
-            decoder.close()
+            stream.__exit__(None, None, None)
 
     def list_recent(self, since: datetime) -> Iterator[BatchInfo]:
         for batch in self.client.messages.batches.list(limit=100):
