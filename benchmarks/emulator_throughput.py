@@ -1,23 +1,24 @@
 """Throughput of the emulator through the real SDK: 100,000 small requests in one batch.
 
-Run: ``python benchmarks/emulator_throughput.py [N]``. Prints requests/second for each
-phase (create, finish = poll until ended, stream = read every result line), peak RSS of
-this process (SDK client and emulator share it), and the machine.
+Run: ``python benchmarks/emulator_throughput.py [N] [--no-readme]``. Prints requests/second
+for each phase (create, finish = poll until ended, stream = read every result line), peak
+RSS of this process (SDK client and emulator share it), and the machine, then rewrites the
+``emulator_throughput`` block of the README's performance section (unless ``--no-readme``).
 """
 
 from __future__ import annotations
 
-import os
-import platform
+import argparse
 import resource
-import sys
 import time
 
+import _report
 import anthropic
 
 from batchmark.emulator import Emulator
 
 POLL_SECONDS = 0.05
+PACKAGES = ("batchmark", "anthropic", "httpx2", "starlette", "uvicorn", "orjson")
 
 
 def _requests(n: int) -> list[dict]:
@@ -38,7 +39,22 @@ def _rate(n: int, seconds: float) -> str:
     return f"{seconds:7.2f} s  {n / seconds:>10,.0f} requests/s"
 
 
-def main(n: int = 100_000) -> None:
+def readme_block(n: int, phases: list[tuple[str, float]], peak_mb: float) -> list[str]:
+    """The README block: one row per phase, then the peak RSS and the machine."""
+    rows = [(name, f"{n:,}", f"{s:.2f}", f"{n / s:,.0f}") for name, s in phases]
+    return [
+        f"**Emulator throughput** (`benchmarks/emulator_throughput.py`): one batch of "
+        f"{n:,} small requests through the real SDK to an in-process emulator.",
+        "",
+        *_report.table(("phase", "requests", "seconds", "requests/s"), rows),
+        "",
+        f"Peak RSS: {peak_mb:,.0f} MB (SDK client and emulator in one process).",
+        "",
+        _report.machine_summary(PACKAGES),
+    ]
+
+
+def main(n: int = 100_000, readme: bool = True) -> None:
     """Create, finish and stream one batch of ``n`` requests; print the figures."""
     emu = Emulator(processing_seconds=0.0)
     requests = _requests(n)
@@ -60,16 +76,26 @@ def main(n: int = 100_000) -> None:
         streamed = time.perf_counter()
     assert count == n, f"streamed {count} of {n} results"
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    phases = [
+        ("create", created - started),
+        ("finish", finished - created),
+        ("stream", streamed - finished),
+        ("total", streamed - started),
+    ]
     print(f"requests: {n:,}")
-    print(f"create:   {_rate(n, created - started)}")
-    print(f"finish:   {_rate(n, finished - created)}")
-    print(f"stream:   {_rate(n, streamed - finished)}")
-    print(f"total:    {_rate(n, streamed - started)}")
+    for name, seconds in phases:
+        print(f"{name + ':':<9} {_rate(n, seconds)}")
     print(f"peak RSS: {peak_mb:,.0f} MB (SDK client and emulator in one process)")
-    print(f"machine:  {platform.platform()}, {os.cpu_count()} CPUs ({platform.machine()})")
-    print(f"python:   {platform.python_implementation()} {platform.python_version()}")
-    print(f"anthropic {anthropic.__version__}")
+    for line in _report.machine_lines(PACKAGES):
+        print(line)
+    if readme:
+        path = _report.write_block("emulator_throughput", readme_block(n, phases, peak_mb))
+        print(f"written:  {path.name}, block emulator_throughput")
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 100_000)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("n", nargs="?", type=int, default=100_000, help="requests in the batch")
+    _report.add_readme_flag(parser)
+    args = parser.parse_args()
+    main(args.n, readme=args.readme)

@@ -1,7 +1,7 @@
 """Speed and memory of the harness's own work: expanding a grid and ingesting results.
 
-Run: ``python benchmarks/expand_and_ingest.py [--cells N ...] [--ingest N] [--epochs E]``
-(defaults: ``--cells 100000 1000000 --ingest 100000 --epochs 1``).
+Run: ``python benchmarks/expand_and_ingest.py [--cells N ...] [--ingest N] [--epochs E]
+[--no-readme]`` (defaults: ``--cells 100000 1000000 --ingest 100000 --epochs 1``).
 
 A synthetic JSONL dataset and a config of 2 prompt variants x 2 models x E epochs are
 written to a temporary folder, so cells = rows x 4 x E. Phases:
@@ -23,17 +23,17 @@ peak just before the timed work starts, after importing ``datasets``/pyarrow). F
 peaks across sizes mean streaming works. Every subprocess starts with an empty
 ``datasets`` cache, so the timed expansion includes converting the JSONL file to Arrow,
 as a first run on a new dataset does.
+
+The figures are printed, then written to the ``expand_and_ingest`` block of the README's
+performance section (``--no-readme`` skips that).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import os
-import platform
 import resource
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -41,6 +41,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import _report
 import orjson
 
 MODELS = ("claude-haiku-4-5", "claude-sonnet-4-6")
@@ -211,21 +212,17 @@ def run_child(phase: str, config: Path) -> dict:
 # --- report ------------------------------------------------------------------------------
 
 
-def _version(name: str) -> str:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return "?"
-
-
-def machine_info() -> list[str]:
-    packages = ("batchmark", "anthropic", "httpx2", "pydantic", "jinja2", "orjson", "uvicorn")
-    versions = ", ".join(f"{p} {_version(p)}" for p in packages)
-    return [
-        f"machine:  {platform.platform()}, {os.cpu_count()} CPUs ({platform.machine()})",
-        f"python:   {platform.python_implementation()} {platform.python_version()}",
-        f"packages: {versions}, SQLite {sqlite3.sqlite_version}",
-    ]
+PACKAGES = (
+    "batchmark",
+    "anthropic",
+    "httpx2",
+    "pydantic",
+    "jinja2",
+    "orjson",
+    "uvicorn",
+    "datasets",
+    "pyarrow",
+)
 
 
 PHASE_LABELS = {
@@ -235,12 +232,51 @@ PHASE_LABELS = {
 }
 
 
+def readme_block(epochs: int, results: list[tuple[str, dict]]) -> list[str]:
+    """The README block: one row per (phase, size), the ledger sizes, the machine."""
+    rows = [
+        (
+            PHASE_LABELS[phase],
+            f"{r['cells']:,}",
+            f"{r['seconds']:.2f}",
+            f"{r['cells'] / r['seconds']:,.0f}",
+            f"{r['baseline_mb']:,.0f} MB",
+            f"{r['peak_mb']:,.0f} MB",
+        )
+        for phase, r in results
+    ]
+    header = ("phase", "cells", "seconds", "cells/s", "baseline RSS", "peak RSS")
+    body = [
+        "**Grid expansion and result ingestion** (`benchmarks/expand_and_ingest.py`): "
+        f"2 prompt variants x 2 models x {epochs} epoch(s); each phase and size in a fresh "
+        "process (peak RSS includes the interpreter and `datasets`/pyarrow, see `baseline`).",
+        "",
+        *_report.table(header, rows),
+        "",
+    ]
+    ledgers = [
+        f"{r['cells']:,} cells: {r['bytes'] / 1e6:,.1f} MB"
+        for phase, r in results
+        if phase == "ledger"
+    ]
+    if ledgers:
+        body.append("Ledger file after expansion (SQLite): " + "; ".join(ledgers) + ".")
+    for phase, r in results:
+        if phase == "ingest":
+            body.append(
+                f"Submitting the {r['cells']:,}-request batch before `collect` took "
+                f"{r['submit_seconds']:.2f} s (not in the table)."
+            )
+    return [*body, "", _report.machine_summary(PACKAGES, sqlite=True)]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cells", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--ingest", type=int, default=100_000, help="0 skips the phase")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--child", nargs=2, metavar=("PHASE", "CONFIG"), help=argparse.SUPPRESS)
+    _report.add_readme_flag(parser)
     args = parser.parse_args(argv)
     if args.child:
         child(args.child[0], Path(args.child[1]))
@@ -250,7 +286,7 @@ def main(argv: list[str] | None = None) -> None:
 
     print("batchmark benchmark: grid expansion and result ingestion")
     print(f"grid:     2 variants x 2 models x {args.epochs} epoch(s); cells = rows x 4 x epochs")
-    for line in machine_info():
+    for line in _report.machine_lines(PACKAGES, sqlite=True):
         print(line)
     print()
     columns = ("cells", 10), ("seconds", 9), ("cells/s", 10), ("baseline", 9), ("peak RSS", 9)
@@ -261,12 +297,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.ingest:
         plan.append(("ingest", args.ingest))
     notes = []
+    results: list[tuple[str, dict]] = []
     with tempfile.TemporaryDirectory(prefix="batchmark-bench-") as tmp:
         configs: dict[int, Path] = {}
         for phase, n in plan:
             if n not in configs:
                 configs[n] = write_eval(Path(tmp) / f"cells-{n}", n, args.epochs)
             r = run_child(phase, configs[n])
+            results.append((phase, r))
             print(
                 f"{PHASE_LABELS[phase]:<20} {r['cells']:>10,} {r['seconds']:>9.2f} "
                 f"{r['cells'] / r['seconds']:>10,.0f} {r['baseline_mb']:>6,.0f} MB "
@@ -285,6 +323,9 @@ def main(argv: list[str] | None = None) -> None:
     print()
     for note in notes:
         print(note)
+    if args.readme:
+        path = _report.write_block("expand_and_ingest", readme_block(args.epochs, results))
+        print(f"\nwritten: {path.name}, block expand_and_ingest")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Scoring throughput of the deterministic scorers (items per second, one core).
 
-Run: ``python benchmarks/scoring_throughput.py [--items N] [--repeat R]``
-(defaults: ``--items 100000 --repeat 3``).
+Run: ``python benchmarks/scoring_throughput.py [--items N] [--repeat R] [--no-readme]``
+(defaults: ``--items 100000 --repeat 3``). The figures are printed, then written to the
+``scoring_throughput`` block of the README's performance section (unless ``--no-readme``).
 
 For each scorer, N synthetic items (a dataset row, the request that was sent, a
 normalized response record) are built first, untimed; then only ``scorer.score(ctx)``
@@ -23,14 +24,13 @@ both. Scorers are built with ``build_scorers`` exactly as from a config:
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
-import os
-import platform
 import random
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import _report
 
 from batchmark.scorers import Score, ScoreContext, build_scorers
 
@@ -138,30 +138,47 @@ def measure(item: dict[str, Any], items: list[ScoreContext], repeat: int) -> tup
     return best, passed
 
 
-def _version(name: str) -> str:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return "?"
+PACKAGES = ("batchmark", "pydantic", "jinja2", "jsonschema")
+
+
+def readme_block(items: int, repeat: int, results: list[tuple[str, float, float]]) -> list[str]:
+    """The README block: one row per scorer (rate, time per item, pass share), the machine."""
+    rows = [
+        (f"`{name}`", f"{rate:,.0f}", f"{1e6 / rate:.2f}", f"{passed:.0%}")
+        for name, rate, passed in results
+    ]
+    return [
+        "**Scoring throughput** (`benchmarks/scoring_throughput.py`): deterministic scorers, "
+        f"{items:,} synthetic items each, one core, best of {repeat}.",
+        "",
+        *_report.table(("scorer", "items/s", "µs/item", "passed"), rows),
+        "",
+        _report.machine_summary(PACKAGES),
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
+    _report.add_readme_flag(parser)
     args = parser.parse_args(argv)
 
-    packages = ("batchmark", "pydantic", "jinja2", "jsonschema")
-    print(f"machine:  {platform.platform()}, {os.cpu_count()} CPUs ({platform.machine()})")
-    print(f"python:   {platform.python_implementation()} {platform.python_version()}")
-    print("packages: " + ", ".join(f"{p} {_version(p)}" for p in packages))
+    for line in _report.machine_lines(PACKAGES):
+        print(line)
     print(f"items:    {args.items:,} per scorer, best of {args.repeat}\n")
     print(f"{'scorer':<12} {'items/s':>12} {'µs/item':>9} {'passed':>7}")
+    results: list[tuple[str, float, float]] = []
     for name, item, make in CASES:
         items = contexts(make, args.items)
         seconds, passed = measure(item, items, args.repeat)
         rate = args.items / seconds
-        print(f"{name:<12} {rate:>12,.0f} {1e6 / rate:>9.2f} {passed:>7.0%}")
+        results.append((name, rate, passed))
+        print(f"{name:<12} {rate:>12,.0f} {1e6 / rate:>9.2f} {passed:>7.0%}", flush=True)
+    if args.readme:
+        block = readme_block(args.items, args.repeat, results)
+        path = _report.write_block("scoring_throughput", block)
+        print(f"\nwritten:  {path.name}, block scoring_throughput")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import anthropic
 import httpx2
 import orjson
+from anthropic.types.messages import MessageBatch
 
 from batchmark._errors import CredentialsError
 
@@ -65,7 +66,7 @@ class ResultsStreamError(Exception):
 
 
 class BatchBackend(Protocol):
-    def create(self, requests: list[dict[str, Any]]) -> BatchInfo: ...
+    def create(self, requests: Sequence[tuple[str, bytes]]) -> BatchInfo: ...
     def check(self, batch_id: str) -> BatchInfo: ...
     def fetch(self, batch_id: str) -> Iterator[ResultLine]: ...
     def list_recent(self, since: datetime) -> Iterator[BatchInfo]: ...
@@ -194,16 +195,36 @@ class AnthropicBackend:
         self.client = client
         self.sleep = sleep
 
-    def create(self, requests: list[dict[str, Any]]) -> BatchInfo:
-        """One batch create. Not idempotent, so the SDK must not re-send it blindly: a
-        500 or a timeout after the server committed the batch, re-sent, is a second
-        (paid) batch of the same requests. Only refusals (429, 529) are retried here,
-        as often as the client's ``max_retries``; anything else is raised for the
-        runner to settle from the batch list."""
+    def create(self, requests: Sequence[tuple[str, bytes]]) -> BatchInfo:
+        """One batch create of ``(custom_id, params as JSON)`` pairs.
+
+        The body is joined from the params' stored JSON bytes and POSTed with the SDK's
+        own client (``client.post``: its auth, headers, base URL and error types), so no
+        request is parsed or re-serialized (``batches.create`` would deep-copy and
+        transform every request's params first).
+
+        Not idempotent, so the SDK must not re-send it blindly: a 500 or a timeout after
+        the server committed the batch, re-sent, is a second (paid) batch of the same
+        requests. Only refusals (429, 529) are retried here, as often as the client's
+        ``max_retries``; anything else is raised for the runner to settle from the
+        batch list."""
+        body = (
+            b'{"requests":['
+            + b",".join(
+                b'{"custom_id":' + orjson.dumps(c) + b',"params":' + p + b"}" for c, p in requests
+            )
+            + b"]}"
+        )
         once = self.client.with_options(max_retries=0)  # shares the HTTP connection pool
         for attempt in range(self.client.max_retries + 1):
             try:
-                return _info(once.messages.batches.create(requests=requests))  # type: ignore[arg-type]
+                batch = once.post(
+                    "/v1/messages/batches",
+                    cast_to=MessageBatch,
+                    content=body,
+                    options={"headers": {"Content-Type": "application/json"}},
+                )
+                return _info(batch)
             except anthropic.APIStatusError as err:
                 if err.status_code not in _CREATE_REFUSED or attempt >= self.client.max_retries:
                     raise

@@ -284,10 +284,9 @@ class BatchRunner:
                 "attempts = attempts + 1 WHERE custom_id = ?",
                 [(intent_id, c) for c in ids],
             )
-        body = [{"custom_id": c, "params": orjson.loads(p)} for c, p in chunk]
         crashpoint("before_create")
         try:
-            info = self.backend.create(body)
+            info = self.backend.create(chunk)
         except anthropic.BadRequestError:
             # The API refused the envelope synchronously: no batch exists.
             self._abandon_intent(intent_id)
@@ -296,7 +295,6 @@ class BatchRunner:
             # The create may or may not have happened: settle it from the batch list.
             self.recover()
             raise
-        del body
         crashpoint("after_create")
         self._record_batch(intent_id, info, adopted=False)
         self.submitted_now += len(ids)
