@@ -53,6 +53,9 @@ API_MAX_REQUESTS = 100_000
 API_MAX_BYTES = 256 * 1024 * 1024
 FINAL_ERRORS = {"invalid_request_error", "request_too_large"}
 MAX_CONSECUTIVE_FAILURES = 8
+# Result lines written per ledger transaction: each commit costs a WAL sync (~20 ms), so
+# larger chunks ingest faster; a crash loses at most one chunk's work (re-collected).
+COLLECT_CHUNK = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -449,7 +452,7 @@ class BatchRunner:
                 if line.custom_id not in expected:
                     continue  # settled already, or not ours
                 buffer.append(line)
-                if len(buffer) >= 2000:
+                if len(buffer) >= COLLECT_CHUNK:
                     self._apply(batch_id, buffer, expected)
                     buffer = []
             self._apply(batch_id, buffer, expected)
