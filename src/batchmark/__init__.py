@@ -9,6 +9,7 @@ Example::
     run.responses_df()
 """
 
+from batchmark._compare import Comparison, compare, report
 from batchmark._config import EvalSpec, config_json_schema, load_config
 from batchmark._driver import cancel, resume, run, score
 from batchmark._errors import (
@@ -26,6 +27,8 @@ from batchmark._run import Run, RunStatus, open_run
 __all__ = [
     "BatchmarkError",
     "cancel",
+    "compare",
+    "Comparison",
     "config_json_schema",
     "ConfigError",
     "CredentialsError",
@@ -36,6 +39,7 @@ __all__ = [
     "make_custom_id",
     "open_run",
     "RenderError",
+    "report",
     "Request",
     "resume",
     "Run",

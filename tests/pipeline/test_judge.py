@@ -195,9 +195,7 @@ def test_kill_while_the_judge_batch_is_in_flight_then_resume(
     assert not any(s["invalid"] for s in run.scores())
 
 
-def test_a_panel_combines_several_judges_on_each_item(
-    judged: LiveEmulator, tmp_path: Path
-) -> None:
+def test_a_panel_combines_several_judges_on_each_item(judged: LiveEmulator, tmp_path: Path) -> None:
     second = {"judge": {**JUDGE["judge"], "name": "second", "model": "claude-sonnet-4-6"}}
     panel = {"judge_panel": {"name": "panel", "judges": ["grader", "second"], "combine": "mean"}}
     config = write_config(tmp_path / "cfg", scorers=[JUDGE, second, panel])

@@ -1,0 +1,137 @@
+"""``batchmark estimate``: what a config would send and cost, before anything is sent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import anthropic
+import click
+import orjson
+from rich.table import Table
+
+from batchmark._backend import make_client
+from batchmark._config import load_config
+from batchmark._estimate import Estimate, EstimateRow, estimate
+from batchmark._store import endpoint_name
+from batchmark.cli import cli
+from batchmark.cli._run import _fmt_cost, _fmt_int, _stdout, base_url_option, results_option
+from batchmark.cli._validate import _size, _user_errors
+
+
+def _client(base_url: str | None, api_version: str | None) -> anthropic.Anthropic | None:
+    """A client for count_tokens when a key is set or a base URL points somewhere."""
+    key = os.environ.get("ANTHROPIC_API_KEY")
+    if not key and not base_url:
+        return None
+    # A local emulator or gateway may need no key; the SDK insists on one.
+    return make_client(
+        base_url=base_url, api_key=key or "unset", api_version=api_version, max_retries=2
+    )
+
+
+@cli.command("estimate")
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@results_option
+@base_url_option
+@click.option(
+    "--emulate",
+    is_flag=True,
+    help="Estimate a run with --emulate: the emulator's cache and past emulated runs.",
+)
+@click.option(
+    "--count-tokens/--no-count-tokens",
+    default=True,
+    show_default=True,
+    help="Count input tokens with the API's count_tokens (only when ANTHROPIC_API_KEY or "
+    "a base URL is set; otherwise, and with --no-count-tokens, a local approximation).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="Output for people (table) or programs (json).",
+)
+@_user_errors
+def estimate_command(
+    config: Path,
+    results: Path,
+    base_url: str | None,
+    emulate: bool,
+    count_tokens: bool,
+    fmt: str,
+) -> None:
+    """Estimate what running CONFIG would send and cost, sending nothing.
+
+    Requests, bytes, batches, response-cache hits, input tokens, expected output
+    (past runs' mean, else max_tokens) and cost at batch prices, per model x variant
+    and for the judges. The maximum cost (output at max_tokens, no prompt-cache reads)
+    is what `batchmark run --max-cost` checks.
+    """
+    spec = load_config(config)
+    url = None if emulate else base_url or os.environ.get("ANTHROPIC_BASE_URL")
+    client = _client(url, spec.api_version) if count_tokens and not emulate else None
+    try:
+        est = estimate(spec, results=results, client=client, endpoint=endpoint_name(url, emulate))
+    finally:
+        if client is not None:
+            client.close()
+    if fmt == "json":
+        click.echo(orjson.dumps(est.as_dict(), option=orjson.OPT_INDENT_2).decode())
+        return
+    print_estimate(est)
+
+
+def _row(table: Table, r: EstimateRow, source: str | None = None) -> None:
+    table.add_row(
+        r.model,
+        r.variant,
+        _fmt_int(r.requests),
+        _fmt_int(r.cached),
+        _fmt_int(r.input_tokens),
+        f"{_fmt_int(r.cache_write_tokens)}/{_fmt_int(r.cache_read_tokens)}",
+        _fmt_int(r.output_tokens),
+        source or (f"{r.observed:,} past" if r.observed else "max_tokens"),
+        _fmt_int(r.output_tokens_max),
+        _fmt_cost(r.cost_usd),
+        _fmt_cost(r.cost_max_usd),
+    )
+
+
+def _batches(n: int) -> str:
+    return f"{n:,} batch" if n == 1 else f"{n:,} batches"
+
+
+def print_estimate(est: Estimate) -> None:
+    """The estimate as a table per model x variant, then the totals and notes."""
+    console = _stdout()
+    table = Table(title=f"estimate {est.name} ({est.endpoint})", title_justify="left")
+    table.add_column("model")
+    table.add_column("variant")
+    for col in ("requests", "cached", "input tok", "cache w/r", "output tok"):
+        table.add_column(col, justify="right")
+    table.add_column("output from")
+    for col in ("max output", "cost", "max cost"):
+        table.add_column(col, justify="right")
+    for r in est.rows:
+        _row(table, r)
+    table.add_section()
+    _row(table, est.total, source="")
+    console.print(table)
+    console.print(
+        f"{est.requests:,} requests ({_size(est.bytes)}), {est.cached:,} from the response "
+        f"cache; {_batches(est.batches)} to send"
+    )
+    if est.judge_requests:
+        console.print(
+            f"judges: {est.judge_requests:,} requests, {est.judge_cached:,} from the cache; "
+            f"~{_batches(est.judge_batches)} to send"
+        )
+    console.print(
+        f"cost at batch prices: expected {_fmt_cost(est.cost_usd)}, at most "
+        f"{_fmt_cost(est.cost_max_usd)} (the figure --max-cost checks)"
+    )
+    for note in est.notes:
+        console.print(f"note: {note}", highlight=False)
