@@ -173,12 +173,15 @@ def run(
     detach: bool = False,
     on_progress: ProgressFn | None = None,
     poll_interval: float | None = None,
+    on_created: Callable[[Run], None] | None = None,
 ) -> Run:
     """Expand a config, submit its batches and (unless ``detach``) collect and score.
 
     Everything is rendered and written to the ledger before the first batch is sent, so
     a template or dataset error costs nothing. ``emulate`` runs against the bundled
-    emulator in-process with the config's ``emulator:`` settings.
+    emulator in-process with the config's ``emulator:`` settings. ``on_created`` is
+    called with the new run before anything is submitted (the CLI prints its id, so an
+    interrupted run can be resumed).
     """
     spec = config if isinstance(config, EvalSpec) else load_config(config)
     if emulate and detach:
@@ -195,6 +198,8 @@ def run(
         Path(results), spec, use_cache=use_cache, emulate=emulate, base_url=base_url
     )
     handle = Run(folder)
+    if on_created is not None:
+        on_created(handle)
     crashpoint("after_expand")
     with _endpoint(spec, emulate, base_url, api_key) as (url, key):
         _drive(

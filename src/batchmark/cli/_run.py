@@ -174,11 +174,18 @@ def run_command(
             detach=detach,
             on_progress=update,
             poll_interval=poll_interval,
+            on_created=None if quiet else _announce,
         )
     if detach:
         click.echo(handle.id)
         return
     _finish(handle)
+
+
+def _announce(handle: Run) -> None:
+    status = handle.status
+    cached = f", {status.done} from the cache" if status.done else ""
+    click.echo(f"run {handle.id}: {status.total:,} requests{cached} -> {handle.path}", err=True)
 
 
 def _finish(handle: Run) -> None:

@@ -1,0 +1,626 @@
+"""What a config will cost, before anything is sent: ``estimate`` and ``check_budget``.
+
+``estimate(spec)`` streams the grid once (``_grid.expand``; memory stays flat) and counts,
+per model x variant and in total:
+
+- **requests and bytes** (``Request.nbytes``) of the whole grid;
+- **cache hits**: requests whose ``cache_key`` is in the endpoint's response cache. A run
+  reuses them, so they cost nothing and are not sent;
+- **batches**: the requests to send (the cache misses) packed greedily in grid order
+  under ``batch.max_requests`` / ``batch.max_bytes``, exactly as
+  ``BatchRunner._next_chunk`` packs them; a request too large for any batch is counted
+  apart (a run fails it unsent);
+- **input tokens** of the requests to send: the API's ``count_tokens`` when a client is
+  given, else ``_tokens``' local approximation (~4 bytes a token). count_tokens is asked
+  for at most ``count_tokens_sample`` distinct (model, prompt) pairs per model; the
+  other prompts of that model get the approximation scaled by the ratio count_tokens /
+  approximation observed on that sample;
+- **output tokens**: the ``max_tokens`` bound, and the *expected* output: the mean
+  ``output_tokens`` of the succeeded responses of past runs of this eval against the
+  same endpoint (``results/<eval>/*/``, matched on model key, variant and model id),
+  capped at ``max_tokens``; without past responses the expected output is the bound;
+- **prompt caching**: a request carrying a ``cache_control`` breakpoint whose prefix
+  (up to its last breakpoint) reaches the model's minimum cacheable length pays, in the
+  *expected* figures, the first request per (model, prefix) as a cache write (at the
+  marker's TTL rate) and every later one as a cache read: an optimistic bound, since
+  batch cache hits are best-effort. The *maximum* assumes no hit at all: every such
+  request writes the prefix;
+- **judge requests**: for each judge scorer, one request per candidate (as if every
+  candidate succeeds). For a candidate served from the cache the judge's request is built
+  exactly from the cached response and looked up in the cache too; for the others it is
+  built with an empty response, and the candidate's expected (or, for the maximum,
+  ``max_tokens``) output is added to its input. Judge output is bounded by the judge's
+  ``max_tokens`` (expected: past runs' mean, as for candidates). Judge batches are
+  packed like candidates' from those approximate sizes;
+- **cost** at batch prices (``_pricing``, with the config's ``pricing:`` overrides):
+  ``cost_usd`` from the expected figures, ``cost_max_usd`` from the bounds (all output at
+  ``max_tokens``, no cache reads). A model without a price has no cost, and a note says so.
+
+``check_budget(est, max_cost)`` compares the **maximum** cost with the budget: a budget
+must hold whatever the models answer, so the bound is what is checked, never the
+expectation. An estimate with an unpriced model cannot be checked and is refused too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import anthropic
+import orjson
+
+from batchmark._batches import API_MAX_BYTES, API_MAX_REQUESTS
+from batchmark._config import EvalSpec
+from batchmark._datasets import Row, iter_rows
+from batchmark._errors import BatchmarkError
+from batchmark._grid import Request, expand, min_cacheable_tokens
+from batchmark._pricing import Price, cost_usd, price_for
+from batchmark._responses import final_responses
+from batchmark._run import Run
+from batchmark._scoring import cache_key_for, judges_of
+from batchmark._store import Ledger, ResponseCache, RunFolder, cache_path
+from batchmark._tokens import prefix_units
+
+if TYPE_CHECKING:
+    from batchmark.scorers import JudgeScorer
+
+__all__ = [
+    "COUNT_TOKENS_SAMPLE",
+    "BudgetExceeded",
+    "Estimate",
+    "EstimateRow",
+    "check_budget",
+    "estimate",
+]
+
+COUNT_TOKENS_SAMPLE = 20
+"""Distinct prompts per model sent to count_tokens; the rest are extrapolated."""
+_LOOKUP_CHUNK = 500
+_BODY_OVERHEAD = len(b'{"requests":[]}')
+_ENTRY_OVERHEAD = len(b'{"custom_id":"","params":}')
+_BYTES_PER_TOKEN = 4  # to size a judge's request from the response it will quote
+_COUNT_KEYS = ("model", "system", "messages", "tools", "tool_choice", "thinking")
+
+
+class BudgetExceeded(BatchmarkError):
+    """The estimated maximum cost of a run is over its budget (``--max-cost``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EstimateRow:
+    """One model x variant (judges: judge model x ``judge:<name>``), or the total."""
+
+    model: str
+    """The model key (a judge's row: the judge's model id)."""
+    variant: str
+    requests: int
+    cached: int
+    """Served from the response cache: not sent, cost nothing."""
+    input_tokens: int
+    """Prompt tokens of the requests to send, cache writes and reads included."""
+    input_tokens_max: int
+    """The same, for the maximum (judges quote a response of ``max_tokens``)."""
+    cache_write_tokens: int
+    """Of ``input_tokens``, expected prompt-cache writes (first request per prefix)."""
+    cache_read_tokens: int
+    """Of ``input_tokens``, expected prompt-cache reads (optimistic)."""
+    output_tokens: int
+    """Expected output: past runs' mean per request, else the ``max_tokens`` bound."""
+    output_tokens_max: int
+    """Sum of ``max_tokens`` over the requests to send."""
+    observed: int
+    """Past responses behind ``output_tokens`` (0: it is the ``max_tokens`` bound)."""
+    cost_usd: float | None
+    """Expected cost at batch prices; None without a price."""
+    cost_max_usd: float | None
+    """Maximum cost at batch prices (output at max_tokens, no cache reads)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """What running a config would send and cost (see the module docstring)."""
+
+    name: str
+    endpoint: str
+    """Whose response cache was consulted (``api.anthropic.com``, ``emulator``, ...)."""
+    requests: int
+    bytes: int
+    """Sum of ``Request.nbytes`` over the whole grid."""
+    cached: int
+    """Candidate requests served from the response cache."""
+    batches: int
+    """Batches the candidate requests to send need."""
+    too_large: int
+    """Requests larger than ``batch.max_bytes``: a run fails them unsent."""
+    judge_requests: int
+    judge_cached: int
+    judge_batches: int
+    """Approximate: judge request sizes depend on responses not yet seen."""
+    token_source: str
+    """``count_tokens`` or ``approximate``: where the candidates' input tokens come from."""
+    rows: tuple[EstimateRow, ...]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def total(self) -> EstimateRow:
+        """The rows summed; a cost is None when any row's is."""
+
+        def cost(name: str) -> float | None:
+            values = [getattr(r, name) for r in self.rows]
+            return None if any(v is None for v in values) else sum(values)
+
+        def add(name: str) -> int:
+            return sum(getattr(r, name) for r in self.rows)
+
+        counts = {f.name: add(f.name) for f in dataclasses.fields(EstimateRow)[2:-2]}
+        return EstimateRow(
+            "total", "", **counts, cost_usd=cost("cost_usd"), cost_max_usd=cost("cost_max_usd")
+        )
+
+    @property
+    def cost_usd(self) -> float | None:
+        """Expected cost at batch prices, or None when a model has no price."""
+        return self.total.cost_usd
+
+    @property
+    def cost_max_usd(self) -> float | None:
+        """Maximum cost at batch prices, or None when a model has no price."""
+        return self.total.cost_max_usd
+
+    def as_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["rows"] = [r.as_dict() for r in self.rows]
+        data["notes"] = list(self.notes)
+        data["total"] = self.total.as_dict()
+        data["cost_usd"] = self.cost_usd
+        data["cost_max_usd"] = self.cost_max_usd
+        return data
+
+
+def check_budget(est: Estimate, max_cost: float) -> None:
+    """Raise ``BudgetExceeded`` unless the estimate's *maximum* cost is within ``max_cost``.
+
+    The maximum (every output at ``max_tokens``, no prompt-cache reads) is compared, not
+    the expected cost: the budget must hold whatever the models answer. An estimate
+    with a model that has no price cannot be checked, and is refused as well.
+    """
+    hint = (
+        "raise --max-cost, or reduce the grid (dataset.limit, variants, models, epochs, max_tokens)"
+    )
+    if est.cost_max_usd is None:
+        unpriced = sorted({r.model for r in est.rows if r.cost_max_usd is None})
+        raise BudgetExceeded(
+            f"cannot check the budget of ${max_cost:,.4f} (--max-cost): no price for "
+            f"{', '.join(unpriced)}\n  hint: add the model under `pricing:` in the config"
+        )
+    if est.cost_max_usd > max_cost:
+        expected = "n/a" if est.cost_usd is None else f"${est.cost_usd:,.4f}"
+        raise BudgetExceeded(
+            f"estimated maximum cost ${est.cost_max_usd:,.4f} (every output at max_tokens, "
+            f"no prompt-cache reads) is over the budget of ${max_cost:,.4f} (--max-cost); "
+            f"the expected cost is {expected}; nothing was sent\n  hint: {hint}"
+        )
+
+
+# --- accumulation ----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Cell:
+    model: str
+    variant: str
+    price: Price | None
+    mean_output: float | None
+    observed: int
+    requests: int = 0
+    cached: int = 0
+    plain: int = 0  # uncached prompt tokens, expected
+    plain_max: int = 0
+    cw5: int = 0
+    cw1h: int = 0
+    cr: int = 0
+    cw5_max: int = 0
+    cw1h_max: int = 0
+    out: float = 0.0
+    out_max: int = 0
+
+    def expected_output(self, max_tokens: int) -> float:
+        return max_tokens if self.mean_output is None else min(self.mean_output, max_tokens)
+
+    def add(self, tokens: int, tokens_max: int, cache: tuple[int, str, bool] | None) -> None:
+        """A request to send: prompt tokens; ``cache`` is (prefix tokens, ttl, first)."""
+        prefix, ttl, first = cache or (0, "5m", True)
+        self.plain += tokens - prefix
+        self.plain_max += tokens_max - prefix
+        if cache is None:
+            return
+        if not first:
+            self.cr += prefix
+        elif ttl == "1h":
+            self.cw1h += prefix
+        else:
+            self.cw5 += prefix
+        if ttl == "1h":
+            self.cw1h_max += prefix
+        else:
+            self.cw5_max += prefix
+
+    def row(self) -> EstimateRow:
+        def cost(plain: int, cw5: int, cw1h: int, cr: int, out: float) -> float | None:
+            if self.price is None:
+                return None
+            usage = {
+                "input_tokens": plain,
+                "cache_creation_input_tokens": cw5 + cw1h,
+                "cache_creation": {
+                    "ephemeral_5m_input_tokens": cw5,
+                    "ephemeral_1h_input_tokens": cw1h,
+                },
+                "cache_read_input_tokens": cr,
+                "output_tokens": out,
+            }
+            return cost_usd(usage, self.price, batch=True)
+
+        return EstimateRow(
+            model=self.model,
+            variant=self.variant,
+            requests=self.requests,
+            cached=self.cached,
+            input_tokens=self.plain + self.cw5 + self.cw1h + self.cr,
+            input_tokens_max=self.plain_max + self.cw5_max + self.cw1h_max,
+            cache_write_tokens=self.cw5 + self.cw1h,
+            cache_read_tokens=self.cr,
+            output_tokens=round(self.out),
+            output_tokens_max=self.out_max,
+            observed=self.observed,
+            cost_usd=cost(self.plain, self.cw5, self.cw1h, self.cr, self.out),
+            cost_max_usd=cost(self.plain_max, self.cw5_max, self.cw1h_max, 0, self.out_max),
+        )
+
+
+class _Packer:
+    """Greedy batch packing in order, as ``BatchRunner._next_chunk`` does."""
+
+    def __init__(self, spec: EvalSpec) -> None:
+        self.limit_n = min(spec.batch.max_requests, API_MAX_REQUESTS)
+        self.limit_bytes = min(spec.batch.max_bytes, API_MAX_BYTES)
+        self.batches = self.too_large = 0
+        self.n = self.size = 0
+
+    def add(self, entry_bytes: int) -> None:
+        """``entry_bytes``: the request's ``{"custom_id": ..., "params": ...}`` size."""
+        item = entry_bytes + 1  # the comma _next_chunk counts after every entry
+        if item + _BODY_OVERHEAD > self.limit_bytes:
+            self.too_large += 1
+            return
+        if self.batches == 0 or self.n >= self.limit_n or self.size + item > self.limit_bytes:
+            self.batches += 1
+            self.n, self.size = 0, _BODY_OVERHEAD
+        self.n += 1
+        self.size += item
+
+
+class _TokenCounter:
+    """Prompt tokens: count_tokens for a sample of distinct prompts per model, else approx."""
+
+    def __init__(self, client: anthropic.Anthropic | None, sample: int) -> None:
+        self.client = client
+        self.sample = sample
+        self.counted: dict[bytes, int] = {}  # at most ``sample`` entries per model
+        self.stats: dict[str, list[int]] = {}  # model -> [prompts counted, api sum, approx sum]
+        self.error: str | None = None
+
+    def ratio(self, model: str) -> float:
+        n, api, approx = self.stats.get(model, (0, 0, 0))
+        return api / approx if n and approx else 1.0
+
+    def tokens(self, params: dict[str, Any], approx: int) -> int:
+        model = params["model"]
+        if self.client is None or self.error is not None:
+            return round(approx * self.ratio(model))
+        prompt = {k: params[k] for k in _COUNT_KEYS if k in params}
+        key = hashlib.sha256(orjson.dumps(prompt, option=orjson.OPT_SORT_KEYS)).digest()
+        if key in self.counted:
+            return self.counted[key]
+        stats = self.stats.setdefault(model, [0, 0, 0])
+        if stats[0] >= self.sample:
+            return round(approx * self.ratio(model))
+        try:
+            counted = self.client.messages.count_tokens(**prompt).input_tokens
+        except anthropic.APIError as err:
+            self.error = f"{type(err).__name__}: {err}"
+            return round(approx * self.ratio(model))
+        stats[0] += 1
+        stats[1] += counted
+        stats[2] += approx
+        self.counted[key] = counted
+        return counted
+
+
+def _cache_split(params: dict[str, Any], tokens: int, approx: int) -> tuple[int, str, bytes] | None:
+    """(prefix tokens, ttl, prefix key) of the request's last cache breakpoint, or None.
+
+    None when there is no breakpoint or the prefix is under the model's minimum
+    cacheable length (the API then simply does not cache). Prefix tokens are the
+    approximation scaled like the request's whole prompt.
+    """
+    units = prefix_units(params)
+    last = max((i for i, u in enumerate(units) if u.cache_control is not None), default=None)
+    if last is None:
+        return None
+    prefix = units[: last + 1]
+    scale = tokens / approx if approx else 1.0
+    n = round(sum(u.tokens for u in prefix) * scale)
+    if n < min_cacheable_tokens(params["model"]):
+        return None
+    ttl = str(units[last].cache_control.get("ttl", "5m"))  # type: ignore[union-attr]
+    blob = orjson.dumps([params["model"], [u.content for u in prefix]], option=orjson.OPT_SORT_KEYS)
+    return n, ttl, hashlib.sha256(blob).digest()
+
+
+def _observed(
+    spec: EvalSpec, results: Path, endpoint: str, judges: Sequence[JudgeScorer]
+) -> dict[tuple[str, str, str], list[int]]:
+    """(model key, variant, model id) -> [responses, output tokens] from past runs.
+
+    Only succeeded responses count. Judges are keyed (judge model, ``judge:<name>``,
+    judge model). Only runs against ``endpoint`` count: an emulator's answers say
+    nothing about a real model's lengths.
+    """
+    seen: dict[tuple[str, str, str], list[int]] = {}
+
+    def add(records: Iterator[dict[str, Any]], judge: JudgeScorer | None = None) -> None:
+        for r in records:
+            usage = r.get("usage")
+            if r["status"] != "succeeded" or not usage:
+                continue
+            if judge is None:
+                key = (r["model_key"], r["variant"], r["model"])
+            else:
+                key = (judge.model, f"judge:{judge.name}", r["model"])
+            acc = seen.setdefault(key, [0, 0])
+            acc[0] += 1
+            acc[1] += usage.get("output_tokens") or 0
+
+    for info in sorted((results / spec.name).glob("*/run.json")):
+        folder = RunFolder(info.parent)
+        if folder.id.startswith(".") or folder.read_info().get("endpoint") != endpoint:
+            continue
+        add(Run(folder).responses())
+        if not judges:
+            continue
+        ledger = Ledger(folder.ledger_path)
+        try:
+            for judge in judges:
+                add(final_responses(ledger, kind="judge", scorer=judge.name), judge)
+        finally:
+            ledger.close()
+    return seen
+
+
+# --- the estimate ----------------------------------------------------------------------------
+
+
+class _JudgeItem(NamedTuple):
+    """A judge's request about one candidate, before its cache lookup."""
+
+    cell: _Cell
+    params: dict[str, Any]
+    cache_key: str | None
+    """Set when the candidate's response is cached (the judge's request is then exact)."""
+    extra: int
+    """Tokens standing for the response the judge will quote (0 when it is in params)."""
+    extra_max: int
+    size: int
+    """Approximate ``{"custom_id": ..., "params": ...}`` bytes."""
+
+
+class _Estimator:
+    """The running counts of one estimate, fed chunk by chunk of the grid."""
+
+    def __init__(
+        self,
+        spec: EvalSpec,
+        observed: dict[tuple[str, str, str], list[int]],
+        counter: _TokenCounter,
+        cache: ResponseCache | None,
+    ) -> None:
+        self.spec = spec
+        self.counter = counter
+        self.cache = cache
+        self.judges = judges_of(spec.build_scorers())
+        self.cells: dict[tuple[str, str], _Cell] = {}
+        for model in spec.models:
+            for variant in spec.prompts:
+                self._add_cell(model.key, variant.name, model.model, observed)
+        for judge in self.judges:
+            self._add_cell(judge.model, f"judge:{judge.name}", judge.model, observed)
+        self.prefixes: set[bytes] = set()
+        self.packer, self.judge_packer = _Packer(spec), _Packer(spec)
+        self.requests = self.bytes = self.cached = 0
+        self.judge_requests = self.judge_cached = 0
+
+    def _add_cell(self, key: str, variant: str, model: str, observed: Any) -> None:
+        n, total = observed.get((key, variant, model), (0, 0))
+        price = price_for(model, self.spec.pricing or {})
+        self.cells[(key, variant)] = _Cell(key, variant, price, total / n if n else None, n)
+
+    def chunk(self, requests: list[Request], rows: list[Row] | None) -> None:
+        """Account for a chunk of candidates; ``rows`` (for judges) are their rows."""
+        keys = [r.cache_key for r in requests]
+        hits = self.cache.get_many(keys) if self.cache is not None else {}
+        judged: list[_JudgeItem] = []
+        for i, req in enumerate(requests):
+            self.requests += 1
+            self.bytes += req.nbytes
+            cell = self.cells[(req.model_key, req.variant)]
+            cell.requests += 1
+            hit = hits.get(req.cache_key)
+            if hit is not None:
+                self.cached += 1
+                cell.cached += 1
+            else:
+                self.packer.add(req.nbytes)
+                self._prompt(cell, req.params, 0, 0)
+            if rows is not None:
+                for judge in self.judges:
+                    item = self._judge(judge, req, rows[i], hit, cell)
+                    if item is not None:
+                        judged.append(item)
+        if judged:
+            self._judged(judged)
+
+    def _prompt(self, cell: _Cell, params: dict[str, Any], extra: int, extra_max: int) -> None:
+        """A request to send: its prompt tokens, cache split and output."""
+        approx = sum(u.tokens for u in prefix_units(params))
+        if cell.variant.startswith("judge:"):
+            tokens = round(approx * self.counter.ratio(params["model"]))
+        else:
+            tokens = self.counter.tokens(params, approx)
+        split = _cache_split(params, tokens, approx)
+        cache = None
+        if split is not None:
+            prefix, ttl, key = split
+            cache = (prefix, ttl, key not in self.prefixes)
+            self.prefixes.add(key)
+        cell.add(tokens + extra, tokens + extra_max, cache)
+        max_tokens = params["max_tokens"]
+        cell.out += cell.expected_output(max_tokens)
+        cell.out_max += max_tokens
+
+    def _judge(
+        self, judge: JudgeScorer, req: Request, row: Row, hit: dict[str, Any] | None, cand: _Cell
+    ) -> _JudgeItem | None:
+        """The judge's request about one candidate, built as the driver builds it.
+
+        With the candidate's cached response it is exact; otherwise the response is
+        empty and its expected size is carried in ``extra``.
+        """
+        from batchmark.scorers import ScoreContext, judge_custom_id
+
+        response = {"status": "succeeded", "text": None, "tool_calls": [], **(hit or {})}
+        ctx = ScoreContext(
+            row.data, row.id, req.variant, req.model_key, req.epoch, req.params, response
+        )
+        params = judge.build_request(ctx)
+        if params is None:
+            return None
+        extra = extra_max = 0
+        key = None
+        if hit is None:
+            max_tokens = req.params["max_tokens"]
+            extra, extra_max = round(cand.expected_output(max_tokens)), max_tokens
+        else:
+            key = cache_key_for(params, 0, self.spec.api_version)
+        size = len(judge_custom_id(req.custom_id, judge.name)) + len(orjson.dumps(params))
+        size += _ENTRY_OVERHEAD + extra * _BYTES_PER_TOKEN
+        cell = self.cells[(judge.model, f"judge:{judge.name}")]
+        return _JudgeItem(cell, params, key, extra, extra_max, size)
+
+    def _judged(self, items: list[_JudgeItem]) -> None:
+        keys = [i.cache_key for i in items if i.cache_key is not None]
+        hits = self.cache.get_many(keys) if self.cache is not None and keys else {}
+        for item in items:
+            self.judge_requests += 1
+            item.cell.requests += 1
+            if item.cache_key is not None and item.cache_key in hits:
+                self.judge_cached += 1
+                item.cell.cached += 1
+                continue
+            self.judge_packer.add(item.size)
+            self._prompt(item.cell, item.params, item.extra, item.extra_max)
+
+
+def estimate(
+    spec: EvalSpec,
+    *,
+    results: Path = Path("results"),
+    client: anthropic.Anthropic | None = None,
+    endpoint: str = "api.anthropic.com",
+    use_cache: bool = True,
+    count_tokens_sample: int = COUNT_TOKENS_SAMPLE,
+) -> Estimate:
+    """What running ``spec`` would send and cost; sends nothing but count_tokens calls.
+
+    ``endpoint`` names the response cache to consult and the past runs to learn output
+    lengths from (``_store.endpoint_name``); ``use_cache=False`` estimates a
+    ``--no-cache`` run. ``client``, when given, counts input tokens with the API (see
+    the module docstring for the sampling). Raises what ``expand`` raises.
+    """
+    results = Path(results)
+    counter = _TokenCounter(client, count_tokens_sample)
+    judges = judges_of(spec.build_scorers())
+    observed = _observed(spec, results, endpoint, judges)
+    path = cache_path(results, endpoint)
+    cache = ResponseCache(path) if use_cache and path.is_file() else None
+    try:
+        est = _Estimator(spec, observed, counter, cache)
+        rows = iter_rows(spec) if judges else None
+        row: Row | None = None
+        chunk: list[Request] = []
+        in_step: list[Row] = []
+        for req in expand(spec):
+            chunk.append(req)
+            if rows is not None:
+                while row is None or row.id != req.row_id:
+                    row = next(rows)
+                in_step.append(row)
+            if len(chunk) >= _LOOKUP_CHUNK:
+                est.chunk(chunk, in_step if rows is not None else None)
+                chunk, in_step = [], []
+        if chunk:
+            est.chunk(chunk, in_step if rows is not None else None)
+    finally:
+        if cache is not None:
+            cache.close()
+    return _result(spec, endpoint, est, counter)
+
+
+def _result(spec: EvalSpec, endpoint: str, est: _Estimator, counter: _TokenCounter) -> Estimate:
+    rows = tuple(c.row() for c in est.cells.values())
+    notes = []
+    if counter.client is not None and counter.error is None:
+        source = "count_tokens"
+        notes.append(
+            f"input tokens by count_tokens ({len(counter.counted)} distinct prompts counted, at "
+            f"most {counter.sample} per model; the rest extrapolated)"
+        )
+    else:
+        source = "approximate"
+        if counter.error is not None:
+            notes.append(f"count_tokens failed ({counter.error}); the approximation was used")
+        notes.append("input tokens approximated locally (~4 bytes a token; real counts differ)")
+    if any(not r.observed for r in rows if r.requests > r.cached):
+        notes.append("expected output = the max_tokens bound where no past run was observed")
+    if est.judges:
+        notes.append(
+            "judge inputs approximate the response they quote; every candidate assumed to succeed"
+        )
+    for model in sorted({r.model for r in rows if r.cost_usd is None}):
+        notes.append(f"no price for {model}: cost n/a (add it under `pricing:`)")
+    if est.packer.too_large:
+        notes.append(
+            f"{est.packer.too_large} requests exceed batch.max_bytes and would fail unsent"
+        )
+    return Estimate(
+        name=spec.name,
+        endpoint=endpoint,
+        requests=est.requests,
+        bytes=est.bytes,
+        cached=est.cached,
+        batches=est.packer.batches,
+        too_large=est.packer.too_large,
+        judge_requests=est.judge_requests,
+        judge_cached=est.judge_cached,
+        judge_batches=est.judge_packer.batches,
+        token_source=source,
+        rows=rows,
+        notes=tuple(notes),
+    )
