@@ -477,3 +477,97 @@ def test_quickstart_judge_is_answered_by_its_scripted_responder() -> None:
         assert not score.invalid
         grades.append(score.answer)
     assert grades == ["A", "B", "C"]
+
+
+# --- ci: gates ------------------------------------------------------------------------
+
+CI_BASE = (
+    BASE
+    + """\
+scorers:
+  - exact_match: {target: "{{ q }}"}
+  - includes: {target: "{{ q }}", name: contains}
+"""
+)
+
+
+def test_ci_section_defaults_to_no_gates_and_no_failed_requests(tmp_path: Path) -> None:
+    spec = load_config(write(tmp_path, BASE))
+    assert spec.ci.gate_list() == []
+    assert spec.ci.max_failed_fraction == 0.0
+
+
+def test_ci_gates_take_one_mapping_or_a_list_per_scorer(tmp_path: Path) -> None:
+    spec = load_config(
+        write(
+            tmp_path,
+            CI_BASE
+            + """\
+            ci:
+              max_failed_fraction: 0.01
+              gates:
+                exact_match: {min: 0.8, max_drop: 0.02, significant_drop: true}
+                contains:
+                  - {significant_drop: 0.05}
+                  - {min: 1, model: claude-haiku-4-5, variant: plain}
+            """.replace("            ", ""),
+        )
+    )
+    gates = spec.ci.gate_list()
+    assert [(s, g.min, g.max_drop, g.tolerance) for s, g in gates] == [
+        ("exact_match", 0.8, 0.02, 0.0),
+        ("contains", None, None, 0.05),
+        ("contains", 1.0, None, None),
+    ]
+    assert (gates[2][1].model, gates[2][1].variant) == ("claude-haiku-4-5", "plain")
+    assert spec.ci.max_failed_fraction == 0.01
+
+
+def test_ci_gate_naming_an_unknown_scorer_is_an_error_with_its_path(tmp_path: Path) -> None:
+    err = load_error(
+        tmp_path,
+        CI_BASE + "ci:\n  gates:\n    exact_mach: {min: 0.5}\n    judge: {min: 0.5}\n",
+    )
+    text = str(err)
+    assert "ci.gates.exact_mach (line 11): no scorer named 'exact_mach'" in text
+    assert "did you mean `exact_match`?" in text
+    assert "ci.gates.judge (line 12): no scorer named 'judge'" in text
+
+
+def test_ci_gate_problems_are_all_reported_at_once(tmp_path: Path) -> None:
+    err = load_error(
+        tmp_path,
+        CI_BASE
+        + "ci:\n  max_failed_fraction: 1.5\n  gates:\n"
+        + "    exact_match:\n      - {model: gpt}\n      - {min: 0.5, variant: fancy}\n"
+        + "    contains: {max_drop: -0.1, significant_drop: -1.0}\n",
+    )
+    text = str(err)
+    assert "ci.max_failed_fraction (line 10)" in text
+    assert "ci.gates.exact_match[0] (line 13): a gate needs at least one of" in text
+    assert "ci.gates.exact_match[1].variant (line 14): no prompt variant named 'fancy'" in text
+    assert "ci.gates.contains[0].max_drop" in text
+    assert "the tolerance must be >= 0" in text
+
+
+def test_ci_section_is_in_the_json_schema() -> None:
+    schema = config_json_schema()
+    assert "ci" in schema["properties"]
+    gate = schema["$defs"]["Gate"]["properties"]
+    assert {"min", "max_drop", "significant_drop", "model", "variant"} <= set(gate)
+    assert all(p.get("description") for p in gate.values())
+
+
+def test_ci_gates_in_the_json_schema_accept_one_gate_or_a_list() -> None:
+    schema = config_json_schema()
+    doc = {
+        "name": "t",
+        "dataset": {"path": "d.jsonl"},
+        "prompts": [{"name": "p", "user": "x"}],
+        "models": ["m"],
+        "ci": {"gates": {"a": {"min": 0.5}, "b": [{"max_drop": 0.1}]}},
+    }
+    jsonschema.validate(doc, schema)
+    doc["ci"]["gates"]["a"] = {"min": 0.5, "typo": 1}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, schema)

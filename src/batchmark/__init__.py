@@ -14,6 +14,7 @@ from batchmark._config import EvalSpec, config_json_schema, load_config
 from batchmark._driver import cancel, resume, run, score
 from batchmark._errors import (
     BatchmarkError,
+    BudgetExceeded,
     ConfigError,
     CredentialsError,
     DatasetError,
@@ -21,18 +22,23 @@ from batchmark._errors import (
     RunIncomplete,
     RunNotFound,
 )
+from batchmark._estimate import Estimate, check_budget, estimate
 from batchmark._grid import Request, ValidationReport, expand, make_custom_id, validate_spec
 from batchmark._run import Run, RunStatus, open_run
 
 __all__ = [
     "BatchmarkError",
+    "BudgetExceeded",
     "cancel",
+    "check_budget",
     "compare",
     "Comparison",
     "config_json_schema",
     "ConfigError",
     "CredentialsError",
     "DatasetError",
+    "Estimate",
+    "estimate",
     "EvalSpec",
     "expand",
     "load_config",

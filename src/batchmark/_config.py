@@ -57,10 +57,12 @@ __all__ = [
     "LEGACY_API_VERSION",
     "SAMPLING_PARAMS",
     "BatchConfig",
+    "CiConfig",
     "DatasetConfig",
     "EmulatorConfig",
     "EvalConfig",
     "EvalSpec",
+    "Gate",
     "MessageTemplate",
     "ModelConfig",
     "Params",
@@ -384,6 +386,84 @@ class Price(_Model):
     """Output tokens, USD per million."""
 
 
+class Gate(_Model):
+    """Checks on one scorer's cells that `batchmark ci` applies (see docs/ci.md).
+
+    Each check set here is applied to every model x variant cell of the scorer, or only
+    to the cells that `model` and `variant` select. Scores are item means in 0..1.
+    """
+
+    min: float | None = None
+    """Absolute minimum of the cell's mean score, e.g. `0.8`."""
+    max_drop: float | None = Field(default=None, ge=0)
+    """Largest allowed drop of the cell's mean against the baseline's same cell (on the
+    items both scored), e.g. `0.02`. Needs `--baseline`."""
+    significant_drop: bool | float | None = None
+    """Fail when the paired 95% CI of candidate - baseline lies entirely below
+    `-tolerance`: `true` (tolerance 0) or the tolerance itself, e.g. `0.01`. Needs
+    `--baseline`."""
+    model: str | None = Field(default=None, min_length=1)
+    """Only the cells of this model key."""
+    variant: str | None = Field(default=None, min_length=1)
+    """Only the cells of this prompt variant."""
+
+    @field_validator("significant_drop")
+    @classmethod
+    def _tolerance(cls, value: bool | float | None) -> bool | float | None:
+        if isinstance(value, float) and value < 0:
+            fail("the tolerance must be >= 0 (`true` means 0)")
+        return value
+
+    @model_validator(mode="after")
+    def _some_check(self) -> Gate:
+        if self.min is None and self.max_drop is None and not self.enabled_significant:
+            fail(
+                "a gate needs at least one of `min`, `max_drop` and `significant_drop`",
+                hint="e.g. `{min: 0.8, max_drop: 0.02, significant_drop: true}`",
+            )
+        return self
+
+    @property
+    def enabled_significant(self) -> bool:
+        return self.significant_drop is not None and self.significant_drop is not False
+
+    @property
+    def tolerance(self) -> float | None:
+        """The significant-drop tolerance, ``None`` when that check is off."""
+        if not self.enabled_significant:
+            return None
+        return 0.0 if self.significant_drop is True else float(self.significant_drop or 0.0)
+
+
+DEFAULT_MAX_FAILED_FRACTION = 0.0
+
+
+class CiConfig(_Model):
+    """What `batchmark ci` checks: gates per scorer and the share of failed requests."""
+
+    gates: dict[str, list[Gate]] = Field(default_factory=dict)
+    """Scorer name -> a gate `{min, max_drop, significant_drop, model, variant}`, or a list
+    of them (e.g. a `min` for every cell plus a stricter one for one model)."""
+    max_failed_fraction: float = Field(default=DEFAULT_MAX_FAILED_FRACTION, ge=0, le=1)
+    """Largest share of requests (candidates and judges) that may end without a response
+    (errored, expired, canceled after every attempt). Above it the run counts as
+    incomplete: exit 3. Default 0: any failed request."""
+
+    @field_validator("gates", mode="before")
+    @classmethod
+    def _gate_lists(cls, value: Any) -> Any:
+        # `scorer: {min: ...}` is a list of one gate; a bare `gates:` key is no gates.
+        if value is None:
+            return {}
+        if isinstance(value, dict):
+            return {k: v if isinstance(v, list) else [v] for k, v in value.items()}
+        return value
+
+    def gate_list(self) -> list[tuple[str, Gate]]:
+        """(scorer, gate) pairs in config order."""
+        return [(scorer, gate) for scorer, gates in self.gates.items() for gate in gates]
+
+
 class EvalConfig(_Model):
     """A batchmark eval: a dataset x prompt variants x models x epochs."""
 
@@ -417,6 +497,9 @@ class EvalConfig(_Model):
     """Scorers, each adding a score column: `- exact_match: {target: "{{ answer }}"}`,
     `- judge: {model: ..., rubric: ...}`, ... (see docs/scorers.md). Paths in them (schema
     and rubric files, `python:` files) are relative to the config file."""
+    ci: CiConfig = Field(default_factory=CiConfig)
+    """Gates for `batchmark ci`: `gates: {scorer: {min, max_drop, significant_drop}}` and
+    `max_failed_fraction` (see docs/ci.md)."""
 
     @field_validator("name")
     @classmethod
@@ -436,6 +519,11 @@ class EvalConfig(_Model):
     def _no_scorers(cls, value: Any) -> Any:
         # A bare `scorers:` key is null in YAML: no scorers.
         return [] if value is None else value
+
+    @field_validator("ci", mode="before")
+    @classmethod
+    def _no_ci(cls, value: Any) -> Any:
+        return {} if value is None else value
 
 
 class EvalSpec(EvalConfig):
@@ -490,6 +578,10 @@ def config_json_schema() -> dict[str, Any]:
             {"type": "string", "description": "A model id, e.g. `claude-haiku-4-5`."},
             {"$ref": "#/$defs/ModelConfig"},
         ]
+    }
+    gates = schema["$defs"]["CiConfig"]["properties"]["gates"]
+    gates["additionalProperties"] = {  # one gate, or a list of them
+        "anyOf": [{"$ref": "#/$defs/Gate"}, {"type": "array", "items": {"$ref": "#/$defs/Gate"}}]
     }
     scorers = schema["properties"]["scorers"]
     schema["properties"]["scorers"] = {

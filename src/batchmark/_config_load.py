@@ -57,6 +57,8 @@ def load(path: str | os.PathLike[str], *, text: str | None = None) -> EvalSpec:
         config = None
     scorers, scorer_errors = _scorers(raw.get("scorers"), ctx, file, root)
     errors = errors + scorer_errors
+    if not scorer_errors:
+        errors += _ci_errors(raw, [s.name for s in scorers], root)
     if errors or config is None:
         raise ConfigError(file, errors)
 
@@ -275,6 +277,49 @@ def _duplicate_names(raw: dict[str, Any], root: yaml.Node | None) -> list[str]:
             "model key",
             "give a repeated model a distinct name: `- {name: x, model: <id>}`",
         )
+    return errors
+
+
+# --- ci gates -----------------------------------------------------------------------
+
+
+def _ci_errors(raw: dict[str, Any], scorer_names: list[str], root: yaml.Node | None) -> list[str]:
+    """Gates name existing scorers, and their `model` / `variant` existing cells."""
+    ci = raw.get("ci")
+    gates = ci.get("gates") if isinstance(ci, dict) else None
+    if not isinstance(gates, dict):
+        return []
+    variants = [p.get("name") for p in raw.get("prompts") or [] if isinstance(p, dict)]
+    models = []
+    for m in raw.get("models") or []:
+        models.append(m if isinstance(m, str) else (m.get("name") or m.get("model")))
+    errors = []
+    for name, entries in gates.items():
+        loc: tuple[Any, ...] = ("ci", "gates", str(name))
+        if name not in scorer_names:
+            close = difflib.get_close_matches(str(name), scorer_names, n=1)
+            known = ", ".join(scorer_names) or "none (add `scorers:`)"
+            hint = f"did you mean `{close[0]}`?" if close else f"scorers in this config: {known}"
+            errors.append(
+                f"{_loc_str(loc)}{_line_of(root, loc)}: no scorer named {name!r}\n    hint: {hint}"
+            )
+            continue
+        items = entries if isinstance(entries, list) else [entries]
+        for i, gate in enumerate(items):
+            if not isinstance(gate, dict):
+                continue
+            for key, known_names, what in (
+                ("model", models, "model key"),
+                ("variant", variants, "prompt variant"),
+            ):
+                value = gate.get(key)
+                if value is None or value in known_names:
+                    continue
+                where = (*loc, i, key) if isinstance(entries, list) else (*loc, key)
+                errors.append(
+                    f"{_loc_str(where)}{_line_of(root, where)}: no {what} named {value!r}\n"
+                    f"    hint: {what}s in this config: {', '.join(map(str, known_names))}"
+                )
     return errors
 
 

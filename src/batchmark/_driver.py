@@ -174,6 +174,7 @@ def run(
     on_progress: ProgressFn | None = None,
     poll_interval: float | None = None,
     on_created: Callable[[Run], None] | None = None,
+    max_cost: float | None = None,
 ) -> Run:
     """Expand a config, submit its batches and (unless ``detach``) collect and score.
 
@@ -181,7 +182,8 @@ def run(
     a template or dataset error costs nothing. ``emulate`` runs against the bundled
     emulator in-process with the config's ``emulator:`` settings. ``on_created`` is
     called with the new run before anything is submitted (the CLI prints its id, so an
-    interrupted run can be resumed).
+    interrupted run can be resumed). ``max_cost`` (USD) refuses, before anything is
+    written or sent, a run whose estimated maximum cost is over it (``BudgetExceeded``).
     """
     spec = config if isinstance(config, EvalSpec) else load_config(config)
     if emulate and detach:
@@ -194,6 +196,8 @@ def run(
     if not emulate:
         make_client(base_url=base_url, api_key=api_key).close()  # fail early without a key
     _check_scorer_variables(spec, spec.build_scorers())
+    if max_cost is not None:
+        _check_budget(spec, max_cost, Path(results), emulate, base_url, api_key, use_cache)
     folder = _create_run_folder(
         Path(results), spec, use_cache=use_cache, emulate=emulate, base_url=base_url
     )
@@ -212,6 +216,34 @@ def run(
             poll_interval=poll_interval,
         )
     return handle
+
+
+def _check_budget(
+    spec: EvalSpec,
+    max_cost: float,
+    results: Path,
+    emulate: bool,
+    base_url: str | None,
+    api_key: str | None,
+    use_cache: bool,
+) -> None:
+    """Estimate the run (real token counts when an endpoint is reachable) against a budget."""
+    from batchmark._estimate import check_budget, estimate
+
+    url = None if emulate else base_url or os.environ.get("ANTHROPIC_BASE_URL")
+    client = None if emulate else make_client(base_url=base_url, api_key=api_key)
+    try:
+        est = estimate(
+            spec,
+            results=results,
+            client=client,
+            endpoint=endpoint_name(url, emulate),
+            use_cache=use_cache,
+        )
+    finally:
+        if client is not None:
+            client.close()
+    check_budget(est, max_cost)
 
 
 @contextlib.contextmanager

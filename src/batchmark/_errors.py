@@ -10,6 +10,7 @@ else is a bug and keeps its traceback.
     ├── DatasetError             the dataset: names the file, the row and the field
     ├── RunNotFound              a RUN argument that names no run folder
     ├── CredentialsError         no API key and no --emulate
+    ├── BudgetExceeded           the estimated maximum cost is over --max-cost
     └── RunIncomplete            exit 3: the run stopped before every request ended
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 __all__ = [
     "BatchmarkError",
+    "BudgetExceeded",
     "ConfigError",
     "CredentialsError",
     "DatasetError",
@@ -77,6 +79,10 @@ class RunNotFound(BatchmarkError):
 
 class CredentialsError(BatchmarkError):
     """No API key and no emulator: nothing can be sent."""
+
+
+class BudgetExceeded(BatchmarkError):
+    """The estimated maximum cost of a run is over its budget (``--max-cost``)."""
 
 
 class RunIncomplete(BatchmarkError):

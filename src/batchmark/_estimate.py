@@ -56,7 +56,7 @@ import orjson
 from batchmark._batches import API_MAX_BYTES, API_MAX_REQUESTS
 from batchmark._config import EvalSpec
 from batchmark._datasets import Row, iter_rows
-from batchmark._errors import BatchmarkError
+from batchmark._errors import BudgetExceeded
 from batchmark._grid import Request, expand, min_cacheable_tokens
 from batchmark._pricing import Price, cost_usd, price_for
 from batchmark._responses import final_responses
@@ -84,10 +84,6 @@ _BODY_OVERHEAD = len(b'{"requests":[]}')
 _ENTRY_OVERHEAD = len(b'{"custom_id":"","params":}')
 _BYTES_PER_TOKEN = 4  # to size a judge's request from the response it will quote
 _COUNT_KEYS = ("model", "system", "messages", "tools", "tool_choice", "thinking")
-
-
-class BudgetExceeded(BatchmarkError):
-    """The estimated maximum cost of a run is over its budget (``--max-cost``)."""
 
 
 @dataclass(frozen=True, slots=True)

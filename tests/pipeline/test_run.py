@@ -268,3 +268,18 @@ def test_a_render_error_leaves_no_run_folder(live: LiveEmulator, tmp_path: Path)
 
     assert list((tmp_path / "results").glob("arith/*")) == []
     assert live.batch_list() == []
+
+
+def test_a_run_over_its_budget_sends_nothing(live: LiveEmulator, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "cfg")
+    with pytest.raises(batchmark.BudgetExceeded, match=r"over the budget of \$0\.0001"):
+        batchmark.run(config, results=tmp_path / "results", max_cost=0.0001)
+
+    assert live.batch_list() == []
+    assert not list((tmp_path / "results").glob("arith/*"))
+
+
+def test_a_run_within_its_budget_runs(live: LiveEmulator, tmp_path: Path) -> None:
+    run = batchmark.run(write_config(tmp_path / "cfg"), results=tmp_path / "results", max_cost=1.0)
+
+    assert run.status.done == N_CELLS

@@ -39,6 +39,7 @@ def _client(base_url: str | None, api_version: str | None) -> anthropic.Anthropi
     is_flag=True,
     help="Estimate a run with --emulate: the emulator's cache and past emulated runs.",
 )
+@click.option("--no-cache", is_flag=True, help="Estimate a run with --no-cache: no cache hits.")
 @click.option(
     "--count-tokens/--no-count-tokens",
     default=True,
@@ -60,6 +61,7 @@ def estimate_command(
     results: Path,
     base_url: str | None,
     emulate: bool,
+    no_cache: bool,
     count_tokens: bool,
     fmt: str,
 ) -> None:
@@ -74,7 +76,13 @@ def estimate_command(
     url = None if emulate else base_url or os.environ.get("ANTHROPIC_BASE_URL")
     client = _client(url, spec.api_version) if count_tokens and not emulate else None
     try:
-        est = estimate(spec, results=results, client=client, endpoint=endpoint_name(url, emulate))
+        est = estimate(
+            spec,
+            results=results,
+            client=client,
+            endpoint=endpoint_name(url, emulate),
+            use_cache=not no_cache,
+        )
     finally:
         if client is not None:
             client.close()
@@ -82,6 +90,10 @@ def estimate_command(
         click.echo(orjson.dumps(est.as_dict(), option=orjson.OPT_INDENT_2).decode())
         return
     print_estimate(est)
+
+
+def _source(r: EstimateRow) -> str:
+    return f"{r.observed:,} past" if r.observed else "max_tokens"
 
 
 def _row(table: Table, r: EstimateRow, source: str | None = None) -> None:
@@ -93,7 +105,7 @@ def _row(table: Table, r: EstimateRow, source: str | None = None) -> None:
         _fmt_int(r.input_tokens),
         f"{_fmt_int(r.cache_write_tokens)}/{_fmt_int(r.cache_read_tokens)}",
         _fmt_int(r.output_tokens),
-        source or (f"{r.observed:,} past" if r.observed else "max_tokens"),
+        _source(r) if source is None else source,
         _fmt_int(r.output_tokens_max),
         _fmt_cost(r.cost_usd),
         _fmt_cost(r.cost_max_usd),

@@ -151,6 +151,13 @@ def print_summary(handle: Run, console: Console | None = None) -> None:
 @base_url_option
 @click.option("--no-cache", is_flag=True, help="Ignore the response cache: send every request.")
 @click.option("--detach", is_flag=True, help="Submit the batches, print the run id and exit.")
+@click.option(
+    "--max-cost",
+    type=float,
+    default=None,
+    metavar="USD",
+    help="Refuse to submit if the estimated maximum cost (USD, batch prices) is over this.",
+)
 @poll_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def run_command(
@@ -160,6 +167,7 @@ def run_command(
     base_url: str | None,
     no_cache: bool,
     detach: bool,
+    max_cost: float | None,
     poll_interval: float | None,
     quiet: bool,
 ) -> None:
@@ -175,6 +183,7 @@ def run_command(
             on_progress=update,
             poll_interval=poll_interval,
             on_created=None if quiet else _announce,
+            max_cost=max_cost,
         )
     if detach:
         click.echo(handle.id)

@@ -1,0 +1,609 @@
+"""CI mode: gates, and the verdict a CI job exits with.
+
+Baselines (``save_baseline``, ``load_baseline``) live in ``batchmark._baseline`` and
+are re-exported here. ``run_ci(config,
+baseline=...)`` runs the config (the response cache makes an unchanged eval free),
+compares its per-item scores with the baseline's (paired, as ``compare_scores`` does
+for runs), applies the config's ``ci.gates`` and returns a ``CiResult`` whose
+``exit_code`` is the documented one: 0 pass, 1 a gate failed, 3 incomplete (still in
+flight after ``wait_timeout``, or more failed requests than ``ci.max_failed_fraction``).
+``resume_ci(run)`` finishes an incomplete one. ``write_junit`` and ``markdown_summary``
+format a result; ``write_reports`` leaves ``ci.json``, ``ci-summary.md`` and
+``ci-report.html`` in the run folder. docs/ci.md is the user's guide.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from batchmark._baseline import (
+    Baseline,
+    BaselineError,
+    is_finished,
+    list_baselines,
+    load_baseline,
+    save_baseline,
+    stable_json,
+)
+from batchmark._compare import COST_COLUMNS, Comparison, compare_scores, report
+from batchmark._config import CiConfig, EvalSpec, load_config
+from batchmark._errors import BatchmarkError
+from batchmark._run import DEFAULT_RESULTS, Run, open_run
+from batchmark._store import write_atomic
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "Baseline",
+    "BaselineError",
+    "CiResult",
+    "GateOutcome",
+    "apply_gates",
+    "list_baselines",
+    "load_baseline",
+    "markdown_summary",
+    "resume_ci",
+    "run_ci",
+    "save_baseline",
+    "write_junit",
+    "write_reports",
+]
+
+EXIT_CODES = {"passed": 0, "failed": 1, "incomplete": 3}
+_EPS = 1e-9  # 0.8 read from YAML vs a mean of 0.7999999999: equal
+
+
+# --------------------------------------------------------------------------- gates
+
+
+@dataclass(frozen=True)
+class GateOutcome:
+    """One check on one cell: ``status`` is ``passed``, ``failed`` or ``skipped``.
+
+    ``check`` is ``min``, ``max_drop``, ``significant_drop`` or, for the run as a whole
+    (``scorer`` ``run``), ``max_failed_fraction``. ``value`` is what was measured (the
+    mean, the drop, the CI's upper bound, the failed fraction) against ``threshold``.
+    """
+
+    scorer: str
+    check: str
+    model_key: str | None
+    variant: str | None
+    status: str
+    value: float | None
+    threshold: float | None
+    message: str
+
+    @property
+    def cell(self) -> str:
+        return "all" if self.model_key is None else f"{self.model_key} / {self.variant}"
+
+    @property
+    def name(self) -> str:
+        return f"{self.scorer} {self.check} [{self.cell}]"
+
+
+def _fmt(x: float | None, sign: bool = False) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    return f"{x:+.3f}" if sign else f"{x:.3f}"
+
+
+def _number(x: Any) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+def apply_gates(
+    ci: CiConfig,
+    cells: pd.DataFrame,
+    diffs: pd.DataFrame,
+    *,
+    run: str,
+    baseline: str | None,
+) -> list[GateOutcome]:
+    """The gates of ``ci`` on run ``run``'s cells (pure: two comparison tables in).
+
+    ``cells`` and ``diffs`` are ``Comparison.cells`` and ``.diffs``; ``baseline`` names
+    the baseline compared with (``None``: drop checks are skipped).
+    """
+    out: list[GateOutcome] = []
+    for scorer, gate in ci.gate_list():
+        mine = cells[(cells["run"] == run) & (cells["scorer"] == scorer)]
+        if gate.model is not None:
+            mine = mine[mine["model_key"] == gate.model]
+        if gate.variant is not None:
+            mine = mine[mine["variant"] == gate.variant]
+        if mine.empty:
+            where = ", ".join(
+                f"{k} {v}" for k, v in (("model", gate.model), ("variant", gate.variant)) if v
+            )
+            out.append(
+                GateOutcome(
+                    scorer,
+                    "scores",
+                    gate.model,
+                    gate.variant,
+                    "failed",
+                    None,
+                    None,
+                    f"no {scorer} scores in this run" + (f" for {where}" if where else ""),
+                )
+            )
+            continue
+        for cell in mine.to_dict("records"):
+            key = (cell["model_key"], cell["variant"])
+            outcome = _recorder(out, scorer, key)
+            mean = _number(cell["mean"])
+            if gate.min is not None:
+                if mean is None:
+                    outcome("min", "failed", None, gate.min, "no valid scores")
+                else:
+                    ok = mean >= gate.min - _EPS
+                    rel = ">=" if ok else "<"
+                    outcome(
+                        "min",
+                        "passed" if ok else "failed",
+                        mean,
+                        gate.min,
+                        f"mean {_fmt(mean)} {rel} min {gate.min:g} (n={int(cell['n'])})",
+                    )
+            checks = [("max_drop", gate.max_drop), ("significant_drop", gate.tolerance)]
+            checks = [(c, t) for c, t in checks if t is not None]
+            if not checks:
+                continue
+            diff = _diff_of(diffs, run, scorer, key)
+            for check, threshold in checks:
+                if baseline is None:
+                    outcome(check, "skipped", None, threshold, "no baseline given (--baseline)")
+                elif diff is None or diff["n"] == 0:
+                    outcome(
+                        check,
+                        "skipped",
+                        None,
+                        threshold,
+                        f"the baseline has no {scorer} scores for {key[0]} / {key[1]} to pair",
+                    )
+                elif check == "max_drop":
+                    drop = -float(diff["diff"])
+                    ok = drop <= threshold + _EPS
+                    outcome(
+                        check,
+                        "passed" if ok else "failed",
+                        drop,
+                        threshold,
+                        f"mean {_fmt(diff['mean'])} vs baseline {_fmt(diff['mean_baseline'])}: "
+                        f"drop {_fmt(drop)} {'<=' if ok else '>'} max_drop {threshold:g} "
+                        f"(n={int(diff['n'])})",
+                    )
+                else:
+                    high = _number(diff["ci_high"])
+                    if high is None:
+                        outcome(check, "skipped", None, -threshold, "95% CI undefined (n < 2)")
+                        continue
+                    ok = high >= -threshold - _EPS
+                    ci = f"Δ {_fmt(diff['diff'], True)} [95% CI {_fmt(diff['ci_low'], True)}, "
+                    ci += f"{_fmt(high, True)}]"
+                    verdict = "reaches" if ok else "lies entirely below"
+                    outcome(
+                        check,
+                        "passed" if ok else "failed",
+                        high,
+                        -threshold,
+                        f"{ci} {verdict} -{threshold:g} (n={int(diff['n'])})",
+                    )
+    return out
+
+
+def _recorder(
+    out: list[GateOutcome], scorer: str, key: tuple[str, str]
+) -> Callable[[str, str, Any, float | None, str], None]:
+    """``outcome(check, status, value, threshold, message)`` appending to ``out``."""
+
+    def outcome(check: str, status: str, value: Any, threshold: float | None, msg: str) -> None:
+        out.append(GateOutcome(scorer, check, *key, status, _number(value), threshold, msg))
+
+    return outcome
+
+
+def _diff_of(diffs: pd.DataFrame, run: str, scorer: str, key: tuple[str, str]) -> Any:
+    rows = diffs[
+        (diffs["run"] == run)
+        & (diffs["scorer"] == scorer)
+        & (diffs["model_key"] == key[0])
+        & (diffs["variant"] == key[1])
+    ]
+    return None if rows.empty else rows.iloc[0]
+
+
+# --------------------------------------------------------------------------- running
+
+
+@dataclass(frozen=True)
+class CiResult:
+    """The verdict of ``batchmark ci``: ``state`` and its ``exit_code``, the gate
+    outcomes and the comparison with the baseline (``None`` while incomplete)."""
+
+    eval: str
+    run_id: str
+    run_path: Path
+    state: str  # passed | failed | incomplete
+    gates: tuple[GateOutcome, ...] = ()
+    comparison: Comparison | None = None
+    baseline: str | None = None
+    baseline_run: str | None = None
+    reason: str | None = None
+    """Why the run is incomplete."""
+    failed_fraction: float | None = None
+    config_changed: bool = False
+    """The config hash differs from the baseline's."""
+    reports: tuple[Path, ...] = field(default=(), compare=False)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.state]
+
+    @property
+    def failures(self) -> list[GateOutcome]:
+        return [g for g in self.gates if g.status == "failed"]
+
+
+ProgressFn = Callable[[Any], None]
+
+
+def run_ci(
+    config: EvalSpec | str | os.PathLike[str],
+    *,
+    baseline: str | os.PathLike[str] | None = None,
+    results: str | os.PathLike[str] = DEFAULT_RESULTS,
+    emulate: bool = False,
+    wait_timeout: float | None = None,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    use_cache: bool = True,
+    on_progress: ProgressFn | None = None,
+    poll_interval: float | None = None,
+) -> CiResult:
+    """Run ``config``, compare it with ``baseline`` and apply its ``ci.gates``.
+
+    With ``wait_timeout`` (seconds) the batches are submitted detached and waited for at
+    most that long: a run still in flight then gives an ``incomplete`` result (exit 3)
+    that ``resume_ci(result.run_id)`` finishes later. The baseline is read before
+    anything is sent, so a wrong name costs nothing.
+    """
+    from batchmark._driver import resume, run
+
+    spec = config if isinstance(config, EvalSpec) else load_config(config)
+    base = _baseline_for(spec.name, baseline, results)
+    if wait_timeout is not None and emulate:
+        raise BatchmarkError(
+            "--wait-timeout cannot be combined with --emulate: the in-process emulator "
+            "stops when the command exits"
+        )
+    started = time.monotonic()
+    common: dict[str, Any] = {
+        "results": results,
+        "base_url": base_url,
+        "api_key": api_key,
+        "on_progress": on_progress,
+        "poll_interval": poll_interval,
+    }
+    handle = run(
+        spec, emulate=emulate, use_cache=use_cache, detach=wait_timeout is not None, **common
+    )
+    _remember(handle, baseline, base)
+    if wait_timeout is not None and not is_finished(handle):
+        left = max(0.0, wait_timeout - (time.monotonic() - started))
+        handle = resume(handle, wait_timeout=left, **common)
+    return write_reports(evaluate(handle, spec.ci, base, config_hash=spec.hash))
+
+
+def resume_ci(
+    run_ref: str | os.PathLike[str] | Run,
+    *,
+    baseline: str | os.PathLike[str] | None = None,
+    results: str | os.PathLike[str] = DEFAULT_RESULTS,
+    wait_timeout: float | None = None,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    on_progress: ProgressFn | None = None,
+    poll_interval: float | None = None,
+) -> CiResult:
+    """Finish the run of an incomplete ``run_ci`` and give its verdict.
+
+    The gates are the run's config snapshot's; the baseline is ``baseline``, else the
+    one the run was started with.
+    """
+    from batchmark._driver import resume
+
+    handle = run_ref if isinstance(run_ref, Run) else open_run(run_ref, results)
+    spec = handle.spec()
+    if baseline is None:
+        baseline = _read_ci_json(handle).get("baseline_ref")
+    base = _baseline_for(spec.name, baseline, results)
+    _remember(handle, baseline, base)
+    if not is_finished(handle):
+        handle = resume(
+            handle,
+            results=results,
+            base_url=base_url,
+            api_key=api_key,
+            on_progress=on_progress,
+            poll_interval=poll_interval,
+            wait_timeout=wait_timeout,
+        )
+    return write_reports(evaluate(handle, spec.ci, base, config_hash=spec.hash))
+
+
+def _baseline_for(
+    eval_name: str, ref: str | os.PathLike[str] | None, results: str | os.PathLike[str]
+) -> Baseline | None:
+    if ref is None:
+        return None
+    base = load_baseline(ref, results)
+    if base.eval != eval_name:
+        raise BaselineError(f"baseline {base.name!r} is of eval {base.eval!r}, not {eval_name!r}")
+    return base
+
+
+def _read_ci_json(handle: Run) -> dict[str, Any]:
+    path = handle.path / "ci.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _remember(handle: Run, ref: str | os.PathLike[str] | None, base: Baseline | None) -> None:
+    """Record the baseline in the run folder, so ``resume_ci`` needs no ``--baseline``."""
+    if base is None or ref is None:
+        return
+    data = _read_ci_json(handle)
+    data["baseline_ref"] = base.name if Path(ref).name == str(ref) else str(base.path.resolve())
+    write_atomic(handle.path / "ci.json", stable_json(data))
+
+
+def evaluate(
+    handle: Run, ci: CiConfig, baseline: Baseline | None, *, config_hash: str | None = None
+) -> CiResult:
+    """The verdict on a run as it stands (no I/O besides reading the run)."""
+    info = handle.info
+    head: dict[str, Any] = {
+        "eval": info["eval"],
+        "run_id": handle.id,
+        "run_path": handle.path,
+        "baseline": baseline.name if baseline else None,
+        "baseline_run": baseline.run_id if baseline else None,
+        "config_changed": bool(baseline and baseline.data.get("config_hash") != config_hash),
+    }
+    status = handle.status
+    if not is_finished(handle):
+        waiting = status.pending + status.in_flight
+        return CiResult(
+            **head,
+            state="incomplete",
+            reason=f"{waiting:,} of {status.total:,} requests not ended yet",
+        )
+    comparison = ci_comparison(handle, baseline)
+    label = comparison.runs[-1]
+    gates = apply_gates(
+        ci, comparison.cells, comparison.diffs, run=label, baseline=baseline and baseline.label
+    )
+    fraction = status.failed / status.total if status.total else 0.0
+    over = fraction > ci.max_failed_fraction + _EPS
+    gates.append(
+        GateOutcome(
+            "run",
+            "max_failed_fraction",
+            None,
+            None,
+            "failed" if over else "passed",
+            fraction,
+            ci.max_failed_fraction,
+            f"{status.failed:,} of {status.total:,} requests ended without a response "
+            f"({fraction:.1%}; max {ci.max_failed_fraction:.1%})",
+        )
+    )
+    failed = any(g.status == "failed" for g in gates)
+    state = "incomplete" if over else "failed" if failed else "passed"
+    reason = "more failed requests than ci.max_failed_fraction allows" if over else None
+    return CiResult(
+        **head,
+        state=state,
+        gates=tuple(gates),
+        comparison=comparison,
+        reason=reason,
+        failed_fraction=fraction,
+    )
+
+
+def ci_comparison(handle: Run, baseline: Baseline | None) -> Comparison:
+    """The run's cells against the baseline's (the baseline is "run" ``baseline:<name>``).
+
+    Without a baseline: the run's own report (variants compared with the first).
+    """
+    if baseline is None:
+        return report(handle)
+    import pandas as pd
+
+    from batchmark._compare import _empty_scores, _samples
+
+    mine = handle.scores_df()
+    if not mine.empty:
+        mine.insert(0, "run", handle.id)
+    frames = [f for f in (mine, baseline.scores_df()) if not f.empty]
+    scores = pd.concat(frames, ignore_index=True) if frames else _empty_scores(None)
+    runs = [baseline.label, handle.id]
+    tables = compare_scores(scores, baseline=baseline.label, runs=runs)
+    cost_rows = []
+    for run_label, cells in (
+        (baseline.label, baseline.data.get("summary", {}).get("cost", [])),
+        (handle.id, handle.summary()),
+    ):
+        for cell in cells:
+            row = {"run": run_label, "model_key": cell.get("model"), **cell}
+            cost = row.get("cost_usd")
+            row["saving_usd"] = None if cost is None else row["cost_standard_usd"] - cost
+            cost_rows.append(row)
+    cost = pd.DataFrame(cost_rows, columns=COST_COLUMNS)
+    return Comparison(
+        cells=tables.cells,
+        diffs=tables.diffs,
+        items=tables.items,
+        cost=cost,
+        samples=_samples([handle], mine if not mine.empty else _empty_scores(None)),
+        baseline=tables.baseline,
+        runs=tuple(runs),
+    )
+
+
+# --------------------------------------------------------------------------- writers
+
+_ICON = {"passed": "✅", "failed": "❌", "skipped": "➖", "incomplete": "⏳"}
+
+
+def _headline(result: CiResult) -> str:
+    if result.state == "incomplete":
+        return f"batchmark ci {result.eval}: incomplete ({result.reason})"
+    if result.state == "failed":
+        n = len(result.failures)
+        return f"batchmark ci {result.eval}: {n} gate check{'s' * (n != 1)} failed"
+    return f"batchmark ci {result.eval}: passed"
+
+
+def markdown_summary(result: CiResult) -> str:
+    """GitHub-flavoured Markdown: the verdict, the gates (failures first), the comparison."""
+    from batchmark._render import _md_table, to_markdown
+
+    lines = [f"## {_ICON[result.state]} {_headline(result)}", ""]
+    against = (
+        f" against baseline `{result.baseline}` (run `{result.baseline_run}`)"
+        if result.baseline
+        else " (no baseline)"
+    )
+    lines.append(f"Run `{result.run_id}`{against}; exit code {result.exit_code}.")
+    if result.config_changed:
+        lines.append("The config changed since the baseline was saved.")
+    if result.state == "incomplete" and result.comparison is None:
+        lines += ["", f"Continue it with `batchmark ci --resume {result.run_id}`."]
+        return "\n".join(lines) + "\n"
+    counts = {s: sum(g.status == s for g in result.gates) for s in ("passed", "failed", "skipped")}
+    lines += ["", f"### Gates ({', '.join(f'{n} {s}' for s, n in counts.items())})", ""]
+    order = {"failed": 0, "skipped": 1, "passed": 2}
+    rows = [
+        [
+            f"{_ICON[g.status]} {g.status}",
+            g.scorer,
+            g.check,
+            g.cell,
+            _fmt(g.value),
+            _fmt(g.threshold),
+            g.message,
+        ]
+        for g in sorted(result.gates, key=lambda g: order[g.status])
+    ]
+    header = ["result", "scorer", "check", "cell", "value", "threshold", "detail"]
+    lines.append(_md_table(header, rows))
+    if result.comparison is not None:
+        lines += ["", to_markdown(result.comparison).rstrip()]
+    return "\n".join(lines) + "\n"
+
+
+def write_junit(result: CiResult, path: str | os.PathLike[str]) -> Path:
+    """JUnit XML: one testsuite; one testcase per gate check per cell, and the run's."""
+    suite = ET.Element("testsuite", name=f"batchmark ci {result.eval}")
+    props = ET.SubElement(suite, "properties")
+    for key, value in (
+        ("run_id", result.run_id),
+        ("state", result.state),
+        ("exit_code", str(result.exit_code)),
+        ("baseline", result.baseline or ""),
+        ("baseline_run", result.baseline_run or ""),
+    ):
+        ET.SubElement(props, "property", name=key, value=value)
+    failures = skipped = errors = 0
+    if result.comparison is None:
+        case = ET.SubElement(suite, "testcase", classname=f"{result.eval}.run", name="complete")
+        msg = f"run {result.run_id}: {result.reason}; `batchmark ci --resume {result.run_id}`"
+        ET.SubElement(case, "error", message=msg, type="incomplete").text = msg
+        errors = 1
+    for g in result.gates:
+        case = ET.SubElement(
+            suite, "testcase", classname=f"{result.eval}.{g.scorer}", name=f"{g.check} [{g.cell}]"
+        )
+        case.set("time", "0")
+        if g.status == "failed":
+            ET.SubElement(case, "failure", message=g.message, type=g.check).text = g.message
+            failures += 1
+        elif g.status == "skipped":
+            ET.SubElement(case, "skipped", message=g.message)
+            skipped += 1
+        else:
+            ET.SubElement(case, "system-out").text = g.message
+    tests = len(result.gates) + (1 if result.comparison is None else 0)
+    suite.set("tests", str(tests))
+    suite.set("failures", str(failures))
+    suite.set("errors", str(errors))
+    suite.set("skipped", str(skipped))
+    suite.set("timestamp", datetime.now(UTC).isoformat(timespec="seconds"))
+    root = ET.Element("testsuites", name="batchmark ci")
+    root.append(suite)
+    ET.indent(root)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n")
+    return out
+
+
+def result_dict(result: CiResult) -> dict[str, Any]:
+    """The verdict as plain data (``ci.json``)."""
+    return {
+        "eval": result.eval,
+        "run_id": result.run_id,
+        "state": result.state,
+        "exit_code": result.exit_code,
+        "reason": result.reason,
+        "baseline": result.baseline,
+        "baseline_run": result.baseline_run,
+        "config_changed": result.config_changed,
+        "failed_fraction": result.failed_fraction,
+        "gates": [
+            {
+                "scorer": g.scorer,
+                "check": g.check,
+                "model_key": g.model_key,
+                "variant": g.variant,
+                "status": g.status,
+                "value": g.value,
+                "threshold": g.threshold,
+                "message": g.message,
+            }
+            for g in result.gates
+        ],
+    }
+
+
+def write_reports(result: CiResult) -> CiResult:
+    """``ci.json``, ``ci-summary.md`` and (once compared) ``ci-report.html`` in the run
+    folder; returns the result with their paths."""
+    from dataclasses import replace
+
+    from batchmark._render import to_html
+
+    folder = result.run_path
+    ci_json = folder / "ci.json"
+    previous = json.loads(ci_json.read_text(encoding="utf-8")) if ci_json.is_file() else {}
+    write_atomic(ci_json, stable_json({**previous, **result_dict(result)}))
+    paths = [ci_json, folder / "ci-summary.md"]
+    write_atomic(paths[1], markdown_summary(result))
+    if result.comparison is not None:
+        paths.append(folder / "ci-report.html")
+        title = f"batchmark ci {result.eval}: {result.run_id}"
+        write_atomic(paths[2], to_html(result.comparison, title=title))
+    return replace(result, reports=tuple(paths))

@@ -1,0 +1,198 @@
+"""``batchmark ci`` and ``batchmark baseline``: parse, call ``batchmark._ci``, format.
+
+Exit codes of ``ci``: 0 every gate passed; 1 a gate failed; 2 a config or usage error
+(unknown baseline included); 3 the run is incomplete — still in flight after
+``--wait-timeout`` (its id is printed on stdout; ``ci --resume RUN`` continues it) or
+more failed requests than ``ci.max_failed_fraction``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from batchmark._ci import (
+    CiResult,
+    list_baselines,
+    markdown_summary,
+    resume_ci,
+    run_ci,
+    save_baseline,
+    write_junit,
+)
+from batchmark._run import open_run
+from batchmark.cli import cli
+from batchmark.cli._run import (
+    _progress_display,
+    _stdout,
+    base_url_option,
+    poll_option,
+    results_option,
+)
+
+_STYLE = {"passed": "green", "failed": "bold red", "skipped": "dim", "incomplete": "yellow"}
+
+
+@cli.command("ci")
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.option(
+    "--resume",
+    "resume_ref",
+    metavar="RUN",
+    default=None,
+    help="Continue the run of an earlier `ci` that exited 3, instead of starting one.",
+)
+@click.option(
+    "--baseline",
+    default=None,
+    metavar="NAME",
+    help="Baseline to compare with: RESULTS/baselines/NAME.json, or a .json path "
+    "(with --resume: default, the one the run started with).",
+)
+@results_option
+@click.option("--emulate", is_flag=True, help="Run offline against the bundled emulator.")
+@base_url_option
+@click.option(
+    "--wait-timeout",
+    type=float,
+    default=None,
+    metavar="S",
+    help="Wait at most S seconds for the batches; then exit 3 with the run id on stdout.",
+)
+@click.option(
+    "--junit",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write JUnit XML here (one test case per gate and cell).",
+)
+@click.option(
+    "--summary",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the Markdown summary here (it is also appended to $GITHUB_STEP_SUMMARY).",
+)
+@poll_option
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.pass_context
+def ci_command(
+    ctx: click.Context,
+    config: Path | None,
+    resume_ref: str | None,
+    baseline: str | None,
+    results: Path,
+    emulate: bool,
+    base_url: str | None,
+    wait_timeout: float | None,
+    junit: Path | None,
+    summary: Path | None,
+    poll_interval: float | None,
+    quiet: bool,
+) -> None:
+    """Run CONFIG, compare it with a baseline and apply its `ci.gates`.
+
+    Exit codes: 0 pass, 1 gate failed, 2 config or usage error, 3 run incomplete
+    (still in flight after --wait-timeout, or failures above ci.max_failed_fraction).
+    """
+    if (config is None) == (resume_ref is None):
+        raise click.UsageError("give CONFIG or --resume RUN (one of them)")
+    if resume_ref is not None and emulate:
+        raise click.UsageError("--emulate cannot resume a run: emulated runs end with the command")
+    with _progress_display(quiet) as update:
+        if resume_ref is not None:
+            result = resume_ci(
+                resume_ref,
+                baseline=baseline,
+                results=results,
+                wait_timeout=wait_timeout,
+                base_url=base_url,
+                on_progress=update,
+                poll_interval=poll_interval,
+            )
+        else:
+            assert config is not None
+            result = run_ci(
+                config,
+                baseline=baseline,
+                results=results,
+                emulate=emulate,
+                wait_timeout=wait_timeout,
+                base_url=base_url,
+                on_progress=update,
+                poll_interval=poll_interval,
+            )
+    _emit(result, junit=junit, summary=summary)
+    ctx.exit(result.exit_code)
+
+
+def _emit(result: CiResult, *, junit: Path | None, summary: Path | None) -> None:
+    """Files for programs, the gates table for people, the run id for the next step."""
+    text = markdown_summary(result)
+    if junit is not None:
+        write_junit(result, junit)
+    if summary is not None:
+        summary.parent.mkdir(parents=True, exist_ok=True)
+        summary.write_text(text, encoding="utf-8")
+    _append_env_file("GITHUB_STEP_SUMMARY", text)
+    _append_env_file("GITHUB_OUTPUT", f"run_id={result.run_id}\nexit_code={result.exit_code}\n")
+    console = _stdout()
+    if result.gates:
+        table = Table(title=f"gates · run {result.run_id}", title_justify="left")
+        for col in ("result", "scorer", "check", "cell", "detail"):
+            table.add_column(col)
+        for g in result.gates:
+            style = _STYLE[g.status]
+            table.add_row(f"[{style}]{g.status}[/]", g.scorer, g.check, g.cell, g.message)
+        console.print(table)
+    for path in result.reports:
+        if path.suffix == ".html":
+            console.print(f"report: {path}")
+    line = f"[{_STYLE[result.state]}]{result.state}[/] (exit {result.exit_code})"
+    if result.state == "incomplete":
+        click.echo(
+            f"run {result.run_id} incomplete: {result.reason}; "
+            f"`batchmark ci --resume {result.run_id}` continues it",
+            err=True,
+        )
+        click.echo(result.run_id)  # stdout: for the step that resumes it
+        return
+    console.print(f"{line}: {len(result.failures)} gate check(s) failed")
+
+
+def _append_env_file(variable: str, text: str) -> None:
+    """Append to the file an environment variable names (GitHub Actions' step files)."""
+    target = os.environ.get(variable)
+    if target:
+        with open(target, "a", encoding="utf-8") as fh:
+            fh.write(text if text.endswith("\n") else text + "\n")
+
+
+@cli.group("baseline")
+def baseline_group() -> None:
+    """Save and list baselines (results/baselines/NAME.json, meant to be committed)."""
+
+
+@baseline_group.command("save")
+@click.argument("run_ref", metavar="RUN")
+@click.argument("name")
+@results_option
+def baseline_save_command(run_ref: str, name: str, results: Path) -> None:
+    """Save RUN's summary and per-item scores as baseline NAME."""
+    path = save_baseline(open_run(run_ref, results), name, results=results)
+    click.echo(f"saved baseline {name!r}: {path}")
+
+
+@baseline_group.command("list")
+@results_option
+def baseline_list_command(results: Path) -> None:
+    """The baselines under RESULTS/baselines/."""
+    table = Table(title=f"baselines under {results / 'baselines'}", title_justify="left")
+    for col in ("name", "eval", "run", "saved", "scores"):
+        table.add_column(col)
+    for b in list_baselines(results):
+        table.add_row(
+            b.name, b.eval, b.run_id, str(b.data.get("created_at", "")), str(len(b.data["scores"]))
+        )
+    _stdout().print(table)
