@@ -500,3 +500,30 @@ def test_example_workflow_is_valid_and_emulates_only_in_its_dry_run_job() -> Non
     assert "batchmark compare" in "\n".join(
         s.get("run", "") for s in jobs["model-upgrade"]["steps"]
     )
+
+
+def test_summary_notes_an_emulated_baseline_behind_a_real_run(
+    tmp_path: Path, results: Path, saved: Path, slow_emulator: Emulator
+) -> None:
+    slow_emulator.processing_seconds = 0
+    config = write_config(tmp_path / "base")  # the baseline's config, unchanged
+
+    result = run_ci(config, baseline="main", results=results)
+
+    assert result.exit_code == 0
+    assert result.notes == (
+        "the baseline's answers came from the emulator, this run's from the API: save a "
+        "baseline from a run like this one (`batchmark baseline save RUN NAME`)",
+    )
+    assert "Note: the baseline's answers came from the emulator" in markdown_summary(result)
+
+
+def test_max_cost_refuses_before_anything_is_sent_exit_2(
+    tmp_path: Path, results: Path, slow_emulator: Emulator, ci_cli: Any
+) -> None:
+    config = write_config(tmp_path / "cfg")
+
+    code, _, err = ci_cli("ci", str(config), "--max-cost", "0", "-q", "--results", str(results))
+
+    assert code == 2 and "over the budget" in err
+    assert slow_emulator.submitted_custom_ids() == []

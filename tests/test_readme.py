@@ -59,3 +59,15 @@ def test_readme_complete_config_example_loads(tmp_path: Path) -> None:
     spec = load_config(path)
 
     assert spec.name and spec.build_scorers() is not None
+
+
+def test_ci_docs_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shutil.copytree(ROOT / "configs", tmp_path / "configs")
+    shutil.copytree(ROOT / "evals", tmp_path / "evals")
+    monkeypatch.chdir(tmp_path)
+    docs = (ROOT / "docs" / "ci.md").read_text()
+    example = re.findall(r"```python\n(.*?)```", docs, flags=re.S)[-1]
+
+    exec(compile(example, "docs/ci.md", "exec"), {})
+
+    assert (tmp_path / "junit.xml").is_file()

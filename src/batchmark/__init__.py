@@ -9,6 +9,7 @@ Example::
     run.responses_df()
 """
 
+from batchmark._ci import BaselineError, CiResult, load_baseline, resume_ci, run_ci, save_baseline
 from batchmark._compare import Comparison, compare, report
 from batchmark._config import EvalSpec, config_json_schema, load_config
 from batchmark._driver import cancel, resume, run, score
@@ -27,10 +28,12 @@ from batchmark._grid import Request, ValidationReport, expand, make_custom_id, v
 from batchmark._run import Run, RunStatus, open_run
 
 __all__ = [
+    "BaselineError",
     "BatchmarkError",
     "BudgetExceeded",
     "cancel",
     "check_budget",
+    "CiResult",
     "compare",
     "Comparison",
     "config_json_schema",
@@ -41,6 +44,7 @@ __all__ = [
     "estimate",
     "EvalSpec",
     "expand",
+    "load_baseline",
     "load_config",
     "make_custom_id",
     "open_run",
@@ -48,11 +52,14 @@ __all__ = [
     "report",
     "Request",
     "resume",
+    "resume_ci",
     "Run",
     "run",
+    "run_ci",
     "RunIncomplete",
     "RunNotFound",
     "RunStatus",
+    "save_baseline",
     "score",
     "validate_spec",
     "ValidationReport",

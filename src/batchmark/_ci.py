@@ -1,21 +1,22 @@
-"""CI mode: gates, and the verdict a CI job exits with.
+"""CI mode: the verdict a CI job exits with.
 
-Baselines (``save_baseline``, ``load_baseline``) live in ``batchmark._baseline`` and
-are re-exported here. ``run_ci(config,
-baseline=...)`` runs the config (the response cache makes an unchanged eval free),
-compares its per-item scores with the baseline's (paired, as ``compare_scores`` does
-for runs), applies the config's ``ci.gates`` and returns a ``CiResult`` whose
-``exit_code`` is the documented one: 0 pass, 1 a gate failed, 3 incomplete (still in
-flight after ``wait_timeout``, or more failed requests than ``ci.max_failed_fraction``).
-``resume_ci(run)`` finishes an incomplete one. ``write_junit`` and ``markdown_summary``
-format a result; ``write_reports`` leaves ``ci.json``, ``ci-summary.md`` and
-``ci-report.html`` in the run folder. docs/ci.md is the user's guide.
+``run_ci(config, baseline=...)`` runs the config (the response cache makes an unchanged
+eval free), compares its per-item scores with the baseline's (paired, as
+``compare_scores`` does for runs), applies the config's ``ci.gates`` and returns a
+``CiResult`` whose ``exit_code`` is the documented one: 0 pass, 1 a gate failed, 3
+incomplete (still in flight after ``wait_timeout``, or more failed requests than
+``ci.max_failed_fraction``). ``resume_ci(run)`` finishes an incomplete one.
+``write_junit`` and ``markdown_summary`` format a result; ``write_reports`` leaves
+``ci.json``, ``ci-summary.md`` and ``ci-report.html`` in the run folder.
+
+Baselines (``save_baseline``, ``load_baseline``) live in ``batchmark._baseline`` and the
+checks (``apply_gates``) in ``batchmark._gates``; both are re-exported here. docs/ci.md
+is the user's guide.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 import xml.etree.ElementTree as ET
@@ -37,11 +38,12 @@ from batchmark._baseline import (
 from batchmark._compare import COST_COLUMNS, Comparison, compare_scores, report
 from batchmark._config import CiConfig, EvalSpec, load_config
 from batchmark._errors import BatchmarkError
+from batchmark._gates import EPS, GateOutcome, apply_gates, fmt_number
 from batchmark._run import DEFAULT_RESULTS, Run, open_run
 from batchmark._store import write_atomic
 
 if TYPE_CHECKING:
-    import pandas as pd
+    pass
 
 __all__ = [
     "Baseline",
@@ -60,169 +62,6 @@ __all__ = [
 ]
 
 EXIT_CODES = {"passed": 0, "failed": 1, "incomplete": 3}
-_EPS = 1e-9  # 0.8 read from YAML vs a mean of 0.7999999999: equal
-
-
-# --------------------------------------------------------------------------- gates
-
-
-@dataclass(frozen=True)
-class GateOutcome:
-    """One check on one cell: ``status`` is ``passed``, ``failed`` or ``skipped``.
-
-    ``check`` is ``min``, ``max_drop``, ``significant_drop`` or, for the run as a whole
-    (``scorer`` ``run``), ``max_failed_fraction``. ``value`` is what was measured (the
-    mean, the drop, the CI's upper bound, the failed fraction) against ``threshold``.
-    """
-
-    scorer: str
-    check: str
-    model_key: str | None
-    variant: str | None
-    status: str
-    value: float | None
-    threshold: float | None
-    message: str
-
-    @property
-    def cell(self) -> str:
-        return "all" if self.model_key is None else f"{self.model_key} / {self.variant}"
-
-    @property
-    def name(self) -> str:
-        return f"{self.scorer} {self.check} [{self.cell}]"
-
-
-def _fmt(x: float | None, sign: bool = False) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "–"
-    return f"{x:+.3f}" if sign else f"{x:.3f}"
-
-
-def _number(x: Any) -> float | None:
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
-
-
-def apply_gates(
-    ci: CiConfig,
-    cells: pd.DataFrame,
-    diffs: pd.DataFrame,
-    *,
-    run: str,
-    baseline: str | None,
-) -> list[GateOutcome]:
-    """The gates of ``ci`` on run ``run``'s cells (pure: two comparison tables in).
-
-    ``cells`` and ``diffs`` are ``Comparison.cells`` and ``.diffs``; ``baseline`` names
-    the baseline compared with (``None``: drop checks are skipped).
-    """
-    out: list[GateOutcome] = []
-    for scorer, gate in ci.gate_list():
-        mine = cells[(cells["run"] == run) & (cells["scorer"] == scorer)]
-        if gate.model is not None:
-            mine = mine[mine["model_key"] == gate.model]
-        if gate.variant is not None:
-            mine = mine[mine["variant"] == gate.variant]
-        if mine.empty:
-            where = ", ".join(
-                f"{k} {v}" for k, v in (("model", gate.model), ("variant", gate.variant)) if v
-            )
-            out.append(
-                GateOutcome(
-                    scorer,
-                    "scores",
-                    gate.model,
-                    gate.variant,
-                    "failed",
-                    None,
-                    None,
-                    f"no {scorer} scores in this run" + (f" for {where}" if where else ""),
-                )
-            )
-            continue
-        for cell in mine.to_dict("records"):
-            key = (cell["model_key"], cell["variant"])
-            outcome = _recorder(out, scorer, key)
-            mean = _number(cell["mean"])
-            if gate.min is not None:
-                if mean is None:
-                    outcome("min", "failed", None, gate.min, "no valid scores")
-                else:
-                    ok = mean >= gate.min - _EPS
-                    rel = ">=" if ok else "<"
-                    outcome(
-                        "min",
-                        "passed" if ok else "failed",
-                        mean,
-                        gate.min,
-                        f"mean {_fmt(mean)} {rel} min {gate.min:g} (n={int(cell['n'])})",
-                    )
-            checks = [("max_drop", gate.max_drop), ("significant_drop", gate.tolerance)]
-            checks = [(c, t) for c, t in checks if t is not None]
-            if not checks:
-                continue
-            diff = _diff_of(diffs, run, scorer, key)
-            for check, threshold in checks:
-                if baseline is None:
-                    outcome(check, "skipped", None, threshold, "no baseline given (--baseline)")
-                elif diff is None or diff["n"] == 0:
-                    outcome(
-                        check,
-                        "skipped",
-                        None,
-                        threshold,
-                        f"the baseline has no {scorer} scores for {key[0]} / {key[1]} to pair",
-                    )
-                elif check == "max_drop":
-                    drop = -float(diff["diff"])
-                    ok = drop <= threshold + _EPS
-                    outcome(
-                        check,
-                        "passed" if ok else "failed",
-                        drop,
-                        threshold,
-                        f"mean {_fmt(diff['mean'])} vs baseline {_fmt(diff['mean_baseline'])}: "
-                        f"drop {_fmt(drop)} {'<=' if ok else '>'} max_drop {threshold:g} "
-                        f"(n={int(diff['n'])})",
-                    )
-                else:
-                    high = _number(diff["ci_high"])
-                    if high is None:
-                        outcome(check, "skipped", None, -threshold, "95% CI undefined (n < 2)")
-                        continue
-                    ok = high >= -threshold - _EPS
-                    ci = f"Δ {_fmt(diff['diff'], True)} [95% CI {_fmt(diff['ci_low'], True)}, "
-                    ci += f"{_fmt(high, True)}]"
-                    verdict = "reaches" if ok else "lies entirely below"
-                    outcome(
-                        check,
-                        "passed" if ok else "failed",
-                        high,
-                        -threshold,
-                        f"{ci} {verdict} -{threshold:g} (n={int(diff['n'])})",
-                    )
-    return out
-
-
-def _recorder(
-    out: list[GateOutcome], scorer: str, key: tuple[str, str]
-) -> Callable[[str, str, Any, float | None, str], None]:
-    """``outcome(check, status, value, threshold, message)`` appending to ``out``."""
-
-    def outcome(check: str, status: str, value: Any, threshold: float | None, msg: str) -> None:
-        out.append(GateOutcome(scorer, check, *key, status, _number(value), threshold, msg))
-
-    return outcome
-
-
-def _diff_of(diffs: pd.DataFrame, run: str, scorer: str, key: tuple[str, str]) -> Any:
-    rows = diffs[
-        (diffs["run"] == run)
-        & (diffs["scorer"] == scorer)
-        & (diffs["model_key"] == key[0])
-        & (diffs["variant"] == key[1])
-    ]
-    return None if rows.empty else rows.iloc[0]
 
 
 # --------------------------------------------------------------------------- running
@@ -244,8 +83,10 @@ class CiResult:
     reason: str | None = None
     """Why the run is incomplete."""
     failed_fraction: float | None = None
-    config_changed: bool = False
-    """The config hash differs from the baseline's."""
+    notes: tuple[str, ...] = ()
+    """What to keep in mind reading the comparison (the config changed since the
+    baseline; the baseline's answers came from the emulator and the run's did not, or
+    the other way round)."""
     reports: tuple[Path, ...] = field(default=(), compare=False)
 
     @property
@@ -272,13 +113,17 @@ def run_ci(
     use_cache: bool = True,
     on_progress: ProgressFn | None = None,
     poll_interval: float | None = None,
+    max_cost: float | None = None,
+    on_created: Callable[[Run], None] | None = None,
 ) -> CiResult:
     """Run ``config``, compare it with ``baseline`` and apply its ``ci.gates``.
 
     With ``wait_timeout`` (seconds) the batches are submitted detached and waited for at
     most that long: a run still in flight then gives an ``incomplete`` result (exit 3)
     that ``resume_ci(result.run_id)`` finishes later. The baseline is read before
-    anything is sent, so a wrong name costs nothing.
+    anything is sent, so a wrong name costs nothing; ``max_cost`` (USD) refuses a run
+    estimated to cost more (``BudgetExceeded``, exit 2), ``on_created`` is called with the
+    run before anything is submitted, as for ``batchmark.run``.
     """
     from batchmark._driver import resume, run
 
@@ -298,7 +143,13 @@ def run_ci(
         "poll_interval": poll_interval,
     }
     handle = run(
-        spec, emulate=emulate, use_cache=use_cache, detach=wait_timeout is not None, **common
+        spec,
+        emulate=emulate,
+        use_cache=use_cache,
+        detach=wait_timeout is not None,
+        max_cost=max_cost,
+        on_created=on_created,
+        **common,
     )
     _remember(handle, baseline, base)
     if wait_timeout is not None and not is_finished(handle):
@@ -380,7 +231,7 @@ def evaluate(
         "run_path": handle.path,
         "baseline": baseline.name if baseline else None,
         "baseline_run": baseline.run_id if baseline else None,
-        "config_changed": bool(baseline and baseline.data.get("config_hash") != config_hash),
+        "notes": _notes(info, baseline, config_hash),
     }
     status = handle.status
     if not is_finished(handle):
@@ -393,10 +244,14 @@ def evaluate(
     comparison = ci_comparison(handle, baseline)
     label = comparison.runs[-1]
     gates = apply_gates(
-        ci, comparison.cells, comparison.diffs, run=label, baseline=baseline and baseline.label
+        ci,
+        comparison.cells,
+        comparison.diffs,
+        run=label,
+        baseline=baseline.label if baseline else None,
     )
     fraction = status.failed / status.total if status.total else 0.0
-    over = fraction > ci.max_failed_fraction + _EPS
+    over = fraction > ci.max_failed_fraction + EPS
     gates.append(
         GateOutcome(
             "run",
@@ -412,7 +267,12 @@ def evaluate(
     )
     failed = any(g.status == "failed" for g in gates)
     state = "incomplete" if over else "failed" if failed else "passed"
-    reason = "more failed requests than ci.max_failed_fraction allows" if over else None
+    reason = None
+    if over:
+        reason = (
+            f"{status.failed:,} of {status.total:,} requests ended without a response "
+            f"({fraction:.1%}), more than ci.max_failed_fraction ({ci.max_failed_fraction:.1%})"
+        )
     return CiResult(
         **head,
         state=state,
@@ -421,6 +281,25 @@ def evaluate(
         reason=reason,
         failed_fraction=fraction,
     )
+
+
+def _notes(info: dict[str, Any], baseline: Baseline | None, config_hash: str | None) -> tuple:
+    if baseline is None:
+        return ()
+    notes = []
+    if config_hash is not None and baseline.data.get("config_hash") != config_hash:
+        notes.append("the config changed since the baseline was saved")
+    if bool(baseline.data.get("emulated")) != bool(info.get("emulated")):
+        kinds = ("the emulator", "the API")
+        base, run = (
+            kinds[0] if e else kinds[1]
+            for e in (baseline.data.get("emulated"), info.get("emulated"))
+        )
+        notes.append(
+            f"the baseline's answers came from {base}, this run's from {run}: save a "
+            "baseline from a run like this one (`batchmark baseline save RUN NAME`)"
+        )
+    return tuple(notes)
 
 
 def ci_comparison(handle: Run, baseline: Baseline | None) -> Comparison:
@@ -488,8 +367,7 @@ def markdown_summary(result: CiResult) -> str:
         else " (no baseline)"
     )
     lines.append(f"Run `{result.run_id}`{against}; exit code {result.exit_code}.")
-    if result.config_changed:
-        lines.append("The config changed since the baseline was saved.")
+    lines += [f"Note: {note}." for note in result.notes]
     if result.state == "incomplete" and result.comparison is None:
         lines += ["", f"Continue it with `batchmark ci --resume {result.run_id}`."]
         return "\n".join(lines) + "\n"
@@ -502,8 +380,8 @@ def markdown_summary(result: CiResult) -> str:
             g.scorer,
             g.check,
             g.cell,
-            _fmt(g.value),
-            _fmt(g.threshold),
+            fmt_number(g.value),
+            fmt_number(g.threshold),
             g.message,
         ]
         for g in sorted(result.gates, key=lambda g: order[g.status])
@@ -571,7 +449,7 @@ def result_dict(result: CiResult) -> dict[str, Any]:
         "reason": result.reason,
         "baseline": result.baseline,
         "baseline_run": result.baseline_run,
-        "config_changed": result.config_changed,
+        "notes": list(result.notes),
         "failed_fraction": result.failed_fraction,
         "gates": [
             {

@@ -40,7 +40,7 @@ def _register() -> None:
     """Import the command modules: each adds its commands to ``cli``."""
     import importlib
 
-    for name in ("_emulator", "_estimate", "_report", "_run", "_score", "_validate"):
+    for name in ("_ci", "_emulator", "_estimate", "_report", "_run", "_score", "_validate"):
         importlib.import_module(f"batchmark.cli.{name}")
 
 

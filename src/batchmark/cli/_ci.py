@@ -74,6 +74,13 @@ _STYLE = {"passed": "green", "failed": "bold red", "skipped": "dim", "incomplete
     default=None,
     help="Write the Markdown summary here (it is also appended to $GITHUB_STEP_SUMMARY).",
 )
+@click.option(
+    "--max-cost",
+    type=float,
+    default=None,
+    metavar="USD",
+    help="Refuse to submit if the estimated maximum cost (USD, batch prices) is over this.",
+)
 @poll_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
@@ -88,6 +95,7 @@ def ci_command(
     wait_timeout: float | None,
     junit: Path | None,
     summary: Path | None,
+    max_cost: float | None,
     poll_interval: float | None,
     quiet: bool,
 ) -> None:
@@ -98,8 +106,8 @@ def ci_command(
     """
     if (config is None) == (resume_ref is None):
         raise click.UsageError("give CONFIG or --resume RUN (one of them)")
-    if resume_ref is not None and emulate:
-        raise click.UsageError("--emulate cannot resume a run: emulated runs end with the command")
+    if resume_ref is not None and (emulate or max_cost is not None):
+        raise click.UsageError("--resume takes neither --emulate nor --max-cost")
     with _progress_display(quiet) as update:
         if resume_ref is not None:
             result = resume_ci(
@@ -122,6 +130,8 @@ def ci_command(
                 base_url=base_url,
                 on_progress=update,
                 poll_interval=poll_interval,
+                max_cost=max_cost,
+                on_created=lambda r: click.echo(f"run {r.id}: {r.path}", err=True),
             )
     _emit(result, junit=junit, summary=summary)
     ctx.exit(result.exit_code)
@@ -151,11 +161,11 @@ def _emit(result: CiResult, *, junit: Path | None, summary: Path | None) -> None
             console.print(f"report: {path}")
     line = f"[{_STYLE[result.state]}]{result.state}[/] (exit {result.exit_code})"
     if result.state == "incomplete":
-        click.echo(
-            f"run {result.run_id} incomplete: {result.reason}; "
-            f"`batchmark ci --resume {result.run_id}` continues it",
-            err=True,
-        )
+        if result.comparison is None:  # still in flight
+            hint = f"`batchmark ci --resume {result.run_id}` continues it"
+        else:  # failed requests are final: a new run (or a higher max_failed_fraction)
+            hint = f"`batchmark status {result.run_id}` shows its batches"
+        click.echo(f"run {result.run_id} incomplete: {result.reason}; {hint}", err=True)
         click.echo(result.run_id)  # stdout: for the step that resumes it
         return
     console.print(f"{line}: {len(result.failures)} gate check(s) failed")

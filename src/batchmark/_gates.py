@@ -1,0 +1,185 @@
+"""Gates: the checks ``batchmark ci`` applies to a run's cells (``ci.gates`` in the config).
+
+``apply_gates(ci, cells, diffs, run=..., baseline=...)`` is pure: it reads the cells and
+diffs tables of a comparison (``batchmark._compare``) and returns one ``GateOutcome``
+per check per cell — ``min`` on the cell's mean, ``max_drop`` and ``significant_drop``
+on its paired difference from the baseline. docs/ci.md describes the checks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from batchmark._config import CiConfig
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["GateOutcome", "apply_gates"]
+
+EPS = 1e-9
+"""Slack of every comparison: a mean of 0.7999999999 meets `min: 0.8`."""
+
+
+@dataclass(frozen=True)
+class GateOutcome:
+    """One check on one cell: ``status`` is ``passed``, ``failed`` or ``skipped``.
+
+    ``check`` is ``min``, ``max_drop``, ``significant_drop`` or, for the run as a whole
+    (``scorer`` ``run``), ``max_failed_fraction``. ``value`` is what was measured (the
+    mean, the drop, the CI's upper bound, the failed fraction) against ``threshold``.
+    """
+
+    scorer: str
+    check: str
+    model_key: str | None
+    variant: str | None
+    status: str
+    value: float | None
+    threshold: float | None
+    message: str
+
+    @property
+    def cell(self) -> str:
+        return "all" if self.model_key is None else f"{self.model_key} / {self.variant}"
+
+    @property
+    def name(self) -> str:
+        return f"{self.scorer} {self.check} [{self.cell}]"
+
+
+def fmt_number(x: float | None, sign: bool = False) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    return f"{x:+.3f}" if sign else f"{x:.3f}"
+
+
+def as_number(x: Any) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+def apply_gates(
+    ci: CiConfig,
+    cells: pd.DataFrame,
+    diffs: pd.DataFrame,
+    *,
+    run: str,
+    baseline: str | None,
+) -> list[GateOutcome]:
+    """The gates of ``ci`` on run ``run``'s cells (pure: two comparison tables in).
+
+    ``cells`` and ``diffs`` are ``Comparison.cells`` and ``.diffs``; ``baseline`` names
+    the baseline compared with (``None``: drop checks are skipped).
+    """
+    out: list[GateOutcome] = []
+    for scorer, gate in ci.gate_list():
+        mine = cells[(cells["run"] == run) & (cells["scorer"] == scorer)]
+        if gate.model is not None:
+            mine = mine[mine["model_key"] == gate.model]
+        if gate.variant is not None:
+            mine = mine[mine["variant"] == gate.variant]
+        if mine.empty:
+            where = ", ".join(
+                f"{k} {v}" for k, v in (("model", gate.model), ("variant", gate.variant)) if v
+            )
+            out.append(
+                GateOutcome(
+                    scorer,
+                    "scores",
+                    gate.model,
+                    gate.variant,
+                    "failed",
+                    None,
+                    None,
+                    f"no {scorer} scores in this run" + (f" for {where}" if where else ""),
+                )
+            )
+            continue
+        for cell in mine.to_dict("records"):
+            key = (cell["model_key"], cell["variant"])
+            outcome = _recorder(out, scorer, key)
+            mean = as_number(cell["mean"])
+            if gate.min is not None:
+                if mean is None:
+                    outcome("min", "failed", None, gate.min, "no valid scores")
+                else:
+                    ok = mean >= gate.min - EPS
+                    rel = ">=" if ok else "<"
+                    outcome(
+                        "min",
+                        "passed" if ok else "failed",
+                        mean,
+                        gate.min,
+                        f"mean {fmt_number(mean)} {rel} min {gate.min:g} (n={int(cell['n'])})",
+                    )
+            checks = [("max_drop", gate.max_drop), ("significant_drop", gate.tolerance)]
+            checks = [(c, t) for c, t in checks if t is not None]
+            if not checks:
+                continue
+            diff = _diff_of(diffs, run, scorer, key)
+            for check, threshold in checks:
+                if baseline is None:
+                    outcome(check, "skipped", None, threshold, "no baseline given (--baseline)")
+                elif diff is None or diff["n"] == 0:
+                    outcome(
+                        check,
+                        "skipped",
+                        None,
+                        threshold,
+                        f"the baseline has no {scorer} scores for {key[0]} / {key[1]} to pair",
+                    )
+                elif check == "max_drop":
+                    drop = -float(diff["diff"])
+                    ok = drop <= threshold + EPS
+                    outcome(
+                        check,
+                        "passed" if ok else "failed",
+                        drop,
+                        threshold,
+                        f"mean {fmt_number(diff['mean'])} vs baseline "
+                        f"{fmt_number(diff['mean_baseline'])}: "
+                        f"drop {fmt_number(drop)} {'<=' if ok else '>'} max_drop {threshold:g} "
+                        f"(n={int(diff['n'])})",
+                    )
+                else:
+                    high = as_number(diff["ci_high"])
+                    if high is None:
+                        outcome(check, "skipped", None, -threshold, "95% CI undefined (n < 2)")
+                        continue
+                    ok = high >= -threshold - EPS
+                    low = fmt_number(diff["ci_low"], True)
+                    ci = f"Δ {fmt_number(diff['diff'], True)} [95% CI {low}, "
+                    ci += f"{fmt_number(high, True)}]"
+                    verdict = "reaches" if ok else "lies entirely below"
+                    outcome(
+                        check,
+                        "passed" if ok else "failed",
+                        high,
+                        -threshold,
+                        f"{ci} {verdict} -{threshold:g} (n={int(diff['n'])})",
+                    )
+    return out
+
+
+def _recorder(
+    out: list[GateOutcome], scorer: str, key: tuple[str, str]
+) -> Callable[[str, str, Any, float | None, str], None]:
+    """``outcome(check, status, value, threshold, message)`` appending to ``out``."""
+
+    def outcome(check: str, status: str, value: Any, threshold: float | None, msg: str) -> None:
+        out.append(GateOutcome(scorer, check, *key, status, as_number(value), threshold, msg))
+
+    return outcome
+
+
+def _diff_of(diffs: pd.DataFrame, run: str, scorer: str, key: tuple[str, str]) -> Any:
+    rows = diffs[
+        (diffs["run"] == run)
+        & (diffs["scorer"] == scorer)
+        & (diffs["model_key"] == key[0])
+        & (diffs["variant"] == key[1])
+    ]
+    return None if rows.empty else rows.iloc[0]
