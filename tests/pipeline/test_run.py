@@ -283,3 +283,18 @@ def test_a_run_within_its_budget_runs(live: LiveEmulator, tmp_path: Path) -> Non
     run = batchmark.run(write_config(tmp_path / "cfg"), results=tmp_path / "results", max_cost=1.0)
 
     assert run.status.done == N_CELLS
+
+
+def test_the_api_key_is_never_written_to_results(
+    live: LiveEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "sk-ant-test-DO-NOT-STORE-0123456789"
+    monkeypatch.setenv("ANTHROPIC_API_KEY", secret)
+    config = write_config(tmp_path / "cfg", scorers=[{"includes": {"target": "{{ answer }}"}}])
+    run = batchmark.run(config, results=tmp_path / "results")
+    batchmark.save_baseline(run, "keycheck", results=tmp_path / "results")
+
+    files = [p for p in (tmp_path / "results").rglob("*") if p.is_file()]
+    assert len(files) >= 6
+    for path in files:
+        assert secret.encode() not in path.read_bytes(), path
