@@ -25,12 +25,12 @@ from batchmark._ci import (
 )
 from batchmark._run import open_run
 from batchmark.cli import cli
-from batchmark.cli._run import (
-    _progress_display,
-    _stdout,
+from batchmark.cli._common import (
     base_url_option,
     poll_option,
+    progress_display,
     results_option,
+    stdout_console,
 )
 
 _STYLE = {"passed": "green", "failed": "bold red", "skipped": "dim", "incomplete": "yellow"}
@@ -108,7 +108,7 @@ def ci_command(
         raise click.UsageError("give CONFIG or --resume RUN (one of them)")
     if resume_ref is not None and (emulate or max_cost is not None):
         raise click.UsageError("--resume takes neither --emulate nor --max-cost")
-    with _progress_display(quiet) as update:
+    with progress_display(quiet) as update:
         if resume_ref is not None:
             result = resume_ci(
                 resume_ref,
@@ -147,7 +147,7 @@ def _emit(result: CiResult, *, junit: Path | None, summary: Path | None) -> None
         summary.write_text(text, encoding="utf-8")
     _append_env_file("GITHUB_STEP_SUMMARY", text)
     _append_env_file("GITHUB_OUTPUT", f"run_id={result.run_id}\nexit_code={result.exit_code}\n")
-    console = _stdout()
+    console = stdout_console()
     if result.gates:
         table = Table(title=f"gates · run {result.run_id}", title_justify="left")
         for col in ("result", "scorer", "check", "cell", "detail"):
@@ -205,4 +205,4 @@ def baseline_list_command(results: Path) -> None:
         table.add_row(
             b.name, b.eval, b.run_id, str(b.data.get("created_at", "")), str(len(b.data["scores"]))
         )
-    _stdout().print(table)
+    stdout_console().print(table)

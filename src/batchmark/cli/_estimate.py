@@ -15,7 +15,14 @@ from batchmark._config import load_config
 from batchmark._estimate import Estimate, EstimateRow, estimate
 from batchmark._store import endpoint_name
 from batchmark.cli import cli
-from batchmark.cli._run import _fmt_cost, _fmt_int, _stdout, base_url_option, results_option
+from batchmark.cli._common import (
+    base_url_option,
+    fmt_cost,
+    fmt_int,
+    format_option,
+    results_option,
+    stdout_console,
+)
 from batchmark.cli._validate import _size, _user_errors
 
 
@@ -47,14 +54,7 @@ def _client(base_url: str | None, api_version: str | None) -> anthropic.Anthropi
     help="Count input tokens with the API's count_tokens (only when ANTHROPIC_API_KEY or "
     "a base URL is set; otherwise, and with --no-count-tokens, a local approximation).",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="Output for people (table) or programs (json).",
-)
+@format_option(["table", "json"], "Output for people (table) or programs (json).")
 @_user_errors
 def estimate_command(
     config: Path,
@@ -100,15 +100,15 @@ def _row(table: Table, r: EstimateRow, source: str | None = None) -> None:
     table.add_row(
         r.model,
         r.variant,
-        _fmt_int(r.requests),
-        _fmt_int(r.cached),
-        _fmt_int(r.input_tokens),
-        f"{_fmt_int(r.cache_write_tokens)}/{_fmt_int(r.cache_read_tokens)}",
-        _fmt_int(r.output_tokens),
+        fmt_int(r.requests),
+        fmt_int(r.cached),
+        fmt_int(r.input_tokens),
+        f"{fmt_int(r.cache_write_tokens)}/{fmt_int(r.cache_read_tokens)}",
+        fmt_int(r.output_tokens),
         _source(r) if source is None else source,
-        _fmt_int(r.output_tokens_max),
-        _fmt_cost(r.cost_usd),
-        _fmt_cost(r.cost_max_usd),
+        fmt_int(r.output_tokens_max),
+        fmt_cost(r.cost_usd),
+        fmt_cost(r.cost_max_usd),
     )
 
 
@@ -118,7 +118,7 @@ def _batches(n: int) -> str:
 
 def print_estimate(est: Estimate) -> None:
     """The estimate as a table per model x variant, then the totals and notes."""
-    console = _stdout()
+    console = stdout_console()
     table = Table(title=f"estimate {est.name} ({est.endpoint})", title_justify="left")
     table.add_column("model")
     table.add_column("variant")
@@ -142,8 +142,8 @@ def print_estimate(est: Estimate) -> None:
             f"~{_batches(est.judge_batches)} to send"
         )
     console.print(
-        f"cost at batch prices: expected {_fmt_cost(est.cost_usd)}, at most "
-        f"{_fmt_cost(est.cost_max_usd)} (the figure --max-cost checks)"
+        f"cost at batch prices: expected {fmt_cost(est.cost_usd)}, at most "
+        f"{fmt_cost(est.cost_max_usd)} (the figure --max-cost checks)"
     )
     for note in est.notes:
         console.print(f"note: {note}", highlight=False)

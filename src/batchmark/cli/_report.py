@@ -13,7 +13,7 @@ from batchmark._compare import Comparison, compare
 from batchmark._render import FORMATS, render, render_terminal
 from batchmark._run import open_run
 from batchmark.cli import cli
-from batchmark.cli._run import _stdout, results_option
+from batchmark.cli._common import results_option, stdout_console
 
 
 def _table_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -68,7 +68,7 @@ def _table_options(func: Callable[..., Any]) -> Callable[..., Any]:
 def _emit(comparison: Comparison, fmt: str, output: Path | None) -> None:
     if output is None:
         if fmt == "table":
-            render_terminal(comparison, _stdout())
+            render_terminal(comparison, stdout_console())
         else:
             click.echo(render(comparison, fmt), nl=False)
         return

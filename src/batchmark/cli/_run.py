@@ -2,103 +2,33 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
-from rich.progress import Progress as RichProgress
 from rich.table import Table
 
-from batchmark._batches import Progress
 from batchmark._driver import cancel, resume, run
 from batchmark._errors import RunIncomplete
 from batchmark._run import Run, open_run
 from batchmark._store import iter_run_folders
 from batchmark.cli import cli
-
-results_option = click.option(
-    "--results",
-    "results",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("results"),
-    show_default=True,
-    help="Results root: runs live in RESULTS/<eval>/<run id>/.",
+from batchmark.cli._common import (
+    base_url_option,
+    fmt_cost,
+    fmt_int,
+    format_option,
+    poll_option,
+    progress_display,
+    results_option,
+    stdout_console,
 )
-base_url_option = click.option(
-    "--base-url",
-    default=None,
-    help="API endpoint (default: ANTHROPIC_BASE_URL, else the run's recorded endpoint, "
-    "else the real API).",
-)
-poll_option = click.option(
-    "--poll-interval",
-    type=float,
-    default=None,
-    help="Override the config's first poll interval, in seconds.",
-)
-
-
-def _console() -> Console:
-    return Console(stderr=True)
-
-
-@contextlib.contextmanager
-def _progress_display(quiet: bool) -> Iterator[Any]:
-    """A rich progress bar fed from the ledger's counts; a no-op when quiet."""
-    if quiet:
-        yield None
-        return
-    console = _console()
-    bar = RichProgress(
-        TextColumn("[bold]requests"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[detail]}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    )
-    task = bar.add_task("requests", total=None, detail="expanding")
-
-    def update(p: Progress) -> None:
-        open_batches = sum(1 for b in p.batches if not b["collected"])
-        detail = (
-            f"in flight {p.states.get('submitted', 0)} · queued "
-            f"{p.states.get('pending', 0) + p.states.get('submitting', 0)} · failed "
-            f"{p.states.get('failed', 0)} · batches {open_batches} open / {len(p.batches)}"
-        )
-        if not bar.live.is_started:
-            bar.start()  # drawn from the first progress on: an early error prints alone
-        bar.update(task, total=p.total, completed=p.ended, detail=detail)
-
-    try:
-        yield update
-    finally:
-        if bar.live.is_started:
-            bar.stop()
-
-
-def _fmt_int(n: int | None) -> str:
-    return "-" if n is None else f"{n:,}"
-
-
-def _fmt_cost(x: float | None) -> str:
-    return "n/a" if x is None else f"${x:,.4f}"
-
-
-def _stdout() -> Console:
-    """The console for tables: full width on a terminal, 160 columns in a pipe or log."""
-    console = Console()
-    return console if console.is_terminal else Console(width=160)
 
 
 def print_summary(handle: Run, console: Console | None = None) -> None:
     """The end-of-run table: one row per model x variant."""
-    console = console or _stdout()
+    console = console or stdout_console()
     cells = handle.summary()
     table = Table(title=f"run {handle.id}", title_justify="left")
     table.add_column("model")
@@ -114,14 +44,14 @@ def print_summary(handle: Run, console: Console | None = None) -> None:
         table.add_row(
             c["model"],
             c["variant"],
-            _fmt_int(c["requests"]),
-            _fmt_int(c["succeeded"]),
-            _fmt_int(c["errored"]),
-            _fmt_int(c["cached"]),
-            _fmt_int(c["input_tokens"]),
-            _fmt_int(c["output_tokens"]),
-            f"{_fmt_int(c['cache_write_tokens'])}/{_fmt_int(c['cache_read_tokens'])}",
-            _fmt_cost(c["cost_usd"]),
+            fmt_int(c["requests"]),
+            fmt_int(c["succeeded"]),
+            fmt_int(c["errored"]),
+            fmt_int(c["cached"]),
+            fmt_int(c["input_tokens"]),
+            fmt_int(c["output_tokens"]),
+            f"{fmt_int(c['cache_write_tokens'])}/{fmt_int(c['cache_read_tokens'])}",
+            fmt_cost(c["cost_usd"]),
         )
         if c["cost_usd"] is None or total_cost is None or standard is None:
             total_cost = standard = None
@@ -131,14 +61,14 @@ def print_summary(handle: Run, console: Console | None = None) -> None:
     console.print(table)
     if total_cost is not None and standard is not None:
         console.print(
-            f"cost {_fmt_cost(total_cost)} at batch prices "
-            f"(standard API: {_fmt_cost(standard)}, saved {_fmt_cost(standard - total_cost)})"
+            f"cost {fmt_cost(total_cost)} at batch prices "
+            f"(standard API: {fmt_cost(standard)}, saved {fmt_cost(standard - total_cost)})"
         )
     else:
         console.print("cost: n/a for models without a price (add them under `pricing:`)")
     if reused:
         console.print(
-            f"{reused:,} responses reused from the cache (worth {_fmt_cost(reused_cost)}, "
+            f"{reused:,} responses reused from the cache (worth {fmt_cost(reused_cost)}, "
             "not paid again; --no-cache sends them anyway)"
         )
     console.print(f"results: {handle.path}")
@@ -172,7 +102,7 @@ def run_command(
     quiet: bool,
 ) -> None:
     """Expand CONFIG into batch requests, submit them and collect every result."""
-    with _progress_display(quiet) as update:
+    with progress_display(quiet) as update:
         handle = run(
             config,
             results=results,
@@ -231,7 +161,7 @@ def resume_command(
     quiet: bool,
 ) -> None:
     """Finish RUN (a run id or folder) without submitting anything twice."""
-    with _progress_display(quiet) as update:
+    with progress_display(quiet) as update:
         handle = resume(
             run_ref,
             results=results,
@@ -246,14 +176,7 @@ def resume_command(
 @cli.command("status")
 @click.argument("run_ref", metavar="[RUN]", required=False)
 @results_option
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
+@format_option(["table", "json"], "Output for people (table) or programs (json).")
 def status_command(run_ref: str | None, results: Path, fmt: str) -> None:
     """Show RUN and its batches, or every run under the results root."""
     import json
@@ -274,7 +197,7 @@ def status_command(run_ref: str | None, results: Path, fmt: str) -> None:
                 r["state"],
                 *(str(r[k]) for k in ("total", "done", "failed", "in_flight", "pending")),
             )
-        _stdout().print(table)
+        stdout_console().print(table)
         return
     handle = open_run(run_ref, results)
     row = _status_row(handle)
@@ -283,7 +206,7 @@ def status_command(run_ref: str | None, results: Path, fmt: str) -> None:
         row["batches"] = batches
         click.echo(json.dumps(row, indent=2))
         return
-    console = _stdout()
+    console = stdout_console()
     console.print(
         f"run {row['run']} ({row['eval']}): {row['state']} — {row['done']} done, "
         f"{row['failed']} failed, {row['in_flight']} in flight, {row['pending']} queued "

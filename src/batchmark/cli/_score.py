@@ -12,7 +12,13 @@ from rich.table import Table
 from batchmark._driver import score
 from batchmark._run import Run
 from batchmark.cli import cli
-from batchmark.cli._run import _progress_display, _stdout, base_url_option, results_option
+from batchmark.cli._common import (
+    base_url_option,
+    format_option,
+    progress_display,
+    results_option,
+    stdout_console,
+)
 
 
 def _fmt_rate(x: float | None) -> str:
@@ -24,7 +30,7 @@ def print_scores(handle: Run, console: Console | None = None) -> None:
     rows = handle.score_summary()
     if not rows:
         return
-    console = console or _stdout()
+    console = console or stdout_console()
     scorers = list(dict.fromkeys(r["scorer"] for r in rows))
     table = Table(title="scores (mean · pass rate · n · invalid)", title_justify="left")
     table.add_column("model")
@@ -69,14 +75,7 @@ def print_scores(handle: Run, console: Console | None = None) -> None:
 )
 @results_option
 @base_url_option
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="Output format of the score summary.",
-)
+@format_option(["table", "json"], "Output format of the score summary.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def score_command(
     run_ref: str,
@@ -91,7 +90,7 @@ def score_command(
 
     Judges not yet asked about an item are asked now, as a batch.
     """
-    with _progress_display(quiet) as update:
+    with progress_display(quiet) as update:
         handle = score(
             run_ref,
             results=results,

@@ -15,6 +15,7 @@ from batchmark._config import config_json_schema, load_config
 from batchmark._errors import BatchmarkError
 from batchmark._grid import validate_spec
 from batchmark.cli import cli
+from batchmark.cli._common import format_option
 
 
 def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -41,14 +42,7 @@ def _size(n: int) -> str:
 
 @cli.command()
 @click.argument("config", type=click.Path(path_type=Path))
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Output for people (text) or programs (json).",
-)
+@format_option(["text", "json"], "Output for people (text) or programs (json).")
 @_user_errors
 def validate(config: Path, fmt: str) -> None:
     """Check CONFIG and render every request without sending anything.
