@@ -19,7 +19,7 @@ __all__ = ["final_responses", "summarize"]
 
 _RESPONSE_SQL = """
 SELECT q.custom_id, q.variant, q.model_key, q.model, q.row_id, q.epoch, q.attempts,
-       r.attempt, r.batch_id, r.status, r.data
+       r.attempt, r.batch_id, r.status, r.data, {params}
 FROM requests q JOIN responses r ON r.custom_id = q.custom_id
 WHERE q.kind = ? AND (? IS NULL OR q.scorer = ?) AND q.state IN ('done', 'failed')
   AND r.attempt = (SELECT max(attempt) FROM responses r2 WHERE r2.custom_id = q.custom_id)
@@ -28,13 +28,19 @@ ORDER BY q.seq
 
 
 def final_responses(
-    ledger: Ledger, kind: str = "candidate", scorer: str | None = None
+    ledger: Ledger,
+    kind: str = "candidate",
+    scorer: str | None = None,
+    *,
+    with_params: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """The final response (last attempt) of every ended request of ``kind``, in seq order.
 
     ``kind`` is ``candidate`` or ``judge``; ``scorer`` picks one judge's requests.
+    ``with_params`` adds the request's Messages API params under ``"params"``.
     """
-    for row in ledger.db.execute(_RESPONSE_SQL, (kind, scorer, scorer)):
+    sql = _RESPONSE_SQL.format(params="q.params" if with_params else "NULL")
+    for row in ledger.db.execute(sql, (kind, scorer, scorer)):
         custom_id, variant, model_key, model, row_id, epoch, attempts, attempt, batch_id = row[:9]
         status, data = row[9], orjson.loads(row[10])
         record: dict[str, Any] = {
@@ -57,6 +63,8 @@ def final_responses(
             "error_message": None,
         }
         record.update(data)
+        if with_params:
+            record["params"] = orjson.loads(row[11])
         yield record
 
 

@@ -64,10 +64,9 @@ def iter_contexts(ledger: Ledger, spec: EvalSpec) -> Iterator[tuple[str, ScoreCo
     """
     from batchmark.scorers import ScoreContext
 
-    params_sql = "SELECT params FROM requests WHERE custom_id = ?"
     rows = iter_rows(spec)
     row = next(rows, None)
-    for response in final_responses(ledger):
+    for response in final_responses(ledger, with_params=True):
         while row is not None and row.id != response["row_id"]:
             row = next(rows, None)
         if row is None:
@@ -76,7 +75,7 @@ def iter_contexts(ledger: Ledger, spec: EvalSpec) -> Iterator[tuple[str, ScoreCo
                 "run is no longer in the dataset (or the rows were reordered); scoring needs "
                 "the dataset the run was made from"
             )
-        params = orjson.loads(ledger.db.execute(params_sql, (response["custom_id"],)).fetchone()[0])
+        params = response.pop("params")
         yield (
             response["custom_id"],
             ScoreContext(
