@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 
+import anthropic
 import click
 
 from batchmark._errors import BatchmarkError
@@ -33,7 +34,28 @@ def main(argv: list[str] | None = None) -> None:
     except BatchmarkError as err:
         click.echo(f"error: {err}", err=True)
         sys.exit(err.exit_code)
+    except anthropic.APIError as err:
+        sys.exit(_api_error(err))
     sys.exit(rc if isinstance(rc, int) else 0)
+
+
+def _api_error(err: anthropic.APIError) -> int:
+    """The API refused or failed: one message and an exit code, never a traceback.
+
+    Authentication and permission problems are the user's to fix (exit 2); anything else
+    (the API down, repeated 5xx) leaves the run resumable (exit 3).
+    """
+    status = getattr(err, "status_code", None)
+    if isinstance(err, anthropic.AuthenticationError | anthropic.PermissionDeniedError):
+        click.echo(f"error: the API refused the credentials ({status}): {err.message}", err=True)
+        click.echo("  hint: check ANTHROPIC_API_KEY (and --base-url, ANTHROPIC_BASE_URL)", err=True)
+        return 2
+    where = f"HTTP {status}" if status else type(err).__name__
+    click.echo(f"error: the API failed ({where}): {err.message}", err=True)
+    click.echo(
+        "  nothing is lost: `batchmark resume RUN` (the id printed above) continues", err=True
+    )
+    return 3
 
 
 def _register() -> None:
