@@ -216,3 +216,13 @@ def test_commands_have_help(command: click.Command) -> None:
     assert command.help, f"{command.name} is missing its help"
     shown = CliRunner().invoke(cli, [command.name or "", "--help"])
     assert shown.exit_code == 0 and "Usage:" in shown.output
+
+
+def test_an_unreachable_api_exits_3_quickly_with_the_run_kept(results: Path) -> None:
+    env = {"ANTHROPIC_API_KEY": "test", "ANTHROPIC_BASE_URL": "http://127.0.0.1:9"}
+    done = batchmark("run", QUICKSTART, "--results", str(results), env=env)
+
+    assert done.returncode == 3, done.stderr
+    assert "the API failed" in done.stderr and "batchmark resume" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert len(list(results.glob("quickstart/*/ledger.sqlite"))) == 1

@@ -149,24 +149,27 @@ class BatchRunner:
         ``submit_only`` returns once nothing is left to submit (``--detach``);
         ``deadline`` (a ``time.time()`` value) returns False when passed.
         """
-        self.recover()
-        if self.canceled:
-            self.cancel_open_batches()  # e.g. a batch adopted just now, unknown to cancel
         interval = self.settings.poll_interval
         failures = 0
+        # Until one pass has gone through, a connection failure means a wrong endpoint or
+        # no network rather than a passing outage: give up at once (the SDK has retried).
+        reached = False
         while True:
             try:
                 # A create that failed and whose batch list failed too leaves an open
                 # intent: settle it before anything else, or its requests would stay
                 # 'submitting' (never sent, never ended) for the rest of the run.
-                if self.ledger.open_intents():
+                if not reached or self.ledger.open_intents():
                     self.recover()
+                if not reached and self.canceled:
+                    self.cancel_open_batches()  # e.g. a batch adopted just now
                 changed = self.submit_available()
                 if submit_only and not self._has_pending():
                     self._report()
                     return self._all_ended()
                 changed |= self.poll()
                 failures = 0
+                reached = True
             except (
                 anthropic.APIConnectionError,
                 anthropic.APIStatusError,
@@ -179,7 +182,8 @@ class BatchRunner:
                 ):
                     raise
                 failures += 1
-                if failures >= MAX_CONSECUTIVE_FAILURES:
+                unreachable = not reached and isinstance(err, anthropic.APIConnectionError)
+                if unreachable or failures >= MAX_CONSECUTIVE_FAILURES:
                     raise
                 changed = False
             self._report()
