@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from batchmark._errors import BatchmarkError
+from batchmark._errors import BaselineError
 from batchmark._run import DEFAULT_RESULTS, Run
 from batchmark._store import write_atomic
 
@@ -40,10 +40,6 @@ SCORE_FIELDS = (
 )
 """The per-item fields a baseline keeps (no response text, no explanation)."""
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
-
-
-class BaselineError(BatchmarkError):
-    """A baseline that cannot be found, read or saved (exit 2)."""
 
 
 # --------------------------------------------------------------------------- baselines

@@ -17,7 +17,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from batchmark._errors import BatchmarkError
+from batchmark._errors import CompareError
 
 if TYPE_CHECKING:  # pandas is imported when a comparison is made, not with the package
     import pandas as pd
@@ -103,10 +103,6 @@ SAMPLE_COLUMNS = [
     "response",
     "scores",
 ]
-
-
-class CompareError(BatchmarkError):
-    """The comparison cannot be made as asked (unknown baseline, missing cluster field)."""
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,18 @@ else is a bug and keeps its traceback.
     ├── RunNotFound              a RUN argument that names no run folder
     ├── CredentialsError         no API key and no --emulate
     ├── BudgetExceeded           the estimated maximum cost is over --max-cost
+    ├── BaselineError            a baseline that cannot be found, read or saved
+    ├── CompareError             a comparison that cannot be made as asked
     └── RunIncomplete            exit 3: the run stopped before every request ended
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "BaselineError",
     "BatchmarkError",
     "BudgetExceeded",
+    "CompareError",
     "ConfigError",
     "CredentialsError",
     "DatasetError",
@@ -83,6 +87,14 @@ class CredentialsError(BatchmarkError):
 
 class BudgetExceeded(BatchmarkError):
     """The estimated maximum cost of a run is over its budget (``--max-cost``)."""
+
+
+class BaselineError(BatchmarkError):
+    """A baseline that cannot be found, read or saved."""
+
+
+class CompareError(BatchmarkError):
+    """The comparison cannot be made as asked (unknown baseline, missing cluster field)."""
 
 
 class RunIncomplete(BatchmarkError):
