@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -66,7 +66,7 @@ class ResultsStreamError(Exception):
 
 
 class BatchBackend(Protocol):
-    def create(self, requests: Sequence[tuple[str, bytes]]) -> BatchInfo: ...
+    def create(self, requests: Iterable[tuple[str, bytes]]) -> BatchInfo: ...
     def check(self, batch_id: str) -> BatchInfo: ...
     def fetch(self, batch_id: str) -> Iterator[ResultLine]: ...
     def list_recent(self, since: datetime) -> Iterator[BatchInfo]: ...
@@ -195,7 +195,7 @@ class AnthropicBackend:
         self.client = client
         self.sleep = sleep
 
-    def create(self, requests: Sequence[tuple[str, bytes]]) -> BatchInfo:
+    def create(self, requests: Iterable[tuple[str, bytes]]) -> BatchInfo:
         """One batch create of ``(custom_id, params as JSON)`` pairs.
 
         The body is joined from the params' stored JSON bytes and POSTed with the SDK's

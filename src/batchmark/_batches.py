@@ -242,24 +242,28 @@ class BatchRunner:
             submitted = True
         return submitted
 
-    def _next_chunk(self) -> list[tuple[str, bytes]]:
-        """The next pending requests (oldest first) that fit in one batch."""
+    def _next_chunk(self) -> list[str]:
+        """The custom_ids of the next pending requests (oldest first) that fit in one batch.
+
+        Only ids and sizes are read here; the params are streamed from the ledger into the
+        create body, so a 100,000-request chunk is never held twice in memory.
+        """
         limit_n = min(self.settings.max_requests, API_MAX_REQUESTS)
         limit_bytes = min(self.settings.max_bytes, API_MAX_BYTES)
-        chunk: list[tuple[str, bytes]] = []
+        chunk: list[str] = []
         size = len(b'{"requests":[]}')
         rows = self.ledger.db.execute(
-            "SELECT custom_id, params FROM requests WHERE state = 'pending' ORDER BY seq"
+            "SELECT custom_id, length(params) FROM requests WHERE state = 'pending' ORDER BY seq"
         )
         too_large: list[tuple[str, int]] = []
-        for custom_id, params in rows:
-            item = len(custom_id) + len(params) + len(b'{"custom_id":"","params":},')
+        for custom_id, params_size in rows:
+            item = len(custom_id) + params_size + len(b'{"custom_id":"","params":},')
             if item + len(b'{"requests":[]}') > limit_bytes:
                 too_large.append((custom_id, item))
                 continue
             if len(chunk) >= limit_n or size + item > limit_bytes:
                 break
-            chunk.append((custom_id, params))
+            chunk.append(custom_id)
             size += item
         rows.close()
         for custom_id, item in too_large:
@@ -278,8 +282,7 @@ class BatchRunner:
             )
             db.execute("UPDATE requests SET state = 'failed' WHERE custom_id = ?", (custom_id,))
 
-    def _submit(self, chunk: list[tuple[str, bytes]]) -> None:
-        ids = [c for c, _ in chunk]
+    def _submit(self, ids: list[str]) -> None:
         with self.ledger.transaction() as db:
             cur = db.execute(
                 "INSERT INTO intents (created_at, n_requests, status) VALUES (?, ?, 'open')",
@@ -292,8 +295,13 @@ class BatchRunner:
                 [(intent_id, c) for c in ids],
             )
         crashpoint("before_create")
+        requests = self.ledger.db.execute(
+            "SELECT custom_id, params FROM requests WHERE intent_id = ? AND state = 'submitting' "
+            "ORDER BY seq",
+            (intent_id,),
+        )
         try:
-            info = self.backend.create(chunk)
+            info = self.backend.create(requests)
         except anthropic.BadRequestError:
             # The API refused the envelope synchronously: no batch exists.
             self._abandon_intent(intent_id)
