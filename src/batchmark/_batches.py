@@ -37,6 +37,7 @@ from batchmark._backend import (
     ResultLine,
     ResultsStreamError,
 )
+from batchmark._packing import API_MAX_BYTES, API_MAX_REQUESTS, ENTRY_OVERHEAD, BatchPacker
 from batchmark._store import Ledger, ResponseCache
 
 __all__ = ["BatchRunner", "BatchSettings", "Progress"]
@@ -49,8 +50,6 @@ ADOPT_SKEW_SECONDS = 300.0
 # A batch created at most this long before its intent still counts as "after" it (the
 # local and the server clock differ a little); older look-alikes are a last resort.
 ADOPT_CLOCK_TOLERANCE = 1.0
-API_MAX_REQUESTS = 100_000
-API_MAX_BYTES = 256 * 1024 * 1024
 FINAL_ERRORS = {"invalid_request_error", "request_too_large"}
 MAX_CONSECUTIVE_FAILURES = 8
 # Result lines written per ledger transaction: each commit costs a WAL sync (~20 ms), so
@@ -248,26 +247,24 @@ class BatchRunner:
         Only ids and sizes are read here; the params are streamed from the ledger into the
         create body, so a 100,000-request chunk is never held twice in memory.
         """
-        limit_n = min(self.settings.max_requests, API_MAX_REQUESTS)
-        limit_bytes = min(self.settings.max_bytes, API_MAX_BYTES)
+        packer = BatchPacker(self.settings.max_requests, self.settings.max_bytes)
         chunk: list[str] = []
-        size = len(b'{"requests":[]}')
         rows = self.ledger.db.execute(
             "SELECT custom_id, length(params) FROM requests WHERE state = 'pending' ORDER BY seq"
         )
         too_large: list[tuple[str, int]] = []
         for custom_id, params_size in rows:
-            item = len(custom_id) + params_size + len(b'{"custom_id":"","params":},')
-            if item + len(b'{"requests":[]}') > limit_bytes:
-                too_large.append((custom_id, item))
-                continue
-            if len(chunk) >= limit_n or size + item > limit_bytes:
-                break
-            chunk.append(custom_id)
-            size += item
+            entry = ENTRY_OVERHEAD + len(custom_id) + params_size
+            opens = packer.add(entry)
+            if opens is None:
+                too_large.append((custom_id, entry + 1))
+            elif opens and chunk:
+                break  # the next batch starts here
+            else:
+                chunk.append(custom_id)
         rows.close()
         for custom_id, item in too_large:
-            self._fail_unsendable(custom_id, item, limit_bytes)
+            self._fail_unsendable(custom_id, item, packer.max_bytes)
         return chunk
 
     def _fail_unsendable(self, custom_id: str, size: int, limit: int) -> None:

@@ -44,6 +44,7 @@ from batchmark._config_checks import (
     read_template,
     responder_spec,
 )
+from batchmark._packing import API_MAX_BYTES, API_MAX_REQUESTS
 from batchmark._prompts import RESERVED_VARIABLES
 from batchmark.scorers import Scorer, build_scorers, scorers_json_schema
 
@@ -72,8 +73,8 @@ __all__ = [
     "load_config",
 ]
 
-API_MAX_BATCH_REQUESTS = 100_000
-API_MAX_BATCH_BYTES = 256 * 1024 * 1024
+API_MAX_BATCH_REQUESTS = API_MAX_REQUESTS
+API_MAX_BATCH_BYTES = API_MAX_BYTES
 """The Message Batches body limit ("256 MB"), read as 256 MiB = 268,435,456 bytes."""
 DEFAULT_BATCH_BYTES = 256_000_000
 """Default ``batch.max_bytes``: under the limit whether "MB" means 10^6 or 2^20."""

@@ -407,6 +407,21 @@ def _finalize(handle: Run, ledger: Ledger) -> None:
         folder.write_info(info)
 
 
+def _drive_existing(
+    handle: Run, spec: EvalSpec, *, base_url: str | None, api_key: str | None, **drive: Any
+) -> None:
+    """Drive a run that already exists against its own endpoint (or ``base_url``).
+
+    A run made with --emulate is only ever driven by an in-process emulator: its batches
+    exist nowhere else, and its cache holds stand-in answers.
+    """
+    info = handle.info
+    emulated = bool(info.get("emulated"))
+    url = base_url or info.get("base_url")
+    with _endpoint(spec, emulated, url, api_key) as (endpoint_url, key):
+        _drive(handle, spec, base_url=endpoint_url, api_key=key, **drive)
+
+
 def resume(
     ref: str | os.PathLike[str] | Run,
     *,
@@ -420,26 +435,21 @@ def resume(
     """Finish a detached or interrupted run without sending anything twice."""
     handle = ref if isinstance(ref, Run) else open_run(ref, results)
     info = handle.info
-    # A run made with --emulate is only ever driven by an in-process emulator: its
-    # batches exist nowhere else, and its cache holds stand-in answers.
-    emulated = bool(info.get("emulated"))
-    if emulated and not handle.status.complete:
+    if info.get("emulated") and not handle.status.complete:
         raise BatchmarkError(
             f"run {handle.id} ran against an in-process emulator that stopped with it; "
             "start a new run with `batchmark run CONFIG --emulate`"
         )
-    spec = handle.spec()
     deadline = time.time() + wait_timeout if wait_timeout is not None else None
-    with _endpoint(spec, emulated, base_url or info.get("base_url"), api_key) as (url, key):
-        _drive(
-            handle,
-            spec,
-            base_url=url,
-            api_key=key,
-            on_progress=on_progress,
-            poll_interval=poll_interval,
-            deadline=deadline,
-        )
+    _drive_existing(
+        handle,
+        handle.spec(),
+        base_url=base_url,
+        api_key=api_key,
+        on_progress=on_progress,
+        poll_interval=poll_interval,
+        deadline=deadline,
+    )
     return handle
 
 
@@ -475,18 +485,15 @@ def score(
             f"run {handle.id} has requests still in flight; `batchmark resume {handle.id}` "
             "finishes it (and scores it)"
         )
-    info = handle.info
-    emulated = bool(info.get("emulated"))
-    with _endpoint(spec, emulated, base_url or info.get("base_url"), api_key) as (url, key):
-        _drive(
-            handle,
-            spec,
-            base_url=url,
-            api_key=key,
-            on_progress=on_progress,
-            poll_interval=poll_interval,
-            only_scorers=list(scorers) if scorers else None,
-        )
+    _drive_existing(
+        handle,
+        spec,
+        base_url=base_url,
+        api_key=api_key,
+        on_progress=on_progress,
+        poll_interval=poll_interval,
+        only_scorers=list(scorers) if scorers else None,
+    )
     return handle
 
 

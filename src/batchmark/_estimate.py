@@ -53,11 +53,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import anthropic
 import orjson
 
-from batchmark._batches import API_MAX_BYTES, API_MAX_REQUESTS
 from batchmark._config import EvalSpec
 from batchmark._datasets import Row, iter_rows
 from batchmark._errors import BudgetExceeded
 from batchmark._grid import Request, expand, min_cacheable_tokens
+from batchmark._packing import ENTRY_OVERHEAD, BatchPacker
 from batchmark._pricing import Price, cost_usd, price_for
 from batchmark._responses import final_responses
 from batchmark._run import Run
@@ -80,8 +80,6 @@ __all__ = [
 COUNT_TOKENS_SAMPLE = 20
 """Distinct prompts per model sent to count_tokens; the rest are extrapolated."""
 _LOOKUP_CHUNK = 500
-_BODY_OVERHEAD = len(b'{"requests":[]}')
-_ENTRY_OVERHEAD = len(b'{"custom_id":"","params":}')
 _BYTES_PER_TOKEN = 4  # to size a judge's request from the response it will quote
 _COUNT_KEYS = ("model", "system", "messages", "tools", "tool_choice", "thinking")
 
@@ -281,26 +279,8 @@ class _Cell:
         )
 
 
-class _Packer:
-    """Greedy batch packing in order, as ``BatchRunner._next_chunk`` does."""
-
-    def __init__(self, spec: EvalSpec) -> None:
-        self.limit_n = min(spec.batch.max_requests, API_MAX_REQUESTS)
-        self.limit_bytes = min(spec.batch.max_bytes, API_MAX_BYTES)
-        self.batches = self.too_large = 0
-        self.n = self.size = 0
-
-    def add(self, entry_bytes: int) -> None:
-        """``entry_bytes``: the request's ``{"custom_id": ..., "params": ...}`` size."""
-        item = entry_bytes + 1  # the comma _next_chunk counts after every entry
-        if item + _BODY_OVERHEAD > self.limit_bytes:
-            self.too_large += 1
-            return
-        if self.batches == 0 or self.n >= self.limit_n or self.size + item > self.limit_bytes:
-            self.batches += 1
-            self.n, self.size = 0, _BODY_OVERHEAD
-        self.n += 1
-        self.size += item
+def _packer(spec: EvalSpec) -> BatchPacker:
+    return BatchPacker(spec.batch.max_requests, spec.batch.max_bytes)
 
 
 class _TokenCounter:
@@ -439,7 +419,7 @@ class _Estimator:
         for judge in self.judges:
             self._add_cell(judge.model, f"judge:{judge.name}", judge.model, observed)
         self.prefixes: set[bytes] = set()
-        self.packer, self.judge_packer = _Packer(spec), _Packer(spec)
+        self.packer, self.judge_packer = _packer(spec), _packer(spec)
         self.requests = self.bytes = self.cached = 0
         self.judge_requests = self.judge_cached = 0
 
@@ -516,7 +496,7 @@ class _Estimator:
         else:
             key = cache_key_for(params, 0, self.spec.api_version)
         size = len(judge_custom_id(req.custom_id, judge.name)) + len(orjson.dumps(params))
-        size += _ENTRY_OVERHEAD + extra * _BYTES_PER_TOKEN
+        size += ENTRY_OVERHEAD + extra * _BYTES_PER_TOKEN
         cell = self.cells[(judge.model, f"judge:{judge.name}")]
         return _JudgeItem(cell, params, key, extra, extra_max, size)
 

@@ -47,6 +47,7 @@ import orjson
 from batchmark._config import EvalSpec, ModelConfig
 from batchmark._datasets import iter_rows
 from batchmark._errors import ConfigError
+from batchmark._packing import ENTRY_OVERHEAD, BatchPacker
 from batchmark._prompts import CompiledVariant, compile_prompts
 from batchmark._tokens import prefix_units, request_prefix_tokens
 
@@ -84,8 +85,6 @@ MAX_CACHE_BREAKPOINTS = 4
 CACHE_TTL = "1h"
 CACHE_CONTROL = {"type": "ephemeral", "ttl": CACHE_TTL}
 _SLUG_RE = re.compile(r"[^A-Za-z0-9_]")
-_ENTRY_OVERHEAD = len(b'{"custom_id":"","params":}')
-_BODY_OVERHEAD = len(b'{"requests":[]}')
 
 
 def min_cacheable_tokens(model: str) -> int:
@@ -273,7 +272,7 @@ def expand(spec: EvalSpec) -> Iterator[Request]:
                     epoch,
                     params,
                     key.hexdigest(),
-                    _ENTRY_OVERHEAD + len(custom_id) + len(pbytes),
+                    ENTRY_OVERHEAD + len(custom_id) + len(pbytes),
                 )
 
 
@@ -329,12 +328,9 @@ def validate_spec(spec: EvalSpec) -> ValidationReport:
     larger than ``batch.max_bytes``.
     """
     cells = _plan(spec)
-    limit_requests = spec.batch.max_requests
-    limit_bytes = spec.batch.max_bytes
+    packer = BatchPacker(spec.batch.max_requests, spec.batch.max_bytes)
     rows = requests = total = largest = tokens = out_tokens = 0
     largest_id = ""
-    batches = 0
-    in_batch = batch_bytes = 0
     last_row = None
     for req in expand(spec):
         if req.row_id != last_row:
@@ -345,24 +341,17 @@ def validate_spec(spec: EvalSpec) -> ValidationReport:
         total += size
         if size > largest:
             largest, largest_id = size, req.custom_id
-        if size + _BODY_OVERHEAD > limit_bytes:
+        if packer.add(size) is None:
             raise ConfigError(
                 str(spec.path),
                 f"request {req.custom_id} (variant {req.variant!r}, model {req.model_key!r}, "
-                f"row {req.row_id!r}) is {size} bytes, over batch.max_bytes ({limit_bytes})",
+                f"row {req.row_id!r}) is {size} bytes, over batch.max_bytes "
+                f"({spec.batch.max_bytes})",
                 "shorten the prompt or raise batch.max_bytes",
             )
         if req.epoch == 0:
             tokens += sum(t for t, _ in request_prefix_tokens(req.params))
             out_tokens += req.params["max_tokens"]
-        if in_batch and (in_batch >= limit_requests or batch_bytes + 1 + size > limit_bytes):
-            in_batch = 0
-        if in_batch == 0:
-            batches += 1
-            batch_bytes = _BODY_OVERHEAD + size
-        else:
-            batch_bytes += 1 + size
-        in_batch += 1
     return ValidationReport(
         name=spec.name,
         rows=rows,
@@ -373,7 +362,7 @@ def validate_spec(spec: EvalSpec) -> ValidationReport:
         total_bytes=total,
         largest_request_bytes=largest,
         largest_request_id=largest_id,
-        batches=batches,
+        batches=packer.batches,
         approx_input_tokens=tokens * spec.epochs,
         max_output_tokens=out_tokens * spec.epochs,
         cached=tuple((c.variant.name, c.model.key) for c in cells if c.cached),

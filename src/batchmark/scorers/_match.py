@@ -217,6 +217,16 @@ class RegexMatch(ScorerOptions):
         return Score.failure(f"expected {short(expected)}, captured {short(answer)}", answer)
 
 
+def _render_target(target: Template, ctx: ScoreContext) -> str | Score:
+    """The item's rendered target, or its Score when there is no response or no target."""
+    if (failed := no_response(ctx)) is not None:
+        return failed
+    try:
+        return target.render_row(ctx)
+    except ValueError as err:
+        return Score.of_invalid(f"target: {err}")
+
+
 class Numeric(ScorerOptions):
     """Passes when the number in the response is within tolerance of the target."""
 
@@ -248,12 +258,9 @@ class Numeric(ScorerOptions):
 
     def score(self, ctx: ScoreContext) -> Score:
         """Score one item."""
-        if (failed := no_response(ctx)) is not None:
-            return failed
-        try:
-            rendered = self._target.render_row(ctx)
-        except ValueError as err:
-            return Score.of_invalid(f"target: {err}")
+        rendered = _render_target(self._target, ctx)
+        if isinstance(rendered, Score):
+            return rendered
         expected = parse_number(rendered, self.percent)
         if expected is None:
             return Score.of_invalid(f"target {short(rendered)} is not a number")
@@ -341,12 +348,9 @@ class Choice(ScorerOptions):
 
     def score(self, ctx: ScoreContext) -> Score:
         """Score one item."""
-        if (failed := no_response(ctx)) is not None:
-            return failed
-        try:
-            rendered = self._target.render_row(ctx)
-        except ValueError as err:
-            return Score.of_invalid(f"target: {err}")
+        rendered = _render_target(self._target, ctx)
+        if isinstance(rendered, Score):
+            return rendered
         expected = self._upper.get(_nfkc(rendered).strip().strip("()[].").strip().upper())
         if expected is None:
             return Score.of_invalid(f"target {short(rendered)} is not one of {self.choices}")
