@@ -133,39 +133,47 @@ def _retry_wait(err: anthropic.APIStatusError, attempt: int) -> float:
 
 def normalize_message(message: dict[str, Any]) -> dict[str, Any]:
     """The parts of a Message (as JSON) an eval needs, as plain data."""
-    texts: list[str] = []
-    thinking: list[str] = []
+    content = message.get("content") or ()
     tool_calls: list[dict[str, Any]] = []
-    for block in message.get("content") or ():
-        kind = block.get("type")
-        if kind == "text":
-            texts.append(block.get("text", ""))
-        elif kind == "tool_use":
-            tool_calls.append(
-                {"id": block.get("id"), "name": block.get("name"), "input": block.get("input")}
-            )
-        elif kind == "thinking":
-            thinking.append(block.get("thinking", ""))
+    thinking = None
+    if len(content) == 1 and content[0].get("type") == "text":  # by far the common case
+        text = content[0].get("text", "")
+    else:
+        texts: list[str] = []
+        thoughts: list[str] = []
+        for block in content:
+            kind = block.get("type")
+            if kind == "text":
+                texts.append(block.get("text", ""))
+            elif kind == "tool_use":
+                tool_calls.append(
+                    {"id": block.get("id"), "name": block.get("name"), "input": block.get("input")}
+                )
+            elif kind == "thinking":
+                thoughts.append(block.get("thinking", ""))
+        text = "".join(texts)
+        thinking = "\n".join(thoughts) if thoughts else None
     usage = message.get("usage") or {}
-    cache_creation = usage.get("cache_creation") or {}
+    get = usage.get
+    cache_creation = get("cache_creation") or {}
     return {
         "message_id": message.get("id"),
         "response_model": message.get("model"),
-        "text": "".join(texts),
+        "text": text,
         "tool_calls": tool_calls,
-        "thinking": "\n".join(thinking) if thinking else None,
+        "thinking": thinking,
         "stop_reason": message.get("stop_reason"),
         "stop_sequence": message.get("stop_sequence"),
         "usage": {
-            "input_tokens": usage.get("input_tokens") or 0,
-            "output_tokens": usage.get("output_tokens") or 0,
-            "cache_creation_input_tokens": usage.get("cache_creation_input_tokens") or 0,
-            "cache_read_input_tokens": usage.get("cache_read_input_tokens") or 0,
+            "input_tokens": get("input_tokens") or 0,
+            "output_tokens": get("output_tokens") or 0,
+            "cache_creation_input_tokens": get("cache_creation_input_tokens") or 0,
+            "cache_read_input_tokens": get("cache_read_input_tokens") or 0,
             "cache_creation": {
                 "ephemeral_5m_input_tokens": cache_creation.get("ephemeral_5m_input_tokens") or 0,
                 "ephemeral_1h_input_tokens": cache_creation.get("ephemeral_1h_input_tokens") or 0,
             },
-            "service_tier": usage.get("service_tier"),
+            "service_tier": get("service_tier"),
         },
     }
 

@@ -37,6 +37,7 @@ from batchmark._backend import (
     ResultLine,
     ResultsStreamError,
 )
+from batchmark._gc import gc_paused
 from batchmark._packing import API_MAX_BYTES, API_MAX_REQUESTS, ENTRY_OVERHEAD, BatchPacker
 from batchmark._store import Ledger, ResponseCache
 
@@ -55,6 +56,14 @@ MAX_CONSECUTIVE_FAILURES = 8
 # Result lines written per ledger transaction: each commit costs a WAL sync (~20 ms), so
 # larger chunks ingest faster; a crash loses at most one chunk's work (re-collected).
 COLLECT_CHUNK = 10_000
+# A lost batch's requests whose success an interrupted collect already wrote.
+_MARK_SUCCEEDED_DONE = """
+UPDATE requests SET state = 'done'
+WHERE batch_id = ? AND state = 'submitted' AND EXISTS (
+    SELECT 1 FROM responses r
+    WHERE r.custom_id = requests.custom_id AND r.attempt = requests.attempts
+      AND r.status = 'succeeded')
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -450,21 +459,28 @@ class BatchRunner:
     def collect(self, batch_id: str) -> None:
         """Stream an ended batch's results into the ledger, then reconcile missing ids.
 
-        Idempotent: a request already settled from this batch is skipped, so a stream
-        cut off midway (or a process killed midway) is simply collected again.
+        Responses are written in ``COLLECT_CHUNK``-line transactions; the requests that
+        succeeded stay ``submitted`` until the whole stream has been read, then move to
+        ``done`` in one set-based update (a per-row update costs more than the rest of
+        ingestion together). Requests that did not succeed (rare) change state with their
+        chunk, so that only succeeded ones are left ``submitted`` at the end.
+
+        Idempotent: a stream cut off midway (or a process killed midway) is simply
+        collected again; responses already written are replaced by the same data.
         """
         expected = self._expected(batch_id)
         lines = self.backend.fetch(batch_id)
         buffer: list[ResultLine] = []
         try:
-            for line in lines:
-                if line.custom_id not in expected:
-                    continue  # settled already, or not ours
-                buffer.append(line)
-                if len(buffer) >= COLLECT_CHUNK:
-                    self._apply(batch_id, buffer, expected)
-                    buffer = []
-            self._apply(batch_id, buffer, expected)
+            with gc_paused():
+                for line in lines:
+                    if line.custom_id not in expected:
+                        continue  # settled already, or not ours
+                    buffer.append(line)
+                    if len(buffer) >= COLLECT_CHUNK:
+                        self._apply(batch_id, buffer, expected)
+                        buffer = []
+                self._apply(batch_id, buffer, expected)
         finally:
             close = getattr(lines, "close", None)
             if close is not None:
@@ -472,6 +488,7 @@ class BatchRunner:
         self._settle_missing(batch_id, expected)
 
     def _expected(self, batch_id: str) -> dict[str, tuple[int, str]]:
+        """The batch's requests still ``submitted``: ``{custom_id: (attempts, cache_key)}``."""
         rows = self.ledger.db.execute(
             "SELECT custom_id, attempts, cache_key FROM requests "
             "WHERE batch_id = ? AND state = 'submitted'",
@@ -499,25 +516,27 @@ class BatchRunner:
         updates = []
         to_cache = []
         canceled = self.canceled
+        dumps = orjson.dumps
+        pop = expected.pop
         for line in lines:
-            attempts, cache_key = expected.pop(line.custom_id)
-            if line.status == "succeeded":
-                data: dict[str, Any] = dict(line.message or {})
+            custom_id = line.custom_id
+            attempts, cache_key = pop(custom_id)
+            status = line.status
+            if status == "succeeded":
+                data = dumps(line.message or {})
                 to_cache.append((cache_key, data))
             else:
-                data = {"error_type": line.error_type, "error_message": line.error_message}
-            responses.append((line.custom_id, attempts, batch_id, line.status, orjson.dumps(data)))
-            updates.append(
-                (
-                    self._next_state(line.status, line.error_type, attempts, canceled),
-                    line.custom_id,
+                data = dumps({"error_type": line.error_type, "error_message": line.error_message})
+                updates.append(
+                    (self._next_state(status, line.error_type, attempts, canceled), custom_id)
                 )
-            )
+            responses.append((custom_id, attempts, batch_id, status, data))
         if self.cache is not None and to_cache:
-            self.cache.put_many(to_cache)  # before the ledger: a crash between is harmless
+            self.cache.put_raw(to_cache)  # before the ledger: a crash between is harmless
         with self.ledger.transaction() as db:
             db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)", responses)
-            db.executemany("UPDATE requests SET state = ? WHERE custom_id = ?", updates)
+            if updates:
+                db.executemany("UPDATE requests SET state = ? WHERE custom_id = ?", updates)
         crashpoint("mid_collect")
 
     def _settle_missing(self, batch_id: str, expected: dict[str, tuple[int, str]]) -> None:
@@ -526,7 +545,13 @@ class BatchRunner:
         )
 
     def _lose_batch(self, batch_id: str) -> None:
-        """A batch that stays 404: its unsettled requests count an attempt and go back."""
+        """A batch that stays 404: its unsettled requests count an attempt and go back.
+
+        Requests whose success was already written by an interrupted collect keep it:
+        they are marked ``done``, not retried (that answer was paid for).
+        """
+        with self.ledger.transaction() as db:
+            db.execute(_MARK_SUCCEEDED_DONE, (batch_id,))
         self._settle_unanswered(
             batch_id,
             self._expected(batch_id),
@@ -557,6 +582,11 @@ class BatchRunner:
                     (self._next_state("missing", None, a, canceled), c)
                     for c, (a, _) in expected.items()
                 ],
+            )
+            # What is still 'submitted' now is exactly what succeeded (see ``collect``).
+            db.execute(
+                "UPDATE requests SET state = 'done' WHERE batch_id = ? AND state = 'submitted'",
+                (batch_id,),
             )
             db.execute(
                 "UPDATE batches SET status = ?, collected = 1 WHERE batch_id = ?",

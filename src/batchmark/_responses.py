@@ -7,7 +7,7 @@ whether it came from the response cache.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import orjson
@@ -15,7 +15,7 @@ import orjson
 from batchmark._pricing import cost_usd, price_for
 from batchmark._store import Ledger
 
-__all__ = ["final_responses", "summarize"]
+__all__ = ["LazyParams", "final_responses", "summarize"]
 
 _RESPONSE_SQL = """
 SELECT q.custom_id, q.variant, q.model_key, q.model, q.row_id, q.epoch, q.attempts,
@@ -25,6 +25,44 @@ WHERE q.kind = ? AND (? IS NULL OR q.scorer = ?) AND q.state IN ('done', 'failed
   AND r.attempt = (SELECT max(attempt) FROM responses r2 WHERE r2.custom_id = q.custom_id)
 ORDER BY q.seq
 """
+
+
+_DEFAULTS: dict[str, Any] = {
+    "text": None,
+    "tool_calls": [],
+    "stop_reason": None,
+    "response_model": None,
+    "usage": None,
+    "error_type": None,
+    "error_message": None,
+}
+
+
+class LazyParams(Mapping[str, Any]):
+    """A request's stored params JSON, parsed on first access (most scorers never look)."""
+
+    __slots__ = ("_raw", "_parsed")
+
+    def __init__(self, raw: bytes) -> None:
+        self._raw = raw
+        self._parsed: dict[str, Any] | None = None
+
+    def _data(self) -> dict[str, Any]:
+        if self._parsed is None:
+            self._parsed = orjson.loads(self._raw)
+        return self._parsed
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data())
+
+    def __len__(self) -> int:
+        return len(self._data())
+
+    def __repr__(self) -> str:
+        return repr(self._data())
 
 
 def final_responses(
@@ -37,34 +75,30 @@ def final_responses(
     """The final response (last attempt) of every ended request of ``kind``, in seq order.
 
     ``kind`` is ``candidate`` or ``judge``; ``scorer`` picks one judge's requests.
-    ``with_params`` adds the request's Messages API params under ``"params"``.
+    ``with_params`` adds the request's Messages API params under ``"params"`` (a
+    read-only mapping, parsed from the ledger's JSON when first read).
     """
     sql = _RESPONSE_SQL.format(params="q.params" if with_params else "NULL")
+    loads = orjson.loads
     for row in ledger.db.execute(sql, (kind, scorer, scorer)):
-        custom_id, variant, model_key, model, row_id, epoch, attempts, attempt, batch_id = row[:9]
-        status, data = row[9], orjson.loads(row[10])
+        data = loads(row[10])
         record: dict[str, Any] = {
-            "custom_id": custom_id,
-            "variant": variant,
-            "model_key": model_key,
-            "model": model,
-            "row_id": row_id,
-            "epoch": epoch,
-            "status": status,
-            "attempts": attempts,
-            "batch_id": batch_id,
+            "custom_id": row[0],
+            "variant": row[1],
+            "model_key": row[2],
+            "model": row[3],
+            "row_id": row[4],
+            "epoch": row[5],
+            "status": row[9],
+            "attempts": row[6],
+            "batch_id": row[8],
             "cached": bool(data.pop("cached", False)),
-            "text": None,
+            **_DEFAULTS,
             "tool_calls": [],
-            "stop_reason": None,
-            "response_model": None,
-            "usage": None,
-            "error_type": None,
-            "error_message": None,
         }
         record.update(data)
         if with_params:
-            record["params"] = orjson.loads(row[11])
+            record["params"] = LazyParams(row[11])
         yield record
 
 

@@ -22,6 +22,7 @@ import orjson
 from batchmark._config import EvalSpec
 from batchmark._datasets import iter_rows
 from batchmark._errors import DatasetError
+from batchmark._gc import gc_paused
 from batchmark._grid import Request
 from batchmark._responses import final_responses
 from batchmark._store import Ledger
@@ -40,7 +41,7 @@ __all__ = [
     "scores_summary",
 ]
 
-CHUNK = 2000
+CHUNK = 10_000  # score rows per ledger transaction
 
 
 def cache_key_for(params: Mapping[str, Any], epoch: int, api_version: str | None) -> str:
@@ -188,8 +189,18 @@ def score_run(
     pairs: dict[str, list[tuple[Any, Any]]] = {
         s.name: [] for s in active if isinstance(s, JudgeScorer) and s.human_label_field
     }
+    # Deterministic scorers (the common case) are called directly; judges and panels go
+    # through ``_score_one``, which looks up verdicts and combines judges' scores.
+    plain = [
+        (s.name, s.score)
+        for s in active
+        if not isinstance(s, JudgeScorer)
+        and not (getattr(s, "combine", None) and getattr(s, "judges", None) is not None)
+    ]
+    special = [s for s in active if all(s.name != name for name, _ in plain)]
     items = 0
     rows: list[tuple[Any, ...]] = []
+    dumps = orjson.dumps
 
     def flush() -> None:
         with ledger.transaction() as db:
@@ -198,36 +209,44 @@ def score_run(
 
     with ledger.transaction() as db:
         db.executemany("DELETE FROM scores WHERE scorer = ?", [(s.name,) for s in active])
-    for custom_id, ctx in iter_contexts(ledger, spec):
-        done: dict[str, Score] = {}
-        for scorer in active:
-            score = _score_one(ledger, scorer, custom_id, ctx, done)
-            done[scorer.name] = score
-            if scorer.name in pairs:
-                pair = scorer.agreement_pair(ctx, score)  # type: ignore[union-attr]
-                if pair is not None:
-                    pairs[scorer.name].append(pair)
-            rows.append(
-                (
-                    custom_id,
-                    scorer.name,
-                    score.value,
-                    None if score.passed is None else int(score.passed),
-                    int(score.invalid),
-                    score.explanation,
-                    None if score.answer is None else orjson.dumps(score.answer).decode(),
-                )
-            )
-        items += 1
-        if len(rows) >= CHUNK:
+    with gc_paused():
+        for custom_id, ctx in iter_contexts(ledger, spec):
+            done: dict[str, Score] = {}
+            for name, score_fn in plain:
+                score = done[name] = score_fn(ctx)
+                rows.append(_score_row(custom_id, name, score, dumps))
+            for scorer in special:
+                score = done[scorer.name] = _score_one(ledger, scorer, custom_id, ctx, done)
+                if scorer.name in pairs:
+                    pair = scorer.agreement_pair(ctx, score)  # type: ignore[attr-defined]
+                    if pair is not None:
+                        pairs[scorer.name].append(pair)
+                rows.append(_score_row(custom_id, scorer.name, score, dumps))
+            items += 1
+            if len(rows) >= CHUNK:
+                flush()
+        if rows:
             flush()
-    if rows:
-        flush()
     if pairs:
         stored = judge_agreement(ledger)
         stored.update({name: agreement(p) for name, p in pairs.items()})
         ledger.set_meta("judge_agreement", orjson.dumps(stored).decode())
     return items
+
+
+def _score_row(custom_id: str, scorer: str, score: Score, dumps: Any) -> tuple[Any, ...]:
+    """One row of the ledger's ``scores`` table."""
+    passed = score.passed
+    answer = score.answer
+    return (
+        custom_id,
+        scorer,
+        score.value,
+        None if passed is None else int(passed),
+        int(score.invalid),
+        score.explanation,
+        None if answer is None else dumps(answer).decode(),
+    )
 
 
 def judge_agreement(ledger: Ledger) -> dict[str, dict[str, Any]]:

@@ -263,8 +263,12 @@ class ResponseCache(_Transactions):
         return found
 
     def put_many(self, items: Iterable[tuple[str, dict[str, Any]]]) -> None:
+        self.put_raw([(k, orjson.dumps(v)) for k, v in items])
+
+    def put_raw(self, items: Iterable[tuple[str, bytes]]) -> None:
+        """Store ``(cache_key, response as JSON bytes)`` pairs, serialized by the caller."""
         now = time.time()
-        rows = [(k, orjson.dumps(v), now) for k, v in items]
+        rows = [(k, data, now) for k, data in items]
         if rows:
             with self.transaction() as db:
                 db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?)", rows)

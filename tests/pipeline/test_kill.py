@@ -120,3 +120,31 @@ def test_resume_after_kill_while_running_matches_a_clean_run(
 
     assert _outcome(run) == reference
     assert max(Counter(live.submitted()).values()) == 1
+
+
+def test_answers_written_before_a_kill_are_kept_when_their_batch_is_then_lost(
+    live: LiveEmulator, tmp_path: Path
+) -> None:
+    """Killed midway through collecting, then the batch is archived before the resume:
+    the answers already in the ledger count, only the rest are asked again."""
+    from batchmark.emulator._batches import RETENTION_SECONDS
+
+    config = write_config(tmp_path / "cfg", batch={"max_requests": 100, "max_in_flight": 1})
+    results = tmp_path / "results"
+    proc = _start(config, results, live, "mid_collect")
+    proc.communicate(timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+    run = _only_run(results)
+    written = (
+        sqlite3.connect(run.path / "ledger.sqlite")
+        .execute("SELECT count(*) FROM responses WHERE status = 'succeeded'")
+        .fetchone()[0]
+    )
+    assert written == 24  # the whole (only) chunk was committed before the kill
+    live.emu.clock.advance(RETENTION_SECONDS + 60)  # its results are gone
+
+    run = batchmark.resume(run.id, results=results, poll_interval=0.02)
+
+    assert run.status.complete
+    assert {r["status"] for r in run.responses()} == {"succeeded"}
+    assert len(live.submitted()) == 24  # nothing asked twice

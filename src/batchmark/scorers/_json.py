@@ -225,7 +225,7 @@ class JsonSchema(ScorerOptions):
         except _NoJson as err:
             return Score.failure(str(err))
         try:
-            errors = list(self._validator.iter_errors(data))
+            errors = list(self.__pydantic_private__["_validator"].iter_errors(data))
         except RecursionError:
             return Score.failure(f"JSON from {where} is nested too deeply to validate")
         except Exception as err:  # an unresolvable $ref, a bad regex in the schema, ...

@@ -90,8 +90,10 @@ class _TargetScorer(ScorerOptions):
         return self
 
     def _render_targets(self, ctx: ScoreContext) -> list[str] | Score:
+        private = self.__pydantic_private__  # read per item: skip pydantic's __getattr__
+        norm = private["_norm"]
         try:
-            return [self._norm(t.render_row(ctx)) for t in self._targets]
+            return [norm(t.render_row(ctx)) for t in private["_targets"]]
         except ValueError as err:
             return Score.of_invalid(f"target: {err}")
 
@@ -124,13 +126,15 @@ class ExactMatch(_TargetScorer):
         targets = self._render_targets(ctx)
         if isinstance(targets, Score):
             return targets
+        private = self.__pydantic_private__
         text = ctx.text
-        if self._extract is not None:
-            match = self._extract.search(text)
+        extract = private["_extract"]
+        if extract is not None:
+            match = extract.search(text)
             if match is None:
                 return Score.failure(f"extract pattern found nothing in {short(text)}")
             text = _group(match, None)
-        answer = self._norm(text)
+        answer = private["_norm"](text)
         if answer in targets:
             return Score.success(answer=answer)
         expected = short(targets[0]) if len(targets) == 1 else f"one of {short(targets)}"
@@ -152,7 +156,7 @@ class Includes(_TargetScorer):
         targets = self._render_targets(ctx)
         if isinstance(targets, Score):
             return targets
-        text = self._norm(ctx.text)
+        text = self.__pydantic_private__["_norm"](ctx.text)
         found = [t for t in targets if t in text]
         ok = bool(found) if self.mode == "any" else len(found) == len(targets)
         if ok:
@@ -197,19 +201,21 @@ class RegexMatch(ScorerOptions):
         """Score one item."""
         if (failed := no_response(ctx)) is not None:
             return failed
+        private = self.__pydantic_private__
         text = ctx.text
-        match = self._pattern.search(text)
+        match = private["_pattern"].search(text)
         if self.negate:
             if match is None:
                 return Score.success()
             return Score.failure(f"forbidden match {short(match.group(0))}", match.group(0))
         if match is None:
             return Score.failure(f"pattern {short(self.pattern)} not found in {short(text)}")
-        answer = self._norm(_group(match, self.group))
-        if self._target is None:
+        norm, target = private["_norm"], private["_target"]
+        answer = norm(_group(match, self.group))
+        if target is None:
             return Score.success(answer=answer)
         try:
-            expected = self._norm(self._target.render_row(ctx))
+            expected = norm(target.render_row(ctx))
         except ValueError as err:
             return Score.of_invalid(f"target: {err}")
         if answer == expected:
@@ -258,15 +264,17 @@ class Numeric(ScorerOptions):
 
     def score(self, ctx: ScoreContext) -> Score:
         """Score one item."""
-        rendered = _render_target(self._target, ctx)
+        private = self.__pydantic_private__
+        rendered = _render_target(private["_target"], ctx)
         if isinstance(rendered, Score):
             return rendered
         expected = parse_number(rendered, self.percent)
         if expected is None:
             return Score.of_invalid(f"target {short(rendered)} is not a number")
         text = ctx.text
-        if self._extract is not None:
-            match = self._extract.search(text)
+        extract = private["_extract"]
+        if extract is not None:
+            match = extract.search(text)
             if match is None:
                 return Score.failure(f"extract pattern found nothing in {short(text)}")
             text = _group(match, None)
@@ -348,13 +356,14 @@ class Choice(ScorerOptions):
 
     def score(self, ctx: ScoreContext) -> Score:
         """Score one item."""
-        rendered = _render_target(self._target, ctx)
+        private = self.__pydantic_private__
+        rendered = _render_target(private["_target"], ctx)
         if isinstance(rendered, Score):
             return rendered
-        expected = self._upper.get(_nfkc(rendered).strip().strip("()[].").strip().upper())
+        expected = private["_upper"].get(_nfkc(rendered).strip().strip("()[].").strip().upper())
         if expected is None:
             return Score.of_invalid(f"target {short(rendered)} is not one of {self.choices}")
-        answer, how = extract_choice(_nfkc(ctx.text), self.choices, self._rules)
+        answer, how = extract_choice(_nfkc(ctx.text), self.choices, private["_rules"])
         if answer is None:
             return Score.failure(f"{how} in {short(ctx.text)}")
         if answer == expected:

@@ -1,0 +1,74 @@
+"""The helpers that keep ingestion fast behave exactly like the plain code they replace."""
+
+from __future__ import annotations
+
+import gc
+
+import orjson
+import pytest
+
+from batchmark._backend import normalize_message
+from batchmark._gc import gc_paused
+from batchmark._responses import LazyParams
+from batchmark.scorers import ExactMatch
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_gc_paused_restores_the_collector_as_it_was(enabled: bool) -> None:
+    (gc.enable if enabled else gc.disable)()
+    try:
+        with gc_paused():
+            assert not gc.isenabled()
+            with gc_paused():
+                assert not gc.isenabled()
+            assert not gc.isenabled()
+        assert gc.isenabled() is enabled
+        with pytest.raises(RuntimeError), gc_paused():
+            raise RuntimeError
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable()
+
+
+def test_lazy_params_reads_like_the_parsed_dict() -> None:
+    params = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+    lazy = LazyParams(orjson.dumps(params))
+    assert dict(lazy) == params
+    assert lazy["messages"][0]["content"] == "hi"
+    assert len(lazy) == 3 and "model" in lazy and lazy.get("system") is None
+    with pytest.raises(KeyError):
+        lazy["system"]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        [{"type": "text", "text": "one block"}],
+        [{"type": "text"}],
+        [],
+        [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}],
+        [{"type": "thinking", "thinking": "hmm"}, {"type": "text", "text": "x"}],
+        [{"type": "tool_use", "id": "t1", "name": "f", "input": {"a": 1}}],
+    ],
+)
+def test_normalize_message_fast_path_agrees_with_the_general_one(content: list) -> None:
+    message = {"id": "msg_1", "model": "m", "content": content, "usage": {"input_tokens": 3}}
+    out = normalize_message(message)
+    texts = [b.get("text", "") for b in content if b["type"] == "text"]
+    assert out["text"] == "".join(texts)
+    assert out["thinking"] == ("hmm" if any(b["type"] == "thinking" for b in content) else None)
+    assert out["tool_calls"] == [
+        {"id": b["id"], "name": b["name"], "input": b["input"]}
+        for b in content
+        if b["type"] == "tool_use"
+    ]
+    assert out["usage"]["input_tokens"] == 3 and out["usage"]["output_tokens"] == 0
+
+
+def test_scorer_private_state_is_read_directly_and_unknown_names_still_fail() -> None:
+    scorer = ExactMatch(target="{{ answer }}")
+    assert scorer._targets[0].source == "{{ answer }}"
+    with pytest.raises(AttributeError):
+        scorer._no_such_thing  # noqa: B018
+    with pytest.raises(AttributeError):
+        scorer.no_such_field  # noqa: B018
