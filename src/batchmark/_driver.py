@@ -396,7 +396,7 @@ def _finalize(handle: Run, ledger: Ledger) -> None:
     summary = {
         "run_id": handle.id,
         "eval": info["eval"],
-        "cells": handle.summary(),
+        "cells": handle.summary(fresh=True),
         "scores": scores_summary(ledger),
         "judge_agreement": judge_agreement(ledger),
         "states": ledger.state_counts(),

@@ -154,14 +154,21 @@ class Run:
             rows.append(r)
         return pd.DataFrame(rows)
 
-    def summary(self) -> list[dict[str, Any]]:
+    def summary(self, *, fresh: bool = False) -> list[dict[str, Any]]:
         """Counts, tokens and cost per model x variant (computed from the responses).
 
-        Judge requests appear as their own rows (variant ``judge:<name>``).
+        Judge requests appear as their own rows (variant ``judge:<name>``). Once the run
+        has ended this is read from ``summary.json`` (a million responses take seconds
+        to add up), as long as the ledger's request states are still those the file
+        was written from; ``fresh=True`` always recomputes.
         """
         pricing = self.info.get("pricing") or {}
         ledger = self._ledger()
         try:
+            if not fresh:
+                stored = self._stored_summary(ledger)
+                if stored is not None:
+                    return stored["cells"]
             cells = summarize(final_responses(ledger), pricing)
             for judge in ledger.db.execute(
                 "SELECT DISTINCT scorer FROM requests WHERE kind = 'judge'"
@@ -174,6 +181,16 @@ class Run:
             return cells
         finally:
             ledger.close()
+
+    def _stored_summary(self, ledger: Ledger) -> dict[str, Any] | None:
+        """``summary.json`` if it still describes the ledger (same states), else None."""
+        try:
+            stored = orjson.loads(self.folder.summary_path.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return None
+        if not isinstance(stored, dict) or stored.get("states") != ledger.state_counts():
+            return None
+        return stored
 
     def judge_agreement(self) -> dict[str, dict[str, Any]]:
         """Per judge with a ``human_label_field``: ``{n, accuracy, kappa}``."""

@@ -56,6 +56,26 @@ def test_summary_costs_are_computed_from_usage(live: LiveEmulator, tmp_path: Pat
         assert cell["cost_standard_usd"] == pytest.approx(2 * expected)
 
 
+def test_summary_of_an_ended_run_is_read_back_only_while_it_still_holds(
+    live: LiveEmulator, tmp_path: Path
+) -> None:
+    run = batchmark.run(write_config(tmp_path / "cfg"), results=tmp_path / "results")
+    assert run.summary() == run.summary(fresh=True)
+
+    path = run.path / "summary.json"
+    stored = orjson.loads(path.read_bytes())
+    stored["cells"][0]["requests"] = 999  # proves where the figure comes from
+    path.write_bytes(orjson.dumps(stored))
+    assert run.summary()[0]["requests"] == 999
+
+    stored["states"] = {"done": 1}  # no longer what the ledger holds: recomputed
+    path.write_bytes(orjson.dumps(stored))
+    assert run.summary() == run.summary(fresh=True)
+    assert run.summary()[0]["requests"] != 999
+    path.write_text("not json")
+    assert run.summary() == run.summary(fresh=True)
+
+
 def test_responses_df_has_one_row_per_request(live: LiveEmulator, tmp_path: Path) -> None:
     run = batchmark.run(write_config(tmp_path / "cfg"), results=tmp_path / "results")
 
