@@ -37,6 +37,7 @@ import argparse
 import hashlib
 import json
 import os
+import random
 import resource
 import tempfile
 import time
@@ -82,9 +83,16 @@ def make_eval(folder: Path, cells: int) -> tuple[Path, list[dict[str, Any]]]:
 
 
 def write_results(path: Path, custom_ids: list[str], answers: dict[str, str]) -> None:
-    """A results JSONL shaped as the Message Batches API's, every other answer wrong."""
+    """A results JSONL shaped as the Message Batches API's, every other answer wrong.
+
+    Lines are in a shuffled order (seeded), as the API returns them: results are not in
+    the order of the requests, so every store is written in random key order.
+    """
+    order = list(range(len(custom_ids)))
+    random.Random(0).shuffle(order)
     with open(path, "wb") as fh:
-        for i, cid in enumerate(custom_ids):
+        for i in order:
+            cid = custom_ids[i]
             text = answers[cid] if i % 2 == 0 else "I do not know."
             line = {
                 "custom_id": cid,
@@ -153,6 +161,50 @@ def floor_results(results: Path, answers: dict[str, str], out: Path) -> int:
             write(dumps((cid, text.strip() == answers[cid])))
             write(b"\n")
             n += 1
+    return n
+
+
+def floor_results_stored(results: Path, answers: dict[str, str], db_path: Path) -> int:
+    """Parse, exact-match, store: the response line and the score into SQLite.
+
+    The same work as ``floor_results``, but kept the way an eval harness must keep it
+    (queryable, durable): two tables keyed by custom_id, 10,000 lines per transaction,
+    WAL mode, ``synchronous=NORMAL`` (batchmark's ledger settings).
+    """
+    import sqlite3
+
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    db = sqlite3.connect(db_path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("CREATE TABLE responses (custom_id TEXT PRIMARY KEY, data BLOB NOT NULL)")
+    db.execute("CREATE TABLE scores (custom_id TEXT PRIMARY KEY, passed INTEGER NOT NULL)")
+    loads = orjson.loads
+    n = 0
+    stored: list[tuple[str, bytes]] = []
+    scores: list[tuple[str, bool]] = []
+
+    def flush() -> None:
+        db.execute("BEGIN")
+        db.executemany("INSERT INTO responses VALUES (?, ?)", stored)
+        db.executemany("INSERT INTO scores VALUES (?, ?)", scores)
+        db.execute("COMMIT")
+        stored.clear()
+        scores.clear()
+
+    with open(results, "rb") as src:
+        for line in src:
+            item = loads(line)
+            cid = item["custom_id"]
+            text = item["result"]["message"]["content"][0]["text"]
+            stored.append((cid, line))
+            scores.append((cid, text.strip() == answers[cid]))
+            n += 1
+            if len(stored) >= 10_000:
+                flush()
+    flush()
+    db.close()
     return n
 
 
@@ -279,6 +331,10 @@ def main(argv: list[str] | None = None) -> None:
         n_res, fl_res = best(
             lambda: floor_results(results, answers, folder / "fl-scores.jsonl"), args.repeat
         )
+        _, fl_stored = best(
+            lambda: floor_results_stored(results, answers, folder / "fl-stored.sqlite"),
+            args.repeat,
+        )
 
         # ingestion, batchmark: a fresh submitted ledger for every pass
         passes = []
@@ -298,12 +354,14 @@ def main(argv: list[str] | None = None) -> None:
     rows_out = [
         ("floor: request (render, hash, serialize, write)", cells, fl_req, None),
         ("floor: result (parse, exact match, write)", n_res, fl_res, None),
+        ("floor: result, stored (parse, match, SQLite)", n_res, fl_stored, None),
         ("floor: request + result", cells, fl_total, None),
         ("batchmark: expand + serialize + write, cold", cells, bm_cold, fl_req),
         ("batchmark: expand + serialize + write, warm", cells, bm_warm, fl_req),
         ("batchmark: collect (parse, normalize, ledger)", n_res, collect_s, None),
         ("batchmark: score_run (exact_match, ledger)", n_res, score_s, None),
         ("batchmark: ingest (collect + score_run)", n_res, ingest_s, fl_res),
+        ("batchmark: ingest vs the stored floor", n_res, ingest_s, fl_stored),
         ("batchmark: expand (warm) + ingest", cells, bm_total, fl_total),
     ]
     header = f"{'phase':<48} {'items':>9} {'seconds':>8} {'items/s/core':>13} {'x floor':>8}"

@@ -259,7 +259,8 @@ class BatchRunner:
         packer = BatchPacker(self.settings.max_requests, self.settings.max_bytes)
         chunk: list[str] = []
         rows = self.ledger.db.execute(
-            "SELECT custom_id, length(params) FROM requests WHERE state = 'pending' ORDER BY seq"
+            "SELECT q.custom_id, length(p.params) FROM requests q JOIN params p ON p.seq = q.seq "
+            "WHERE q.state = 'pending' ORDER BY q.seq"
         )
         too_large: list[tuple[str, int]] = []
         for custom_id, params_size in rows:
@@ -302,8 +303,8 @@ class BatchRunner:
             )
         crashpoint("before_create")
         requests = self.ledger.db.execute(
-            "SELECT custom_id, params FROM requests WHERE intent_id = ? AND state = 'submitting' "
-            "ORDER BY seq",
+            "SELECT q.custom_id, p.params FROM requests q JOIN params p ON p.seq = q.seq "
+            "WHERE q.intent_id = ? AND q.state = 'submitting' ORDER BY q.seq",
             (intent_id,),
         )
         try:

@@ -109,7 +109,9 @@ def _insert_requests(
     def flush() -> None:
         nonlocal seq, written
         hits = cache.get_many([r.cache_key for r in chunk]) if cache is not None else {}
-        rows, responses = [], []
+        rows: list[tuple[Any, ...]] = []
+        params: list[tuple[int, bytes]] = []
+        responses: list[tuple[Any, ...]] = []
         for r in chunk:
             hit = hits.get(r.cache_key)
             rows.append(
@@ -122,13 +124,13 @@ def _insert_requests(
                     r.row_id,
                     r.epoch,
                     r.cache_key,
-                    orjson.dumps(r.params),
                     "done" if hit else "pending",
                     kind,
                     getattr(r, "parent_id", None),
                     getattr(r, "scorer", None),
                 )
             )
+            params.append((seq, orjson.dumps(r.params)))
             seq += 1
             if hit:
                 data = orjson.dumps({**hit, "cached": True})
@@ -137,8 +139,8 @@ def _insert_requests(
             try:
                 db.executemany(
                     "INSERT INTO requests (custom_id, seq, variant, model_key, model, row_id, "
-                    "epoch, cache_key, params, state, kind, parent_id, scorer) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "epoch, cache_key, state, kind, parent_id, scorer) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
             except Exception as err:
@@ -149,6 +151,7 @@ def _insert_requests(
                         "row id or scorer",
                     ) from err
                 raise
+            db.executemany("INSERT INTO params VALUES (?, ?)", params)
             db.executemany("INSERT INTO responses VALUES (?, ?, ?, ?, ?)", responses)
         written += len(rows)
         chunk.clear()

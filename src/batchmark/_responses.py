@@ -20,7 +20,7 @@ __all__ = ["LazyParams", "final_responses", "summarize"]
 _RESPONSE_SQL = """
 SELECT q.custom_id, q.variant, q.model_key, q.model, q.row_id, q.epoch, q.attempts,
        r.attempt, r.batch_id, r.status, r.data, {params}
-FROM requests q JOIN responses r ON r.custom_id = q.custom_id
+FROM requests q JOIN responses r ON r.custom_id = q.custom_id {join}
 WHERE q.kind = ? AND (? IS NULL OR q.scorer = ?) AND q.state IN ('done', 'failed')
   AND r.attempt = (SELECT max(attempt) FROM responses r2 WHERE r2.custom_id = q.custom_id)
 ORDER BY q.seq
@@ -78,7 +78,10 @@ def final_responses(
     ``with_params`` adds the request's Messages API params under ``"params"`` (a
     read-only mapping, parsed from the ledger's JSON when first read).
     """
-    sql = _RESPONSE_SQL.format(params="q.params" if with_params else "NULL")
+    if with_params:
+        sql = _RESPONSE_SQL.format(params="p.params", join="JOIN params p ON p.seq = q.seq")
+    else:
+        sql = _RESPONSE_SQL.format(params="NULL", join="")
     loads = orjson.loads
     for row in ledger.db.execute(sql, (kind, scorer, scorer)):
         data = loads(row[10])

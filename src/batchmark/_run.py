@@ -118,8 +118,10 @@ class Run:
         ledger = self._ledger()
         try:
             cur = ledger.db.execute(
-                "SELECT custom_id, variant, model_key, model, row_id, epoch, cache_key, state, "
-                "attempts, batch_id, params FROM requests WHERE kind = 'candidate' ORDER BY seq"
+                "SELECT q.custom_id, q.variant, q.model_key, q.model, q.row_id, q.epoch, "
+                "q.cache_key, q.state, q.attempts, q.batch_id, p.params "
+                "FROM requests q JOIN params p ON p.seq = q.seq "
+                "WHERE q.kind = 'candidate' ORDER BY q.seq"
             )
             cols = [c[0] for c in cur.description]
             for row in cur:

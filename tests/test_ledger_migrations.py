@@ -1,0 +1,94 @@
+"""Ledger migrations: a ledger written by an earlier version opens, migrated, losing nothing."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import orjson
+import pytest
+
+from batchmark._store import LEDGER_MIGRATIONS, Ledger, _connect, _migrate
+
+
+def _old_ledger(path: Path, upto: str) -> None:
+    """A ledger as the version whose last migration was ``upto`` left it, with data."""
+    names = [name for name, _ in LEDGER_MIGRATIONS]
+    db = _connect(path)
+    _migrate(db, LEDGER_MIGRATIONS[: names.index(upto) + 1])
+    rows = [
+        (
+            f"v-m-r{i}",
+            10 + i,
+            "v",
+            "m",
+            "model-x",
+            f"r{i}",
+            0,
+            f"key{i}",
+            orjson.dumps({"i": i}),
+            state,
+            attempts,
+            None,
+            "msgbatch_1" if state != "pending" else None,
+        )
+        for i, (state, attempts) in enumerate([("done", 1), ("failed", 3), ("pending", 0)])
+    ]
+    db.executemany(
+        "INSERT INTO requests (custom_id, seq, variant, model_key, model, row_id, epoch, "
+        "cache_key, params, state, attempts, intent_id, batch_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    db.execute(
+        "UPDATE requests SET kind = 'judge', parent_id = 'v-m-r0', scorer = 'j' WHERE seq = 12"
+    )
+    db.execute("INSERT INTO responses VALUES ('v-m-r0', 1, 'msgbatch_1', 'succeeded', '{}')")
+    db.close()
+
+
+def test_params_move_to_their_own_table_and_every_column_survives(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    _old_ledger(path, "m002_judges_and_scores")
+    before = (
+        sqlite3.connect(path)
+        .execute(
+            "SELECT custom_id, seq, variant, model_key, model, row_id, epoch, cache_key, state, "
+            "attempts, intent_id, batch_id, kind, parent_id, scorer, params "
+            "FROM requests ORDER BY seq"
+        )
+        .fetchall()
+    )
+
+    ledger = Ledger(path)
+    after = ledger.db.execute(
+        "SELECT q.custom_id, q.seq, q.variant, q.model_key, q.model, q.row_id, q.epoch, "
+        "q.cache_key, q.state, q.attempts, q.intent_id, q.batch_id, q.kind, q.parent_id, "
+        "q.scorer, p.params FROM requests q JOIN params p ON p.seq = q.seq ORDER BY q.seq"
+    ).fetchall()
+    columns = [r[1] for r in ledger.db.execute("PRAGMA table_info(requests)")]
+    indexes = {r[1] for r in ledger.db.execute("PRAGMA index_list(requests)")}
+    responses = ledger.db.execute("SELECT count(*) FROM responses").fetchone()[0]
+    ledger.close()
+
+    assert after == before and len(after) == 3
+    assert "params" not in columns
+    assert {"requests_by_state", "requests_by_batch", "requests_by_intent"} <= indexes
+    assert {"requests_by_kind"} <= indexes
+    assert responses == 1
+    assert Ledger(path).state_counts() == {"done": 1, "failed": 1, "pending": 1}  # reopens
+
+
+def test_custom_ids_stay_unique_after_the_rebuild(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    _old_ledger(path, "m002_judges_and_scores")
+    ledger = Ledger(path)
+    try:
+        with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+            ledger.db.execute(
+                "INSERT INTO requests (seq, custom_id, variant, model_key, model, row_id, "
+                "epoch, cache_key, state) VALUES (99, 'v-m-r0', 'v', 'm', 'x', 'r', 0, 'k', "
+                "'pending')"
+            )
+    finally:
+        ledger.close()
