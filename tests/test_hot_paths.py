@@ -7,7 +7,7 @@ import gc
 import orjson
 import pytest
 
-from batchmark._backend import normalize_message
+from batchmark._backend import expand_message, normalize_message
 from batchmark._gc import gc_paused
 from batchmark._responses import LazyParams
 from batchmark.scorers import ExactMatch
@@ -53,7 +53,10 @@ def test_lazy_params_reads_like_the_parsed_dict() -> None:
 )
 def test_normalize_message_fast_path_agrees_with_the_general_one(content: list) -> None:
     message = {"id": "msg_1", "model": "m", "content": content, "usage": {"input_tokens": 3}}
-    out = normalize_message(message)
+    stored = normalize_message(message)
+    assert "tool_calls" not in stored or stored["tool_calls"]  # defaults are left out
+    assert stored["usage"] == {"input_tokens": 3}
+    out = expand_message(stored)
     texts = [b.get("text", "") for b in content if b["type"] == "text"]
     assert out["text"] == "".join(texts)
     assert out["thinking"] == ("hmm" if any(b["type"] == "thinking" for b in content) else None)
@@ -72,3 +75,39 @@ def test_scorer_private_state_is_read_directly_and_unknown_names_still_fail() ->
         scorer._no_such_thing  # noqa: B018
     with pytest.raises(AttributeError):
         scorer.no_such_field  # noqa: B018
+
+
+def test_expand_message_restores_every_field_and_keeps_full_records_as_they_were() -> None:
+    message = {
+        "id": "msg_2",
+        "model": "m",
+        "content": [{"type": "text", "text": "x"}],
+        "stop_reason": "stop_sequence",
+        "stop_sequence": "###",
+        "usage": {
+            "input_tokens": 10,
+            "output_tokens": 2,
+            "cache_read_input_tokens": 7,
+            "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 4},
+            "service_tier": "batch",
+        },
+    }
+    out = expand_message(normalize_message(message))
+    assert out == {
+        "message_id": "msg_2",
+        "response_model": "m",
+        "text": "x",
+        "tool_calls": [],
+        "thinking": None,
+        "stop_reason": "stop_sequence",
+        "stop_sequence": "###",
+        "usage": {
+            "input_tokens": 10,
+            "output_tokens": 2,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 7,
+            "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 4},
+            "service_tier": "batch",
+        },
+    }
+    assert expand_message(orjson.loads(orjson.dumps(out))) == out  # a full record: unchanged

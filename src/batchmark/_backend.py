@@ -131,16 +131,33 @@ def _retry_wait(err: anthropic.APIStatusError, attempt: int) -> float:
     return min(0.5 * 2**attempt, 8.0)
 
 
+_ZERO_USAGE = (
+    "input_tokens",
+    "output_tokens",
+    "cache_creation_input_tokens",
+    "cache_read_input_tokens",
+)
+_ZERO_CACHE_CREATION = ("ephemeral_5m_input_tokens", "ephemeral_1h_input_tokens")
+
+
 def normalize_message(message: dict[str, Any]) -> dict[str, Any]:
-    """The parts of a Message (as JSON) an eval needs, as plain data."""
+    """The parts of a Message (as JSON) an eval needs, as plain data, stored compactly.
+
+    Fields at their default (no tool calls, no thinking, no stop sequence, zero token
+    counts) are left out: a stored response is about half the size, which is most of
+    what writing it costs. ``expand_message`` puts the defaults back when it is read.
+    """
     content = message.get("content") or ()
-    tool_calls: list[dict[str, Any]] = []
-    thinking = None
+    out: dict[str, Any] = {
+        "message_id": message.get("id"),
+        "response_model": message.get("model"),
+    }
     if len(content) == 1 and content[0].get("type") == "text":  # by far the common case
-        text = content[0].get("text", "")
+        out["text"] = content[0].get("text", "")
     else:
         texts: list[str] = []
         thoughts: list[str] = []
+        tool_calls: list[dict[str, Any]] = []
         for block in content:
             kind = block.get("type")
             if kind == "text":
@@ -151,31 +168,48 @@ def normalize_message(message: dict[str, Any]) -> dict[str, Any]:
                 )
             elif kind == "thinking":
                 thoughts.append(block.get("thinking", ""))
-        text = "".join(texts)
-        thinking = "\n".join(thoughts) if thoughts else None
-    usage = message.get("usage") or {}
-    get = usage.get
-    cache_creation = get("cache_creation") or {}
-    return {
-        "message_id": message.get("id"),
-        "response_model": message.get("model"),
-        "text": text,
-        "tool_calls": tool_calls,
-        "thinking": thinking,
-        "stop_reason": message.get("stop_reason"),
-        "stop_sequence": message.get("stop_sequence"),
-        "usage": {
-            "input_tokens": get("input_tokens") or 0,
-            "output_tokens": get("output_tokens") or 0,
-            "cache_creation_input_tokens": get("cache_creation_input_tokens") or 0,
-            "cache_read_input_tokens": get("cache_read_input_tokens") or 0,
-            "cache_creation": {
-                "ephemeral_5m_input_tokens": cache_creation.get("ephemeral_5m_input_tokens") or 0,
-                "ephemeral_1h_input_tokens": cache_creation.get("ephemeral_1h_input_tokens") or 0,
-            },
-            "service_tier": get("service_tier"),
-        },
-    }
+        out["text"] = "".join(texts)
+        if tool_calls:
+            out["tool_calls"] = tool_calls
+        if thoughts:
+            out["thinking"] = "\n".join(thoughts)
+    out["stop_reason"] = message.get("stop_reason")
+    if message.get("stop_sequence") is not None:
+        out["stop_sequence"] = message["stop_sequence"]
+    raw = message.get("usage") or {}
+    usage = {k: raw[k] for k in _ZERO_USAGE if raw.get(k)}
+    creation = raw.get("cache_creation") or {}
+    if any(creation.get(k) for k in _ZERO_CACHE_CREATION):
+        usage["cache_creation"] = {k: creation.get(k) or 0 for k in _ZERO_CACHE_CREATION}
+    if raw.get("service_tier") is not None:
+        usage["service_tier"] = raw["service_tier"]
+    out["usage"] = usage
+    return out
+
+
+_USAGE_DEFAULTS: dict[str, Any] = {**dict.fromkeys(_ZERO_USAGE, 0), "service_tier": None}
+_CACHE_CREATION_DEFAULTS: dict[str, int] = dict.fromkeys(_ZERO_CACHE_CREATION, 0)
+
+
+def expand_message(data: dict[str, Any]) -> dict[str, Any]:
+    """A stored (compact) message with every field present: the response record's shape.
+
+    Records stored in full (by earlier versions) come back unchanged. Modifies ``data``.
+    """
+    if "tool_calls" not in data:
+        data["tool_calls"] = []
+    if "thinking" not in data:
+        data["thinking"] = None
+    if "stop_sequence" not in data:
+        data["stop_sequence"] = None
+    stored = data.get("usage") or {}
+    usage = {**_USAGE_DEFAULTS, **stored}
+    creation = stored.get("cache_creation")
+    usage["cache_creation"] = (
+        {**_CACHE_CREATION_DEFAULTS, **creation} if creation else dict(_CACHE_CREATION_DEFAULTS)
+    )
+    data["usage"] = usage
+    return data
 
 
 def _result_line(item: dict[str, Any]) -> ResultLine:

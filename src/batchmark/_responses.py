@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from batchmark._backend import expand_message
 from batchmark._pricing import cost_usd, price_for
 from batchmark._store import Ledger
 
@@ -99,7 +100,7 @@ def final_responses(
             **_DEFAULTS,
             "tool_calls": [],
         }
-        record.update(data)
+        record.update(expand_message(data) if row[9] == "succeeded" else data)
         if with_params:
             record["params"] = LazyParams(row[11])
         yield record

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from batchmark._backend import expand_message
 from batchmark._config import EvalSpec
 from batchmark._datasets import iter_rows
 from batchmark._errors import DatasetError
@@ -143,7 +144,8 @@ def _judge_response(ledger: Ledger, custom_id: str) -> dict[str, Any] | None:
     ).fetchone()
     if row is None:
         return None
-    return {"status": row[0], **orjson.loads(row[1])}
+    data = orjson.loads(row[1])
+    return {"status": row[0], **(expand_message(data) if row[0] == "succeeded" else data)}
 
 
 def _score_one(
