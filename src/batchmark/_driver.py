@@ -29,6 +29,7 @@ from batchmark._batches import BatchRunner, BatchSettings, Progress, crashpoint
 from batchmark._config import EvalSpec, load_config
 from batchmark._datasets import iter_rows
 from batchmark._errors import BatchmarkError, ConfigError
+from batchmark._gc import gc_paused
 from batchmark._grid import expand
 from batchmark._responses import final_responses
 from batchmark._run import DEFAULT_RESULTS, Run, open_run
@@ -156,12 +157,13 @@ def _insert_requests(
         written += len(rows)
         chunk.clear()
 
-    for request in requests:
-        chunk.append(request)
-        if len(chunk) >= INSERT_CHUNK:
+    with gc_paused():  # rendering and hashing make no reference cycles
+        for request in requests:
+            chunk.append(request)
+            if len(chunk) >= INSERT_CHUNK:
+                flush()
+        if chunk:
             flush()
-    if chunk:
-        flush()
     return written
 
 

@@ -57,6 +57,16 @@ _GLOBALS = frozenset(ENV.globals)
 _UNDEFINED_RE = re.compile(r"^'([^']+)' is undefined$")
 
 
+def plain_globals() -> dict[str, Any]:
+    """The environment's globals as a plain dict, for a template's ``globals``.
+
+    Jinja2 gives each template a ``ChainMap`` over the environment's globals and copies
+    it into every render's context; iterating a ChainMap costs more than rendering a
+    short prompt. A plain dict holds the same names (globals are fixed at start-up).
+    """
+    return dict(ENV.globals)
+
+
 def parse_template(source: str) -> frozenset[str]:
     """Check a template and return the variables it reads from the row.
 
@@ -129,7 +139,7 @@ def _template_line(err: Exception, filename: str | None) -> int | None:
 def _compile(source: str, where: str, file: str) -> TemplatePart:
     variables = parse_template(source)
     code = ENV.compile(source, name=where, filename=where)
-    template = ENV.template_class.from_code(ENV, code, ENV.make_globals(None), None)
+    template = ENV.template_class.from_code(ENV, code, plain_globals(), None)
     text = template.render({}) if not variables else None
     return TemplatePart(template, where, file, variables, text)
 

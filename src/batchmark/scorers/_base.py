@@ -19,7 +19,7 @@ import jinja2
 from pydantic import BaseModel, ConfigDict, ValidationInfo
 from pydantic_core import PydanticCustomError
 
-from batchmark._prompts import ENV, parse_template
+from batchmark._prompts import ENV, parse_template, plain_globals
 
 __all__ = [
     "Score",
@@ -163,7 +163,8 @@ class Template:
         """The variables the template reads."""
         match = _SIMPLE_VARIABLE.match(source)
         self._simple = match.group(1) if match else None
-        self._template = ENV.from_string(source)
+        self._template = ENV.from_string(source, globals=None)
+        self._template.globals = plain_globals()  # see _prompts.plain_globals
         self._static = self._template.render({}) if not self.variables else None
         self._meta = bool(self.variables & {"row", "row_id"})
 
