@@ -395,8 +395,9 @@ def _write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
 def _finalize(handle: Run, ledger: Ledger) -> None:
     """Write responses.jsonl, scores.jsonl and summary.json once every request ended."""
     folder = handle.folder
-    _write_jsonl(folder.responses_path, final_responses(ledger))
-    _write_jsonl(folder.path / "scores.jsonl", iter_scores(ledger))
+    with gc_paused():
+        _write_jsonl(folder.responses_path, final_responses(ledger))
+        _write_jsonl(folder.path / "scores.jsonl", iter_scores(ledger))
     info = folder.read_info()
     summary = {
         "run_id": handle.id,
