@@ -164,6 +164,17 @@ def _csv_features(path: str) -> datasets.Features:
     return datasets.Features({name: datasets.Value("string") for name in header})
 
 
+def _release_arrow_memory() -> None:
+    """Give back to the OS what pyarrow's allocator kept from converting the file.
+
+    The first load of a file converts it to Arrow; pyarrow's memory pool then holds on
+    to the freed buffers (~50 MB for a 250,000-row JSONL), for the rest of the run.
+    """
+    import pyarrow
+
+    pyarrow.default_memory_pool().release_unused()
+
+
 def _id_of(value: Any) -> str | None:
     if value is None or isinstance(value, bool):
         return None if value is None else str(value)
@@ -182,6 +193,7 @@ def iter_rows(spec: EvalSpec) -> Iterator[Row]:
     config = spec.dataset
     where = config.path or f"hub dataset {config.hub}"
     table = load_table(config)
+    _release_arrow_memory()
     total = len(table)
     if total == 0:
         raise DatasetError(f"{where}: the dataset has no rows")
