@@ -380,7 +380,8 @@ def main(argv: list[str] | None = None) -> None:
         body = [
             "**The floor** (`benchmarks/floor.py`): the unavoidable work per request (render a "
             "compiled Jinja2 template, sha256 of the canonical JSON, orjson, buffered write) "
-            "and per result (orjson parse, exact match, buffered write), one core; then "
+            "and per result (orjson parse, exact match, then a buffered write, or SQLite "
+            "for the stored floor), one core; then "
             f"batchmark doing the same work on the same {cells:,}-cell grid (2 variants x 2 "
             "models; one `exact_match` scorer). `x floor` = floor rate / batchmark rate "
             f"(1.0x = at the floor). Best of {args.repeat}, except the cold expansion.",
@@ -392,8 +393,11 @@ def main(argv: list[str] | None = None) -> None:
             "Batchmark's expansion reads the dataset through `datasets` (the floor starts from "
             "rows already in memory); `cold` includes the one-off JSONL-to-Arrow conversion. "
             "Its ingestion reads the results from a local file with the production line parser "
-            "(no HTTP, no SDK) and writes responses, states and scores to the SQLite ledger; "
-            "the floor writes one JSON line per score.",
+            "(no HTTP, no SDK) and writes responses, states and scores to the SQLite ledger. "
+            "The file floor writes one JSON line per score and keeps nothing queryable; the "
+            "stored floor keeps each result line and its score in SQLite (two tables, 10,000 "
+            "lines per transaction, WAL) — the ingestion target is held against that one. "
+            "The results file is shuffled (seeded), as the API returns results in any order.",
             "",
             _report.machine_summary(PACKAGES, sqlite=True),
         ]
