@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -118,6 +119,28 @@ def _adoptable(candidates: list[BatchInfo], n_requests: int, at: float) -> Batch
     if after:
         return min(after, key=lambda b: b.created_at)
     return max(fits, key=lambda b: b.created_at, default=None)  # closest before: skew
+
+
+_CHUNK_ROWS = "FROM requests WHERE intent_id = ? AND state = 'submitting' ORDER BY seq"
+
+
+@dataclass(frozen=True, slots=True)
+class _IntentRequests:
+    """The requests of one intent as ``BatchBackend.create`` reads them: straight from
+    the ledger, through ``db`` (a connection of the thread that sends the create), with
+    a fresh cursor on every pass, so the body is never held in memory and a refused
+    create can be sent again."""
+
+    db: sqlite3.Connection
+    intent_id: int
+
+    def sizes(self) -> Iterator[tuple[str, int]]:
+        return iter(
+            self.db.execute(f"SELECT custom_id, length(params) {_CHUNK_ROWS}", (self.intent_id,))
+        )
+
+    def __iter__(self) -> Iterator[tuple[str, bytes]]:
+        return iter(self.db.execute(f"SELECT custom_id, params {_CHUNK_ROWS}", (self.intent_id,)))
 
 
 class BatchRunner:
@@ -292,13 +315,9 @@ class BatchRunner:
                 [(intent_id, c) for c in ids],
             )
         crashpoint("before_create")
-        requests = self.ledger.db.execute(
-            "SELECT custom_id, params FROM requests WHERE intent_id = ? AND state = 'submitting' "
-            "ORDER BY seq",
-            (intent_id,),
-        )
+        assert intent_id is not None
         try:
-            info = self.backend.create(requests)
+            info = self.backend.create(_IntentRequests(self.ledger.db, intent_id))
         except anthropic.BadRequestError:
             # The API refused the envelope synchronously: no batch exists.
             self._abandon_intent(intent_id)
