@@ -4,6 +4,9 @@
 fetch its results, list recent batches (to adopt one whose create response was lost)
 and cancel. ``AnthropicBackend`` implements them with the official SDK; retries of
 transient HTTP errors are the SDK's (``max_retries``), never repeated here.
+
+The runner calls ``create`` from several threads at once (one per batch being created);
+every other hook is called from the runner's own thread only.
 """
 
 from __future__ import annotations
@@ -23,12 +26,16 @@ from anthropic.types.messages import MessageBatch
 from batchmark._errors import CredentialsError
 
 __all__ = [
+    "BODY_PIECE_BYTES",
     "AnthropicBackend",
     "BatchBackend",
     "BatchInfo",
     "BatchNotFound",
+    "BatchRequests",
     "ResultLine",
     "ResultsStreamError",
+    "body_length",
+    "body_pieces",
     "make_client",
 ]
 
@@ -65,8 +72,20 @@ class ResultsStreamError(Exception):
     """A results stream broke off midway (connection dropped, truncated line)."""
 
 
+class BatchRequests(Protocol):
+    """The requests of one create, readable as often as needed (each attempt re-reads)."""
+
+    def sizes(self) -> Iterable[tuple[str, int]]:
+        """``(custom_id, length of its params JSON in bytes)`` in order."""
+        ...
+
+    def __iter__(self) -> Iterator[tuple[str, bytes]]:
+        """``(custom_id, params as JSON)`` in the same order, afresh on each call."""
+        ...
+
+
 class BatchBackend(Protocol):
-    def create(self, requests: Iterable[tuple[str, bytes]]) -> BatchInfo: ...
+    def create(self, requests: BatchRequests) -> BatchInfo: ...
     def check(self, batch_id: str) -> BatchInfo: ...
     def fetch(self, batch_id: str) -> Iterator[ResultLine]: ...
     def list_recent(self, since: datetime) -> Iterator[BatchInfo]: ...
@@ -116,6 +135,40 @@ def _info(batch: Any) -> BatchInfo:
 # the batch list instead of re-sending (see ``BatchRunner._submit``).
 _CREATE_REFUSED = (429, 529)
 _MAX_RETRY_WAIT = 60.0
+
+# The create body: ``{"requests":[`` entries joined by commas ``]}``, each entry
+# ``{"custom_id":<JSON string>,"params":<stored JSON>}``. It is sent in pieces of about
+# this many bytes, never joined whole (a 100,000-request body is ~50 MB).
+BODY_PIECE_BYTES = 1 << 20
+_BODY_OPEN, _BODY_CLOSE = b'{"requests":[', b"]}"
+_ENTRY_FRAME = len(b'{"custom_id":,"params":}')
+
+
+def body_length(sizes: Iterable[tuple[str, int]]) -> int:
+    """The exact byte length of the body ``body_pieces`` yields for these requests."""
+    n = entries = 0
+    for custom_id, params_size in sizes:
+        n += 1
+        entries += _ENTRY_FRAME + len(orjson.dumps(custom_id)) + params_size
+    return len(_BODY_OPEN) + entries + max(n - 1, 0) + len(_BODY_CLOSE)
+
+
+def body_pieces(requests: Iterable[tuple[str, bytes]]) -> Iterator[bytes]:
+    """The create body in pieces of about ``BODY_PIECE_BYTES``."""
+    yield _BODY_OPEN
+    piece: list[bytes] = []
+    size = 0
+    comma = b""  # before every piece but the first
+    for custom_id, params in requests:
+        entry = b'{"custom_id":' + orjson.dumps(custom_id) + b',"params":' + params + b"}"
+        piece.append(entry)
+        size += len(entry) + 1
+        if size >= BODY_PIECE_BYTES:
+            yield comma + b",".join(piece)
+            piece, size, comma = [], 0, b","
+    if piece:
+        yield comma + b",".join(piece)
+    yield _BODY_CLOSE
 
 
 def _retry_wait(err: anthropic.APIStatusError, attempt: int) -> float:
@@ -237,34 +290,37 @@ class AnthropicBackend:
         self.client = client
         self.sleep = sleep
 
-    def create(self, requests: Iterable[tuple[str, bytes]]) -> BatchInfo:
+    def create(self, requests: BatchRequests) -> BatchInfo:
         """One batch create of ``(custom_id, params as JSON)`` pairs.
 
-        The body is joined from the params' stored JSON bytes and POSTed with the SDK's
-        own client (``client.post``: its auth, headers, base URL and error types), so no
-        request is parsed or re-serialized (``batches.create`` would deep-copy and
-        transform every request's params first).
+        The body is streamed from the params' stored JSON bytes, piece by piece
+        (``body_pieces``), and POSTed with the SDK's own client (``client.post``: its auth,
+        headers, base URL and error types), so no request is parsed or re-serialized
+        (``batches.create`` would deep-copy and transform every request's params first)
+        and the body is never held whole. Its exact ``Content-Length`` is computed first,
+        from the sizes (``body_length``), so the upload is an ordinary fixed-length one,
+        not chunked transfer encoding (which the API is not known to accept); a length
+        that did not match would fail in httpx's HTTP/1.1 layer, never send a bad body.
 
         Not idempotent, so the SDK must not re-send it blindly: a 500 or a timeout after
         the server committed the batch, re-sent, is a second (paid) batch of the same
         requests. Only refusals (429, 529) are retried here, as often as the client's
-        ``max_retries``; anything else is raised for the runner to settle from the
-        batch list."""
-        body = (
-            b'{"requests":['
-            + b",".join(
-                b'{"custom_id":' + orjson.dumps(c) + b',"params":' + p + b"}" for c, p in requests
-            )
-            + b"]}"
-        )
+        ``max_retries``, each attempt with a body read afresh from ``requests``; anything
+        else is raised for the runner to settle from the batch list.
+
+        Safe to call from several threads at once (they share the SDK client)."""
+        headers = {
+            "Content-Type": "application/json",
+            "Content-Length": str(body_length(requests.sizes())),
+        }
         once = self.client.with_options(max_retries=0)  # shares the HTTP connection pool
         for attempt in range(self.client.max_retries + 1):
             try:
                 batch = once.post(
                     "/v1/messages/batches",
                     cast_to=MessageBatch,
-                    content=body,
-                    options={"headers": {"Content-Type": "application/json"}},
+                    content=body_pieces(requests),
+                    options={"headers": headers},
                 )
                 return _info(batch)
             except anthropic.APIStatusError as err:

@@ -15,14 +15,27 @@ Nothing is ever sent twice by accident: before ``create`` the chunk is recorded 
 between the two leaves an open intent, which ``recover()`` settles by listing the
 batches created since the intent and adopting the one that matches, or, when none
 exists, returning the requests to ``pending``.
+
+Creates run concurrently, up to ``max_in_flight`` at once: ``submit_available`` records
+the intents of a round of chunks one by one in its own thread, sends their creates from
+a thread pool (each worker streams its body from its own read-only ledger connection:
+SQLite connections belong to one thread) and records each batch id in its own thread as
+its create returns. A batch is matched to its intent by its number of requests (and
+creation time), so the chunks of one round, and any intent still open, hold pairwise
+distinct numbers of requests: after a crash, two open intents of one size could each
+adopt the other's batch, since their creates raced. The packing's staggered request
+caps (``_packing``) make full chunks differ; a chunk whose size is taken anyway waits
+for the next round.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -129,6 +142,41 @@ def _adoptable(candidates: list[BatchInfo], n_requests: int, at: float) -> Batch
     return max(fits, key=lambda b: b.created_at, default=None)  # closest before: skew
 
 
+_CHUNK_ROWS = (
+    "FROM requests q JOIN params p ON p.seq = q.seq "
+    "WHERE q.intent_id = ? AND q.state = 'submitting' ORDER BY q.seq"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _IntentRequests:
+    """The requests of one intent as ``BatchBackend.create`` reads them: straight from
+    the ledger, through ``db`` (a connection of the thread that sends the create), with
+    a fresh cursor on every pass, so the body is never held in memory and a refused
+    create can be sent again."""
+
+    db: sqlite3.Connection
+    intent_id: int
+
+    def sizes(self) -> Iterator[tuple[str, int]]:
+        return iter(
+            self.db.execute(
+                f"SELECT q.custom_id, length(p.params) {_CHUNK_ROWS}", (self.intent_id,)
+            )
+        )
+
+    def __iter__(self) -> Iterator[tuple[str, bytes]]:
+        return iter(
+            self.db.execute(f"SELECT q.custom_id, p.params {_CHUNK_ROWS}", (self.intent_id,))
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Intent:
+    id: int
+    n_requests: int
+
+
 class BatchRunner:
     """Drives a ledger's requests through a backend until each has ended."""
 
@@ -148,6 +196,7 @@ class BatchRunner:
         self.on_progress = on_progress
         self.sleep = sleep
         self.submitted_now = 0
+        self._creates = 0  # intents recorded in this pass: the next chunk's index
 
     # --- the loop ----------------------------------------------------------------------
 
@@ -159,6 +208,7 @@ class BatchRunner:
         """
         interval = self.settings.poll_interval
         failures = 0
+        self._creates = 0  # a new pass: request caps start over (as ``estimate`` counts)
         # Until one pass has gone through, a connection failure means a wrong endpoint or
         # no network rather than a passing outage: give up at once (the SDK has retried).
         reached = False
@@ -238,25 +288,51 @@ class BatchRunner:
     # --- submitting --------------------------------------------------------------------
 
     def submit_available(self) -> bool:
-        """Submit chunks of pending requests while fewer than max_in_flight batches run."""
+        """Submit chunks of pending requests while fewer than max_in_flight batches run.
+
+        Each round records the intents of up to (max_in_flight - open batches) chunks,
+        then sends their creates at once (see the module docstring)."""
         if self.canceled:  # a canceled run never sends again: what is left fails
             return self.fail_pending("the run was canceled before this request was submitted") > 0
         submitted = False
-        while len(self.ledger.open_batches()) < self.settings.max_in_flight:
-            chunk = self._next_chunk()
-            if not chunk:
+        while (slots := self.settings.max_in_flight - len(self.ledger.open_batches())) > 0:
+            intents = self._prepare(slots)
+            if not intents:
                 break
-            self._submit(chunk)
+            self._create_all(intents)
             submitted = True
         return submitted
 
-    def _next_chunk(self) -> list[str]:
-        """The custom_ids of the next pending requests (oldest first) that fit in one batch.
+    def _prepare(self, slots: int) -> list[_Intent]:
+        """Record the intents of up to ``slots`` chunks to create at once.
+
+        Their sizes are pairwise distinct and distinct from any intent still open, or
+        ``recover()`` could not tell their batches apart. A chunk whose size is taken
+        is left for the next round, where it comes first: deferring, rather than
+        trimming it, keeps the chunks exactly as ``_packing`` (and ``estimate``) packs
+        them.
+        """
+        taken = {i["n_requests"] for i in self.ledger.open_intents()}
+        intents: list[_Intent] = []
+        for _ in range(slots):
+            ids = self._next_chunk(self._creates)
+            if not ids or len(ids) in taken:
+                break
+            taken.add(len(ids))
+            intents.append(_Intent(self._record_intent(ids), len(ids)))
+            self._creates += 1
+            crashpoint("before_create")
+        return intents
+
+    def _next_chunk(self, index: int) -> list[str]:
+        """The custom_ids of the next pending requests (oldest first) that fit in the
+        ``index``-th batch of this pass (its request cap depends on the index).
 
         Only ids and sizes are read here; the params are streamed from the ledger into the
-        create body, so a 100,000-request chunk is never held twice in memory.
+        create body, so a 100,000-request chunk is never held in memory.
         """
-        packer = BatchPacker(self.settings.max_requests, self.settings.max_bytes)
+        s = self.settings
+        packer = BatchPacker(s.max_requests, s.max_bytes, s.max_in_flight, first=index)
         chunk: list[str] = []
         rows = self.ledger.db.execute(
             "SELECT q.custom_id, length(p.params) FROM requests q JOIN params p ON p.seq = q.seq "
@@ -289,37 +365,66 @@ class BatchRunner:
             )
             db.execute("UPDATE requests SET state = 'failed' WHERE custom_id = ?", (custom_id,))
 
-    def _submit(self, ids: list[str]) -> None:
+    def _record_intent(self, ids: list[str]) -> int:
         with self.ledger.transaction() as db:
             cur = db.execute(
                 "INSERT INTO intents (created_at, n_requests, status) VALUES (?, ?, 'open')",
                 (_now(), len(ids)),
             )
             intent_id = cur.lastrowid
+            assert intent_id is not None
             db.executemany(
                 "UPDATE requests SET state = 'submitting', intent_id = ?, "
                 "attempts = attempts + 1 WHERE custom_id = ?",
                 [(intent_id, c) for c in ids],
             )
-        crashpoint("before_create")
-        requests = self.ledger.db.execute(
-            "SELECT q.custom_id, p.params FROM requests q JOIN params p ON p.seq = q.seq "
-            "WHERE q.intent_id = ? AND q.state = 'submitting' ORDER BY q.seq",
-            (intent_id,),
-        )
+        return intent_id
+
+    def _create(self, intent_id: int) -> BatchInfo:
+        """Send one intent's create (in a worker thread, with its own ledger connection)."""
+        db = self.ledger.reader()
         try:
-            info = self.backend.create(requests)
-        except anthropic.BadRequestError:
-            # The API refused the envelope synchronously: no batch exists.
-            self._abandon_intent(intent_id)
-            raise
-        except (anthropic.APIConnectionError, anthropic.APIStatusError):
-            # The create may or may not have happened: settle it from the batch list.
+            return self.backend.create(_IntentRequests(db, intent_id))
+        finally:
+            db.close()
+
+    def _create_all(self, intents: list[_Intent]) -> None:
+        """Send the intents' creates at once; record each batch as its create returns.
+
+        A create refused with 400 made no batch: its intent is abandoned. After any
+        other failure it may or may not have made one: once every create of the round
+        has returned and the others are recorded, ``recover()`` settles it from the batch
+        list. Then the first failure (in the intents' order) is raised.
+        """
+        errors: dict[int, Exception] = {}
+        unsettled = False
+        with ThreadPoolExecutor(len(intents), thread_name_prefix="batchmark-create") as pool:
+            futures: dict[Future[BatchInfo], _Intent] = {
+                pool.submit(self._create, intent.id): intent for intent in intents
+            }
+            for future in as_completed(futures):
+                intent = futures[future]
+                try:
+                    info = future.result()
+                except anthropic.BadRequestError as err:
+                    # The API refused the envelope synchronously: no batch exists.
+                    self._abandon_intent(intent.id)
+                    errors[intent.id] = err
+                    continue
+                except (anthropic.APIConnectionError, anthropic.APIStatusError) as err:
+                    unsettled = True  # the create may or may not have happened
+                    errors[intent.id] = err
+                    continue
+                except Exception as err:  # left open: the next recover() settles it
+                    errors[intent.id] = err
+                    continue
+                crashpoint("after_create")
+                self._record_batch(intent.id, info, adopted=False)
+                self.submitted_now += intent.n_requests
+        if unsettled:
             self.recover()
-            raise
-        crashpoint("after_create")
-        self._record_batch(intent_id, info, adopted=False)
-        self.submitted_now += len(ids)
+        if errors:
+            raise errors[min(errors)]
 
     def _record_batch(self, intent_id: int | None, info: BatchInfo, *, adopted: bool) -> None:
         with self.ledger.transaction() as db:

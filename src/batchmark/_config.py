@@ -331,7 +331,9 @@ class BatchConfig(_Model):
     """Bytes per batch body; at most 268435456 (256 MiB, the API limit); default
     256000000."""
     max_in_flight: int = Field(default=4, ge=1)
-    """Batches submitted and not yet ended, at most."""
+    """Batches submitted and not yet ended, at most; up to this many creates are sent at
+    once, and batches created together differ in size (the i-th batch of a pass holds at
+    most `max_requests` - (i mod m) requests, m the smaller of the two)."""
     poll_interval: float = Field(default=5.0, gt=0)
     """Seconds before the first poll; the interval grows up to `max_poll_interval`."""
     max_poll_interval: float = Field(default=60.0, gt=0)

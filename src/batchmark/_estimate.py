@@ -7,9 +7,11 @@ per model x variant and in total:
 - **cache hits**: requests whose ``cache_key`` is in the endpoint's response cache. A run
   reuses them, so they cost nothing and are not sent;
 - **batches**: the requests to send (the cache misses) packed greedily in grid order
-  under ``batch.max_requests`` / ``batch.max_bytes``, exactly as
-  ``BatchRunner._next_chunk`` packs them; a request too large for any batch is counted
-  apart (a run fails it unsent);
+  under ``batch.max_requests`` / ``batch.max_bytes``, with the request caps staggered
+  by ``batch.max_in_flight`` (``_packing``), exactly as ``BatchRunner._next_chunk``
+  packs them (candidates and judges each from the start of a pass); a run whose
+  requests all succeed the first time makes exactly these batches. A request too
+  large for any batch is counted apart (a run fails it unsent);
 - **input tokens** of the requests to send: the API's ``count_tokens`` when a client is
   given, else ``_tokens``' local approximation (~4 bytes a token). count_tokens is asked
   for at most ``count_tokens_sample`` distinct (model, prompt) pairs per model; the
@@ -280,7 +282,8 @@ class _Cell:
 
 
 def _packer(spec: EvalSpec) -> BatchPacker:
-    return BatchPacker(spec.batch.max_requests, spec.batch.max_bytes)
+    b = spec.batch
+    return BatchPacker(b.max_requests, b.max_bytes, b.max_in_flight)
 
 
 class _TokenCounter:

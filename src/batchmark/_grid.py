@@ -328,7 +328,7 @@ def validate_spec(spec: EvalSpec) -> ValidationReport:
     larger than ``batch.max_bytes``.
     """
     cells = _plan(spec)
-    packer = BatchPacker(spec.batch.max_requests, spec.batch.max_bytes)
+    packer = BatchPacker(spec.batch.max_requests, spec.batch.max_bytes, spec.batch.max_in_flight)
     rows = requests = total = largest = tokens = out_tokens = 0
     largest_id = ""
     last_row = None

@@ -249,6 +249,15 @@ class Ledger(_Transactions):
         self.db = _connect(path)
         _migrate(self.db, LEDGER_MIGRATIONS)
 
+    def reader(self) -> sqlite3.Connection:
+        """A new read-only connection, for another thread to read through and close.
+
+        ``self.db`` belongs to the thread that opened the ledger (SQLite connections are
+        per thread); in WAL mode readers run beside that one writer without blocking it.
+        """
+        uri = Path(self.path).resolve().as_uri() + "?mode=ro"
+        return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
+
     # meta
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

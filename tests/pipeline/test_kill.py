@@ -79,12 +79,15 @@ def test_resume_adopts_the_batch_whose_create_was_never_recorded(
     results = tmp_path / "results"
     proc = _start(config, results, live, "after_create")
     proc.communicate(timeout=120)
-    assert len(live.batch_list()) == 1  # created on the server, unknown to the ledger
+    # Created on the server, unknown to the ledger: the create that returned first, and
+    # the other creates of its round (sent at the same time) that got through.
+    created = {b.id for b in live.batch_list()}
+    assert 1 <= len(created) <= BATCH["max_in_flight"]
 
     run = batchmark.resume(_only_run(results).path, results=results, poll_interval=0.02)
 
-    adopted = [b for b in run.batches() if b["adopted"]]
-    assert [b["batch_id"] for b in adopted] == [live.batch_list()[-1].id]
+    adopted = {b["batch_id"] for b in run.batches() if b["adopted"]}
+    assert created <= adopted and len(adopted) <= BATCH["max_in_flight"]
 
 
 @pytest.mark.parametrize("when", ["first batch in flight", "half collected"])

@@ -134,27 +134,31 @@ def test_cancel_keeps_the_response_of_an_earlier_attempt(
 def test_adoption_prefers_the_batch_created_after_the_intent_over_a_look_alike(
     live: LiveEmulator, tmp_path: Path
 ) -> None:
-    # Another run on the same account created a batch of the same size moments before
-    # ours; our create's answer was lost (kill -9 right after create). Adopting the
-    # look-alike would lose our batch and send every request of it a second time.
+    # Another run on the same account created batches of the same sizes as ours moments
+    # before ours; one create's answer was lost (kill -9 right after the second of a round
+    # of two creates returned, the first being recorded). Adopting the look-alike would
+    # lose our batch and send every request of it a second time.
     with live.client() as client:
-        foreign = client.messages.batches.create(
-            requests=[
-                {
-                    "custom_id": f"other-{i}",
-                    "params": {
-                        "model": "claude-haiku-4-5",
-                        "max_tokens": 8,
-                        "messages": [{"role": "user", "content": "hi"}],
-                    },
-                }
-                for i in range(SMALL["max_requests"])
-            ]
-        )
+        foreign = {
+            client.messages.batches.create(
+                requests=[
+                    {
+                        "custom_id": f"other-{n}-{i}",
+                        "params": {
+                            "model": "claude-haiku-4-5",
+                            "max_tokens": 8,
+                            "messages": [{"role": "user", "content": "hi"}],
+                        },
+                    }
+                    for i in range(n)
+                ]
+            ).id
+            for n in (SMALL["max_requests"], SMALL["max_requests"] - 1)  # the round's sizes
+        }
     time.sleep(1.2)  # more than the clock-skew tolerance before our intent
     results = tmp_path / "results"
     proc = start_run(
-        write_config(tmp_path / "cfg", batch=SMALL), results, live.base_url, "after_create"
+        write_config(tmp_path / "cfg", batch=SMALL), results, live.base_url, "after_create@2"
     )
     proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL
@@ -162,7 +166,7 @@ def test_adoption_prefers_the_batch_created_after_the_intent_over_a_look_alike(
     run = batchmark.resume(only_run(results).id, results=results, poll_interval=0.02)
 
     adopted = [b["batch_id"] for b in run.batches() if b["adopted"]]
-    assert len(adopted) == 1 and adopted[0] != foreign.id
+    assert len(adopted) == 1 and adopted[0] not in foreign
     ours = Counter(c for c in live.submitted() if not c.startswith("other-"))
     assert Counter(ours.values()) == Counter({1: N_CELLS})
 

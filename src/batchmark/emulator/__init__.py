@@ -12,12 +12,15 @@ See docs/emulator.md for responders, faults and the token approximation.
 
 from batchmark.emulator._batches import SubmittedBatch
 from batchmark.emulator._clock import Clock
+from batchmark.emulator._creates import CreateCall, CreateLog
 from batchmark.emulator._emulator import Emulator, serve
 from batchmark.emulator._faults import ENDPOINTS, Faults, parse_faults
 from batchmark.emulator._responders import Reply, Responder, parse_responder
 
 __all__ = [
     "Clock",
+    "CreateCall",
+    "CreateLog",
     "Emulator",
     "ENDPOINTS",
     "Faults",

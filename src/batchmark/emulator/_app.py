@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import re
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from batchmark._tokens import request_prefix_tokens
+from batchmark.emulator._creates import CreateCall
 from batchmark.emulator._faults import HTTP_FAULTS
 from batchmark.emulator._http import ApiError, error_body, json_response
 from batchmark.emulator._messages import build_message, count_tokens_error, params_error
@@ -132,17 +134,36 @@ class _Routes:
         return json_response({"input_tokens": tokens}, request_id)
 
     async def create(self, request: Request, request_id: str, version: str) -> Response:
-        body = _object(await _read_json(request, self.emu.max_batch_bytes), "body")
-        requests = _batch_requests(body)
         emu = self.emu
-        batch = emu.store.create(
-            requests,
-            anthropic_version=version,
-            processing_seconds=emu.processing_seconds,
-            ttl_seconds=emu.batch_ttl_seconds,
-            faults=emu.faults,
-        )
-        return json_response(batch, request_id)
+        creates = emu.creates
+        started = time.monotonic()
+        creates.begin()
+        try:
+            raw = await _read_body(request, emu.max_batch_bytes)
+            requests = _batch_requests(_object(_parse_json(raw), "body"))
+            if emu.create_latency > 0:
+                await asyncio.sleep(emu.create_latency)  # other calls are served meanwhile
+            batch = emu.store.create(
+                requests,
+                anthropic_version=version,
+                processing_seconds=emu.processing_seconds,
+                ttl_seconds=emu.batch_ttl_seconds,
+                faults=emu.faults,
+            )
+            creates.record(
+                CreateCall(
+                    batch_id=batch["id"],
+                    n_requests=len(requests),
+                    body_bytes=len(raw),
+                    content_length=request.headers.get("content-length"),
+                    transfer_encoding=request.headers.get("transfer-encoding"),
+                    started=started,
+                    ended=time.monotonic(),
+                )
+            )
+            return json_response(batch, request_id)
+        finally:
+            creates.end()
 
     async def list(self, request: Request, request_id: str, version: str) -> Response:
         query = request.query_params
@@ -200,6 +221,11 @@ def _check_version(request: Request) -> str:
 
 async def _read_json(request: Request, limit: int) -> Any:
     """The JSON body; 413 when it exceeds ``limit`` bytes (the body is drained first)."""
+    return _parse_json(await _read_body(request, limit))
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The raw body; 413 when it exceeds ``limit`` bytes (the body is drained first)."""
     declared = request.headers.get("content-length", "")
     too_large = declared.isdigit() and int(declared) > limit
     chunks: list[bytes] = []
@@ -215,8 +241,12 @@ async def _read_json(request: Request, limit: int) -> Any:
         raise ApiError(
             413, "request_too_large", f"Request exceeds the maximum size ({limit} bytes)"
         )
+    return b"".join(chunks)
+
+
+def _parse_json(raw: bytes) -> Any:
     try:
-        return orjson.loads(b"".join(chunks))
+        return orjson.loads(raw)
     except orjson.JSONDecodeError as err:
         raise ApiError(400, "invalid_request_error", f"invalid JSON body: {err}") from err
 

@@ -12,6 +12,7 @@ from batchmark.emulator._app import build_app
 from batchmark.emulator._batches import BatchStore, SubmittedBatch
 from batchmark.emulator._cache import PromptCache
 from batchmark.emulator._clock import Clock
+from batchmark.emulator._creates import CreateLog
 from batchmark.emulator._faults import Faults, FaultState, parse_faults
 from batchmark.emulator._responders import Responder, parse_responder
 from batchmark.emulator._seeded import Seeded
@@ -31,8 +32,9 @@ class Emulator:
     ``processing_seconds`` how long a batch takes; ``seed`` makes ids, fault draws and
     result order reproducible; ``batch_ttl_seconds`` when unfinished batches expire.
     Attributes ``responder``, ``faults``, ``processing_seconds``, ``batch_ttl_seconds``,
-    ``max_batch_bytes``, ``max_message_bytes`` and ``cancel_seconds`` may be changed
-    on a live emulator; ``clock.advance(s)`` moves its time forward.
+    ``max_batch_bytes``, ``max_message_bytes``, ``cancel_seconds`` and
+    ``create_latency`` may be changed on a live emulator; ``clock.advance(s)`` moves its
+    time forward. ``creates`` records how batch creates arrived (for tests).
     """
 
     def __init__(
@@ -58,6 +60,12 @@ class Emulator:
         self.max_batch_bytes = max_batch_bytes
         self.max_message_bytes = max_message_bytes
         self.cancel_seconds = cancel_seconds
+        # Real seconds a create waits before committing its batch (other calls are
+        # served meanwhile): makes concurrent creates overlap for certain in tests.
+        self.create_latency = 0.0
+        # Each create that made a batch (headers, body size, timing), and the most
+        # creates ever in progress at once.
+        self.creates = CreateLog()
         self.app: Starlette = build_app(self)
 
     @property
