@@ -1,7 +1,7 @@
 """The per-request floor on this machine, and batchmark's phases as ratios of it.
 
-Run: ``python benchmarks/floor.py [--cells N] [--repeat R] [--no-readme]`` (defaults:
-``--cells 100000 --repeat 3``).
+Run: ``python benchmarks/floor.py [--cells N ...] [--repeat R] [--no-readme]`` (defaults:
+``--cells 100000 1000000 --repeat 3``; sizes above 100,000 are measured in one pass).
 
 The floor is the work no harness can skip, done as plainly as Python allows, one core:
 
@@ -286,10 +286,89 @@ def rate(n: int, seconds: float) -> float:
     return n / seconds if seconds > 0 else float("inf")
 
 
+def bm_expand_into_ledger(spec: Any, path: Path) -> int:
+    """What a run does before its first batch: the grid written into a fresh ledger."""
+    from batchmark._driver import _insert_requests
+    from batchmark._grid import expand
+    from batchmark._store import Ledger
+
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    ledger = Ledger(path)
+    try:
+        return _insert_requests(ledger, expand(spec), None, file=str(spec.path))
+    finally:
+        ledger.close()
+
+
+def measure(folder: Path, cells: int, repeat: int) -> list[tuple[str, int, float, float | None]]:
+    """``(phase, items, seconds, floor seconds or None)`` for one grid size."""
+    os.environ["HF_DATASETS_CACHE"] = str(folder / "hf")
+    os.environ["HF_DATASETS_OFFLINE"] = "1"
+    config, rows = make_eval(folder / "eval", cells)
+    answers_by_row = {r["id"]: r["answer"] for r in rows}
+
+    from batchmark._config import load_config
+
+    spec = load_config(config)
+    # expansion, batchmark: cold (fresh datasets cache) then warm
+    started = time.perf_counter()
+    n_cells = bm_expand(spec, folder / "bm-requests.jsonl")
+    bm_cold = time.perf_counter() - started
+    _, bm_warm = best(lambda: bm_expand(spec, folder / "bm-requests.jsonl"), repeat)
+    _, bm_ledger = best(lambda: bm_expand_into_ledger(spec, folder / "expand.sqlite"), repeat)
+
+    # ingestion inputs: the ledger's custom_ids, one results file for both sides
+    ledger_path = folder / "ledger.sqlite"
+    ledger, ids, row_of = bm_prepare_ledger(spec, ledger_path)
+    answers = {cid: answers_by_row[row_id] for cid, row_id in row_of.items()}
+    results = folder / "results.jsonl"
+    write_results(results, ids, answers)
+    ledger.close()
+
+    # the floor
+    n_req, fl_req = best(lambda: floor_requests(rows, folder / "fl-requests.jsonl"), repeat)
+    assert n_req == n_cells, (n_req, n_cells)
+    n_res, fl_res = best(
+        lambda: floor_results(results, answers, folder / "fl-scores.jsonl"), repeat
+    )
+    _, fl_stored = best(
+        lambda: floor_results_stored(results, answers, folder / "fl-stored.sqlite"), repeat
+    )
+
+    # ingestion, batchmark: a fresh submitted ledger for every pass
+    passes = []
+    for _ in range(repeat):
+        ledger, _, _ = bm_prepare_ledger(spec, ledger_path)
+        try:
+            passes.append(bm_ingest(spec, ledger, results))
+        finally:
+            ledger.close()
+    collect_s = min(p[0] for p in passes)
+    score_s = min(p[1] for p in passes)
+    ingest_s = min(p[0] + p[1] for p in passes)
+    assert passes[0][2] == n_res, (passes[0][2], n_res)
+
+    return [
+        ("floor: request (render, hash, serialize, write)", n_cells, fl_req, None),
+        ("floor: result (parse, exact match, write)", n_res, fl_res, None),
+        ("floor: result, stored (parse, match, SQLite)", n_res, fl_stored, None),
+        ("batchmark: expand + serialize + write, cold", n_cells, bm_cold, fl_req),
+        ("batchmark: expand + serialize + write, warm", n_cells, bm_warm, fl_req),
+        ("batchmark: expand into the ledger (a run's)", n_cells, bm_ledger, fl_req),
+        ("batchmark: collect (parse, normalize, ledger)", n_res, collect_s, None),
+        ("batchmark: score_run (exact_match, ledger)", n_res, score_s, None),
+        ("batchmark: ingest vs the file floor", n_res, ingest_s, fl_res),
+        ("batchmark: ingest vs the stored floor", n_res, ingest_s, fl_stored),
+    ]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cells", type=int, default=100_000, help="a multiple of 4")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--cells", type=int, nargs="+", default=[100_000, 1_000_000], help="multiples of 4"
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="passes at up to 100,000 cells")
     _report.add_readme_flag(parser)
     args = parser.parse_args(argv)
 
@@ -297,83 +376,33 @@ def main(argv: list[str] | None = None) -> None:
     print("grid:     2 variants x 2 models x 1 epoch; one core, one process")
     for line in _report.machine_lines(PACKAGES, sqlite=True):
         print(line)
-    print()
 
-    with tempfile.TemporaryDirectory(prefix="batchmark-floor-") as tmp:
-        folder = Path(tmp)
-        os.environ["HF_DATASETS_CACHE"] = str(folder / "hf")
-        os.environ["HF_DATASETS_OFFLINE"] = "1"
-        config, rows = make_eval(folder / "eval", args.cells)
-        answers_by_row = {r["id"]: r["answer"] for r in rows}
-
-        from batchmark._config import load_config
-
-        spec = load_config(config)
-        # expansion, batchmark: cold (fresh datasets cache) then warm
-        started = time.perf_counter()
-        cells = bm_expand(spec, folder / "bm-requests.jsonl")
-        bm_cold = time.perf_counter() - started
-        _, bm_warm = best(lambda: bm_expand(spec, folder / "bm-requests.jsonl"), args.repeat)
-
-        # ingestion inputs: the ledger's custom_ids, one results file for both sides
-        ledger_path = folder / "ledger.sqlite"
-        ledger, ids, row_of = bm_prepare_ledger(spec, ledger_path)
-        answers = {cid: answers_by_row[row_id] for cid, row_id in row_of.items()}
-        results = folder / "results.jsonl"
-        write_results(results, ids, answers)
-        ledger.close()
-
-        # the floor
-        n_req, fl_req = best(
-            lambda: floor_requests(rows, folder / "fl-requests.jsonl"), args.repeat
-        )
-        assert n_req == cells, (n_req, cells)
-        n_res, fl_res = best(
-            lambda: floor_results(results, answers, folder / "fl-scores.jsonl"), args.repeat
-        )
-        _, fl_stored = best(
-            lambda: floor_results_stored(results, answers, folder / "fl-stored.sqlite"),
-            args.repeat,
-        )
-
-        # ingestion, batchmark: a fresh submitted ledger for every pass
-        passes = []
-        for _ in range(args.repeat):
-            ledger, _, _ = bm_prepare_ledger(spec, ledger_path)
-            try:
-                passes.append(bm_ingest(spec, ledger, results))
-            finally:
-                ledger.close()
-        collect_s = min(p[0] for p in passes)
-        score_s = min(p[1] for p in passes)
-        ingest_s = min(p[0] + p[1] for p in passes)
-        assert passes[0][2] == n_res, (passes[0][2], n_res)
-
-    fl_total = fl_req + fl_res
-    bm_total = bm_warm + ingest_s
-    rows_out = [
-        ("floor: request (render, hash, serialize, write)", cells, fl_req, None),
-        ("floor: result (parse, exact match, write)", n_res, fl_res, None),
-        ("floor: result, stored (parse, match, SQLite)", n_res, fl_stored, None),
-        ("floor: request + result", cells, fl_total, None),
-        ("batchmark: expand + serialize + write, cold", cells, bm_cold, fl_req),
-        ("batchmark: expand + serialize + write, warm", cells, bm_warm, fl_req),
-        ("batchmark: collect (parse, normalize, ledger)", n_res, collect_s, None),
-        ("batchmark: score_run (exact_match, ledger)", n_res, score_s, None),
-        ("batchmark: ingest (collect + score_run)", n_res, ingest_s, fl_res),
-        ("batchmark: ingest vs the stored floor", n_res, ingest_s, fl_stored),
-        ("batchmark: expand (warm) + ingest", cells, bm_total, fl_total),
-    ]
-    header = f"{'phase':<48} {'items':>9} {'seconds':>8} {'items/s/core':>13} {'x floor':>8}"
-    print(header)
-    print("-" * len(header))
-    table_rows = []
-    for label, n, seconds, floor_seconds in rows_out:
-        ratio = "" if floor_seconds is None else f"{seconds / floor_seconds:.1f}x"
-        print(f"{label:<48} {n:>9,} {seconds:>8.2f} {rate(n, seconds):>13,.0f} {ratio:>8}")
-        table_rows.append(
-            (label, f"{n:,}", f"{seconds:.2f}", f"{rate(n, seconds):,.0f}", ratio or "—")
-        )
+    body_tables: list[str] = []
+    repeats = []
+    for cells in args.cells:
+        repeat = args.repeat if cells <= 100_000 else 1
+        repeats.append(f"{cells:,}: {'best of ' + str(repeat) if repeat > 1 else 'one pass'}")
+        with tempfile.TemporaryDirectory(prefix="batchmark-floor-") as tmp:
+            rows_out = measure(Path(tmp), cells, repeat)
+        print(f"\n{cells:,} cells ({repeats[-1]})")
+        header = f"{'phase':<48} {'items':>9} {'seconds':>8} {'items/s/core':>13} {'x floor':>8}"
+        print(header)
+        print("-" * len(header))
+        table_rows = []
+        for label, n, seconds, floor_seconds in rows_out:
+            ratio = "" if floor_seconds is None else f"{seconds / floor_seconds:.1f}x"
+            print(f"{label:<48} {n:>9,} {seconds:>8.2f} {rate(n, seconds):>13,.0f} {ratio:>8}")
+            table_rows.append(
+                (label, f"{n:,}", f"{seconds:.2f}", f"{rate(n, seconds):,.0f}", ratio or "—")
+            )
+        body_tables += [
+            f"{cells:,} cells:",
+            "",
+            *_report.table(
+                ("phase", "items", "seconds", "items/s per core", "x floor"), table_rows
+            ),
+            "",
+        ]
     print(f"\npeak RSS: {_peak_mb():,.0f} MB (whole script, one process)")
 
     if args.readme:
@@ -381,18 +410,17 @@ def main(argv: list[str] | None = None) -> None:
             "**The floor** (`benchmarks/floor.py`): the unavoidable work per request (render a "
             "compiled Jinja2 template, sha256 of the canonical JSON, orjson, buffered write) "
             "and per result (orjson parse, exact match, then a buffered write, or SQLite "
-            "for the stored floor), one core; then "
-            f"batchmark doing the same work on the same {cells:,}-cell grid (2 variants x 2 "
-            "models; one `exact_match` scorer). `x floor` = floor rate / batchmark rate "
-            f"(1.0x = at the floor). Best of {args.repeat}, except the cold expansion.",
+            "for the stored floor), one core; then batchmark doing the same work on the same "
+            "grid (2 variants x 2 models; one `exact_match` scorer). `x floor` = floor rate / "
+            "batchmark rate (1.0x = at the floor). "
+            f"{'; '.join(repeats)} (the cold expansion is always one pass).",
             "",
-            *_report.table(
-                ("phase", "items", "seconds", "items/s per core", "x floor"), table_rows
-            ),
-            "",
+            *body_tables,
             "Batchmark's expansion reads the dataset through `datasets` (the floor starts from "
-            "rows already in memory); `cold` includes the one-off JSONL-to-Arrow conversion. "
-            "Its ingestion reads the results from a local file with the production line parser "
+            "rows already in memory); `cold` includes the one-off JSONL-to-Arrow conversion; "
+            "`into the ledger` is what a run does (requests and params written to SQLite, "
+            "5,000 per transaction) against the floor's JSONL file. "
+            "Ingestion reads the results from a local file with the production line parser "
             "(no HTTP, no SDK) and writes responses, states and scores to the SQLite ledger. "
             "The file floor writes one JSON line per score and keeps nothing queryable; the "
             "stored floor keeps each result line and its score in SQLite (two tables, 10,000 "
