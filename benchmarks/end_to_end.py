@@ -238,6 +238,10 @@ def main(argv: list[str] | None = None) -> None:
             f"Ratio (inspect_ai / batchmark): wall time {wall:.1f}x, peak RSS {rss:.1f}x. "
             f"Both wall times include waiting on {args.tick:g} s poll ticks."
         )
+        met = "met" if wall >= 20 else "not met"
+        notes.append(
+            f"Target (issue 7): batchmark at least 20x faster than inspect_ai: {met} ({wall:.1f}x)."
+        )
     else:
         notes.append(f"No inspect_ai comparison: {missing}.")
     for note in notes:

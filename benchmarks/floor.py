@@ -363,6 +363,18 @@ def measure(folder: Path, cells: int, repeat: int) -> list[tuple[str, int, float
     ]
 
 
+def targets(rows_out: list[tuple[str, int, float, float | None]]) -> str:
+    """Issue 7's targets for one size (each phase within 2x of its floor), from the rows."""
+    ratios = {label: seconds / fl for label, _, seconds, fl in rows_out if fl is not None}
+    checks = [
+        ("expansion (warm)", ratios["batchmark: expand + serialize + write, warm"]),
+        ("expansion into the ledger", ratios["batchmark: expand into the ledger (a run's)"]),
+        ("ingestion vs the stored floor", ratios["batchmark: ingest vs the stored floor"]),
+    ]
+    parts = [f"{name} {r:.1f}x: {'met' if r <= 2.0 else 'not met'}" for name, r in checks]
+    return "Targets (issue 7, within 2x of the floor): " + "; ".join(parts) + "."
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -395,12 +407,16 @@ def main(argv: list[str] | None = None) -> None:
             table_rows.append(
                 (label, f"{n:,}", f"{seconds:.2f}", f"{rate(n, seconds):,.0f}", ratio or "—")
             )
+        verdict = targets(rows_out)
+        print(verdict)
         body_tables += [
             f"{cells:,} cells:",
             "",
             *_report.table(
                 ("phase", "items", "seconds", "items/s per core", "x floor"), table_rows
             ),
+            "",
+            verdict,
             "",
         ]
     print(f"\npeak RSS: {_peak_mb():,.0f} MB (whole script, one process)")
