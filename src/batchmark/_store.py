@@ -227,8 +227,8 @@ def _m003_params_apart(db: sqlite3.Connection) -> None:
         DROP TABLE requests;
         ALTER TABLE requests_narrow RENAME TO requests;
         CREATE INDEX requests_by_state ON requests (state, seq);
-        CREATE INDEX requests_by_batch ON requests (batch_id);
-        CREATE INDEX requests_by_intent ON requests (intent_id);
+        CREATE INDEX requests_by_batch ON requests (batch_id) WHERE batch_id IS NOT NULL;
+        CREATE INDEX requests_by_intent ON requests (intent_id) WHERE intent_id IS NOT NULL;
         CREATE INDEX requests_by_kind ON requests (kind, seq)
         """,
     )
