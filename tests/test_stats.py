@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -280,6 +281,14 @@ def test_paired_diff_matches_scipy_ttest_rel_and_pearsonr(seed: int) -> None:
 def test_pearson_of_constant_or_single_values_is_nan() -> None:
     assert math.isnan(pearson([1, 1, 1], [0, 1, 0]))
     assert math.isnan(pearson([1], [0]))
+
+
+def test_pearson_of_tiny_values_does_not_underflow() -> None:
+    # Σ(x-x̄)² is ~1e-292 here: its square underflows to 0, its square root does not.
+    x = [0.0, 4.5e-146]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert pearson(x, x) == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("seed", range(3))

@@ -375,9 +375,11 @@ def pearson(x: Sequence[float], y: Sequence[float]) -> float:
         return _NAN
     dx, dy = xa - xa.mean(), ya - ya.mean()
     sxx, syy = float(dx @ dx), float(dy @ dy)
-    if sxx == 0.0 or syy == 0.0:
+    # √sxx·√syy, not √(sxx·syy): the product of two tiny sums can underflow to 0.
+    denominator = math.sqrt(sxx) * math.sqrt(syy)
+    if denominator == 0.0:
         return _NAN
-    return float(np.clip((dx @ dy) / math.sqrt(sxx * syy), -1.0, 1.0))
+    return float(np.clip((dx @ dy) / denominator, -1.0, 1.0))
 
 
 def paired_diff(

@@ -41,6 +41,13 @@ def test_no_normalizer_is_identity() -> None:
     assert make_normalizer([])(" X ") == " X "
 
 
+@pytest.mark.parametrize("text", ["<¡", "$€", "a+b—c", "¿x^y?"])
+def test_strip_punctuation_removes_ascii_symbols_in_unicode_text_too(text: str) -> None:
+    strip = make_normalizer(["strip_punctuation"])
+    assert strip(text) == strip(strip(text))
+    assert not set(strip(text)) & set("<$+^?")
+
+
 @given(st.text(), st.sets(st.sampled_from(NORMALIZERS)))
 def test_normalizers_are_idempotent(text: str, names: set[str]) -> None:
     normalize = make_normalizer(names)

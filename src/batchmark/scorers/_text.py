@@ -34,6 +34,7 @@ NORMALIZERS: tuple[Normalizer, ...] = (
 """Every normalizer, in the order they are applied."""
 
 _ASCII_PUNCTUATION = str.maketrans("", "", string.punctuation)
+_ASCII_PUNCTUATION_CHARS = frozenset(string.punctuation)
 _WHITESPACE = re.compile(r"\s+")
 
 
@@ -46,9 +47,19 @@ def _lower(text: str) -> str:
 
 
 def _strip_punctuation(text: str) -> str:
+    """Remove Unicode punctuation (categories P*) and ASCII ``string.punctuation``.
+
+    The ASCII set also holds symbols (``<``, ``$``, ``+``, ``^`` ...); they go in
+    non-ASCII text too, or a second pass over a result that became ASCII would remove
+    what the first kept (``"<¡"`` -> ``"<"`` -> ``""``).
+    """
     if text.isascii():
         return text.translate(_ASCII_PUNCTUATION)
-    return "".join(c for c in text if not unicodedata.category(c).startswith("P"))
+    return "".join(
+        c
+        for c in text
+        if c not in _ASCII_PUNCTUATION_CHARS and not unicodedata.category(c).startswith("P")
+    )
 
 
 def _collapse_whitespace(text: str) -> str:
