@@ -7,9 +7,17 @@ the real API.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Under CI (``CI`` set, as .ci/run and GitHub Actions do) property tests draw the same
+# examples every run, so a result is reproducible; elsewhere they explore new ones.
+settings.register_profile("ci", derandomize=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture(autouse=True)
