@@ -594,9 +594,11 @@ class BatchRunner:
         self._settle_missing(batch_id, expected)
 
     def _expected(self, batch_id: str) -> dict[str, tuple[int, str]]:
-        """The batch's requests still ``submitted``: ``{custom_id: (attempts, cache_key)}``."""
+        """The batch's requests still ``submitted``: ``{custom_id: (attempts, cache_key)}``
+        (the cache key is only read when there is a cache to write to)."""
+        key = "cache_key" if self.cache is not None else "NULL"
         rows = self.ledger.db.execute(
-            "SELECT custom_id, attempts, cache_key FROM requests "
+            f"SELECT custom_id, attempts, {key} FROM requests "
             "WHERE batch_id = ? AND state = 'submitted'",
             (batch_id,),
         )

@@ -78,6 +78,7 @@ class _TargetScorer(ScorerOptions):
 
     _targets: list[Template] = PrivateAttr(default_factory=list)
     _norm: Callable[[str], str] = PrivateAttr(default=str)
+    _applied_text: str = PrivateAttr(default="")
 
     @model_validator(mode="after")
     def _compile_targets(self) -> _TargetScorer:
@@ -86,7 +87,9 @@ class _TargetScorer(ScorerOptions):
             raise field_error("target", "give at least one target")
         field = "target" if isinstance(self.target, str) else "target[{}]"
         self._targets = [compile_template(s, field.format(i)) for i, s in enumerate(sources)]
-        self._norm = make_normalizer(_normalizer_names(self.normalize))
+        names = _normalizer_names(self.normalize)
+        self._norm = make_normalizer(names)
+        self._applied_text = f" (after {', '.join(names)})" if names else ""
         return self
 
     def _render_targets(self, ctx: ScoreContext) -> list[str] | Score:
@@ -98,8 +101,8 @@ class _TargetScorer(ScorerOptions):
             return Score.of_invalid(f"target: {err}")
 
     def _applied(self) -> str:
-        names = _normalizer_names(self.normalize)
-        return f" (after {', '.join(names)})" if names else ""
+        """`` (after strip, lower)``: the normalizers named in a failure's explanation."""
+        return self.__pydantic_private__["_applied_text"]
 
 
 class ExactMatch(_TargetScorer):
