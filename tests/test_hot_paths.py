@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from pathlib import Path
 
 import orjson
 import pytest
@@ -111,3 +112,24 @@ def test_expand_message_restores_every_field_and_keeps_full_records_as_they_were
         },
     }
     assert expand_message(orjson.loads(orjson.dumps(out))) == out  # a full record: unchanged
+
+
+def test_json_schema_on_prose_leaves_no_reference_cycles() -> None:
+    """Scoring runs with the cyclic GC paused: a failing item must not leave cycles."""
+    from batchmark.scorers import ScoreContext, build_scorers
+
+    (scorer,) = build_scorers([{"json_schema": {"schema": {"type": "object"}}}], base_dir=Path("."))
+    ctx = ScoreContext(
+        row={},
+        row_id="r1",
+        variant="v",
+        model_key="m",
+        epoch=0,
+        request={},
+        response={"status": "succeeded", "text": "{ not json, just prose", "tool_calls": []},
+    )
+    gc.collect()
+    with gc_paused():
+        for _ in range(50):
+            assert scorer.score(ctx).passed is False
+        assert gc.collect() == 0

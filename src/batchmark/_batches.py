@@ -69,6 +69,12 @@ MAX_CONSECUTIVE_FAILURES = 8
 # Result lines written per ledger transaction: each commit costs a WAL sync (~20 ms), so
 # larger chunks ingest faster; a crash loses at most one chunk's work (re-collected).
 COLLECT_CHUNK = 10_000
+# A batch's requests still 'submitted' whose success for the current attempt is written.
+_ANSWERED_IN_BATCH = """
+SELECT q.custom_id FROM requests q JOIN responses r
+  ON r.custom_id = q.custom_id AND r.attempt = q.attempts AND r.status = 'succeeded'
+WHERE q.batch_id = ? AND q.state = 'submitted'
+"""
 # A lost batch's requests whose success an interrupted collect already wrote.
 _MARK_SUCCEEDED_DONE = """
 UPDATE requests SET state = 'done'
@@ -419,7 +425,12 @@ class BatchRunner:
                     errors[intent.id] = err
                     continue
                 crashpoint("after_create")
-                self._record_batch(intent.id, info, adopted=False)
+                try:
+                    self._record_batch(intent.id, info, adopted=False)
+                except Exception as err:  # e.g. the ledger locked: recover() adopts it
+                    unsettled = True
+                    errors[intent.id] = err
+                    continue
                 self.submitted_now += intent.n_requests
         if unsettled:
             self.recover()
@@ -648,6 +659,12 @@ class BatchRunner:
         crashpoint("mid_collect")
 
     def _settle_missing(self, batch_id: str, expected: dict[str, tuple[int, str]]) -> None:
+        if expected:
+            # A collect interrupted earlier may have written these ids' successes already
+            # (they stay 'submitted' until the end): a stream that now lacks their lines
+            # must not turn a paid answer into 'missing' and send the request again.
+            for (custom_id,) in self.ledger.db.execute(_ANSWERED_IN_BATCH, (batch_id,)):
+                expected.pop(custom_id, None)
         self._settle_unanswered(
             batch_id, expected, "missing", "no result line for this custom_id", "ended"
         )

@@ -123,11 +123,11 @@ def extract_json(
     stripped = text.strip()
     if not stripped:
         raise _NoJson("empty response")
-    first_error = None
+    first_error = ""  # the message only: the exception's traceback would hold this frame
     try:
         return parse_json(stripped), "text"
     except _NoJson as err:
-        first_error = err
+        first_error = str(err)
     block = _fenced(text)
     if block is not None:
         return parse_json(block), "fenced block"
@@ -135,7 +135,7 @@ def extract_json(
     if found is not None:
         return parse_json(found), "object"
     if stripped[0] in "{[":
-        raise first_error
+        raise _NoJson(first_error)
     raise _NoJson(f"no JSON found in {short(stripped, 60)}")
 
 

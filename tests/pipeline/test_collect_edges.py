@@ -1,0 +1,91 @@
+"""``BatchRunner.collect`` edge cases, driven through a backend that replays result lines.
+
+The backend here is not the SDK (which the end-to-end tests use against the emulator):
+it is the runner's own ``BatchBackend`` protocol fed with chosen result lines, to reach
+stream shapes the emulator does not produce (a stream that ends early without an error).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import batchmark._batches
+from batchmark._backend import ResultLine
+from batchmark._batches import BatchRunner, BatchSettings
+from batchmark._driver import _insert_requests
+from batchmark._grid import Request
+from batchmark._store import Ledger
+
+BATCH = "msgbatch_edges"
+
+
+class ReplayBackend:
+    """Yields the given result lines, then stops; optionally dies after ``die_after``."""
+
+    def __init__(self, lines: list[ResultLine], die_after: int | None = None) -> None:
+        self.lines = lines
+        self.die_after = die_after
+
+    def fetch(self, batch_id: str) -> Iterator[ResultLine]:
+        for i, line in enumerate(self.lines):
+            if self.die_after is not None and i == self.die_after:
+                raise KeyboardInterrupt  # the process stops here, mid-stream
+            yield line
+
+
+def _ok(custom_id: str) -> ResultLine:
+    return ResultLine(custom_id, "succeeded", message={"text": f"answer {custom_id}"})
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[Ledger]:
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    requests = [
+        Request(f"r{i}", "v", "m", "model-x", f"row{i}", 0, {"max_tokens": 5}, f"key{i}")
+        for i in range(4)
+    ]
+    _insert_requests(ledger, requests, None)
+    with ledger.transaction() as db:
+        db.execute("UPDATE requests SET state = 'submitted', attempts = 1, batch_id = ?", (BATCH,))
+        db.execute(
+            "INSERT INTO batches (batch_id, n_requests, status, recorded_at) "
+            "VALUES (?, 4, 'ended', 0)",
+            (BATCH,),
+        )
+    yield ledger
+    ledger.close()
+
+
+def _states(ledger: Ledger) -> dict[str, str]:
+    return dict(ledger.db.execute("SELECT custom_id, state FROM requests"))
+
+
+def test_a_full_stream_marks_every_answered_request_done_at_the_end(ledger: Ledger) -> None:
+    lines = [_ok(f"r{i}") for i in (2, 0, 3)]  # r1 never answered
+    BatchRunner(ledger, ReplayBackend(lines), BatchSettings()).collect(BATCH)
+    assert _states(ledger) == {"r0": "done", "r1": "pending", "r2": "done", "r3": "done"}
+    statuses = dict(ledger.db.execute("SELECT custom_id, status FROM responses"))
+    assert statuses == {"r0": "succeeded", "r1": "missing", "r2": "succeeded", "r3": "succeeded"}
+
+
+def test_a_success_written_before_a_stop_survives_a_later_stream_that_lacks_it(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = BatchSettings()
+    first = ReplayBackend([_ok("r0"), _ok("r1"), _ok("r2"), _ok("r3")], die_after=3)
+    # one line per transaction, so r0-r2 are committed when the process stops
+    monkeypatch.setattr(batchmark._batches, "COLLECT_CHUNK", 1)
+    with pytest.raises(KeyboardInterrupt):
+        BatchRunner(ledger, first, settings).collect(BATCH)
+    monkeypatch.undo()
+    assert set(_states(ledger).values()) == {"submitted"}  # done only once the stream ends
+
+    # collected again, the stream now ends early, without r1's line and without an error
+    BatchRunner(ledger, ReplayBackend([_ok("r3"), _ok("r0"), _ok("r2")]), settings).collect(BATCH)
+
+    assert _states(ledger) == {"r0": "done", "r1": "done", "r2": "done", "r3": "done"}
+    rows = ledger.db.execute("SELECT custom_id, attempt, status FROM responses ORDER BY 1")
+    assert [tuple(r) for r in rows] == [(f"r{i}", 1, "succeeded") for i in range(4)]
