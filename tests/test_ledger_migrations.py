@@ -8,6 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from batchmark._responses import final_responses
 from batchmark._store import LEDGER_MIGRATIONS, Ledger, _connect, _migrate
 
 
@@ -43,8 +44,18 @@ def _old_ledger(path: Path, upto: str) -> None:
     db.execute(
         "UPDATE requests SET kind = 'judge', parent_id = 'v-m-r0', scorer = 'j' WHERE seq = 12"
     )
-    db.execute("INSERT INTO responses VALUES ('v-m-r0', 1, 'msgbatch_1', 'succeeded', '{}')")
+    db.executemany("INSERT INTO responses VALUES (?, ?, ?, ?, ?)", _OLD_RESPONSES)
     db.close()
+
+
+# (custom_id, attempt, batch_id, status, data), in no particular order: v-m-r1 failed
+# after three attempts, v-m-r0 succeeded at its first.
+_OLD_RESPONSES = [
+    ("v-m-r1", 3, "msgbatch_3", "errored", b'{"error_type":"overloaded_error","n":3}'),
+    ("v-m-r0", 1, "msgbatch_1", "succeeded", b'{"text":"yes"}'),
+    ("v-m-r1", 1, "msgbatch_1", "expired", b'{"error_type":"expired","n":1}'),
+    ("v-m-r1", 2, None, "missing", b'{"error_type":"batch_not_found","n":2}'),
+]
 
 
 def test_params_move_to_their_own_table_and_every_column_survives(tmp_path: Path) -> None:
@@ -75,7 +86,7 @@ def test_params_move_to_their_own_table_and_every_column_survives(tmp_path: Path
     assert "params" not in columns
     assert {"requests_by_state", "requests_by_batch", "requests_by_intent"} <= indexes
     assert {"requests_by_kind"} <= indexes
-    assert responses == 1
+    assert responses == len(_OLD_RESPONSES)
     assert Ledger(path).state_counts() == {"done": 1, "failed": 1, "pending": 1}  # reopens
 
 
@@ -92,3 +103,25 @@ def test_custom_ids_stay_unique_after_the_rebuild(tmp_path: Path) -> None:
             )
     finally:
         ledger.close()
+
+
+def test_responses_are_keyed_by_seq_each_attached_to_its_request_and_attempt(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "ledger.sqlite"
+    _old_ledger(path, "m002_judges_and_scores")
+    seq_of = dict(sqlite3.connect(path).execute("SELECT custom_id, seq FROM requests"))
+
+    ledger = Ledger(path)
+    stored = ledger.db.execute(
+        "SELECT seq, attempt, batch_id, status, data FROM responses ORDER BY seq, attempt"
+    ).fetchall()
+    columns = ledger.db.execute("PRAGMA table_info(responses)").fetchall()
+    key = [c[1] for c in sorted(columns, key=lambda c: c[5]) if c[5]]
+    final = {r["custom_id"]: (r["attempts"], r["status"]) for r in final_responses(ledger)}
+    ledger.close()
+
+    assert stored == sorted((seq_of[c], *rest) for c, *rest in _OLD_RESPONSES)
+    assert key == ["seq", "attempt"]
+    # The readers find each request's last attempt through the new key.
+    assert final == {"v-m-r0": (1, "succeeded"), "v-m-r1": (3, "errored")}

@@ -72,7 +72,7 @@ COLLECT_CHUNK = 10_000
 # A batch's requests still 'submitted' whose success for the current attempt is written.
 _ANSWERED_IN_BATCH = """
 SELECT q.custom_id FROM requests q JOIN responses r
-  ON r.custom_id = q.custom_id AND r.attempt = q.attempts AND r.status = 'succeeded'
+  ON r.seq = q.seq AND r.attempt = q.attempts AND r.status = 'succeeded'
 WHERE q.batch_id = ? AND q.state = 'submitted'
 """
 # A lost batch's requests whose success an interrupted collect already wrote.
@@ -80,8 +80,7 @@ _MARK_SUCCEEDED_DONE = """
 UPDATE requests SET state = 'done'
 WHERE batch_id = ? AND state = 'submitted' AND EXISTS (
     SELECT 1 FROM responses r
-    WHERE r.custom_id = requests.custom_id AND r.attempt = requests.attempts
-      AND r.status = 'succeeded')
+    WHERE r.seq = requests.seq AND r.attempt = requests.attempts AND r.status = 'succeeded')
 """
 
 
@@ -175,6 +174,10 @@ class _IntentRequests:
         return iter(
             self.db.execute(f"SELECT q.custom_id, p.params {_CHUNK_ROWS}", (self.intent_id,))
         )
+
+
+# A submitted request as collect needs it: (seq, attempts, cache_key or None).
+_Expected = tuple[int, int, str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,25 +344,26 @@ class BatchRunner:
         packer = BatchPacker(s.max_requests, s.max_bytes, s.max_in_flight, first=index)
         chunk: list[str] = []
         rows = self.ledger.db.execute(
-            "SELECT q.custom_id, length(p.params) FROM requests q JOIN params p ON p.seq = q.seq "
+            "SELECT q.seq, q.custom_id, length(p.params) "
+            "FROM requests q JOIN params p ON p.seq = q.seq "
             "WHERE q.state = 'pending' ORDER BY q.seq"
         )
-        too_large: list[tuple[str, int]] = []
-        for custom_id, params_size in rows:
+        too_large: list[tuple[int, int]] = []
+        for seq, custom_id, params_size in rows:
             entry = ENTRY_OVERHEAD + len(custom_id) + params_size
             opens = packer.add(entry)
             if opens is None:
-                too_large.append((custom_id, entry + 1))
+                too_large.append((seq, entry + 1))
             elif opens and chunk:
                 break  # the next batch starts here
             else:
                 chunk.append(custom_id)
         rows.close()
-        for custom_id, item in too_large:
-            self._fail_unsendable(custom_id, item, packer.max_bytes)
+        for seq, item in too_large:
+            self._fail_unsendable(seq, item, packer.max_bytes)
         return chunk
 
-    def _fail_unsendable(self, custom_id: str, size: int, limit: int) -> None:
+    def _fail_unsendable(self, seq: int, size: int, limit: int) -> None:
         data = {
             "error_type": "request_too_large",
             "error_message": f"request is {size} bytes; a batch may hold at most {limit}",
@@ -367,9 +371,9 @@ class BatchRunner:
         with self.ledger.transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO responses VALUES (?, 0, NULL, 'errored', ?)",
-                (custom_id, orjson.dumps(data)),
+                (seq, orjson.dumps(data)),
             )
-            db.execute("UPDATE requests SET state = 'failed' WHERE custom_id = ?", (custom_id,))
+            db.execute("UPDATE requests SET state = 'failed' WHERE seq = ?", (seq,))
 
     def _record_intent(self, ids: list[str]) -> int:
         with self.ledger.transaction() as db:
@@ -558,20 +562,16 @@ class BatchRunner:
         data = orjson.dumps({"error_type": "canceled", "error_message": reason})
         with self.ledger.transaction() as db:
             db.execute("INSERT OR IGNORE INTO meta VALUES ('canceled', ?)", (reason,))
-            ids = [
-                r[0] for r in db.execute("SELECT custom_id FROM requests WHERE state = 'pending'")
-            ]
             # attempts + 1: a request retried once already keeps its attempt's response
             # (an errored attempt 1 is history, not to be overwritten by the cancel).
-            db.executemany(
-                "INSERT OR REPLACE INTO responses VALUES "
-                "(?, (SELECT attempts + 1 FROM requests WHERE custom_id = ?), NULL, 'canceled', ?)",
-                [(c, c, data) for c in ids],
+            db.execute(
+                "INSERT OR REPLACE INTO responses "
+                "SELECT seq, attempts + 1, NULL, 'canceled', ? FROM requests "
+                "WHERE state = 'pending'",
+                (data,),
             )
-            db.executemany(
-                "UPDATE requests SET state = 'failed' WHERE custom_id = ?", [(c,) for c in ids]
-            )
-        return len(ids)
+            failed = db.execute("UPDATE requests SET state = 'failed' WHERE state = 'pending'")
+        return failed.rowcount
 
     def collect(self, batch_id: str) -> None:
         """Stream an ended batch's results into the ledger, then reconcile missing ids.
@@ -604,16 +604,17 @@ class BatchRunner:
                 close()
         self._settle_missing(batch_id, expected)
 
-    def _expected(self, batch_id: str) -> dict[str, tuple[int, str]]:
-        """The batch's requests still ``submitted``: ``{custom_id: (attempts, cache_key)}``
-        (the cache key is only read when there is a cache to write to)."""
+    def _expected(self, batch_id: str) -> dict[str, _Expected]:
+        """The batch's requests still ``submitted``:
+        ``{custom_id: (seq, attempts, cache_key)}`` (the result lines name a custom_id, the
+        ledger keys by seq; the cache key is only read when there is a cache to write to)."""
         key = "cache_key" if self.cache is not None else "NULL"
         rows = self.ledger.db.execute(
-            f"SELECT custom_id, attempts, {key} FROM requests "
+            f"SELECT custom_id, seq, attempts, {key} FROM requests "
             "WHERE batch_id = ? AND state = 'submitted'",
             (batch_id,),
         )
-        return {c: (a, k) for c, a, k in rows}
+        return {c: (s, a, k) for c, s, a, k in rows}
 
     def _next_state(
         self, status: str, error_type: str | None, attempts: int, canceled: bool = False
@@ -627,7 +628,7 @@ class BatchRunner:
         return "pending" if attempts < self.settings.max_attempts else "failed"
 
     def _apply(
-        self, batch_id: str, lines: list[ResultLine], expected: dict[str, tuple[int, str]]
+        self, batch_id: str, lines: list[ResultLine], expected: dict[str, _Expected]
     ) -> None:
         if not lines:
             return
@@ -638,27 +639,24 @@ class BatchRunner:
         dumps = orjson.dumps
         pop = expected.pop
         for line in lines:
-            custom_id = line.custom_id
-            attempts, cache_key = pop(custom_id)
+            seq, attempts, cache_key = pop(line.custom_id)
             status = line.status
             if status == "succeeded":
                 data = dumps(line.message or {})
                 to_cache.append((cache_key, data))
             else:
                 data = dumps({"error_type": line.error_type, "error_message": line.error_message})
-                updates.append(
-                    (self._next_state(status, line.error_type, attempts, canceled), custom_id)
-                )
-            responses.append((custom_id, attempts, batch_id, status, data))
+                updates.append((self._next_state(status, line.error_type, attempts, canceled), seq))
+            responses.append((seq, attempts, batch_id, status, data))
         if self.cache is not None and to_cache:
             self.cache.put_raw(to_cache)  # before the ledger: a crash between is harmless
         with self.ledger.transaction() as db:
             db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)", responses)
             if updates:
-                db.executemany("UPDATE requests SET state = ? WHERE custom_id = ?", updates)
+                db.executemany("UPDATE requests SET state = ? WHERE seq = ?", updates)
         crashpoint("mid_collect")
 
-    def _settle_missing(self, batch_id: str, expected: dict[str, tuple[int, str]]) -> None:
+    def _settle_missing(self, batch_id: str, expected: dict[str, _Expected]) -> None:
         if expected:
             # A collect interrupted earlier may have written these ids' successes already
             # (they stay 'submitted' until the end): a stream that now lacks their lines
@@ -688,7 +686,7 @@ class BatchRunner:
     def _settle_unanswered(
         self,
         batch_id: str,
-        expected: dict[str, tuple[int, str]],
+        expected: dict[str, _Expected],
         error_type: str,
         message: str,
         batch_status: str,
@@ -699,13 +697,13 @@ class BatchRunner:
         with self.ledger.transaction() as db:
             db.executemany(
                 "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, 'missing', ?)",
-                [(c, a, batch_id, data) for c, (a, _) in expected.items()],
+                [(s, a, batch_id, data) for s, a, _ in expected.values()],
             )
             db.executemany(
-                "UPDATE requests SET state = ? WHERE custom_id = ?",
+                "UPDATE requests SET state = ? WHERE seq = ?",
                 [
-                    (self._next_state("missing", None, a, canceled), c)
-                    for c, (a, _) in expected.items()
+                    (self._next_state("missing", None, a, canceled), s)
+                    for s, a, _ in expected.values()
                 ],
             )
             # What is still 'submitted' now is exactly what succeeded (see ``collect``).

@@ -132,10 +132,10 @@ def _insert_requests(
                 )
             )
             params.append((seq, orjson.dumps(r.params)))
-            seq += 1
             if hit:
                 data = orjson.dumps({**hit, "cached": True})
-                responses.append((r.custom_id, 0, None, "succeeded", data))
+                responses.append((seq, 0, None, "succeeded", data))
+            seq += 1
         with ledger.transaction() as db:
             try:
                 db.executemany(

@@ -21,9 +21,9 @@ __all__ = ["LazyParams", "final_responses", "summarize"]
 _RESPONSE_SQL = """
 SELECT q.custom_id, q.variant, q.model_key, q.model, q.row_id, q.epoch, q.attempts,
        r.attempt, r.batch_id, r.status, r.data, {params}
-FROM requests q JOIN responses r ON r.custom_id = q.custom_id {join}
+FROM requests q JOIN responses r ON r.seq = q.seq {join}
 WHERE q.kind = ? AND (? IS NULL OR q.scorer = ?) AND q.state IN ('done', 'failed')
-  AND r.attempt = (SELECT max(attempt) FROM responses r2 WHERE r2.custom_id = q.custom_id)
+  AND r.attempt = (SELECT max(attempt) FROM responses r2 WHERE r2.seq = q.seq)
 ORDER BY q.seq
 """
 

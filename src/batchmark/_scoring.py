@@ -139,8 +139,8 @@ def judge_requests(
 
 def _judge_response(ledger: Ledger, custom_id: str) -> dict[str, Any] | None:
     row = ledger.db.execute(
-        "SELECT r.status, r.data FROM responses r WHERE r.custom_id = ? "
-        "ORDER BY r.attempt DESC LIMIT 1",
+        "SELECT r.status, r.data FROM requests q JOIN responses r ON r.seq = q.seq "
+        "WHERE q.custom_id = ? ORDER BY r.attempt DESC LIMIT 1",
         (custom_id,),
     ).fetchone()
     if row is None:

@@ -187,12 +187,17 @@ def _m002_judges_and_scores(db: sqlite3.Connection) -> None:
 
 
 def _m003_params_apart(db: sqlite3.Connection) -> None:
-    """Params move to their own table; ``seq`` becomes the requests table's row id.
+    """Params move to their own table; ``seq`` becomes the requests table's row id and
+    the key of responses.
 
     Every state change rewrites a request's whole row: with its ~400-byte params inside,
     marking 100,000 requests done rewrote ~50 MB and took most of ingestion's time.
     Narrow rows, stored in grid order (``seq`` is the row id), make those updates
     sequential and 5x cheaper. Params are read only to build a create body and to score.
+
+    Responses are keyed by ``(seq, attempt)`` instead of ``(custom_id, attempt)``: results
+    arrive in random order, and a random insert into an integer B-tree costs less than
+    one into a text B-tree of ~60-byte keys; reading them back joins on an integer too.
     """
     _script(
         db,
@@ -229,7 +234,24 @@ def _m003_params_apart(db: sqlite3.Connection) -> None:
         CREATE INDEX requests_by_state ON requests (state, seq);
         CREATE INDEX requests_by_batch ON requests (batch_id) WHERE batch_id IS NOT NULL;
         CREATE INDEX requests_by_intent ON requests (intent_id) WHERE intent_id IS NOT NULL;
-        CREATE INDEX requests_by_kind ON requests (kind, seq)
+        CREATE INDEX requests_by_kind ON requests (kind, seq);
+        CREATE TABLE responses_by_seq (
+            seq        INTEGER NOT NULL,  -- requests.seq
+            attempt    INTEGER NOT NULL,
+            batch_id   TEXT,
+            status     TEXT NOT NULL,     -- succeeded | errored | expired | canceled | missing
+            data       BLOB NOT NULL,
+            PRIMARY KEY (seq, attempt)
+        );
+        -- Every response was written for a request of the ledger (none is ever deleted):
+        -- the join finds each one's seq. One without a request would be dropped, but no
+        -- reader could reach it anyway (they all join requests).
+        INSERT INTO responses_by_seq (seq, attempt, batch_id, status, data)
+        SELECT q.seq, r.attempt, r.batch_id, r.status, r.data
+        FROM responses r JOIN requests q ON q.custom_id = r.custom_id
+        ORDER BY q.seq, r.attempt;
+        DROP TABLE responses;
+        ALTER TABLE responses_by_seq RENAME TO responses
         """,
     )
 

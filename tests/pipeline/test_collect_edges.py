@@ -67,7 +67,11 @@ def test_a_full_stream_marks_every_answered_request_done_at_the_end(ledger: Ledg
     lines = [_ok(f"r{i}") for i in (2, 0, 3)]  # r1 never answered
     BatchRunner(ledger, ReplayBackend(lines), BatchSettings()).collect(BATCH)
     assert _states(ledger) == {"r0": "done", "r1": "pending", "r2": "done", "r3": "done"}
-    statuses = dict(ledger.db.execute("SELECT custom_id, status FROM responses"))
+    statuses = dict(
+        ledger.db.execute(
+            "SELECT q.custom_id, r.status FROM responses r JOIN requests q ON q.seq = r.seq"
+        )
+    )
     assert statuses == {"r0": "succeeded", "r1": "missing", "r2": "succeeded", "r3": "succeeded"}
 
 
@@ -87,5 +91,8 @@ def test_a_success_written_before_a_stop_survives_a_later_stream_that_lacks_it(
     BatchRunner(ledger, ReplayBackend([_ok("r3"), _ok("r0"), _ok("r2")]), settings).collect(BATCH)
 
     assert _states(ledger) == {"r0": "done", "r1": "done", "r2": "done", "r3": "done"}
-    rows = ledger.db.execute("SELECT custom_id, attempt, status FROM responses ORDER BY 1")
+    rows = ledger.db.execute(
+        "SELECT q.custom_id, r.attempt, r.status FROM responses r "
+        "JOIN requests q ON q.seq = r.seq ORDER BY 1"
+    )
     assert [tuple(r) for r in rows] == [(f"r{i}", 1, "succeeded") for i in range(4)]

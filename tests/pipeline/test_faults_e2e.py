@@ -76,7 +76,12 @@ def test_mixed_outcomes_are_accounted_exactly(live: LiveEmulator, tmp_path: Path
     fatal = [r for r in responses if r["error_type"] == "invalid_request_error"]
     assert fatal, "some requests end with a final invalid_request_error"
     # A final error is never retried; a retryable one is retried until max_attempts.
-    history = ledger_rows(run, "SELECT custom_id, attempt, status, data FROM responses")
+    history = ledger_rows(
+        run,
+        "SELECT q.custom_id, r.attempt, r.status, r.data "
+        "FROM responses r JOIN requests q ON q.seq = r.seq",
+    )
+    assert len(history) == ledger_rows(run, "SELECT count(*) FROM responses")[0][0]
     last = {r["custom_id"]: r["attempts"] for r in responses}
     for custom_id, attempt, status, data in history:
         if b"invalid_request_error" in data:

@@ -123,7 +123,12 @@ def test_cancel_keeps_the_response_of_an_earlier_attempt(
     batchmark.cancel(run.id, results=results)
     run = batchmark.resume(run.id, results=results, poll_interval=0.02)
 
-    rows = ledger_rows(run, "SELECT custom_id, attempt, status FROM responses ORDER BY 1, 2")
+    rows = ledger_rows(
+        run,
+        "SELECT q.custom_id, r.attempt, r.status "
+        "FROM responses r JOIN requests q ON q.seq = r.seq ORDER BY 1, 2",
+    )
+    assert len(rows) == ledger_rows(run, "SELECT count(*) FROM responses")[0][0]
     by_id: dict[str, list[str]] = {}
     for custom_id, _attempt, status in rows:
         by_id.setdefault(custom_id, []).append(status)
