@@ -240,8 +240,8 @@ def bm_expand(spec: Any, out: Path) -> int:
     return n
 
 
-def bm_prepare_ledger(spec: Any, path: Path) -> tuple[Any, list[str], dict[str, str]]:
-    """A ledger holding the grid, every request submitted in one batch (untimed)."""
+def _expanded_ledger(spec: Any, path: Path) -> tuple[Any, int]:
+    """A fresh ledger at ``path`` with the grid written in as a run writes it; (ledger, n)."""
     from batchmark._driver import _insert_requests
     from batchmark._grid import expand
     from batchmark._store import Ledger
@@ -249,17 +249,19 @@ def bm_prepare_ledger(spec: Any, path: Path) -> tuple[Any, list[str], dict[str, 
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     ledger = Ledger(path)
-    _insert_requests(ledger, expand(spec), None, file=str(spec.path))
+    return ledger, _insert_requests(ledger, expand(spec), None, file=str(spec.path))
+
+
+def bm_prepare_ledger(spec: Any, path: Path) -> tuple[Any, list[str], dict[str, str]]:
+    """A ledger holding the grid, every request submitted in one batch (untimed);
+    with its custom_ids in grid order and each one's row id."""
+    ledger, _ = _expanded_ledger(spec, path)
     with ledger.transaction() as db:
         db.execute(
             "UPDATE requests SET state = 'submitted', attempts = 1, batch_id = ?", (BATCH_ID,)
         )
-    ids = [c for (c,) in ledger.db.execute("SELECT custom_id FROM requests ORDER BY seq")]
-    answers = {
-        c: str(a)
-        for c, a in ledger.db.execute("SELECT custom_id, row_id FROM requests ORDER BY seq")
-    }
-    return ledger, ids, answers
+    row_of = dict(ledger.db.execute("SELECT custom_id, row_id FROM requests ORDER BY seq"))
+    return ledger, list(row_of), row_of
 
 
 def bm_ingest(spec: Any, ledger: Any, results: Path) -> tuple[float, float, int]:
@@ -288,17 +290,9 @@ def rate(n: int, seconds: float) -> float:
 
 def bm_expand_into_ledger(spec: Any, path: Path) -> int:
     """What a run does before its first batch: the grid written into a fresh ledger."""
-    from batchmark._driver import _insert_requests
-    from batchmark._grid import expand
-    from batchmark._store import Ledger
-
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-    ledger = Ledger(path)
-    try:
-        return _insert_requests(ledger, expand(spec), None, file=str(spec.path))
-    finally:
-        ledger.close()
+    ledger, n = _expanded_ledger(spec, path)
+    ledger.close()
+    return n
 
 
 def measure(folder: Path, cells: int, repeat: int) -> list[tuple[str, int, float, float | None]]:

@@ -69,18 +69,12 @@ MAX_CONSECUTIVE_FAILURES = 8
 # Result lines written per ledger transaction: each commit costs a WAL sync (~20 ms), so
 # larger chunks ingest faster; a crash loses at most one chunk's work (re-collected).
 COLLECT_CHUNK = 10_000
-# A batch's requests still 'submitted' whose success for the current attempt is written.
+# A batch's requests still 'submitted' whose success for the current attempt is written
+# (an interrupted collect leaves them so until the batch's stream has been read whole).
 _ANSWERED_IN_BATCH = """
 SELECT q.custom_id FROM requests q JOIN responses r
   ON r.seq = q.seq AND r.attempt = q.attempts AND r.status = 'succeeded'
 WHERE q.batch_id = ? AND q.state = 'submitted'
-"""
-# A lost batch's requests whose success an interrupted collect already wrote.
-_MARK_SUCCEEDED_DONE = """
-UPDATE requests SET state = 'done'
-WHERE batch_id = ? AND state = 'submitted' AND EXISTS (
-    SELECT 1 FROM responses r
-    WHERE r.seq = requests.seq AND r.attempt = requests.attempts AND r.status = 'succeeded')
 """
 
 
@@ -657,24 +651,12 @@ class BatchRunner:
         crashpoint("mid_collect")
 
     def _settle_missing(self, batch_id: str, expected: dict[str, _Expected]) -> None:
-        if expected:
-            # A collect interrupted earlier may have written these ids' successes already
-            # (they stay 'submitted' until the end): a stream that now lacks their lines
-            # must not turn a paid answer into 'missing' and send the request again.
-            for (custom_id,) in self.ledger.db.execute(_ANSWERED_IN_BATCH, (batch_id,)):
-                expected.pop(custom_id, None)
         self._settle_unanswered(
             batch_id, expected, "missing", "no result line for this custom_id", "ended"
         )
 
     def _lose_batch(self, batch_id: str) -> None:
-        """A batch that stays 404: its unsettled requests count an attempt and go back.
-
-        Requests whose success was already written by an interrupted collect keep it:
-        they are marked ``done``, not retried (that answer was paid for).
-        """
-        with self.ledger.transaction() as db:
-            db.execute(_MARK_SUCCEEDED_DONE, (batch_id,))
+        """A batch that stays 404: its unsettled requests count an attempt and go back."""
         self._settle_unanswered(
             batch_id,
             self._expected(batch_id),
@@ -691,7 +673,15 @@ class BatchRunner:
         message: str,
         batch_status: str,
     ) -> None:
-        """Requests of a batch that got no result: record why, retry or fail them."""
+        """Requests of a batch that got no result: record why, retry or fail them.
+
+        Requests whose success an interrupted collect already wrote are not among them,
+        whatever ``expected`` says: that answer was paid for, so it is kept (and marked
+        done with the rest of the batch's successes below), never asked again.
+        """
+        if expected:
+            for (custom_id,) in self.ledger.db.execute(_ANSWERED_IN_BATCH, (batch_id,)):
+                expected.pop(custom_id, None)
         data = orjson.dumps({"error_type": error_type, "error_message": message})
         canceled = self.canceled
         with self.ledger.transaction() as db:

@@ -29,8 +29,6 @@ ORDER BY q.seq
 
 
 _DEFAULTS: dict[str, Any] = {
-    "text": None,
-    "tool_calls": [],
     "stop_reason": None,
     "response_model": None,
     "usage": None,
@@ -97,8 +95,9 @@ def final_responses(
             "attempts": row[6],
             "batch_id": row[8],
             "cached": bool(data.pop("cached", False)),
+            "text": None,
+            "tool_calls": [],  # a new list per record, never shared
             **_DEFAULTS,
-            "tool_calls": [],
         }
         record.update(expand_message(data) if row[9] == "succeeded" else data)
         if with_params:

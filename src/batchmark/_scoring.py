@@ -194,13 +194,12 @@ def score_run(
     }
     # Deterministic scorers (the common case) are called directly; judges and panels go
     # through ``_score_one``, which looks up verdicts and combines judges' scores.
-    plain = [
-        (s.name, s.score)
-        for s in active
-        if not isinstance(s, JudgeScorer)
-        and not (getattr(s, "combine", None) and getattr(s, "judges", None) is not None)
-    ]
-    special = [s for s in active if all(s.name != name for name, _ in plain)]
+
+    def is_plain(s: Scorer) -> bool:
+        return not isinstance(s, JudgeScorer) and getattr(s, "judges", None) is None
+
+    plain = [(s.name, s.score) for s in active if is_plain(s)]
+    special = [s for s in active if not is_plain(s)]
     items = 0
     rows: list[tuple[Any, ...]] = []
     dumps = orjson.dumps

@@ -345,9 +345,6 @@ class ResponseCache(_Transactions):
                 found[key] = orjson.loads(data)
         return found
 
-    def put_many(self, items: Iterable[tuple[str, dict[str, Any]]]) -> None:
-        self.put_raw([(k, orjson.dumps(v)) for k, v in items])
-
     def put_raw(self, items: Iterable[tuple[str, bytes]]) -> None:
         """Store ``(cache_key, response as JSON bytes)`` pairs, serialized by the caller."""
         now = time.time()

@@ -27,6 +27,7 @@ from batchmark._run import open_run
 from batchmark.cli import cli
 from batchmark.cli._common import (
     base_url_option,
+    max_cost_option,
     poll_option,
     progress_display,
     results_option,
@@ -74,13 +75,7 @@ _STYLE = {"passed": "green", "failed": "bold red", "skipped": "dim", "incomplete
     default=None,
     help="Write the Markdown summary here (it is also appended to $GITHUB_STEP_SUMMARY).",
 )
-@click.option(
-    "--max-cost",
-    type=float,
-    default=None,
-    metavar="USD",
-    help="Refuse to submit if the estimated maximum cost (USD, batch prices) is over this.",
-)
+@max_cost_option
 @poll_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context

@@ -16,6 +16,7 @@ from batchmark._batches import Progress
 
 __all__ = [
     "base_url_option",
+    "max_cost_option",
     "fmt_cost",
     "fmt_int",
     "format_option",
@@ -44,6 +45,13 @@ poll_option = click.option(
     type=float,
     default=None,
     help="Override the config's first poll interval, in seconds.",
+)
+max_cost_option = click.option(
+    "--max-cost",
+    type=float,
+    default=None,
+    metavar="USD",
+    help="Refuse to submit if the estimated maximum cost (USD, batch prices) is over this.",
 )
 
 

@@ -19,6 +19,7 @@ from batchmark.cli._common import (
     fmt_cost,
     fmt_int,
     format_option,
+    max_cost_option,
     poll_option,
     progress_display,
     results_option,
@@ -81,13 +82,7 @@ def print_summary(handle: Run, console: Console | None = None) -> None:
 @base_url_option
 @click.option("--no-cache", is_flag=True, help="Ignore the response cache: send every request.")
 @click.option("--detach", is_flag=True, help="Submit the batches, print the run id and exit.")
-@click.option(
-    "--max-cost",
-    type=float,
-    default=None,
-    metavar="USD",
-    help="Refuse to submit if the estimated maximum cost (USD, batch prices) is over this.",
-)
+@max_cost_option
 @poll_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def run_command(
