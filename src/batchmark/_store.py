@@ -345,13 +345,31 @@ class ResponseCache(_Transactions):
                 found[key] = orjson.loads(data)
         return found
 
-    def put_raw(self, items: Iterable[tuple[str, bytes]]) -> None:
-        """Store ``(cache_key, response as JSON bytes)`` pairs, serialized by the caller."""
-        now = time.time()
-        rows = [(k, data, now) for k, data in items]
-        if rows:
+    def add_answers(self, ledger_path: Path, batch_id: str) -> None:
+        """Copy the successes batch ``batch_id`` brought into the ledger at ``ledger_path``.
+
+        One ``INSERT ... SELECT`` over the attached ledger: SQLite copies the stored
+        answers (byte for byte what the ledger holds) without a row passing through Python,
+        in key order (a sorted insert into the key index touches each page once).
+        Idempotent: copying a batch again writes the same rows.
+        """
+        self.db.execute("ATTACH DATABASE ? AS ledger", (str(ledger_path),))
+        try:
             with self.transaction() as db:
-                db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?)", rows)
+                db.execute(_ANSWERS_OF_BATCH, {"now": time.time(), "batch": batch_id})
+        finally:
+            self.db.execute("DETACH DATABASE ledger")
+
+
+# A batch's successes, as cache rows: the response written for the request's current
+# attempt, by this batch (found through the ledger's batch index).
+_ANSWERS_OF_BATCH = """
+INSERT OR REPLACE INTO main.responses (cache_key, data, created_at)
+SELECT q.cache_key, r.data, :now FROM ledger.requests q
+JOIN ledger.responses r ON r.seq = q.seq AND r.attempt = q.attempts
+WHERE q.batch_id = :batch AND r.batch_id = q.batch_id AND r.status = 'succeeded'
+ORDER BY q.cache_key
+"""
 
 
 # --- run folders -----------------------------------------------------------------------

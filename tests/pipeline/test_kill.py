@@ -151,3 +151,31 @@ def test_answers_written_before_a_kill_are_kept_when_their_batch_is_then_lost(
     assert run.status.complete
     assert {r["status"] for r in run.responses()} == {"succeeded"}
     assert len(live.submitted()) == 24  # nothing asked twice
+
+
+@pytest.mark.parametrize("then", ["resumed", "batch lost, then resumed"])
+def test_answers_collected_around_a_kill_all_reach_the_response_cache(
+    live: LiveEmulator, tmp_path: Path, then: str
+) -> None:
+    """Killed midway through collecting, then resumed: running the same eval again is
+    served whole from the response cache (no answer of the killed run is paid twice)."""
+    from batchmark.emulator._batches import RETENTION_SECONDS
+
+    config = write_config(tmp_path / "cfg", batch={"max_requests": 100, "max_in_flight": 1})
+    results = tmp_path / "results"
+    proc = _start(config, results, live, "mid_collect")
+    proc.communicate(timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+    if then == "batch lost, then resumed":
+        live.emu.clock.advance(RETENTION_SECONDS + 60)
+    first = batchmark.resume(_only_run(results).id, results=results, poll_interval=0.02)
+    assert first.status.complete
+    sent = len(live.submitted())
+
+    again = batchmark.run(config, results=results, poll_interval=0.02)
+
+    assert len(live.submitted()) == sent  # nothing sent for the second run
+    responses = list(again.responses())
+    assert len(responses) == sent == 24
+    assert all(r["cached"] and r["status"] == "succeeded" for r in responses)
+    assert _outcome(again) == _outcome(first)
