@@ -125,3 +125,44 @@ def test_responses_are_keyed_by_seq_each_attached_to_its_request_and_attempt(
     assert key == ["seq", "attempt"]
     # The readers find each request's last attempt through the new key.
     assert final == {"v-m-r0": (1, "succeeded"), "v-m-r1": (3, "errored")}
+
+
+def test_scores_are_keyed_by_seq_each_item_keeping_its_scorers_order(tmp_path: Path) -> None:
+    from batchmark._scoring import iter_scores
+
+    path = tmp_path / "ledger.sqlite"
+    _old_ledger(path, "m002_judges_and_scores")
+    names = [name for name, _ in LEDGER_MIGRATIONS]
+    db = _connect(path)
+    _migrate(db, LEDGER_MIGRATIONS[: names.index("m003_params_apart") + 1])  # scores by id
+    # (custom_id, scorer, value, passed, invalid, explanation, answer), written item by item
+    # in an order that is neither the items' seq order nor the scorers' names' order
+    old = [
+        ("v-m-r1", "zeta", 0.0, 0, 0, "expected 4", '"5"'),
+        ("v-m-r1", "alpha", None, None, 1, "unparseable verdict", None),
+        ("v-m-r0", "zeta", 1.0, 1, 0, "", '"4"'),
+        ("v-m-r0", "alpha", 0.5, None, 0, "half", None),
+    ]
+    db.executemany("INSERT INTO scores VALUES (?, ?, ?, ?, ?, ?, ?)", old)
+    db.commit()
+    seq_of = dict(db.execute("SELECT custom_id, seq FROM requests"))
+    db.close()
+
+    ledger = Ledger(path)
+    stored = ledger.db.execute(
+        "SELECT seq, scorer, value, passed, invalid, explanation, answer FROM scores"
+    ).fetchall()
+    columns = ledger.db.execute("PRAGMA table_info(scores)").fetchall()
+    key = [c[1] for c in sorted(columns, key=lambda c: c[5]) if c[5]]
+    records = [(r["custom_id"], r["scorer"], r["score"], r["passed"]) for r in iter_scores(ledger)]
+    ledger.close()
+
+    assert sorted(stored) == sorted((seq_of[c], *rest) for c, *rest in old)
+    assert key == ["seq", "scorer"]
+    # grid order (r0 before r1), and within an item the order its scorers were written in
+    assert records == [
+        ("v-m-r0", "zeta", 1.0, True),
+        ("v-m-r0", "alpha", 0.5, None),
+        ("v-m-r1", "zeta", 0.0, False),
+        ("v-m-r1", "alpha", None, None),
+    ]

@@ -20,7 +20,7 @@ __all__ = ["LazyParams", "final_responses", "summarize"]
 
 _RESPONSE_SQL = """
 SELECT q.custom_id, q.variant, q.model_key, q.model, q.row_id, q.epoch, q.attempts,
-       r.attempt, r.batch_id, r.status, r.data, {params}
+       r.attempt, r.batch_id, r.status, r.data, {params}, q.seq
 FROM requests q JOIN responses r ON r.seq = q.seq {join}
 WHERE q.kind = ? AND (? IS NULL OR q.scorer = ?) AND q.state IN ('done', 'failed')
   AND r.attempt = (SELECT max(attempt) FROM responses r2 WHERE r2.seq = q.seq)
@@ -74,8 +74,9 @@ def final_responses(
     """The final response (last attempt) of every ended request of ``kind``, in seq order.
 
     ``kind`` is ``candidate`` or ``judge``; ``scorer`` picks one judge's requests.
-    ``with_params`` adds the request's Messages API params under ``"params"`` (a
-    read-only mapping, parsed from the ledger's JSON when first read).
+    ``with_params`` (for scoring) adds the request's Messages API params under
+    ``"params"`` (a read-only mapping, parsed from the ledger's JSON when first read) and
+    its ledger key under ``"seq"``.
     """
     if with_params:
         sql = _RESPONSE_SQL.format(params="p.params", join="JOIN params p ON p.seq = q.seq")
@@ -102,6 +103,7 @@ def final_responses(
         record.update(expand_message(data) if row[9] == "succeeded" else data)
         if with_params:
             record["params"] = LazyParams(row[11])
+            record["seq"] = row[12]
         yield record
 
 

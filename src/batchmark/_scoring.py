@@ -60,8 +60,8 @@ def judges_of(scorers: Sequence[Scorer]) -> list[JudgeScorer]:
     return [s for s in scorers if isinstance(s, JudgeScorer)]
 
 
-def iter_contexts(ledger: Ledger, spec: EvalSpec) -> Iterator[tuple[str, ScoreContext]]:
-    """(candidate custom_id, context) for every ended candidate, joined with its row.
+def iter_contexts(ledger: Ledger, spec: EvalSpec) -> Iterator[tuple[int, str, ScoreContext]]:
+    """(candidate seq, custom_id, context) for every ended candidate, joined with its row.
 
     Responses and rows are both in grid order (row by row), so the join streams.
     """
@@ -80,6 +80,7 @@ def iter_contexts(ledger: Ledger, spec: EvalSpec) -> Iterator[tuple[str, ScoreCo
             )
         params = response.pop("params")
         yield (
+            response.pop("seq"),
             response["custom_id"],
             ScoreContext(
                 row=row.data,
@@ -115,7 +116,7 @@ def judge_requests(
     from batchmark.scorers import judge_custom_id
 
     exists = "SELECT 1 FROM requests WHERE custom_id = ?"
-    for custom_id, ctx in iter_contexts(ledger, spec):
+    for _, custom_id, ctx in iter_contexts(ledger, spec):
         for judge in judges:
             judge_id = judge_custom_id(custom_id, judge.name)
             if ledger.db.execute(exists, (judge_id,)).fetchone():
@@ -216,18 +217,18 @@ def score_run(
     with ledger.transaction() as db:
         db.executemany("DELETE FROM scores WHERE scorer = ?", [(s.name,) for s in active])
     with gc_paused():
-        for custom_id, ctx in iter_contexts(ledger, spec):
+        for seq, custom_id, ctx in iter_contexts(ledger, spec):
             done: dict[str, Score] = {}
             for name, score_fn in plain:
                 score = done[name] = score_fn(ctx)
-                rows.append(_score_row(custom_id, name, score, dumps))
+                rows.append(_score_row(seq, name, score, dumps))
             for scorer in special:
                 score = done[scorer.name] = _score_one(ledger, scorer, custom_id, ctx, done)
                 if scorer.name in pairs:
                     pair = scorer.agreement_pair(ctx, score)  # type: ignore[attr-defined]
                     if pair is not None:
                         pairs[scorer.name].append(pair)
-                rows.append(_score_row(custom_id, scorer.name, score, dumps))
+                rows.append(_score_row(seq, scorer.name, score, dumps))
             items += 1
             if len(rows) >= CHUNK:
                 flush()
@@ -240,12 +241,12 @@ def score_run(
     return items
 
 
-def _score_row(custom_id: str, scorer: str, score: Score, dumps: Any) -> tuple[Any, ...]:
-    """One row of the ledger's ``scores`` table."""
+def _score_row(seq: int, scorer: str, score: Score, dumps: Any) -> tuple[Any, ...]:
+    """One row of the ledger's ``scores`` table (keyed by the candidate's seq)."""
     passed = score.passed
     answer = score.answer
     return (
-        custom_id,
+        seq,
         scorer,
         score.value,
         None if passed is None else int(passed),
@@ -261,10 +262,10 @@ def judge_agreement(ledger: Ledger) -> dict[str, dict[str, Any]]:
 
 
 _SCORES_SQL = """
-SELECT s.custom_id, q.variant, q.model_key, q.row_id, q.epoch, s.scorer, s.value, s.passed,
+SELECT q.custom_id, q.variant, q.model_key, q.row_id, q.epoch, s.scorer, s.value, s.passed,
        s.invalid, s.explanation, s.answer
-FROM scores s JOIN requests q ON q.custom_id = s.custom_id
-ORDER BY q.seq, s.rowid
+FROM scores s JOIN requests q ON q.seq = s.seq
+ORDER BY s.seq, s.rowid
 """
 
 
@@ -292,7 +293,7 @@ def scores_summary(ledger: Ledger) -> list[dict[str, Any]]:
     sql = """
     SELECT q.model_key, q.variant, s.scorer, count(*), avg(s.value),
            sum(s.passed), count(s.passed), sum(s.invalid)
-    FROM scores s JOIN requests q ON q.custom_id = s.custom_id
+    FROM scores s JOIN requests q ON q.seq = s.seq
     GROUP BY q.model_key, q.variant, s.scorer
     ORDER BY min(q.seq), s.scorer
     """

@@ -256,10 +256,42 @@ def _m003_params_apart(db: sqlite3.Connection) -> None:
     )
 
 
+def _m004_scores_by_seq(db: sqlite3.Connection) -> None:
+    """Scores are keyed by ``(seq, scorer)`` instead of ``(custom_id, scorer)``.
+
+    Scoring writes a row per item and scorer in grid order: with an integer key that is an
+    append to the key index instead of an insert into a text B-tree of ~60-byte keys, and
+    reports join scores to requests on the requests' row id. Each item keeps its scorers'
+    order (the row ids are copied in the order they were).
+    """
+    _script(
+        db,
+        """
+        CREATE TABLE scores_by_seq (
+            seq         INTEGER NOT NULL,  -- requests.seq of the candidate
+            scorer      TEXT NOT NULL,
+            value       REAL,
+            passed      INTEGER,
+            invalid     INTEGER NOT NULL DEFAULT 0,
+            explanation TEXT NOT NULL DEFAULT '',
+            answer      TEXT,              -- JSON of what was extracted / compared
+            PRIMARY KEY (seq, scorer)
+        );
+        INSERT INTO scores_by_seq (seq, scorer, value, passed, invalid, explanation, answer)
+        SELECT q.seq, s.scorer, s.value, s.passed, s.invalid, s.explanation, s.answer
+        FROM scores s JOIN requests q ON q.custom_id = s.custom_id
+        ORDER BY q.seq, s.rowid;
+        DROP TABLE scores;
+        ALTER TABLE scores_by_seq RENAME TO scores
+        """,
+    )
+
+
 LEDGER_MIGRATIONS: list[tuple[str, Migration]] = [
     ("m001_initial", _m001_initial),
     ("m002_judges_and_scores", _m002_judges_and_scores),
     ("m003_params_apart", _m003_params_apart),
+    ("m004_scores_by_seq", _m004_scores_by_seq),
 ]
 
 
