@@ -644,9 +644,15 @@ class BatchRunner:
         # roughly the order scoring reads them back, which halves that read.
         responses.sort(key=_first)
         with self.ledger.transaction() as db:
+            (newest,) = db.execute("SELECT coalesce(max(rowid), 0) FROM responses").fetchone()
             db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)", responses)
             if updates:
                 db.executemany("UPDATE requests SET state = ? WHERE seq = ?", updates)
+        if self.cache is not None and len(updates) < len(responses):  # some succeeded
+            # After the ledger: a crash between leaves the chunk to be collected (and
+            # cached) again on resume, or, if the batch is gone by then, to _lose_batch.
+            crashpoint("before_cache_copy")
+            self.cache.add_answers_since(self.ledger.file, newest)
         crashpoint("mid_collect")
 
     def _settle_missing(self, batch_id: str, expected: dict[str, _Expected]) -> None:
@@ -655,7 +661,13 @@ class BatchRunner:
         )
 
     def _lose_batch(self, batch_id: str) -> None:
-        """A batch that stays 404: its unsettled requests count an attempt and go back."""
+        """A batch that stays 404: its unsettled requests count an attempt and go back.
+
+        Answers an interrupted collect already wrote are kept (``_settle_unanswered``) and
+        copied to the response cache again: a crash may have come between a chunk's
+        ledger write and its copy."""
+        if self.cache is not None:
+            self.cache.add_answers_of_batch(self.ledger.file, batch_id)
         self._settle_unanswered(
             batch_id,
             self._expected(batch_id),
@@ -677,13 +689,7 @@ class BatchRunner:
         Requests whose success an interrupted collect already wrote are not among them,
         whatever ``expected`` says: that answer was paid for, so it is kept (and marked
         done with the rest of the batch's successes below), never asked again.
-
-        The batch's successes go to the response cache first, in one statement: a crash
-        before the ledger's transaction below leaves the batch to be collected (and
-        cached) again, so no answer ever misses the cache.
         """
-        if self.cache is not None:
-            self.cache.add_answers(self.ledger.path, batch_id)
         if expected:
             for (custom_id,) in self.ledger.db.execute(_ANSWERED_IN_BATCH, (batch_id,)):
                 expected.pop(custom_id, None)

@@ -303,6 +303,14 @@ class Ledger(_Transactions):
         self.db = _connect(path)
         _migrate(self.db, LEDGER_MIGRATIONS)
 
+    @property
+    def file(self) -> str:
+        """The absolute path of the database file this ledger has open."""
+        for _, name, file in self.db.execute("PRAGMA database_list"):
+            if name == "main":
+                return str(file)
+        raise AssertionError("a connection always has a main database")
+
     def reader(self) -> sqlite3.Connection:
         """A new read-only connection, for another thread to read through and close.
 
@@ -377,21 +385,37 @@ class ResponseCache(_Transactions):
                 found[key] = orjson.loads(data)
         return found
 
-    def add_answers(self, ledger_path: Path, batch_id: str) -> None:
-        """Copy the successes batch ``batch_id`` brought into the ledger at ``ledger_path``.
+    def add_answers_since(self, ledger_file: str, rowid: int) -> None:
+        """Copy the successes written into the ledger after its response row ``rowid``
+        (a collect's chunk: its rows are the ledger's newest)."""
+        self._copy_from(ledger_file, _ANSWERS_SINCE, {"now": time.time(), "rowid": rowid})
 
-        One ``INSERT ... SELECT`` over the attached ledger: SQLite copies the stored
+    def add_answers_of_batch(self, ledger_file: str, batch_id: str) -> None:
+        """Copy every success batch ``batch_id`` brought into the ledger."""
+        self._copy_from(ledger_file, _ANSWERS_OF_BATCH, {"now": time.time(), "batch": batch_id})
+
+    def _copy_from(self, ledger_file: str, sql: str, params: dict[str, Any]) -> None:
+        """One ``INSERT ... SELECT`` over the attached ledger: SQLite copies the stored
         answers (byte for byte what the ledger holds) without a row passing through Python,
         in key order (a sorted insert into the key index touches each page once).
-        Idempotent: copying a batch again writes the same rows.
+        Idempotent: copying the same answers again writes the same rows.
         """
-        self.db.execute("ATTACH DATABASE ? AS ledger", (str(ledger_path),))
+        self.db.execute("ATTACH DATABASE ? AS ledger", (ledger_file,))
         try:
             with self.transaction() as db:
-                db.execute(_ANSWERS_OF_BATCH, {"now": time.time(), "batch": batch_id})
+                db.execute(sql, params)
         finally:
             self.db.execute("DETACH DATABASE ledger")
 
+
+# The successes among the ledger's response rows after a given row id, as cache rows.
+_ANSWERS_SINCE = """
+INSERT OR REPLACE INTO main.responses (cache_key, data, created_at)
+SELECT q.cache_key, r.data, :now FROM ledger.responses r
+JOIN ledger.requests q ON q.seq = r.seq
+WHERE r.rowid > :rowid AND r.status = 'succeeded'
+ORDER BY q.cache_key
+"""
 
 # A batch's successes, as cache rows: the response written for the request's current
 # attempt, by this batch (found through the ledger's batch index).

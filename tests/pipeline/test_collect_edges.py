@@ -17,7 +17,7 @@ from batchmark._backend import ResultLine
 from batchmark._batches import BatchRunner, BatchSettings
 from batchmark._driver import _insert_requests
 from batchmark._grid import Request
-from batchmark._store import Ledger
+from batchmark._store import Ledger, ResponseCache
 
 BATCH = "msgbatch_edges"
 
@@ -96,3 +96,26 @@ def test_a_success_written_before_a_stop_survives_a_later_stream_that_lacks_it(
         "JOIN requests q ON q.seq = r.seq ORDER BY 1"
     )
     assert [tuple(r) for r in rows] == [(f"r{i}", 1, "succeeded") for i in range(4)]
+
+
+def test_answers_reach_the_cache_when_the_working_directory_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ledger opened by a relative path, then the process changes directory: the
+    cache copy still reads the ledger it has open (not a new, empty file)."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path)
+    ledger = Ledger(Path("run") / "ledger.sqlite")
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    requests = [Request("r0", "v", "m", "model-x", "row0", 0, {"max_tokens": 5}, "key0")]
+    _insert_requests(ledger, requests, None)
+    with ledger.transaction() as db:
+        db.execute("UPDATE requests SET state = 'submitted', attempts = 1, batch_id = ?", (BATCH,))
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    try:
+        BatchRunner(ledger, ReplayBackend([_ok("r0")]), BatchSettings(), cache=cache).collect(BATCH)
+        assert cache.get_many(["key0"]) == {"key0": {"text": "answer r0"}}
+        assert not (tmp_path / "elsewhere" / "run").exists()
+    finally:
+        ledger.close()

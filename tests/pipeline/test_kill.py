@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import orjson
 import pytest
 
 import batchmark
@@ -153,29 +154,47 @@ def test_answers_written_before_a_kill_are_kept_when_their_batch_is_then_lost(
     assert len(live.submitted()) == 24  # nothing asked twice
 
 
-@pytest.mark.parametrize("then", ["resumed", "batch lost, then resumed"])
-def test_answers_collected_around_a_kill_all_reach_the_response_cache(
-    live: LiveEmulator, tmp_path: Path, then: str
+@pytest.mark.parametrize(
+    ("crashpoint", "then"),
+    [
+        ("mid_collect", "not resumed"),
+        ("mid_collect", "resumed"),
+        ("mid_collect", "batch lost, then resumed"),
+        # killed after the chunk's ledger write, before its copy into the cache
+        ("before_cache_copy", "resumed"),
+        ("before_cache_copy", "batch lost, then resumed"),
+    ],
+)
+def test_answers_collected_before_a_kill_all_reach_the_response_cache(
+    live: LiveEmulator, tmp_path: Path, crashpoint: str, then: str
 ) -> None:
-    """Killed midway through collecting, then resumed: running the same eval again is
-    served whole from the response cache (no answer of the killed run is paid twice)."""
+    """Killed midway through collecting, then resumed or not: running the same eval again
+    is served whole from the response cache (no answer of the killed run is paid twice)."""
     from batchmark.emulator._batches import RETENTION_SECONDS
 
     config = write_config(tmp_path / "cfg", batch={"max_requests": 100, "max_in_flight": 1})
     results = tmp_path / "results"
-    proc = _start(config, results, live, "mid_collect")
+    proc = _start(config, results, live, crashpoint)
     proc.communicate(timeout=120)
     assert proc.returncode == -signal.SIGKILL
+    killed = _only_run(results)
     if then == "batch lost, then resumed":
         live.emu.clock.advance(RETENTION_SECONDS + 60)
-    first = batchmark.resume(_only_run(results).id, results=results, poll_interval=0.02)
-    assert first.status.complete
+    if then != "not resumed":
+        assert batchmark.resume(killed.id, results=results, poll_interval=0.02).status.complete
     sent = len(live.submitted())
 
     again = batchmark.run(config, results=results, poll_interval=0.02)
 
-    assert len(live.submitted()) == sent  # nothing sent for the second run
+    assert len(live.submitted()) == sent == 24  # nothing sent for the second run
     responses = list(again.responses())
-    assert len(responses) == sent == 24
+    assert len(responses) == 24
     assert all(r["cached"] and r["status"] == "succeeded" for r in responses)
-    assert _outcome(again) == _outcome(first)
+    # the very answers the killed run was paid for
+    paid = sqlite3.connect(killed.path / "ledger.sqlite").execute(
+        "SELECT q.custom_id, r.data FROM responses r JOIN requests q ON q.seq = r.seq "
+        "WHERE r.status = 'succeeded'"
+    )
+    assert sorted((r["custom_id"], r["text"]) for r in responses) == sorted(
+        (custom_id, orjson.loads(data)["text"]) for custom_id, data in paid
+    )
