@@ -166,3 +166,21 @@ def test_scores_are_keyed_by_seq_each_item_keeping_its_scorers_order(tmp_path: P
         ("v-m-r1", "zeta", 0.0, False),
         ("v-m-r1", "alpha", None, None),
     ]
+
+
+def test_a_cache_from_before_staging_opens_with_its_entries(tmp_path: Path) -> None:
+    from batchmark._store import CACHE_MIGRATIONS, ResponseCache
+
+    path = tmp_path / "cache.sqlite"
+    db = _connect(path)
+    _migrate(db, CACHE_MIGRATIONS[:1])
+    db.execute("INSERT INTO responses VALUES ('k1', ?, 0)", (b'{"text":"old"}',))
+    db.close()
+
+    cache = ResponseCache(path)
+    cache.merge_staged()  # nothing staged: a no-op
+    try:
+        assert cache.get_many(["k1", "k2"]) == {"k1": {"text": "old"}}
+        assert cache.db.execute("SELECT count(*) FROM staged").fetchone() == (0,)
+    finally:
+        cache.close()

@@ -599,6 +599,8 @@ class BatchRunner:
             if close is not None:
                 close()
         self._settle_missing(batch_id, expected)
+        if self.cache is not None:
+            self.cache.merge_staged()
 
     def _expected(self, batch_id: str) -> dict[str, _Expected]:
         """The batch's requests still ``submitted``: ``{custom_id: (seq, attempts)}`` (the
@@ -652,7 +654,7 @@ class BatchRunner:
             # After the ledger: a crash between leaves the chunk to be collected (and
             # cached) again on resume, or, if the batch is gone by then, to _lose_batch.
             crashpoint("before_cache_copy")
-            self.cache.add_answers_since(self.ledger.file, newest)
+            self.cache.stage_answers_since(self.ledger.file, newest)
         crashpoint("mid_collect")
 
     def _settle_missing(self, batch_id: str, expected: dict[str, _Expected]) -> None:

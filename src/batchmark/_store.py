@@ -364,7 +364,24 @@ def _c001_initial(db: sqlite3.Connection) -> None:
     )
 
 
-CACHE_MIGRATIONS: list[tuple[str, Migration]] = [("c001_initial", _c001_initial)]
+def _c002_staged(db: sqlite3.Connection) -> None:
+    """Answers staged by collects still running, merged into ``responses`` per batch.
+
+    The key index of ``responses`` is a B-tree of hashes: each insert lands on a random
+    page. Copied 10,000 at a time as a collect goes, a large cache rewrote most of its
+    index pages for every chunk; staged (an append, no index) and merged once per batch,
+    in key order, each page is written about once per batch.
+    """
+    db.execute(
+        "CREATE TABLE staged (cache_key TEXT NOT NULL, data BLOB NOT NULL, "
+        "created_at REAL NOT NULL)"
+    )
+
+
+CACHE_MIGRATIONS: list[tuple[str, Migration]] = [
+    ("c001_initial", _c001_initial),
+    ("c002_staged", _c002_staged),
+]
 
 
 class ResponseCache(_Transactions):
@@ -385,19 +402,31 @@ class ResponseCache(_Transactions):
                 found[key] = orjson.loads(data)
         return found
 
-    def add_answers_since(self, ledger_file: str, rowid: int) -> None:
-        """Copy the successes written into the ledger after its response row ``rowid``
-        (a collect's chunk: its rows are the ledger's newest)."""
-        self._copy_from(ledger_file, _ANSWERS_SINCE, {"now": time.time(), "rowid": rowid})
+    def stage_answers_since(self, ledger_file: str, rowid: int) -> None:
+        """Stage the successes written into the ledger after its response row ``rowid``
+        (a collect's chunk: its rows are the ledger's newest); ``merge_staged`` makes them
+        cache entries. Staged answers outlive the process: a run killed before its merge
+        leaves them for the next run that opens the cache to merge."""
+        self._copy_from(ledger_file, _STAGE_SINCE, {"now": time.time(), "rowid": rowid})
+
+    def merge_staged(self) -> None:
+        """Make every staged answer a cache entry, in key order, in one transaction."""
+        if self.db.execute("SELECT 1 FROM staged LIMIT 1").fetchone() is None:
+            return
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO responses (cache_key, data, created_at) "
+                "SELECT cache_key, data, created_at FROM staged ORDER BY cache_key"
+            )
+            db.execute("DELETE FROM staged")
 
     def add_answers_of_batch(self, ledger_file: str, batch_id: str) -> None:
-        """Copy every success batch ``batch_id`` brought into the ledger."""
+        """Copy every success batch ``batch_id`` brought into the ledger (sorted, direct)."""
         self._copy_from(ledger_file, _ANSWERS_OF_BATCH, {"now": time.time(), "batch": batch_id})
 
     def _copy_from(self, ledger_file: str, sql: str, params: dict[str, Any]) -> None:
         """One ``INSERT ... SELECT`` over the attached ledger: SQLite copies the stored
-        answers (byte for byte what the ledger holds) without a row passing through Python,
-        in key order (a sorted insert into the key index touches each page once).
+        answers (byte for byte what the ledger holds) without a row passing through Python.
         Idempotent: copying the same answers again writes the same rows.
         """
         self.db.execute("ATTACH DATABASE ? AS ledger", (ledger_file,))
@@ -408,13 +437,12 @@ class ResponseCache(_Transactions):
             self.db.execute("DETACH DATABASE ledger")
 
 
-# The successes among the ledger's response rows after a given row id, as cache rows.
-_ANSWERS_SINCE = """
-INSERT OR REPLACE INTO main.responses (cache_key, data, created_at)
+# The successes among the ledger's response rows after a given row id, staged.
+_STAGE_SINCE = """
+INSERT INTO main.staged (cache_key, data, created_at)
 SELECT q.cache_key, r.data, :now FROM ledger.responses r
 JOIN ledger.requests q ON q.seq = r.seq
 WHERE r.rowid > :rowid AND r.status = 'succeeded'
-ORDER BY q.cache_key
 """
 
 # A batch's successes, as cache rows: the response written for the request's current
