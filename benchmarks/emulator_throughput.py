@@ -44,7 +44,9 @@ def readme_block(n: int, phases: list[tuple[str, float]], peak_mb: float) -> lis
     rows = [(name, f"{n:,}", f"{s:.2f}", f"{n / s:,.0f}") for name, s in phases]
     return [
         f"**Emulator throughput** (`benchmarks/emulator_throughput.py`): one batch of "
-        f"{n:,} small requests through the real SDK to an in-process emulator.",
+        f"{n:,} small requests through the real SDK to an in-process emulator. `stream` "
+        "reads the results with the SDK's `batches.results()`, which builds a pydantic object "
+        "per line (batchmark reads the raw lines with orjson instead).",
         "",
         *_report.table(("phase", "requests", "seconds", "requests/s"), rows),
         "",
