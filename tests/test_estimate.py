@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections import defaultdict
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,6 +17,7 @@ import batchmark
 import batchmark.cli._estimate  # noqa: F401  (registers the command on ``cli``)
 from batchmark._estimate import BudgetExceeded, Estimate, check_budget, estimate
 from batchmark._grid import expand
+from batchmark._store import cache_path
 from batchmark._tokens import request_prefix_tokens
 from batchmark.cli import cli
 from batchmark.emulator import Emulator
@@ -105,6 +107,26 @@ def test_after_an_emulated_run_every_request_is_a_cache_hit(tmp_path: Path) -> N
     )
     assert (est.requests, est.cached, est.judge_requests, est.judge_cached) == (6, 3, 6, 3)
     assert (_cell(est, "terse").cached, _cell(est, "plain").cached) == (0, 3)
+
+
+def test_answers_a_killed_run_left_staged_count_as_cache_hits(tmp_path: Path) -> None:
+    """A run killed between staging its answers and merging them: the next estimate (and
+    so a budget check) counts them, as the run made next would be served them."""
+    results = tmp_path / "results"
+    spec = _spec(tmp_path, scorers=[JUDGE])
+    batchmark.run(spec, emulate=True, results=results)
+    db = sqlite3.connect(cache_path(results, "emulator"), isolation_level=None)
+    db.execute("BEGIN")  # every entry back to staged, as a kill before the merge leaves it
+    db.execute("INSERT INTO staged SELECT cache_key, data, created_at FROM responses")
+    db.execute("DELETE FROM responses")
+    db.execute("COMMIT")
+    db.close()
+
+    est = estimate(spec, results=results, endpoint="emulator")
+
+    assert (est.cached, est.judge_cached) == (3, 3)
+    assert est.cost_max_usd == 0.0
+    check_budget(est, 1e-9)  # nothing to pay: no refusal
 
 
 def test_cli_emulate_reads_the_emulator_cache_and_no_cache_ignores_it(tmp_path: Path) -> None:

@@ -663,13 +663,7 @@ class BatchRunner:
         )
 
     def _lose_batch(self, batch_id: str) -> None:
-        """A batch that stays 404: its unsettled requests count an attempt and go back.
-
-        Answers an interrupted collect already wrote are kept (``_settle_unanswered``) and
-        copied to the response cache again: a crash may have come between a chunk's
-        ledger write and its copy."""
-        if self.cache is not None:
-            self.cache.add_answers_of_batch(self.ledger.file, batch_id)
+        """A batch that stays 404: its unsettled requests count an attempt and go back."""
         self._settle_unanswered(
             batch_id,
             self._expected(batch_id),
@@ -690,11 +684,18 @@ class BatchRunner:
 
         Requests whose success an interrupted collect already wrote are not among them,
         whatever ``expected`` says: that answer was paid for, so it is kept (and marked
-        done with the rest of the batch's successes below), never asked again.
+        done with the rest of the batch's successes below), never asked again. Such answers
+        are copied to the response cache once more: the interruption may have come between
+        their chunk's ledger write and its staging.
         """
         if expected:
-            for (custom_id,) in self.ledger.db.execute(_ANSWERED_IN_BATCH, (batch_id,)):
-                expected.pop(custom_id, None)
+            kept = [
+                custom_id
+                for (custom_id,) in self.ledger.db.execute(_ANSWERED_IN_BATCH, (batch_id,))
+                if expected.pop(custom_id, None) is not None
+            ]
+            if kept and self.cache is not None:
+                self.cache.add_answers_of_batch(self.ledger.file, batch_id)
         data = orjson.dumps({"error_type": error_type, "error_message": message})
         canceled = self.canceled
         with self.ledger.transaction() as db:

@@ -299,8 +299,6 @@ def _create_run_folder(
         RunFolder(partial).write_info(info)
         ledger = Ledger(partial / "ledger.sqlite")
         cache = ResponseCache(cache_path(root, info["endpoint"])) if use_cache else None
-        if cache is not None:
-            cache.merge_staged()  # answers a killed run collected but never merged
         try:
             _insert_requests(ledger, expand(spec), cache, file=str(spec.path))
         finally:

@@ -391,6 +391,9 @@ class ResponseCache(_Transactions):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = _connect(path)
         _migrate(self.db, CACHE_MIGRATIONS)
+        # Answers a killed run staged but never merged: whoever opens the cache next
+        # (a run, a resume, estimate, score) finds them.
+        self.merge_staged()
 
     def get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}

@@ -119,3 +119,32 @@ def test_answers_reach_the_cache_when_the_working_directory_changed(
         assert not (tmp_path / "elsewhere" / "run").exists()
     finally:
         ledger.close()
+
+
+def test_an_answer_kept_from_an_interrupted_collect_reaches_the_cache(
+    tmp_path: Path, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stopped after r1's chunk reached the ledger but before it was staged for the cache;
+    collected again, the stream lacks r1: its kept answer is copied to the cache then."""
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    hits = []
+
+    def stop_at_second_staging(name: str) -> None:
+        if name == "before_cache_copy":
+            hits.append(name)
+            if len(hits) == 2:  # r1's chunk: in the ledger, not yet staged
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(batchmark._batches, "COLLECT_CHUNK", 1)
+    monkeypatch.setattr(batchmark._batches, "crashpoint", stop_at_second_staging)
+    first = ReplayBackend([_ok("r0"), _ok("r1"), _ok("r2"), _ok("r3")])
+    with pytest.raises(KeyboardInterrupt):
+        BatchRunner(ledger, first, BatchSettings(), cache=cache).collect(BATCH)
+    monkeypatch.undo()
+
+    again = ReplayBackend([_ok("r3"), _ok("r0"), _ok("r2")])
+    BatchRunner(ledger, again, BatchSettings(), cache=cache).collect(BATCH)
+
+    assert _states(ledger)["r1"] == "done"
+    assert sorted(cache.get_many([f"key{i}" for i in range(4)])) == [f"key{i}" for i in range(4)]
+    cache.close()
