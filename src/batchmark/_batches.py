@@ -320,17 +320,17 @@ class BatchRunner:
         taken = {i["n_requests"] for i in self.ledger.open_intents()}
         intents: list[_Intent] = []
         for _ in range(slots):
-            ids = self._next_chunk(self._creates)
-            if not ids or len(ids) in taken:
+            seqs = self._next_chunk(self._creates)
+            if not seqs or len(seqs) in taken:
                 break
-            taken.add(len(ids))
-            intents.append(_Intent(self._record_intent(ids), len(ids)))
+            taken.add(len(seqs))
+            intents.append(_Intent(self._record_intent(seqs), len(seqs)))
             self._creates += 1
             crashpoint("before_create")
         return intents
 
-    def _next_chunk(self, index: int) -> list[str]:
-        """The custom_ids of the next pending requests (oldest first) that fit in the
+    def _next_chunk(self, index: int) -> list[int]:
+        """The seqs of the next pending requests (oldest first) that fit in the
         ``index``-th batch of this pass (its request cap depends on the index).
 
         Only ids and sizes are read here; the params are streamed from the ledger into the
@@ -338,7 +338,7 @@ class BatchRunner:
         """
         s = self.settings
         packer = BatchPacker(s.max_requests, s.max_bytes, s.max_in_flight, first=index)
-        chunk: list[str] = []
+        chunk: list[int] = []
         rows = self.ledger.db.execute(
             "SELECT q.seq, q.custom_id, length(p.params) "
             "FROM requests q JOIN params p ON p.seq = q.seq "
@@ -353,7 +353,7 @@ class BatchRunner:
             elif opens and chunk:
                 break  # the next batch starts here
             else:
-                chunk.append(custom_id)
+                chunk.append(seq)
         rows.close()
         for seq, item in too_large:
             self._fail_unsendable(seq, item, packer.max_bytes)
@@ -371,18 +371,18 @@ class BatchRunner:
             )
             db.execute("UPDATE requests SET state = 'failed' WHERE seq = ?", (seq,))
 
-    def _record_intent(self, ids: list[str]) -> int:
+    def _record_intent(self, seqs: list[int]) -> int:
         with self.ledger.transaction() as db:
             cur = db.execute(
                 "INSERT INTO intents (created_at, n_requests, status) VALUES (?, ?, 'open')",
-                (_now(), len(ids)),
+                (_now(), len(seqs)),
             )
             intent_id = cur.lastrowid
             assert intent_id is not None
             db.executemany(
                 "UPDATE requests SET state = 'submitting', intent_id = ?, "
-                "attempts = attempts + 1 WHERE custom_id = ?",
-                [(intent_id, c) for c in ids],
+                "attempts = attempts + 1 WHERE seq = ?",
+                [(intent_id, s) for s in seqs],
             )
         return intent_id
 
@@ -652,7 +652,8 @@ class BatchRunner:
                 db.executemany("UPDATE requests SET state = ? WHERE seq = ?", updates)
         if self.cache is not None and len(updates) < len(responses):  # some succeeded
             # After the ledger: a crash between leaves the chunk to be collected (and
-            # cached) again on resume, or, if the batch is gone by then, to _lose_batch.
+            # staged) again on resume, or to be copied when its batch settles (see
+            # _settle_unanswered), whether or not the batch is still there by then.
             crashpoint("before_cache_copy")
             self.cache.stage_answers_since(self.ledger.file, newest)
         crashpoint("mid_collect")
@@ -688,14 +689,12 @@ class BatchRunner:
         are copied to the response cache once more: the interruption may have come between
         their chunk's ledger write and its staging.
         """
+        kept = False
         if expected:
-            kept = [
-                custom_id
-                for (custom_id,) in self.ledger.db.execute(_ANSWERED_IN_BATCH, (batch_id,))
-                if expected.pop(custom_id, None) is not None
-            ]
-            if kept and self.cache is not None:
-                self.cache.add_answers_of_batch(self.ledger.file, batch_id)
+            for (custom_id,) in self.ledger.db.execute(_ANSWERED_IN_BATCH, (batch_id,)):
+                kept |= expected.pop(custom_id, None) is not None
+        if kept and self.cache is not None:
+            self.cache.add_answers_of_batch(self.ledger.file, batch_id)
         data = orjson.dumps({"error_type": error_type, "error_message": message})
         canceled = self.canceled
         with self.ledger.transaction() as db:

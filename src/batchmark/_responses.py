@@ -16,7 +16,7 @@ from batchmark._backend import expand_message
 from batchmark._pricing import cost_usd, price_for
 from batchmark._store import Ledger
 
-__all__ = ["LazyParams", "final_responses", "summarize"]
+__all__ = ["LazyParams", "final_responses", "response_data", "summarize"]
 
 _RESPONSE_SQL = """
 SELECT q.custom_id, q.variant, q.model_key, q.model, q.row_id, q.epoch, q.attempts,
@@ -64,6 +64,13 @@ class LazyParams(Mapping[str, Any]):
         return repr(self._data())
 
 
+def response_data(status: str, raw: bytes) -> dict[str, Any]:
+    """A stored response's data: a success's message with every field back in place
+    (``expand_message``), or an error's ``{error_type, error_message}``."""
+    data = orjson.loads(raw)
+    return expand_message(data) if status == "succeeded" else data
+
+
 def final_responses(
     ledger: Ledger,
     kind: str = "candidate",
@@ -82,9 +89,8 @@ def final_responses(
         sql = _RESPONSE_SQL.format(params="p.params", join="JOIN params p ON p.seq = q.seq")
     else:
         sql = _RESPONSE_SQL.format(params="NULL", join="")
-    loads = orjson.loads
     for row in ledger.db.execute(sql, (kind, scorer, scorer)):
-        data = loads(row[10])
+        data = response_data(row[9], row[10])
         record: dict[str, Any] = {
             "custom_id": row[0],
             "variant": row[1],
@@ -100,7 +106,7 @@ def final_responses(
             "tool_calls": [],  # a new list per record, never shared
             **_DEFAULTS,
         }
-        record.update(expand_message(data) if row[9] == "succeeded" else data)
+        record.update(data)
         if with_params:
             record["params"] = LazyParams(row[11])
             record["seq"] = row[12]

@@ -20,13 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from batchmark._backend import expand_message
 from batchmark._config import EvalSpec
 from batchmark._datasets import iter_rows
 from batchmark._errors import DatasetError
 from batchmark._gc import gc_paused
 from batchmark._grid import Request
-from batchmark._responses import final_responses
+from batchmark._responses import final_responses, response_data
 from batchmark._store import Ledger
 
 if TYPE_CHECKING:
@@ -146,8 +145,7 @@ def _judge_response(ledger: Ledger, custom_id: str) -> dict[str, Any] | None:
     ).fetchone()
     if row is None:
         return None
-    data = orjson.loads(row[1])
-    return {"status": row[0], **(expand_message(data) if row[0] == "succeeded" else data)}
+    return {"status": row[0], **response_data(row[0], row[1])}
 
 
 def _score_one(

@@ -302,14 +302,11 @@ class Ledger(_Transactions):
         self.path = path
         self.db = _connect(path)
         _migrate(self.db, LEDGER_MIGRATIONS)
-
-    @property
-    def file(self) -> str:
-        """The absolute path of the database file this ledger has open."""
-        for _, name, file in self.db.execute("PRAGMA database_list"):
-            if name == "main":
-                return str(file)
-        raise AssertionError("a connection always has a main database")
+        # The absolute path of the file opened (whatever the working directory becomes):
+        # for other connections to the same ledger (``reader``, the cache's ATTACH).
+        self.file: str = next(
+            str(file) for _, name, file in self.db.execute("PRAGMA database_list") if name == "main"
+        )
 
     def reader(self) -> sqlite3.Connection:
         """A new read-only connection, for another thread to read through and close.
@@ -317,7 +314,7 @@ class Ledger(_Transactions):
         ``self.db`` belongs to the thread that opened the ledger (SQLite connections are
         per thread); in WAL mode readers run beside that one writer without blocking it.
         """
-        uri = Path(self.path).resolve().as_uri() + "?mode=ro"
+        uri = Path(self.file).as_uri() + "?mode=ro"
         return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
 
     # meta
