@@ -20,6 +20,7 @@ from batchmark._errors import (
     CredentialsError,
     DatasetError,
     RenderError,
+    RequestsLost,
     RunIncomplete,
     RunNotFound,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "RenderError",
     "report",
     "Request",
+    "RequestsLost",
     "resume",
     "resume_ci",
     "Run",

@@ -23,7 +23,7 @@ import httpx2
 import orjson
 from anthropic.types.messages import MessageBatch
 
-from batchmark._errors import CredentialsError
+from batchmark._errors import BatchNotFound, CredentialsError, ResultsStreamError
 
 __all__ = [
     "BODY_PIECE_BYTES",
@@ -62,14 +62,6 @@ class ResultLine:
     message: dict[str, Any] | None = None  # normalized message fields when succeeded
     error_type: str | None = None
     error_message: str | None = None
-
-
-class BatchNotFound(Exception):
-    """The backend answered 404 for a batch id."""
-
-
-class ResultsStreamError(Exception):
-    """A results stream broke off midway (connection dropped, truncated line)."""
 
 
 class BatchRequests(Protocol):

@@ -13,13 +13,20 @@ else is a bug and keeps its traceback.
     ├── BudgetExceeded           the estimated maximum cost is over --max-cost
     ├── BaselineError            a baseline that cannot be found, read or saved
     ├── CompareError             a comparison that cannot be made as asked
-    └── RunIncomplete            exit 3: the run stopped before every request ended
+    ├── UnsafeConfig             a config asks to run code from outside its repository
+    ├── StoreError               a ledger, cache or results folder cannot be read or written
+    ├── RunIncomplete            exit 3: the run stopped before every request ended
+    │   ├── ResultsStreamError   a batch's results stream broke off on every attempt
+    │   └── BatchNotFound        the API answers 404 for a batch (transient, or gone)
+    └── RequestsLost             exit 4: requests ended with no answer (batch lost, line
+                                 missing) and were not sent again
 """
 
 from __future__ import annotations
 
 __all__ = [
     "BaselineError",
+    "BatchNotFound",
     "BatchmarkError",
     "BudgetExceeded",
     "CompareError",
@@ -27,8 +34,12 @@ __all__ = [
     "CredentialsError",
     "DatasetError",
     "RenderError",
+    "RequestsLost",
+    "ResultsStreamError",
     "RunIncomplete",
     "RunNotFound",
+    "StoreError",
+    "UnsafeConfig",
 ]
 
 
@@ -101,3 +112,36 @@ class RunIncomplete(BatchmarkError):
     """The run stopped with requests still in flight or unsent; resume it later."""
 
     exit_code = 3
+
+
+class BatchNotFound(RunIncomplete):
+    """The backend answered 404 for a batch id (SDK issue #1432: transient right after a
+    create; or the batch was deleted, or the endpoint is another one)."""
+
+    def __init__(self, batch_id: str, message: str | None = None):
+        self.batch_id = batch_id
+        super().__init__(message or f"batch {batch_id} not found (HTTP 404)")
+
+
+class ResultsStreamError(RunIncomplete):
+    """A results stream broke off midway (connection dropped, truncated line)."""
+
+
+class RequestsLost(BatchmarkError):
+    """Requests ended without an answer and were deliberately not sent again.
+
+    A batch that cannot be found is never re-sent automatically (it may still be
+    running and billed); ``batchmark resume RUN --resend-lost`` sends its requests again
+    once the user knows it is gone.
+    """
+
+    exit_code = 4
+
+
+class UnsafeConfig(BatchmarkError):
+    """A config asks to run code from outside its repository (``--allow-external-code``)."""
+
+
+class StoreError(BatchmarkError):
+    """A ledger, the response cache or a results folder cannot be read or written
+    (disk full, read-only, damaged file); the message names the file and what to do."""
