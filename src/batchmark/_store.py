@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
@@ -36,6 +36,7 @@ __all__ = [
     "RunFolder",
     "cache_path",
     "endpoint_name",
+    "redact_url",
     "resolve_run",
     "write_atomic",
 ]
@@ -339,6 +340,17 @@ class Ledger(_Transactions):
     def batches(self) -> list[dict[str, Any]]:
         return self._rows("SELECT * FROM batches ORDER BY recorded_at")
 
+    def lost_batches(self) -> list[dict[str, Any]]:
+        return self._rows("SELECT * FROM batches WHERE status = 'lost' ORDER BY recorded_at")
+
+    def lost_requests(self) -> int:
+        """Requests that ended ``lost`` (their batch could not be found; not re-sent)."""
+        return self.db.execute(
+            "SELECT count(*) FROM requests q JOIN responses r "
+            "ON r.seq = q.seq AND r.attempt = q.attempts AND r.status = 'lost' "
+            "WHERE q.state = 'failed'"
+        ).fetchone()[0]
+
     def open_intents(self) -> list[dict[str, Any]]:
         return self._rows("SELECT * FROM intents WHERE status = 'open' ORDER BY id")
 
@@ -391,6 +403,18 @@ class ResponseCache(_Transactions):
         # Answers a killed run staged but never merged: whoever opens the cache next
         # (a run, a resume, estimate, score) finds them.
         self.merge_staged()
+
+    def add(self, answers: list[tuple[str, bytes]]) -> None:
+        """Store ``(cache_key, stored message JSON)`` answers read from elsewhere (another
+        run's batch)."""
+        if not answers:
+            return
+        now = time.time()
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO responses (cache_key, data, created_at) VALUES (?, ?, ?)",
+                [(k, d, now) for k, d in answers],
+            )
 
     def get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
@@ -470,8 +494,32 @@ def endpoint_name(base_url: str | None, emulated: bool) -> str:
         return "emulator"
     if not base_url:
         return "api.anthropic.com"
-    netloc = urlsplit(base_url).netloc or base_url
+    parts = urlsplit(base_url)
+    netloc = parts.netloc.rpartition("@")[2] if parts.netloc else redact_url(base_url)
     return re.sub(r"[^A-Za-z0-9_.-]", "_", netloc)
+
+
+REDACTED = "***"
+
+
+def redact_url(url: str | None) -> str | None:
+    """``url`` without credentials, to be written down: user info and query values are
+    replaced by ``***`` (a proxy's ``https://user:token@host/`` or ``?key=...``).
+
+    The API key itself is never in a URL batchmark builds; this guards what users pass.
+    """
+    if not url:
+        return url
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{REDACTED}@{netloc.rpartition('@')[2]}"
+    query = "&".join(
+        f"{pair.partition('=')[0]}={REDACTED}" if "=" in pair else pair
+        for pair in parts.query.split("&")
+        if pair
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 def cache_path(root: Path, endpoint: str) -> Path:

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from batchmark._driver import cancel, resume, run
-from batchmark._errors import RunIncomplete
+from batchmark._errors import RequestsLost, RunIncomplete
 from batchmark._run import Run, open_run
 from batchmark._store import iter_run_folders
 from batchmark.cli import cli
@@ -133,6 +133,27 @@ def _finish(handle: Run) -> None:
     from batchmark.cli._score import print_scores
 
     print_scores(handle)
+    _check_losses(handle, status)
+
+
+def _check_losses(handle: Run, status: Any) -> None:
+    """Exit 4 when requests ended without an answer that nobody will send again by
+    themselves (a lost batch); say what failed and why otherwise."""
+    if status.lost:
+        raise RequestsLost(
+            f"run {handle.id}: {status.lost} request(s) lost: their batch answered 404 and "
+            "was missing from the batch list, so they were not sent again (the batch may "
+            "still run and be billed)\n"
+            f"  hint: `batchmark resume {handle.id}` looks for it again; "
+            f"`batchmark resume {handle.id} --resend-lost` sends them again"
+        )
+    too_large = handle.failures_by_error().get("request_too_large", 0)
+    if too_large:
+        click.echo(
+            f"warning: {too_large} request(s) over the batch size limit were not sent "
+            "(batch.max_bytes); see `batchmark validate`",
+            err=True,
+        )
 
 
 @cli.command("resume")
@@ -146,6 +167,12 @@ def _finish(handle: Run) -> None:
     default=None,
     help="Stop waiting after this many seconds (exit 3; resume again later).",
 )
+@click.option(
+    "--resend-lost",
+    is_flag=True,
+    help="Send again the requests of batches that stayed 404 and missing from the batch "
+    "list (reported lost); they may have been billed already.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def resume_command(
     run_ref: str,
@@ -153,6 +180,7 @@ def resume_command(
     base_url: str | None,
     poll_interval: float | None,
     wait_timeout: float | None,
+    resend_lost: bool,
     quiet: bool,
 ) -> None:
     """Finish RUN (a run id or folder) without submitting anything twice."""
@@ -164,6 +192,7 @@ def resume_command(
             on_progress=update,
             poll_interval=poll_interval,
             wait_timeout=wait_timeout,
+            resend_lost=resend_lost,
         )
     _finish(handle)
 
@@ -218,7 +247,7 @@ def status_command(run_ref: str | None, results: Path, fmt: str) -> None:
                 str(b["n_requests"]),
                 b["counts"] or "",
                 "yes" if b["collected"] else "no",
-                "yes" if b["adopted"] else "no",
+                {0: "no", 1: "unverified", 2: "verified"}.get(b["adopted"], "yes"),
             )
         console.print(table)
 
@@ -244,7 +273,16 @@ def _status_row(handle: Run) -> dict[str, Any]:
 @base_url_option
 def cancel_command(run_ref: str, results: Path, base_url: str | None) -> None:
     """Cancel RUN's in-flight batches and stop it from submitting more."""
-    ids = cancel(run_ref, results=results, base_url=base_url)
+
+    def skipped(ids: list[str]) -> None:
+        for batch_id in ids:
+            click.echo(
+                f"not canceling {batch_id}: adopted after a lost create and not yet proved "
+                "this run's (it may be another run's); its results are checked when it ends",
+                err=True,
+            )
+
+    ids = cancel(run_ref, results=results, base_url=base_url, on_skipped=skipped)
     for batch_id in ids:
         click.echo(f"canceling {batch_id}")
     click.echo(
