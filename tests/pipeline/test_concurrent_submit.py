@@ -107,6 +107,7 @@ def test_a_create_failing_among_concurrent_ones_is_settled_and_the_others_record
         run = batchmark.run(_config(tmp_path / "cfg", CONCURRENT), results=tmp_path / "results")
 
     assert run.status.done == len(ROWS)
+    assert live.emu.fault_state.fired == {"http_500": 1}
     assert live.emu.creates.max_concurrent >= 3
     intents = Counter(s for (s,) in ledger_rows(run, "SELECT status FROM intents"))
     assert intents["abandoned"] == 1 and intents["open"] == 0
@@ -163,6 +164,7 @@ def test_a_refused_create_is_sent_again_with_a_fresh_body(
     run = batchmark.run(_config(tmp_path / "cfg", CONCURRENT), results=tmp_path / "results")
 
     assert run.status.done == len(ROWS)
+    assert live.emu.fault_state.fired == {"http_429": 2}
     assert all(c.content_length == str(c.body_bytes) for c in live.emu.creates.calls)
     assert Counter(Counter(live.submitted()).values()) == Counter({1: len(ROWS)})
 

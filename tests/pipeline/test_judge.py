@@ -108,6 +108,7 @@ def test_failed_candidates_are_not_judged_and_score_as_failures(
     run = batchmark.run(config, results=tmp_path / "results")
 
     assert len(judged.submitted()) == N_CELLS  # no judge batch at all
+    assert judged.emu.fault_state.fired == {"errored_fatal": N_CELLS}
     assert {(s["passed"], s["invalid"]) for s in run.scores()} == {(False, False)}
 
 
@@ -120,6 +121,8 @@ def test_faults_in_the_judge_batch_are_retried(judged: LiveEmulator, tmp_path: P
     assert len(grader) == N_CELLS and not any(s["invalid"] for s in grader)
     judge_attempts = Counter(c for c in judged.submitted() if c.startswith("j-"))
     assert max(judge_attempts.values()) > 1, "some judge requests needed a retry"
+    fired = judged.emu.fault_state.fired
+    assert set(fired) == {"errored", "http_529", "drop_results"}, fired
 
 
 def test_a_rerun_reuses_cached_judge_verdicts(judged: LiveEmulator, tmp_path: Path) -> None:

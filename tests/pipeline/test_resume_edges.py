@@ -78,6 +78,7 @@ def test_a_canceled_run_never_submits_again_on_resume(live: LiveEmulator, tmp_pa
     assert run.status.state == "canceled" and run.status.complete
     statuses = Counter(r["status"] for r in run.responses())
     assert statuses["canceled"] and statuses["succeeded"] and statuses["errored"]
+    assert live.emu.fault_state.fired == {"errored": statuses["errored"]}
     assert_exact_accounting(run, live)
 
 
@@ -116,6 +117,7 @@ def test_cancel_keeps_the_response_of_an_earlier_attempt(
             for b in run.batches()
         ):
             time.sleep(0.01)
+    assert live.emu.fault_state.fired == {"errored": N_CELLS}
     live.emu.processing_seconds = 30.0
     live.emu.faults = parse_faults({})
     # One resume pass that only collects: the retries are then pending when we cancel.

@@ -178,6 +178,8 @@ def test_retryable_errors_are_resubmitted_with_the_same_custom_ids(
     counts = Counter(live.submitted())
     assert set(counts) == {r["custom_id"] for r in responses}
     assert all(counts[r["custom_id"]] == r["attempts"] for r in responses)
+    # every attempt but the last of each request was an injected error
+    assert live.emu.fault_state.fired == {"errored": sum(r["attempts"] - 1 for r in responses)}
 
 
 def test_invalid_request_errors_are_final(live: LiveEmulator, tmp_path: Path) -> None:
@@ -189,6 +191,7 @@ def test_invalid_request_errors_are_final(live: LiveEmulator, tmp_path: Path) ->
     assert {r["error_type"] for r in responses} == {"invalid_request_error"}
     assert {r["attempts"] for r in responses} == {1}
     assert run.status.failed == N_CELLS
+    assert live.emu.fault_state.fired == {"errored_fatal": N_CELLS}
 
 
 def test_requests_failing_every_attempt_end_as_explicit_failures(
@@ -202,6 +205,7 @@ def test_requests_failing_every_attempt_end_as_explicit_failures(
     assert len(responses) == N_CELLS
     assert {(r["status"], r["attempts"]) for r in responses} == {("errored", 2)}
     assert sum(c["errored"] for c in run.summary()) == N_CELLS
+    assert live.emu.fault_state.fired == {"errored": 2 * N_CELLS}
 
 
 def test_expired_requests_are_retried(live: LiveEmulator, tmp_path: Path) -> None:
@@ -211,6 +215,8 @@ def test_expired_requests_are_retried(live: LiveEmulator, tmp_path: Path) -> Non
 
     assert run.status.done == N_CELLS
     assert any(r["attempts"] > 1 for r in run.responses())
+    expired = sum(r["attempts"] - 1 for r in run.responses())
+    assert live.emu.fault_state.fired == {"expired": expired}
 
 
 def test_a_results_stream_cut_midway_is_collected_again(live: LiveEmulator, tmp_path: Path) -> None:
@@ -219,13 +225,16 @@ def test_a_results_stream_cut_midway_is_collected_again(live: LiveEmulator, tmp_
 
     assert run.status.done == N_CELLS
     assert Counter(live.submitted()) == Counter({r["custom_id"]: 1 for r in run.requests()})
+    assert live.emu.fault_state.fired["drop_results"] >= 1
 
 
 def test_http_errors_are_recovered_by_sdk_retries(live: LiveEmulator, tmp_path: Path) -> None:
-    live.emu.faults = parse_faults({"http_429": 0.3, "http_529": 0.2, "http_500": 0.1})
+    live.emu.faults = parse_faults({"http_429": 0.2, "http_529": 0.2, "http_500": 0.2})
     run = batchmark.run(write_config(tmp_path / "cfg"), results=tmp_path / "results")
 
     assert run.status.done == N_CELLS
+    fired = live.emu.fault_state.fired
+    assert set(fired) == {"http_429", "http_529", "http_500"}, fired
 
 
 def test_transient_404_after_create_is_waited_out(live: LiveEmulator, tmp_path: Path) -> None:
@@ -233,6 +242,10 @@ def test_transient_404_after_create_is_waited_out(live: LiveEmulator, tmp_path: 
     run = batchmark.run(write_config(tmp_path / "cfg"), results=tmp_path / "results")
 
     assert run.status.done == N_CELLS
+    # each batch answered 404 twice, and none was written off and sent again
+    batches = len(live.batch_list())
+    assert live.emu.fault_state.fired == {"not_found_after_create": 2 * batches}
+    assert Counter(Counter(live.submitted()).values()) == Counter({1: N_CELLS})
 
 
 def test_detach_then_resume_finishes_the_run(live: LiveEmulator, tmp_path: Path) -> None:
