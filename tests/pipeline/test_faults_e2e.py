@@ -270,8 +270,13 @@ def test_kill_at_a_seeded_random_instant_then_resume_matches_a_clean_run(
     ]:
         time.sleep(0.01)  # start-up (imports) and expansion done: the run folder exists
     time.sleep(rng.random() * 0.8)  # then somewhere in the run
+    assert proc.poll() is None, "the run ended before the kill"
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    killed = only_run(results)
+    unfinished = ledger_rows(killed, "SELECT count(*) FROM requests WHERE state != 'done'")
+    assert unfinished[0][0] > 0, "killed after every request was done"
 
     with bounded(30):
         run = batchmark.resume(only_run(results).id, results=results, poll_interval=0.02)
