@@ -92,6 +92,13 @@ def test_cancel_of_a_run_killed_before_its_create_then_resume_submits_nothing(
     proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL
     run = only_run(results)
+    # died between its first intent and that intent's create
+    [(n,)] = ledger_rows(run, "SELECT n_requests FROM intents WHERE status = 'open'")
+    assert ledger_rows(run, "SELECT count(*) FROM intents") == [(1,)]
+    assert ledger_rows(run, "SELECT count(*) FROM batches") == [(0,)]
+    states = dict(ledger_rows(run, "SELECT state, count(*) FROM requests GROUP BY state"))
+    assert states == {"submitting": n, "pending": N_CELLS - n}
+    assert live.batch_list() == []
 
     batchmark.cancel(run.id, results=results)
     run = batchmark.resume(run.id, results=results, poll_interval=0.02)
@@ -169,6 +176,13 @@ def test_adoption_prefers_the_batch_created_after_the_intent_over_a_look_alike(
     )
     proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL
+    # died with the round's first create recorded and the second made but not recorded
+    killed = only_run(results)
+    intents = ledger_rows(killed, "SELECT status FROM intents ORDER BY status")
+    assert intents == [("created",), ("open",)]
+    [(recorded,)] = ledger_rows(killed, "SELECT batch_id FROM batches")
+    assert recorded not in foreign
+    assert len(live.batch_list()) == len(foreign) + 2
 
     run = batchmark.resume(only_run(results).id, results=results, poll_interval=0.02)
 
@@ -185,7 +199,10 @@ def test_an_emulated_run_is_never_resumed_against_another_endpoint(
     config = write_config(tmp_path / "cfg", emulator={"responder": "echo"})
     proc = start_run(config, results, live.base_url, "after_expand")
     proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
     run = only_run(results)
+    assert ledger_rows(run, "SELECT DISTINCT state FROM requests") == [("pending",)]
+    assert ledger_rows(run, "SELECT count(*) FROM intents") == [(0,)]
     info = run.info
     info["emulated"] = True  # what `batchmark run --emulate` killed here would have written
     info["endpoint"] = "emulator"
