@@ -277,3 +277,59 @@ def test_answers_collected_before_a_kill_all_reach_the_response_cache(
     assert sorted((r["custom_id"], r["text"]) for r in responses) == sorted(
         (custom_id, orjson.loads(data)["text"]) for custom_id, data in paid
     )
+
+
+def test_kill_partway_through_a_batch_of_several_collect_chunks_then_resume(
+    live: LiveEmulator, tmp_path: Path
+) -> None:
+    """One batch of more result lines than one ledger transaction holds, killed -9 right
+    after its first chunk was committed: the resume collects the rest without sending
+    anything again, and the response cache ends up with every answer."""
+    from batchmark._batches import COLLECT_CHUNK
+
+    n = COLLECT_CHUNK + 2_000
+    rows = [{"id": f"r{i}", "question": f"q{i}"} for i in range(n)]
+    config = write_config(
+        tmp_path / "cfg",
+        rows=rows,
+        prompts=[{"name": "p", "user": "{{ question }}"}],
+        models=["claude-haiku-4-5"],
+        batch={"max_requests": 100_000, "max_in_flight": 1},
+    )
+    results = tmp_path / "results"
+    proc = _start(config, results, live, "mid_collect@1")
+    proc.communicate(timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+
+    killed = _only_run(results)
+    [(batch_id, size, collected)] = ledger_rows(
+        killed, "SELECT batch_id, n_requests, collected FROM batches"
+    )
+    assert (size, collected) == (n, 0)
+    written = dict(ledger_rows(killed, "SELECT seq, data FROM responses"))
+    assert len(written) == COLLECT_CHUNK  # the first chunk, and nothing of the second
+    assert _states(killed) == {"submitted": n}  # done only once the stream is read whole
+    assert _cache_rows(killed, "staged") == COLLECT_CHUNK
+
+    run = batchmark.resume(killed.id, results=results, poll_interval=0.02)
+
+    assert run.status.complete and run.status.done == n
+    responses = list(run.responses())
+    assert sorted((r["row_id"], r["text"]) for r in responses) == sorted(
+        (row["id"], row["question"]) for row in rows
+    )
+    assert {(r["status"], r["attempts"], r["batch_id"]) for r in responses} == {
+        ("succeeded", 1, batch_id)
+    }
+    # the answers written before the kill are the ones kept
+    again = ledger_rows(run, "SELECT seq, data FROM responses")
+    assert len(again) == n and {s: d for s, d in again if s in written} == written
+    # every request was sent exactly once, in the one batch
+    assert [c.batch_id for c in live.emu.creates.calls] == [batch_id]
+    assert len(live.submitted()) == len(set(live.submitted())) == n
+
+    rerun = batchmark.run(config, results=results, poll_interval=0.02)
+
+    assert len(live.submitted()) == n  # nothing sent: every answer came from the cache
+    assert rerun.status.done == n
+    assert sum(r["cached"] for r in rerun.responses()) == n
