@@ -138,11 +138,17 @@ def test_cancel_keeps_the_response_of_an_earlier_attempt(
         "FROM responses r JOIN requests q ON q.seq = r.seq ORDER BY 1, 2",
     )
     assert len(rows) == ledger_rows(run, "SELECT count(*) FROM responses")[0][0]
-    by_id: dict[str, list[str]] = {}
-    for custom_id, _attempt, status in rows:
-        by_id.setdefault(custom_id, []).append(status)
-    assert all(statuses[0] == "errored" for statuses in by_id.values()), by_id
-    assert {r["status"] for r in run.responses()} <= {"canceled"}
+    by_id: dict[str, list[tuple[int, str]]] = {}
+    for custom_id, attempt, status in rows:
+        by_id.setdefault(custom_id, []).append((attempt, status))
+    # every request: attempt 1's error kept, then the cancellation as attempt 2
+    assert by_id == {r["custom_id"]: [(1, "errored"), (2, "canceled")] for r in run.requests()}, (
+        by_id
+    )
+    assert len(by_id) == N_CELLS
+    # sent once: the retry was still pending when the run was canceled
+    final = [(r["status"], r["attempts"]) for r in run.responses()]
+    assert final == [("canceled", 1)] * N_CELLS
 
 
 def test_adoption_prefers_the_batch_created_after_the_intent_over_a_look_alike(

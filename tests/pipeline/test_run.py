@@ -49,7 +49,9 @@ def test_run_writes_responses_and_summary_files(live: LiveEmulator, tmp_path: Pa
 def test_summary_costs_are_computed_from_usage(live: LiveEmulator, tmp_path: Path) -> None:
     run = batchmark.run(write_config(tmp_path / "cfg"), results=tmp_path / "results")
 
+    assert len(run.summary()) == 4  # 2 models x 2 variants
     for cell in run.summary():
+        assert cell["input_tokens"] > 0 and cell["output_tokens"] > 0
         price_in, price_out = (1, 5) if cell["model"] == "claude-haiku-4-5" else (3, 15)
         expected = 0.5 * (cell["input_tokens"] * price_in + cell["output_tokens"] * price_out) / 1e6
         assert cell["cost_usd"] == pytest.approx(expected)
@@ -92,9 +94,11 @@ def test_rerun_of_unchanged_config_submits_nothing(live: LiveEmulator, tmp_path:
     second = batchmark.run(config, results=tmp_path / "results")
 
     assert len(live.batch_list()) == batches_before
-    assert [r["text"] for r in second.responses()] == [r["text"] for r in first.responses()]
-    assert all(r["cached"] for r in second.responses())
+    texts = [r["text"] for r in second.responses()]
+    assert len(texts) == N_CELLS and texts == [r["text"] for r in first.responses()]
+    assert [r["cached"] for r in second.responses()] == [True] * N_CELLS
     first_cost = {(c["model"], c["variant"]): c["cost_usd"] for c in first.summary()}
+    assert len(second.summary()) == len(first_cost) == 4  # 2 models x 2 variants
     for cell in second.summary():
         assert cell["cost_usd"] == 0
         assert cell["reused_cost_usd"] == pytest.approx(first_cost[cell["model"], cell["variant"]])
@@ -273,7 +277,15 @@ def test_cancel_ends_in_flight_requests_as_canceled(live: LiveEmulator, tmp_path
 
     assert resumed.status.state == "canceled"
     assert resumed.status.complete
-    assert {r["status"] for r in resumed.responses()} <= {"canceled", "succeeded"}
+    responses = list(resumed.responses())
+    assert len(responses) == N_CELLS
+    statuses = Counter(r["status"] for r in responses)
+    # 30 s batches: requests that finished before the cancel keep their answer, most do not
+    assert set(statuses) <= {"canceled", "succeeded"} and statuses["canceled"] > N_CELLS // 2
+    server = live.batch_list()
+    assert sum(b.request_counts.canceled for b in server) == statuses["canceled"]
+    assert sum(b.request_counts.succeeded for b in server) == statuses["succeeded"]
+    assert Counter(Counter(live.submitted()).values()) == Counter({1: N_CELLS})  # none resent
 
 
 def test_run_without_key_and_without_emulate_is_refused(tmp_path: Path) -> None:
