@@ -75,6 +75,7 @@ def test_chunks_of_equal_size_are_not_created_together(live: LiveEmulator, tmp_p
     assert sorted(c.n_requests for c in calls) == [1, 3, 3, 3]
     assert len(calls) == batchmark.validate_spec(batchmark.load_config(config)).batches
     together = [(a, b) for a, b in itertools.combinations(calls, 2) if a.overlaps(b)]
+    assert together, "no two creates overlapped: the sizes were never put to the test"
     assert all(a.n_requests != b.n_requests for a, b in together)
 
 
@@ -130,11 +131,13 @@ def test_a_concurrent_create_whose_answer_is_lost_is_adopted_by_its_size(
 
     assert run.status.done == len(ROWS)
     assert sum(b["adopted"] for b in run.batches()) == 1
-    for batch_id, n_requests, intent_size in ledger_rows(
+    sizes = ledger_rows(
         run,
         "SELECT b.batch_id, b.n_requests, i.n_requests FROM batches b "
         "JOIN intents i ON i.id = b.intent_id",
-    ):
+    )
+    assert len(sizes) == len(run.batches())  # every batch, the adopted one too, has its intent
+    for batch_id, n_requests, intent_size in sizes:
         assert n_requests == intent_size, batch_id
     assert Counter(Counter(live.submitted()).values()) == Counter({1: len(ROWS)})
     assert_exact_accounting(run, live)
