@@ -11,6 +11,7 @@ import anthropic
 import click
 
 from batchmark._errors import BatchmarkError
+from batchmark._terminal import visible
 
 __all__ = ["cli", "main"]
 
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
         err.show()
         sys.exit(err.exit_code)
     except BatchmarkError as err:
-        click.echo(f"error: {err}", err=True)
+        click.echo(f"error: {visible(str(err))}", err=True)
         sys.exit(err.exit_code)
     except anthropic.APIError as err:
         sys.exit(_api_error(err))
@@ -47,11 +48,13 @@ def _api_error(err: anthropic.APIError) -> int:
     """
     status = getattr(err, "status_code", None)
     if isinstance(err, anthropic.AuthenticationError | anthropic.PermissionDeniedError):
-        click.echo(f"error: the API refused the credentials ({status}): {err.message}", err=True)
+        click.echo(
+            f"error: the API refused the credentials ({status}): {visible(err.message)}", err=True
+        )
         click.echo("  hint: check ANTHROPIC_API_KEY (and --base-url, ANTHROPIC_BASE_URL)", err=True)
         return 2
     where = f"HTTP {status}" if status else type(err).__name__
-    click.echo(f"error: the API failed ({where}): {err.message}", err=True)
+    click.echo(f"error: the API failed ({where}): {visible(err.message)}", err=True)
     click.echo(
         "  nothing is lost: `batchmark resume RUN` (the id printed above) continues", err=True
     )

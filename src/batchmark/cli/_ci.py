@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from batchmark._ci import (
     CiResult,
@@ -27,6 +28,7 @@ from batchmark._run import open_run
 from batchmark.cli import cli
 from batchmark.cli._common import (
     base_url_option,
+    echo,
     max_cost_option,
     poll_option,
     progress_display,
@@ -126,7 +128,7 @@ def ci_command(
                 on_progress=update,
                 poll_interval=poll_interval,
                 max_cost=max_cost,
-                on_created=lambda r: click.echo(f"run {r.id}: {r.path}", err=True),
+                on_created=lambda r: echo(f"run {r.id}: {r.path}", err=True),
             )
     _emit(result, junit=junit, summary=summary)
     ctx.exit(result.exit_code)
@@ -148,22 +150,23 @@ def _emit(result: CiResult, *, junit: Path | None, summary: Path | None) -> None
         for col in ("result", "scorer", "check", "cell", "detail"):
             table.add_column(col)
         for g in result.gates:
-            style = _STYLE[g.status]
-            table.add_row(f"[{style}]{g.status}[/]", g.scorer, g.check, g.cell, g.message)
+            table.add_row(Text(g.status, _STYLE[g.status]), g.scorer, g.check, g.cell, g.message)
         console.print(table)
     for path in result.reports:
         if path.suffix == ".html":
             console.print(f"report: {path}")
-    line = f"[{_STYLE[result.state]}]{result.state}[/] (exit {result.exit_code})"
     if result.state == "incomplete":
         if result.comparison is None:  # still in flight
             hint = f"`batchmark ci --resume {result.run_id}` continues it"
         else:  # failed requests are final: a new run (or a higher max_failed_fraction)
             hint = f"`batchmark status {result.run_id}` shows its batches"
-        click.echo(f"run {result.run_id} incomplete: {result.reason}; {hint}", err=True)
+        echo(f"run {result.run_id} incomplete: {result.reason}; {hint}", err=True)
         click.echo(result.run_id)  # stdout: for the step that resumes it
         return
-    console.print(f"{line}: {len(result.failures)} gate check(s) failed")
+    console.print(
+        Text(result.state, _STYLE[result.state]),
+        Text(f"(exit {result.exit_code}): {len(result.failures)} gate check(s) failed"),
+    )
 
 
 def _append_env_file(variable: str, text: str) -> None:
@@ -186,7 +189,7 @@ def baseline_group() -> None:
 def baseline_save_command(run_ref: str, name: str, results: Path) -> None:
     """Save RUN's summary and per-item scores as baseline NAME."""
     path = save_baseline(open_run(run_ref, results), name, results=results)
-    click.echo(f"saved baseline {name!r}: {path}")
+    echo(f"saved baseline {name!r}: {path}")
 
 
 @baseline_group.command("list")

@@ -1,4 +1,9 @@
-"""What the command modules share: common options, the progress bar, consoles, numbers."""
+"""What the command modules share: common options, the progress bar, consoles, numbers.
+
+The consoles are :class:`~batchmark._terminal.SafeConsole`: a string printed on them
+(a row id, a variant name, a path) is shown as written, never read as markup; styled
+output is built as ``Text``.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +18,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsed
 from rich.progress import Progress as RichProgress
 
 from batchmark._batches import Progress
+from batchmark._terminal import SafeConsole, visible
 
 __all__ = [
     "base_url_option",
+    "echo",
     "max_cost_option",
     "fmt_cost",
     "fmt_int",
@@ -56,7 +63,7 @@ max_cost_option = click.option(
 
 
 def _stderr_console() -> Console:
-    return Console(stderr=True)
+    return SafeConsole(stderr=True)
 
 
 @contextlib.contextmanager
@@ -70,7 +77,7 @@ def progress_display(quiet: bool) -> Iterator[Any]:
         TextColumn("[bold]requests"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[detail]}"),
+        TextColumn("{task.fields[detail]}", markup=False),
         TimeElapsedColumn(),
         console=console,
         transient=False,
@@ -95,6 +102,11 @@ def progress_display(quiet: bool) -> Iterator[Any]:
             bar.stop()
 
 
+def echo(message: str, *, err: bool = False, nl: bool = True) -> None:
+    """``click.echo`` for a message holding names or ids: control characters visible."""
+    click.echo(visible(message), err=err, nl=nl)
+
+
 def fmt_int(n: int | None) -> str:
     return "-" if n is None else f"{n:,}"
 
@@ -105,8 +117,8 @@ def fmt_cost(x: float | None) -> str:
 
 def stdout_console() -> Console:
     """The console for tables: full width on a terminal, 160 columns in a pipe or log."""
-    console = Console()
-    return console if console.is_terminal else Console(width=160)
+    console = SafeConsole()
+    return console if console.is_terminal else SafeConsole(width=160)
 
 
 def format_option(choices: list[str], help: str, default: str | None = None) -> Any:

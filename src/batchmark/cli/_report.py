@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 
 from batchmark._compare import Comparison, compare
 from batchmark._render import FORMATS, render, render_terminal
 from batchmark._run import open_run
+from batchmark._terminal import SafeConsole
 from batchmark.cli import cli
-from batchmark.cli._common import results_option, stdout_console
+from batchmark.cli._common import echo, results_option, stdout_console
 
 
 def _table_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -74,10 +74,10 @@ def _emit(comparison: Comparison, fmt: str, output: Path | None) -> None:
         return
     if fmt == "table":
         with output.open("w", encoding="utf-8") as fh:
-            render_terminal(comparison, Console(file=fh, width=160, color_system=None))
+            render_terminal(comparison, SafeConsole(file=fh, width=160, color_system=None))
     else:
         output.write_text(render(comparison, fmt), encoding="utf-8")
-    click.echo(f"wrote {output}", err=True)
+    echo(f"wrote {output}", err=True)
 
 
 @cli.command("report")

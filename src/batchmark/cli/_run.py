@@ -16,6 +16,7 @@ from batchmark._store import iter_run_folders
 from batchmark.cli import cli
 from batchmark.cli._common import (
     base_url_option,
+    echo,
     fmt_cost,
     fmt_int,
     format_option,
@@ -119,7 +120,7 @@ def run_command(
 def _announce(handle: Run) -> None:
     status = handle.status
     cached = f", {status.done} from the cache" if status.done else ""
-    click.echo(f"run {handle.id}: {status.total:,} requests{cached} -> {handle.path}", err=True)
+    echo(f"run {handle.id}: {status.total:,} requests{cached} -> {handle.path}", err=True)
 
 
 def _finish(handle: Run) -> None:
@@ -246,7 +247,5 @@ def cancel_command(run_ref: str, results: Path, base_url: str | None) -> None:
     """Cancel RUN's in-flight batches and stop it from submitting more."""
     ids = cancel(run_ref, results=results, base_url=base_url)
     for batch_id in ids:
-        click.echo(f"canceling {batch_id}")
-    click.echo(
-        f"canceled {len(ids)} batch(es); `batchmark resume {run_ref}` collects what finished"
-    )
+        echo(f"canceling {batch_id}")
+    echo(f"canceled {len(ids)} batch(es); `batchmark resume {run_ref}` collects what finished")

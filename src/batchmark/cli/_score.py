@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from batchmark._driver import score
 from batchmark._run import Run
@@ -41,15 +42,15 @@ def print_scores(handle: Run, console: Console | None = None) -> None:
     for r in rows:
         cells.setdefault((r["model"], r["variant"]), {})[r["scorer"]] = r
     for (model, variant), by_scorer in cells.items():
-        values = []
+        values: list[str | Text] = []
         for name in scorers:
             r = by_scorer.get(name)
             if r is None:
                 values.append("")
                 continue
-            text = f"{_fmt_rate(r['mean'])} · {_fmt_rate(r['pass_rate'])} · {r['n']}"
+            text = Text(f"{_fmt_rate(r['mean'])} · {_fmt_rate(r['pass_rate'])} · {r['n']}")
             if r["invalid"]:
-                text += f" · [red]{r['invalid']} invalid[/red]"
+                text.append(f" · {r['invalid']} invalid", style="red")
             values.append(text)
         table.add_row(model, variant, *values)
     console.print(table)
