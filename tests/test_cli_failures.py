@@ -7,6 +7,7 @@ Each test drives the real command line in a subprocess (``python -m batchmark``)
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -76,3 +77,20 @@ def test_a_latin1_dataset_names_the_file_line_and_byte_and_says_to_re_encode(
     assert f"{tmp_path / data}: {where}" in done.stderr
     assert "re-encode it as UTF-8" in done.stderr and "iconv -f latin1 -t utf-8" in done.stderr
     assert not list(tmp_path.glob("results/t/*"))  # nothing half-made is left
+
+
+# --- the emulator's port is taken -------------------------------------------------------
+
+
+def test_emulator_on_a_port_in_use_exits_2_saying_how_to_pick_a_free_one() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        done = batchmark("emulator", "--port", str(port), timeout=60)
+
+    assert_one_message(done, 2)
+    assert f"cannot listen on 127.0.0.1:{port}: port {port} is already in use" in done.stderr
+    assert "--port 0" in done.stderr
+    assert done.stdout == ""  # no base URL: nothing is served
