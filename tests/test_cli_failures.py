@@ -6,6 +6,7 @@ Each test drives the real command line in a subprocess (``python -m batchmark``)
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -13,6 +14,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+
+from batchmark.cli import cli
+from batchmark.emulator import Emulator
 
 CONFIG = """\
 name: t
@@ -94,3 +99,43 @@ def test_emulator_on_a_port_in_use_exits_2_saying_how_to_pick_a_free_one() -> No
     assert f"cannot listen on 127.0.0.1:{port}: port {port} is already in use" in done.stderr
     assert "--port 0" in done.stderr
     assert done.stdout == ""  # no base URL: nothing is served
+
+
+# --- --base-url of an existing run ------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["resume", "score", "cancel"])
+def test_help_of_commands_on_a_run_says_the_recorded_endpoint_wins(command: str) -> None:
+    shown = CliRunner().invoke(cli, [command, "--help"], terminal_width=400)
+
+    assert shown.exit_code == 0
+    assert "default: the one the run was made against" in shown.output
+    assert "default: ANTHROPIC_BASE_URL" not in shown.output
+
+
+def test_resume_goes_to_the_recorded_endpoint_even_if_anthropic_base_url_changed(
+    tmp_path: Path,
+) -> None:
+    """What the help says: the endpoint recorded at `run` wins over ANTHROPIC_BASE_URL."""
+    config = write_config(tmp_path, "d.jsonl", b'{"id": "r1", "q": "hi"}\n')
+    results = str(tmp_path / "results")
+    with Emulator(processing_seconds=0.3).serve() as recorded:
+        env = {"ANTHROPIC_BASE_URL": recorded, "ANTHROPIC_API_KEY": "test"}
+        made = CliRunner().invoke(
+            cli, ["run", str(config), "--detach", "--results", results], env=env
+        )
+        assert made.exit_code == 0, made.output
+        run_id = made.stdout.strip()
+
+        elsewhere = {**env, "ANTHROPIC_BASE_URL": "http://127.0.0.1:9"}  # nothing listens
+        resumed = CliRunner().invoke(
+            cli,
+            ["resume", run_id, "--results", results, "-q", "--poll-interval", "0.05"],
+            env=elsewhere,
+        )
+
+    assert resumed.exit_code == 0, resumed.output
+    assert (
+        json.loads((tmp_path / "results" / "t" / run_id / "run.json").read_text())["base_url"]
+        == recorded
+    )

@@ -27,7 +27,6 @@ from batchmark._ci import (
 from batchmark._run import open_run
 from batchmark.cli import cli
 from batchmark.cli._common import (
-    base_url_option,
     echo,
     max_cost_option,
     poll_option,
@@ -57,7 +56,13 @@ _STYLE = {"passed": "green", "failed": "bold red", "skipped": "dim", "incomplete
 )
 @results_option
 @click.option("--emulate", is_flag=True, help="Run offline against the bundled emulator.")
-@base_url_option
+@click.option(
+    "--base-url",
+    default=None,
+    help="API endpoint of a new run (default: ANTHROPIC_BASE_URL, else the real API). With "
+    "--resume: default, the one the run was made against (as recorded in its run.json, "
+    "whatever ANTHROPIC_BASE_URL now says).",
+)
 @click.option(
     "--wait-timeout",
     type=float,

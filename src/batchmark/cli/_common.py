@@ -30,6 +30,7 @@ __all__ = [
     "poll_option",
     "progress_display",
     "results_option",
+    "run_base_url_option",
     "stdout_console",
 ]
 
@@ -44,8 +45,17 @@ results_option = click.option(
 base_url_option = click.option(
     "--base-url",
     default=None,
-    help="API endpoint (default: ANTHROPIC_BASE_URL, else the run's recorded endpoint, "
-    "else the real API).",
+    help="API endpoint (default: ANTHROPIC_BASE_URL, else the real API); a run records "
+    "it, and resume, score and cancel go back to it.",
+)
+# What ``_driver._drive_existing`` does: ``base_url or info["base_url"]``, and with
+# neither the SDK's own default (ANTHROPIC_BASE_URL, else the real API).
+run_base_url_option = click.option(
+    "--base-url",
+    default=None,
+    help="API endpoint (default: the one the run was made against, as recorded in its "
+    "run.json, whatever ANTHROPIC_BASE_URL now says; for a run made against the real API, "
+    "ANTHROPIC_BASE_URL if set, else the real API).",
 )
 poll_option = click.option(
     "--poll-interval",

@@ -24,6 +24,7 @@ from batchmark.cli._common import (
     poll_option,
     progress_display,
     results_option,
+    run_base_url_option,
     stdout_console,
 )
 
@@ -139,7 +140,7 @@ def _finish(handle: Run) -> None:
 @cli.command("resume")
 @click.argument("run_ref", metavar="RUN")
 @results_option
-@base_url_option
+@run_base_url_option
 @poll_option
 @click.option(
     "--wait-timeout",
@@ -242,7 +243,7 @@ def _status_row(handle: Run) -> dict[str, Any]:
 @cli.command("cancel")
 @click.argument("run_ref", metavar="RUN")
 @results_option
-@base_url_option
+@run_base_url_option
 def cancel_command(run_ref: str, results: Path, base_url: str | None) -> None:
     """Cancel RUN's in-flight batches and stop it from submitting more."""
     ids = cancel(run_ref, results=results, base_url=base_url)

@@ -14,10 +14,10 @@ from batchmark._driver import score
 from batchmark._run import Run
 from batchmark.cli import cli
 from batchmark.cli._common import (
-    base_url_option,
     format_option,
     progress_display,
     results_option,
+    run_base_url_option,
     stdout_console,
 )
 
@@ -75,7 +75,7 @@ def print_scores(handle: Run, console: Console | None = None) -> None:
     "--scorer", "scorers", multiple=True, help="Score with this scorer only (repeatable)."
 )
 @results_option
-@base_url_option
+@run_base_url_option
 @format_option(["table", "json"], "Output format of the score summary.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def score_command(
