@@ -6,11 +6,14 @@ Each test drives the real command line in a subprocess (``python -m batchmark``)
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -139,3 +142,204 @@ def test_resume_goes_to_the_recorded_endpoint_even_if_anthropic_base_url_changed
         json.loads((tmp_path / "results" / "t" / run_id / "run.json").read_text())["base_url"]
         == recorded
     )
+
+
+# --- read-only folders, full disks, damaged files ---------------------------------------
+
+QUICKSTART = str(Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml")
+
+
+@functools.cache
+def _can_unshare() -> bool:
+    """Root and ``unshare``: a private mount namespace for a read-only or a tiny disk."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        return False
+    return subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode == 0
+
+
+needs_unshare = pytest.mark.skipif(
+    not (sys.platform == "linux" and _can_unshare()), reason="needs root and unshare -m"
+)
+
+
+def in_namespace(setup: str, *args: str, env: dict[str, str] | None = None):
+    """``batchmark ARGS`` in a private mount namespace prepared by the shell ``setup``
+    (its mounts vanish with the process)."""
+    command = [sys.executable, "-m", "batchmark", *args]
+    return subprocess.run(
+        ["unshare", "-m", "sh", "-c", f'{setup} && exec "$@"', "sh", *command],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+        timeout=180,
+    )
+
+
+def readonly(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``batchmark ARGS`` with ``folder`` read-only: a read-only bind mount as root (root
+    writes through file modes), file modes otherwise."""
+    if os.geteuid() == 0:
+        if not _can_unshare():
+            pytest.skip("root without unshare -m: no way to make a folder read-only")
+        bind = f"mount --bind {folder} {folder} && mount -o remount,bind,ro {folder}"
+        return in_namespace(bind, *args)
+    modes = {p: p.stat().st_mode for p in [folder, *folder.rglob("*")]}
+    try:
+        for p, mode in modes.items():
+            p.chmod(mode & ~0o222)
+        return batchmark(*args)
+    finally:
+        for p, mode in modes.items():
+            p.chmod(mode)
+
+
+@pytest.fixture
+def emulated_run(tmp_path: Path) -> tuple[Path, Path]:
+    """The quickstart run with --emulate: (results root, run folder)."""
+    results = tmp_path / "results"
+    done = CliRunner().invoke(
+        cli, ["run", QUICKSTART, "--emulate", "-q", "--results", str(results)]
+    )
+    assert done.exit_code == 0, done.output
+    (folder,) = results.glob("quickstart/*")
+    return results, folder
+
+
+@pytest.mark.parametrize("index", ["no WAL index left", "WAL index left"])
+def test_status_and_report_read_a_read_only_results_folder(
+    emulated_run: tuple[Path, Path], index: str
+) -> None:
+    results, folder = emulated_run
+    shm = folder / "ledger.sqlite-shm"
+    if index == "no WAL index left":  # as a cleanly closed or copied ledger
+        wal = folder / "ledger.sqlite-wal"
+        assert not wal.exists() or wal.stat().st_size == 0
+        wal.unlink(missing_ok=True)
+        shm.unlink(missing_ok=True)
+    else:
+        CliRunner().invoke(cli, ["status", folder.name, "--results", str(results)])
+        assert shm.exists()  # a reader leaves it
+
+    every = readonly(results, "status", "--results", str(results))
+    one = readonly(results, "status", folder.name, "--results", str(results))
+    report = readonly(results, "report", folder.name, "--results", str(results))
+
+    for done in (every, one, report):
+        assert done.returncode == 0, done.stderr
+        assert "Traceback" not in done.stderr
+    assert "complete" in every.stdout and folder.name in every.stdout
+    assert "128 done" in one.stdout
+    assert "exact_match" in report.stdout and "tokens and cost" in report.stdout
+
+
+def test_writing_into_a_read_only_results_folder_says_check_permissions(
+    emulated_run: tuple[Path, Path],
+) -> None:
+    results, folder = emulated_run
+
+    scored = readonly(results, "score", folder.name, "--results", str(results), "-q")
+    made = readonly(results, "run", QUICKSTART, "--emulate", "-q", "--results", str(results))
+
+    for done in (scored, made):
+        assert_one_message(done, 2)
+        assert "cannot be written" in done.stderr and "check permissions" in done.stderr
+    assert f"{folder}/.lock" in scored.stderr
+    assert f"{results}/quickstart/." in made.stderr  # the run's folder being made
+    assert "run the command again (the run was not created: nothing was sent)" in made.stderr
+
+
+@needs_unshare
+def test_a_full_disk_names_the_file_and_resume_then_finishes_sending_nothing_twice(
+    tmp_path: Path,
+) -> None:
+    """A detached run is resumed on a disk with too little room (a 1 MB tmpfs): one
+    message naming the file and the resume; with room again, resume finishes it."""
+    emulator = Emulator(seed=5)
+    with emulator.serve() as url:
+        env = {"ANTHROPIC_BASE_URL": url, "ANTHROPIC_API_KEY": "test"}
+        source = tmp_path / "source"
+        made = batchmark("run", QUICKSTART, "--detach", "--results", str(source), env=env)
+        assert made.returncode == 0, made.stderr
+        run_id = made.stdout.strip()
+        disk = tmp_path / "disk"
+        disk.mkdir()
+        out = tmp_path / "out"
+        out.mkdir()
+        results = disk / "results"
+        resume = f"{sys.executable} -m batchmark resume {run_id} --results {results} -q"
+        script = (
+            f"mount -t tmpfs -o size=1m tmpfs {disk} && cp -a {source} {results} && "
+            f"{{ dd if=/dev/zero of={disk}/filler bs=4k 2>/dev/null; "
+            f"truncate -s -300K {disk}/filler; }} && "
+            f"{{ {resume} >{out}/full.out 2>{out}/full.err; echo $? >{out}/full.rc; }} && "
+            f"rm {disk}/filler && "
+            f"{{ {resume} >{out}/room.out 2>{out}/room.err; echo $? >{out}/room.rc; }}"
+        )
+        done = subprocess.run(
+            ["unshare", "-m", "sh", "-c", script],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **env},
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+
+    full_err = (out / "full.err").read_text()
+    assert (out / "full.rc").read_text().strip() == "2", full_err
+    assert full_err.startswith("error: ") and "Traceback" not in full_err
+    assert "the disk is full" in full_err or "a disk error" in full_err
+    assert f"free space or check permissions, then `batchmark resume {results}/quickstart/" in (
+        full_err.replace("\n", " ")
+    )
+    assert (out / "room.rc").read_text().strip() == "0", (out / "room.err").read_text()
+    sent = Counter(emulator.submitted_custom_ids())
+    assert len(sent) == 128 and max(sent.values()) == 1  # 64 answers + 64 judges, once each
+
+
+def _damage(path: Path, how: str) -> None:
+    data = path.read_bytes()
+    if how == "junk":
+        path.write_bytes(b"this is not a database" * 200 + data[4400:])
+    else:  # truncated to half
+        path.write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("how", ["junk", "half"])
+def test_a_damaged_ledger_names_the_file_and_batchmark_doctor(
+    emulated_run: tuple[Path, Path], how: str
+) -> None:
+    results, folder = emulated_run
+    _damage(folder / "ledger.sqlite", how)
+
+    shown = [
+        batchmark(command, folder.name, "--results", str(results))
+        for command in ("report", "resume")
+    ]
+    if how == "junk":
+        shown.append(batchmark("status", folder.name, "--results", str(results)))
+
+    for done in shown:
+        assert_one_message(done, 2)
+        assert "damaged" in done.stderr
+        assert f"`batchmark doctor {folder}`" in done.stderr
+    listing = batchmark("status", "--results", str(results))
+    assert listing.returncode == 0 and "Traceback" not in listing.stderr
+    if how == "junk":
+        assert "unreadable" in listing.stdout and "batchmark doctor" in listing.stdout
+
+
+def test_a_damaged_response_cache_names_the_file_and_no_cache(
+    emulated_run: tuple[Path, Path],
+) -> None:
+    results, _ = emulated_run
+    (cache,) = (results / ".cache").glob("responses-*.sqlite")
+    _damage(cache, "junk")
+    args = ["run", QUICKSTART, "--emulate", "-q", "--results", str(results)]
+
+    blocked = batchmark(*args)
+    without = batchmark(*args, "--no-cache")
+
+    assert_one_message(blocked, 2)
+    assert f"{cache}: the response cache is damaged" in blocked.stderr
+    assert "--no-cache" in blocked.stderr and f"`mv {cache} {cache}.bad`" in blocked.stderr
+    assert without.returncode == 0, without.stderr

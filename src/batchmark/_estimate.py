@@ -375,7 +375,7 @@ def _observed(
         add(Run(folder).responses())
         if not judges:
             continue
-        ledger = Ledger(folder.ledger_path)
+        ledger = Ledger(folder.ledger_path, readonly=True)
         try:
             for judge in judges:
                 add(final_responses(ledger, kind="judge", scorer=judge.name), judge)

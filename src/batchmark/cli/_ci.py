@@ -24,11 +24,12 @@ from batchmark._ci import (
     save_baseline,
     write_junit,
 )
-from batchmark._run import open_run
+from batchmark._run import Run, open_run
 from batchmark.cli import cli
 from batchmark.cli._common import (
     echo,
     max_cost_option,
+    note_run,
     poll_option,
     progress_display,
     results_option,
@@ -112,8 +113,9 @@ def ci_command(
         raise click.UsageError("--resume takes neither --emulate nor --max-cost")
     with progress_display(quiet) as update:
         if resume_ref is not None:
+            handle = note_run(open_run(resume_ref, results), again="batchmark ci --resume {run}")
             result = resume_ci(
-                resume_ref,
+                handle,
                 baseline=baseline,
                 results=results,
                 wait_timeout=wait_timeout,
@@ -133,10 +135,15 @@ def ci_command(
                 on_progress=update,
                 poll_interval=poll_interval,
                 max_cost=max_cost,
-                on_created=lambda r: echo(f"run {r.id}: {r.path}", err=True),
+                on_created=_announce,
             )
     _emit(result, junit=junit, summary=summary)
     ctx.exit(result.exit_code)
+
+
+def _announce(handle: Run) -> None:
+    note_run(handle, again="batchmark ci --resume {run}")
+    echo(f"run {handle.id}: {handle.path}", err=True)
 
 
 def _emit(result: CiResult, *, junit: Path | None, summary: Path | None) -> None:

@@ -18,20 +18,25 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsed
 from rich.progress import Progress as RichProgress
 
 from batchmark._batches import Progress
+from batchmark._run import Run, command_ref
 from batchmark._terminal import SafeConsole, visible
 
 __all__ = [
     "base_url_option",
     "echo",
-    "max_cost_option",
     "fmt_cost",
     "fmt_int",
+    "forget_run",
     "format_option",
+    "max_cost_option",
+    "note_run",
+    "noted_run",
     "poll_option",
     "progress_display",
     "results_option",
     "run_base_url_option",
     "stdout_console",
+    "stopped_run_message",
 ]
 
 results_option = click.option(
@@ -110,6 +115,49 @@ def progress_display(quiet: bool) -> Iterator[Any]:
     finally:
         if bar.live.is_started:
             bar.stop()
+
+
+# The run the current command works on: a command stopped (Ctrl-C, SIGTERM) or failed
+# midway (a full disk) names it, with the command that continues it.
+_NOTED: dict[str, tuple[Run, str | None]] = {}
+
+
+def note_run(handle: Run, again: str | None = "batchmark resume {run}") -> Run:
+    """Remember ``handle`` as this command's run; ``again`` continues it (``{run}``), None
+    for a command that only reads it."""
+    _NOTED["run"] = (handle, again)
+    return handle
+
+
+def noted_run() -> Run | None:
+    noted = _NOTED.get("run")
+    return noted[0] if noted else None
+
+
+def forget_run() -> None:
+    _NOTED.clear()
+
+
+def stopped_run_message() -> str | None:
+    """What to tell a user whose command stopped midway: its run and how to continue."""
+    noted = _NOTED.get("run")
+    if noted is None:
+        return None
+    handle, again = noted
+    if again is None:
+        return None
+    try:
+        info = handle.info
+    except (OSError, ValueError):
+        info = {}
+    if info.get("emulated"):
+        config = info.get("config_path", "CONFIG")
+        return (
+            f"run {handle.id} stopped with its in-process emulator: `batchmark run {config} "
+            "--emulate` starts it again (answers already collected come from the cache)"
+        )
+    command = again.format(run=command_ref(handle.path))
+    return f"run {handle.id} stopped; nothing is lost: `{command}` continues it"
 
 
 def echo(message: str, *, err: bool = False, nl: bool = True) -> None:

@@ -11,10 +11,11 @@ from rich.table import Table
 from rich.text import Text
 
 from batchmark._driver import score
-from batchmark._run import Run
+from batchmark._run import Run, open_run
 from batchmark.cli import cli
 from batchmark.cli._common import (
     format_option,
+    note_run,
     progress_display,
     results_option,
     run_base_url_option,
@@ -91,9 +92,10 @@ def score_command(
 
     Judges not yet asked about an item are asked now, as a batch.
     """
+    handle = note_run(open_run(run_ref, results), again="batchmark score {run}")
     with progress_display(quiet) as update:
         handle = score(
-            run_ref,
+            handle,
             results=results,
             config=config,
             scorers=scorers or None,
