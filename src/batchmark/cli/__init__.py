@@ -119,6 +119,7 @@ def _register() -> None:
 
     for name in (
         "_ci",
+        "_doctor",
         "_emulator",
         "_estimate",
         "_report",
