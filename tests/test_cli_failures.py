@@ -343,3 +343,19 @@ def test_a_damaged_response_cache_names_the_file_and_no_cache(
     assert f"{cache}: the response cache is damaged" in blocked.stderr
     assert "--no-cache" in blocked.stderr and f"`mv {cache} {cache}.bad`" in blocked.stderr
     assert without.returncode == 0, without.stderr
+
+
+def test_a_damaged_past_run_does_not_block_estimate_or_a_budgeted_run(
+    emulated_run: tuple[Path, Path],
+) -> None:
+    """Past runs only inform the estimate of output lengths: a damaged one is skipped."""
+    results, folder = emulated_run
+    _damage(folder / "ledger.sqlite", "junk")
+
+    estimated = batchmark("estimate", QUICKSTART, "--emulate", "--results", str(results))
+    budgeted = batchmark(
+        "run", QUICKSTART, "--emulate", "-q", "--max-cost", "5", "--results", str(results)
+    )
+
+    assert estimated.returncode == 0, estimated.stderr
+    assert budgeted.returncode == 0, budgeted.stderr
