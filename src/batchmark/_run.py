@@ -22,7 +22,7 @@ from batchmark._store import Ledger, RunFolder, resolve_run
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["DEFAULT_RESULTS", "Run", "RunStatus", "open_run"]
+__all__ = ["DEFAULT_RESULTS", "Run", "RunStatus", "command_ref", "open_run"]
 
 DEFAULT_RESULTS = Path("results")
 
@@ -78,7 +78,7 @@ class Run:
         return load_config(self.info["config_path"], text=snapshot)
 
     def _ledger(self) -> Ledger:
-        return Ledger(self.folder.ledger_path)
+        return Ledger(self.folder.ledger_path, readonly=True)
 
     @property
     def status(self) -> RunStatus:
@@ -256,3 +256,14 @@ class Run:
 def open_run(ref: str | os.PathLike[str], results: str | os.PathLike[str] = DEFAULT_RESULTS) -> Run:
     """A run by id (under ``results``) or by folder path."""
     return Run(resolve_run(ref, Path(results)))
+
+
+def command_ref(folder: str | os.PathLike[str]) -> str:
+    """How a command line names the run in ``folder``: its id when it lies under
+    ``./results`` (the default ``--results``), else the folder's path."""
+    path = Path(folder)
+    try:
+        default = path.parent.parent.resolve() == DEFAULT_RESULTS.resolve()
+    except OSError:
+        default = False
+    return path.name if default else str(path)

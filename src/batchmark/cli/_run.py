@@ -10,19 +10,22 @@ from rich.console import Console
 from rich.table import Table
 
 from batchmark._driver import cancel, resume, run
-from batchmark._errors import RequestsLost, RunIncomplete
+from batchmark._errors import RequestsLost, RunIncomplete, StoreError
 from batchmark._run import Run, open_run
 from batchmark._store import iter_run_folders
 from batchmark.cli import cli
 from batchmark.cli._common import (
     base_url_option,
+    echo,
     fmt_cost,
     fmt_int,
     format_option,
     max_cost_option,
+    note_run,
     poll_option,
     progress_display,
     results_option,
+    run_base_url_option,
     stdout_console,
 )
 
@@ -107,7 +110,7 @@ def run_command(
             detach=detach,
             on_progress=update,
             poll_interval=poll_interval,
-            on_created=None if quiet else _announce,
+            on_created=_noted_quietly if quiet else _announce,
             max_cost=max_cost,
         )
     if detach:
@@ -116,10 +119,15 @@ def run_command(
     _finish(handle)
 
 
+def _noted_quietly(handle: Run) -> None:
+    note_run(handle)
+
+
 def _announce(handle: Run) -> None:
+    note_run(handle)
     status = handle.status
     cached = f", {status.done} from the cache" if status.done else ""
-    click.echo(f"run {handle.id}: {status.total:,} requests{cached} -> {handle.path}", err=True)
+    echo(f"run {handle.id}: {status.total:,} requests{cached} -> {handle.path}", err=True)
 
 
 def _finish(handle: Run) -> None:
@@ -159,7 +167,7 @@ def _check_losses(handle: Run, status: Any) -> None:
 @cli.command("resume")
 @click.argument("run_ref", metavar="RUN")
 @results_option
-@base_url_option
+@run_base_url_option
 @poll_option
 @click.option(
     "--wait-timeout",
@@ -184,9 +192,10 @@ def resume_command(
     quiet: bool,
 ) -> None:
     """Finish RUN (a run id or folder) without submitting anything twice."""
+    handle = note_run(open_run(run_ref, results))
     with progress_display(quiet) as update:
         handle = resume(
-            run_ref,
+            handle,
             results=results,
             base_url=base_url,
             on_progress=update,
@@ -207,7 +216,7 @@ def status_command(run_ref: str | None, results: Path, fmt: str) -> None:
 
     if run_ref is None:
         runs = [Run(f) for f in iter_run_folders(results)]
-        rows = [_status_row(r) for r in runs]
+        rows = [_status_row_or_damage(r) for r in runs]
         if fmt == "json":
             click.echo(json.dumps(rows, indent=2))
             return
@@ -219,11 +228,15 @@ def status_command(run_ref: str | None, results: Path, fmt: str) -> None:
                 r["run"],
                 r["eval"],
                 r["state"],
-                *(str(r[k]) for k in ("total", "done", "failed", "in_flight", "pending")),
+                *(fmt_int(r[k]) for k in ("total", "done", "failed", "in_flight", "pending")),
             )
-        stdout_console().print(table)
+        console = stdout_console()
+        console.print(table)
+        for r in rows:
+            if "error" in r:
+                console.print(r["error"])
         return
-    handle = open_run(run_ref, results)
+    handle = note_run(open_run(run_ref, results), again=None)
     row = _status_row(handle)
     batches = handle.batches()
     if fmt == "json":
@@ -252,6 +265,22 @@ def status_command(run_ref: str | None, results: Path, fmt: str) -> None:
         console.print(table)
 
 
+def _status_row_or_damage(handle: Run) -> dict[str, Any]:
+    """A run's row; one whose files cannot be read is listed as such, with what to do."""
+    try:
+        return _status_row(handle)
+    except StoreError as err:
+        empty = dict.fromkeys(("total", "done", "failed", "in_flight", "pending"))
+        return {
+            "run": handle.id,
+            "eval": handle.folder.eval_name,
+            "path": str(handle.path),
+            "state": "unreadable",
+            **empty,
+            "error": f"run {handle.id}: {err}",
+        }
+
+
 def _status_row(handle: Run) -> dict[str, Any]:
     s = handle.status
     return {
@@ -270,21 +299,20 @@ def _status_row(handle: Run) -> dict[str, Any]:
 @cli.command("cancel")
 @click.argument("run_ref", metavar="RUN")
 @results_option
-@base_url_option
+@run_base_url_option
 def cancel_command(run_ref: str, results: Path, base_url: str | None) -> None:
     """Cancel RUN's in-flight batches and stop it from submitting more."""
 
     def skipped(ids: list[str]) -> None:
         for batch_id in ids:
-            click.echo(
+            echo(
                 f"not canceling {batch_id}: adopted after a lost create and not yet proved "
                 "this run's (it may be another run's); its results are checked when it ends",
                 err=True,
             )
 
-    ids = cancel(run_ref, results=results, base_url=base_url, on_skipped=skipped)
+    handle = note_run(open_run(run_ref, results), again="batchmark cancel {run}")
+    ids = cancel(handle, results=results, base_url=base_url, on_skipped=skipped)
     for batch_id in ids:
-        click.echo(f"canceling {batch_id}")
-    click.echo(
-        f"canceled {len(ids)} batch(es); `batchmark resume {run_ref}` collects what finished"
-    )
+        echo(f"canceling {batch_id}")
+    echo(f"canceled {len(ids)} batch(es); `batchmark resume {run_ref}` collects what finished")

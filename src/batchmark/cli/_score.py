@@ -8,15 +8,17 @@ from pathlib import Path
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from batchmark._driver import score
-from batchmark._run import Run
+from batchmark._run import Run, open_run
 from batchmark.cli import cli
 from batchmark.cli._common import (
-    base_url_option,
     format_option,
+    note_run,
     progress_display,
     results_option,
+    run_base_url_option,
     stdout_console,
 )
 
@@ -41,15 +43,15 @@ def print_scores(handle: Run, console: Console | None = None) -> None:
     for r in rows:
         cells.setdefault((r["model"], r["variant"]), {})[r["scorer"]] = r
     for (model, variant), by_scorer in cells.items():
-        values = []
+        values: list[str | Text] = []
         for name in scorers:
             r = by_scorer.get(name)
             if r is None:
                 values.append("")
                 continue
-            text = f"{_fmt_rate(r['mean'])} · {_fmt_rate(r['pass_rate'])} · {r['n']}"
+            text = Text(f"{_fmt_rate(r['mean'])} · {_fmt_rate(r['pass_rate'])} · {r['n']}")
             if r["invalid"]:
-                text += f" · [red]{r['invalid']} invalid[/red]"
+                text.append(f" · {r['invalid']} invalid", style="red")
             values.append(text)
         table.add_row(model, variant, *values)
     console.print(table)
@@ -74,7 +76,7 @@ def print_scores(handle: Run, console: Console | None = None) -> None:
     "--scorer", "scorers", multiple=True, help="Score with this scorer only (repeatable)."
 )
 @results_option
-@base_url_option
+@run_base_url_option
 @format_option(["table", "json"], "Output format of the score summary.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def score_command(
@@ -90,9 +92,10 @@ def score_command(
 
     Judges not yet asked about an item are asked now, as a batch.
     """
+    handle = note_run(open_run(run_ref, results), again="batchmark score {run}")
     with progress_display(quiet) as update:
         handle = score(
-            run_ref,
+            handle,
             results=results,
             config=config,
             scorers=scorers or None,
