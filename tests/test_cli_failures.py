@@ -252,7 +252,7 @@ def test_writing_into_a_read_only_results_folder_says_check_permissions(
 def test_a_full_disk_names_the_file_and_resume_then_finishes_sending_nothing_twice(
     tmp_path: Path,
 ) -> None:
-    """A detached run is resumed on a disk with too little room (a 1 MB tmpfs): one
+    """A detached run is resumed on a disk with too little room (a 4 MB tmpfs, filled): one
     message naming the file and the resume; with room again, resume finishes it."""
     emulator = Emulator(seed=5)
     with emulator.serve() as url:
@@ -268,7 +268,7 @@ def test_a_full_disk_names_the_file_and_resume_then_finishes_sending_nothing_twi
         results = disk / "results"
         resume = f"{sys.executable} -m batchmark resume {run_id} --results {results} -q"
         script = (
-            f"mount -t tmpfs -o size=1m tmpfs {disk} && cp -a {source} {results} && "
+            f"mount -t tmpfs -o size=4m tmpfs {disk} && cp -a {source} {results} && "
             f"{{ dd if=/dev/zero of={disk}/filler bs=4k 2>/dev/null; "
             f"truncate -s -300K {disk}/filler; }} && "
             f"{{ {resume} >{out}/full.out 2>{out}/full.err; echo $? >{out}/full.rc; }} && "

@@ -345,7 +345,11 @@ class AnthropicBackend:
                 if line:
                     yield _result_line(orjson.loads(line))
         except (httpx2.TransportError, anthropic.APIConnectionError, ValueError) as err:
-            raise ResultsStreamError(f"results of {batch_id}: {err}") from err
+            raise ResultsStreamError(
+                f"the results stream of batch {batch_id} broke off ({err or type(err).__name__})"
+                "; nothing is lost: the answers already read are kept and the rest are read "
+                "again by `batchmark resume RUN`"
+            ) from err
         finally:
             stream.__exit__(None, None, None)
 

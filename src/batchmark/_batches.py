@@ -40,6 +40,7 @@ for the next round.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import sqlite3
@@ -49,13 +50,14 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import itemgetter
+from pathlib import Path
 from typing import Any
 
 import anthropic
 import orjson
 
 from batchmark._backend import BatchBackend, BatchInfo, ResultLine
-from batchmark._claims import Claims, owner_alive
+from batchmark._claims import Claim, Claims, owner_alive, owner_sending
 from batchmark._errors import BatchNotFound, ResultsStreamError
 from batchmark._gc import gc_paused
 from batchmark._packing import API_MAX_BYTES, API_MAX_REQUESTS, ENTRY_OVERHEAD, BatchPacker
@@ -79,6 +81,18 @@ MAX_CONSECUTIVE_FAILURES = 8
 # larger chunks ingest faster; a crash loses at most one chunk's work (re-collected).
 COLLECT_CHUNK = 10_000
 _first = itemgetter(0)
+# Requests of a batch that ended ``lost`` (their current attempt's response says so).
+_LOST_OF_BATCH = (
+    "SELECT q.seq FROM requests q JOIN responses r "
+    "ON r.seq = q.seq AND r.attempt = q.attempts AND r.status = 'lost' "
+    "WHERE q.batch_id = ? AND q.state = 'failed'"
+)
+# Requests that ended ``lost`` while waiting for another run's batch (no batch of ours).
+_LOST_ELSEWHERE = (
+    "SELECT q.seq FROM requests q JOIN responses r "
+    "ON r.seq = q.seq AND r.attempt = q.attempts AND r.status = 'lost' "
+    "WHERE r.batch_id IS NULL"
+)
 # A batch's requests still 'submitted' whose success for the current attempt is written
 # (an interrupted collect leaves them so until the batch's stream has been read whole).
 _ANSWERED_IN_BATCH = """
@@ -317,25 +331,31 @@ class BatchRunner:
     # --- requests another run has in flight ---------------------------------------------
 
     def _claim(self, seqs: list[int]) -> list[int]:
-        """Claim the chunk's request contents; those another run holds wait for it.
+        """Claim the chunk's request contents; returns the seqs to send now.
 
-        Returns the seqs to send. A request whose cache key another run has in flight
-        (under the same results root and endpoint) goes to ``waiting``: its answer is
-        taken from the cache once that run collects it (``check_waiting``).
+        A request whose cache key another run has in flight (under the same results root
+        and endpoint) goes to ``waiting``: its answer is taken once that run collects it
+        (``check_waiting``). A key this run wins is looked up in the cache once more: the
+        answer may have arrived since the request was written (another run collected it,
+        then let go of it; owners merge answers before they release claims).
         """
         if self.claims is None or self.cache is None or not seqs:
             return seqs  # no cache: nothing to wait for (``--no-cache`` pays again)
         keys = self._keys(seqs)
         held = self.claims.claim((keys[q][0], keys[q][1]) for q in seqs)
-        if not held:
-            return seqs
+        won = [q for q in seqs if keys[q][0] not in held]
+        hits = self.cache.get_many([keys[q][0] for q in won])
         waiting = [q for q in seqs if keys[q][0] in held]
-        with self.ledger.transaction() as db:
-            db.executemany(
-                "UPDATE requests SET state = 'waiting' WHERE seq = ? AND state = 'pending'",
-                [(q,) for q in waiting],
-            )
-        return [q for q in seqs if keys[q][0] not in held]
+        if waiting:
+            with self.ledger.transaction() as db:
+                db.executemany(
+                    "UPDATE requests SET state = 'waiting' WHERE seq = ? AND state = 'pending'",
+                    [(q,) for q in waiting],
+                )
+        if hits:
+            self._take_cached([(q, keys[q][0]) for q in won if keys[q][0] in hits], hits)
+            self.claims.release(list(hits))
+        return [q for q in won if keys[q][0] not in hits]
 
     def _keys(self, seqs: list[int]) -> dict[int, tuple[str, str]]:
         """``{seq: (cache_key, custom_id)}``."""
@@ -349,6 +369,33 @@ class BatchRunner:
                 found[seq] = (key, custom_id)
         return found
 
+    def _take_cached(self, items: list[tuple[int, str]], hits: dict[str, dict[str, Any]]) -> None:
+        """Requests ``(seq, cache_key)`` answered from the cache: done, ``cached``.
+
+        A request tried before gets an attempt of its own (the earlier attempt's error
+        stays history); one never tried gets attempt 0, like any cache hit."""
+        rows = []
+        for start in range(0, len(items), 500):
+            part = items[start : start + 500]
+            marks = ",".join("?" * len(part))
+            tried = dict(
+                self.ledger.db.execute(
+                    f"SELECT seq, attempts FROM requests WHERE seq IN ({marks})",
+                    [q for q, _ in part],
+                ).fetchall()
+            )
+            for seq, key in part:
+                attempt = tried[seq] + 1 if tried.get(seq) else 0
+                rows.append((seq, attempt, orjson.dumps({**hits[key], "cached": True})))
+        with self.ledger.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO responses VALUES (?, ?, NULL, 'succeeded', ?)", rows
+            )
+            db.executemany(
+                "UPDATE requests SET state = 'done', attempts = ? WHERE seq = ?",
+                [(a, q) for q, a, _ in rows],
+            )
+
     def check_waiting(self) -> bool:
         """Settle requests waiting for another run's answer; True if any settled.
 
@@ -356,7 +403,10 @@ class BatchRunner:
         never taken for a loss: who holds the keys now, then the cache. A cached answer
         makes the request done (``cached``); a key nobody holds any more, or held by a
         run that stopped before sending it, goes back to the queue; a key in the batch
-        of a run that stopped (``--detach``, killed) is read from that batch here.
+        of a run that stopped (``--detach``, killed) is read from that batch here; a key
+        whose batch the other run reported lost ends ``lost`` here too (never re-sent by
+        itself); a run that stopped in the middle of a create is settled first
+        (``settle_stopped``), as its own resume would.
         """
         if self.claims is None or self.cache is None:
             return False
@@ -368,69 +418,125 @@ class BatchRunner:
         keys = [k for _, k, _ in rows]
         holders = self.claims.holders(keys)
         hits = self.cache.get_many(keys)
-        done: list[tuple[int, int, bytes]] = []
+        cached: list[tuple[int, str]] = []
         back: list[int] = []
-        harvest: dict[str, dict[str, str]] = {}  # batch id -> {custom_id: cache_key}
+        lost: list[tuple[int, int, str]] = []
+        harvest: dict[str, tuple[Claim, dict[str, str]]] = {}  # batch id -> its claims
+        stopped: set[str] = set()
         alive: dict[str, bool] = {}
+        shared = self.claims.shared_batches
         for seq, key, attempts in rows:
-            hit = hits.get(key)
-            if hit is not None:
-                done.append((seq, attempts, orjson.dumps({**hit, "cached": True})))
+            if key in hits:
+                cached.append((seq, key))
                 continue
             claim = holders.get(key)
             if claim is None:
                 back.append(seq)
                 continue
+            if claim.lost:
+                lost.append((seq, attempts, claim.owner))
+                continue
             if claim.owner not in alive:
                 alive[claim.owner] = owner_alive(claim.owner)
             if alive[claim.owner]:
                 continue
-            if claim.batch_id is None or not self.claims.shared_batches:
-                back.append(seq)  # stopped before sending: ``_claim`` takes it over
+            if claim.batch_id is not None and shared:
+                harvest.setdefault(claim.batch_id, (claim, {}))[1][claim.custom_id] = key
+            elif shared and owner_sending(claim.owner):
+                stopped.add(claim.owner)
             else:
-                harvest.setdefault(claim.batch_id, {})[claim.custom_id] = key
+                back.append(seq)  # stopped before sending: ``_claim`` takes it over
+        if cached:
+            self._take_cached(cached, hits)
         with self.ledger.transaction() as db:
-            db.executemany(
-                "INSERT OR REPLACE INTO responses VALUES (?, ?, NULL, 'succeeded', ?)", done
-            )
-            db.executemany(
-                "UPDATE requests SET state = 'done' WHERE seq = ?", [(q,) for q, _, _ in done]
-            )
             db.executemany(
                 "UPDATE requests SET state = 'pending' WHERE seq = ?", [(q,) for q in back]
             )
-        for batch_id, wanted in harvest.items():
-            self._harvest(batch_id, wanted)
-        return bool(done or back)
+            for seq, attempts, owner in lost:
+                data = orjson.dumps(
+                    {
+                        "error_type": "batch_lost",
+                        "error_message": f"the run {owner} had this request in flight and "
+                        "lost its batch (404, missing from the batch list); not sent again "
+                        "here either: `batchmark resume RUN --resend-lost` sends it",
+                    }
+                )
+                db.execute(
+                    "INSERT OR REPLACE INTO responses VALUES (?, ?, NULL, 'lost', ?)",
+                    (seq, attempts, data),
+                )
+                db.execute("UPDATE requests SET state = 'failed' WHERE seq = ?", (seq,))
+        for owner in stopped:
+            self.settle_stopped(owner)
+        for batch_id, (claim, wanted) in harvest.items():
+            self._harvest(batch_id, claim, wanted)
+        return bool(cached or back or lost)
 
-    def _harvest(self, batch_id: str, wanted: dict[str, str]) -> None:
+    def settle_stopped(self, owner: str) -> None:
+        """Settle the open intents of the stopped run ``owner`` as its resume would: adopt
+        the batch a create of it made, or return the chunk to its queue. Under its lock,
+        so that its own resume cannot run meanwhile; skipped while that one runs."""
+        folder = Path(owner)
+        try:
+            fh = open(folder / ".lock", "a")  # noqa: SIM115
+        except OSError:
+            return
+        try:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return  # its resume runs now
+            ledger = Ledger(folder / "ledger.sqlite")
+            claims = Claims(self.claims.path, owner) if self.claims is not None else None
+            try:
+                BatchRunner(ledger, self.backend, self.settings, claims=claims).recover()
+            finally:
+                if claims is not None:
+                    claims.close()
+                ledger.close()
+        finally:
+            fh.close()
+
+    def _harvest(self, batch_id: str, claim: Claim, wanted: dict[str, str]) -> None:
         """Read the answers of a stopped run's batch into the cache (once it ended).
 
-        ``wanted`` maps that run's custom_ids to cache keys. Answers that did not succeed
-        (or never came) release the stopped run's claim, so the key is sent again here.
+        ``wanted`` maps that run's custom_ids to cache keys. A batch the stopped run did
+        not record as its own (adopted, unverified) is first checked against that run's
+        ledger, like ``_verify``. Answers that did not succeed (or never came) drop the
+        stopped run's claims, so the keys are sent again here.
         """
         assert self.claims is not None and self.cache is not None
         try:
             info = self.backend.check(batch_id)
         except BatchNotFound:
-            if self._listed_id(batch_id) is None and self._lost(batch_id):
+            listed = self._listed_id(batch_id, claim.claimed_at - ADOPT_SKEW_SECONDS)
+            if listed is None and self._lost(batch_id):
                 self.claims.drop_foreign(batch_id, list(wanted.values()))
             return
         self._not_found_since.pop(batch_id, None)
         if info.status != "ended":
             return
+        expected = None
+        if batch_id not in self.claims.owned_by(claim.owner):
+            expected = _custom_ids_in(Path(claim.owner) / "ledger.sqlite", batch_id)
         answers: list[tuple[str, bytes]] = []
-        if not info.archived:
-            lines = self.backend.fetch(batch_id)
-            try:
-                for line in lines:
-                    key = wanted.get(line.custom_id)
-                    if key is not None and line.status == "succeeded":
-                        answers.append((key, orjson.dumps(line.message or {})))
-            finally:
-                close = getattr(lines, "close", None)
-                if close is not None:
-                    close()
+        try:
+            if not info.archived:
+                lines = self.backend.fetch(batch_id)
+                try:
+                    for line in lines:
+                        if expected is not None and line.custom_id not in expected:
+                            answers = []  # not the stopped run's batch: trust none of it
+                            break
+                        key = wanted.get(line.custom_id)
+                        if key is not None and line.status == "succeeded":
+                            answers.append((key, orjson.dumps(line.message or {})))
+                finally:
+                    close = getattr(lines, "close", None)
+                    if close is not None:
+                        close()
+        except (BatchNotFound, ResultsStreamError):
+            return  # deleted since the check, or cut off: the next look decides
         self.cache.add(answers)
         answered = {k for k, _ in answers}
         self.claims.drop_foreign(batch_id, [k for k in wanted.values() if k not in answered])
@@ -552,6 +658,10 @@ class BatchRunner:
         """
         errors: dict[int, Exception] = {}
         unsettled = False
+        # From here on a create may reach the API. An intent still 'open' after a crash
+        # never sent its create: ``recover`` returns it to the queue without looking for
+        # a batch, so no look-alike batch of another run can be taken for it.
+        self._mark_sending([i.id for i in intents])
         with ThreadPoolExecutor(len(intents), thread_name_prefix="batchmark-create") as pool:
             futures: dict[Future[BatchInfo], _Intent] = {
                 pool.submit(self._create, intent.id): intent for intent in intents
@@ -584,6 +694,12 @@ class BatchRunner:
             self.recover()
         if errors:
             raise errors[min(errors)]
+
+    def _mark_sending(self, intent_ids: list[int]) -> None:
+        with self.ledger.transaction() as db:
+            db.executemany(
+                "UPDATE intents SET status = 'sending' WHERE id = ?", [(i,) for i in intent_ids]
+            )
 
     def _record_batch(self, intent_id: int | None, info: BatchInfo, *, adopted: bool) -> None:
         """The intent's create made batch ``info`` (its create returned, or ``recover``
@@ -631,8 +747,18 @@ class BatchRunner:
             )
 
     def recover(self) -> None:
-        """Settle open intents: adopt the batch a lost create made, or un-send the chunk."""
-        intents = self.ledger.open_intents()
+        """Settle open intents: adopt the batch a lost create made, or un-send the chunk.
+
+        An intent whose create was never sent (still ``open``) goes back to the queue at
+        once; only one whose create may have reached the API (``sending``) is matched
+        against the batch list.
+        """
+        intents = []
+        for intent in self.ledger.open_intents():
+            if intent["status"] == "open":
+                self._abandon_intent(intent["id"])
+            else:
+                intents.append(intent)
         if not intents:
             return
         since = min(i["created_at"] for i in intents) - ADOPT_SKEW_SECONDS
@@ -757,7 +883,7 @@ class BatchRunner:
                 (batch_id,),
             )
             db.execute(
-                "UPDATE intents SET status = 'open', batch_id = NULL WHERE batch_id = ?",
+                "UPDATE intents SET status = 'sending', batch_id = NULL WHERE batch_id = ?",
                 (batch_id,),
             )
             db.execute(
@@ -773,11 +899,6 @@ class BatchRunner:
         sent again. With ``resend_lost``, the requests of one still not found go back to
         the queue: the user has said the batch is gone.
         """
-        _LOST_OF = (
-            "SELECT q.seq FROM requests q JOIN responses r "
-            "ON r.seq = q.seq AND r.attempt = q.attempts AND r.status = 'lost' "
-            "WHERE q.batch_id = ? AND q.state = 'failed'"
-        )
         for batch in self.ledger.lost_batches():
             batch_id = batch["batch_id"]
             try:
@@ -787,7 +908,7 @@ class BatchRunner:
             if info is None and not self.resend_lost:
                 continue
             with self.ledger.transaction() as db:
-                seqs = [(q,) for (q,) in db.execute(_LOST_OF, (batch_id,))]
+                seqs = [(q,) for (q,) in db.execute(_LOST_OF_BATCH, (batch_id,))]
                 if info is not None:  # it exists after all: collect it as usual
                     db.executemany("DELETE FROM responses WHERE seq = ? AND status = 'lost'", seqs)
                     db.executemany("UPDATE requests SET state = 'submitted' WHERE seq = ?", seqs)
@@ -801,6 +922,17 @@ class BatchRunner:
                         "UPDATE batches SET status = 'lost, resent' WHERE batch_id = ?",
                         (batch_id,),
                     )
+            if info is not None and self.claims is not None:  # ours again, in flight
+                keys = self.ledger.db.execute(
+                    "SELECT cache_key FROM requests WHERE batch_id = ?", (batch_id,)
+                )
+                self.claims.set_batch([k for (k,) in keys], batch_id)
+        if self.resend_lost:  # requests that waited for a batch another run lost
+            with self.ledger.transaction() as db:
+                db.execute(
+                    "UPDATE requests SET state = 'pending' WHERE state = 'failed' "
+                    f"AND seq IN ({_LOST_ELSEWHERE})"
+                )
 
     def _update_batch(self, info: BatchInfo) -> None:
         self.ledger.db.execute(
@@ -986,7 +1118,10 @@ class BatchRunner:
         if self.cache is not None:
             self.cache.merge_staged()
         if self.claims is not None:
-            self.claims.release_batch(batch_id)
+            if archived:
+                self.claims.release_batch(batch_id)
+            else:  # other runs must not send what may still run here either
+                self.claims.mark_lost(batch_id)
 
     def _settle_unanswered(
         self,
@@ -1057,3 +1192,17 @@ def _retire_id(db: sqlite3.Connection, batch_id: str) -> None:
     db.execute("UPDATE intents SET batch_id = ? WHERE batch_id = ?", (old, batch_id))
     db.execute("UPDATE requests SET batch_id = ? WHERE batch_id = ?", (old, batch_id))
     db.execute("UPDATE responses SET batch_id = ? WHERE batch_id = ?", (old, batch_id))
+
+
+def _custom_ids_in(ledger_file: Path, batch_id: str) -> set[str]:
+    """The custom_ids another run's ledger put in ``batch_id`` (read-only; empty when it
+    cannot be read: then nothing of the batch is trusted)."""
+    try:
+        db = sqlite3.connect(ledger_file.as_uri() + "?mode=ro", uri=True, timeout=30.0)
+        try:
+            rows = db.execute("SELECT custom_id FROM requests WHERE batch_id = ?", (batch_id,))
+            return {c for (c,) in rows}
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return set()

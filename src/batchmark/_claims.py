@@ -50,7 +50,8 @@ def _k001_initial(db: sqlite3.Connection) -> None:
     )
     db.execute(
         "CREATE TABLE inflight (cache_key TEXT PRIMARY KEY, owner TEXT NOT NULL, "
-        "custom_id TEXT NOT NULL, batch_id TEXT, claimed_at REAL NOT NULL)"
+        "custom_id TEXT NOT NULL, batch_id TEXT, claimed_at REAL NOT NULL, "
+        "lost INTEGER NOT NULL DEFAULT 0)"
     )
     db.execute("CREATE INDEX inflight_by_batch ON inflight (owner, batch_id)")
 
@@ -61,19 +62,48 @@ _CHUNK = 500  # keys per IN (...) list
 
 
 def owner_alive(owner: str) -> bool:
-    """Whether a process drives the run folder ``owner`` now (holds its ``.lock``)."""
-    lock = Path(owner) / ".lock"
+    """Whether a process drives the run folder ``owner`` now (holds its ``.lock``).
+
+    In doubt, alive: a lock file that cannot be opened (another user's folder) or locked
+    for another reason keeps its claims, so nothing is sent twice; only a folder that is
+    gone, or a lock nobody holds, means the owner stopped.
+    """
+    folder = Path(owner)
+    if not folder.is_dir():
+        return False  # the run folder is gone: nobody drives it
     try:
-        fh = open(lock, "a")  # noqa: SIM115
+        fh = open(folder / ".lock", "rb")  # noqa: SIM115
+    except FileNotFoundError:
+        return False  # never driven
     except OSError:
-        return False  # the folder is gone: nobody drives it
+        return True
     try:
         fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
         return True
+    except OSError:
+        return True
     finally:
         fh.close()  # also releases a shared lock taken just now
     return False
+
+
+def owner_sending(owner: str) -> bool:
+    """Whether the stopped run ``owner`` died with a create that may have reached the API
+    (an intent ``sending`` in its ledger): its claims without a batch may be in a batch
+    nobody recorded, so they are not taken over until that is settled."""
+    ledger = Path(owner) / "ledger.sqlite"
+    if not ledger.is_file():
+        return False
+    try:
+        db = sqlite3.connect(ledger.as_uri() + "?mode=ro", uri=True, timeout=30.0)
+        try:
+            row = db.execute("SELECT 1 FROM intents WHERE status = 'sending' LIMIT 1")
+            return row.fetchone() is not None
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return True  # unreadable: in doubt, it may have sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +114,8 @@ class Claim:
     owner: str
     custom_id: str
     batch_id: str | None
+    lost: bool = False
+    claimed_at: float = 0.0
 
 
 class Claims(_Transactions):
@@ -109,6 +141,11 @@ class Claims(_Transactions):
             "INSERT OR REPLACE INTO batches VALUES (?, ?, ?)", (batch_id, self.owner, time.time())
         )
 
+    def owned_by(self, owner: str) -> set[str]:
+        """Batch ids ``owner`` recorded as its own."""
+        rows = self.db.execute("SELECT batch_id FROM batches WHERE owner = ?", (owner,))
+        return {r[0] for r in rows}
+
     def owned_by_others(self) -> set[str]:
         """Batch ids some other run recorded as its own."""
         rows = self.db.execute("SELECT batch_id FROM batches WHERE owner != ?", (self.owner,))
@@ -126,6 +163,7 @@ class Claims(_Transactions):
         pairs = list(wanted)
         held: set[str] = set()
         now = time.time()
+        alive: dict[str, bool] = {}  # owner -> still holds its claims
         with self.transaction() as db:
             for start in range(0, len(pairs), _CHUNK):
                 part = pairs[start : start + _CHUNK]
@@ -135,14 +173,11 @@ class Claims(_Transactions):
                     [k for k, _ in part],
                 ).fetchall()
                 others = {k: (o, b) for k, o, b in rows if o != self.owner}
-                alive: dict[str, bool] = {}
                 take = []
                 for key, custom_id in part:
                     if key in others:
                         owner, batch_id = others[key]
-                        if owner not in alive:
-                            alive[owner] = owner_alive(owner)
-                        if alive[owner] or (batch_id is not None and self.shared_batches):
+                        if self._holds(owner, batch_id, alive):
                             held.add(key)
                             continue
                     take.append((key, self.owner, custom_id, now))
@@ -153,13 +188,37 @@ class Claims(_Transactions):
                 )
         return held
 
+    def _holds(self, owner: str, batch_id: str | None, memo: dict[str, bool]) -> bool:
+        """Whether ``owner``'s claim still holds: the owner runs, or it stopped with the
+        request in a batch another run can read, or with a create that may have made one
+        (``owner_sending``: settled by ``BatchRunner.settle_stopped``)."""
+        if owner not in memo:
+            memo[owner] = owner_alive(owner)
+        if memo[owner]:
+            return True
+        if batch_id is not None:
+            return self.shared_batches
+        if not self.shared_batches:
+            return False
+        key = "sending:" + owner
+        if key not in memo:
+            memo[key] = owner_sending(owner)
+        return memo[key]
+
     def set_batch(self, keys: Iterable[str], batch_id: str) -> None:
         """Our claims on ``keys`` are now in batch ``batch_id``."""
         with self.transaction() as db:
             db.executemany(
-                "UPDATE inflight SET batch_id = ? WHERE cache_key = ? AND owner = ?",
+                "UPDATE inflight SET batch_id = ?, lost = 0 WHERE cache_key = ? AND owner = ?",
                 [(batch_id, k, self.owner) for k in keys],
             )
+
+    def mark_lost(self, batch_id: str) -> None:
+        """Our claims in ``batch_id`` stay, marked lost: the batch may still run and be
+        billed, so runs waiting for those requests do not send them either."""
+        self.db.execute(
+            "UPDATE inflight SET lost = 1 WHERE owner = ? AND batch_id = ?", (self.owner, batch_id)
+        )
 
     def release(self, keys: Iterable[str]) -> None:
         """Drop our claims on ``keys`` (their requests ended, or went back to the queue)."""
@@ -190,10 +249,10 @@ class Claims(_Transactions):
         for start in range(0, len(keys), _CHUNK):
             part = keys[start : start + _CHUNK]
             marks = ",".join("?" * len(part))
-            for key, owner, custom_id, batch_id in self.db.execute(
-                "SELECT cache_key, owner, custom_id, batch_id FROM inflight "
+            for key, owner, custom_id, batch_id, lost, at in self.db.execute(
+                "SELECT cache_key, owner, custom_id, batch_id, lost, claimed_at FROM inflight "
                 f"WHERE cache_key IN ({marks}) AND owner != ?",
                 [*part, self.owner],
             ):
-                found[key] = Claim(key, owner, custom_id, batch_id)
+                found[key] = Claim(key, owner, custom_id, batch_id, bool(lost), at)
         return found

@@ -372,7 +372,9 @@ class Ledger(_Transactions):
         ).fetchone()[0]
 
     def open_intents(self) -> list[dict[str, Any]]:
-        return self._rows("SELECT * FROM intents WHERE status = 'open' ORDER BY id")
+        """Intents not settled yet: ``open`` (recorded, create not sent yet) or ``sending``
+        (the create may have reached the API)."""
+        return self._rows("SELECT * FROM intents WHERE status IN ('open', 'sending') ORDER BY id")
 
     def known_batch_ids(self) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT batch_id FROM batches")}

@@ -25,6 +25,7 @@ from batchmark.emulator import parse_faults
 from .support import ROWS, LiveEmulator, write_config
 
 SMALL = {"max_requests": 4, "max_in_flight": 2}
+ONE = {"max_requests": 4, "max_in_flight": 1}  # one create at a time: one lost batch
 N_CELLS = len(ROWS) * 2 * 2
 OTHER_ROWS = [{"id": f"o{i}", "question": f"Other {i}?", "answer": "x"} for i in range(1, 7)]
 
@@ -55,21 +56,60 @@ def _statuses(run: batchmark.Run) -> Counter[str]:
 
 
 def _kill_after_intent(config: Path, results: Path, live: LiveEmulator) -> batchmark.Run:
-    """Run ``config`` in a subprocess killed -9 right after its first intent."""
+    """Run ``config`` in a subprocess killed -9 right after its first intent (``open``:
+    its create was never sent)."""
+    return _kill_at("before_create", config, results, live, intent="open")
+
+
+def _kill_after_lost_create(
+    config: Path, results: Path, live: LiveEmulator
+) -> tuple[batchmark.Run, set[str]]:
+    """A run killed -9 with a create that may have reached the API (``sending``), whose
+    batch then vanished (canceled before anything ran, so unbilled, and deleted): on
+    resume, any batch of its size is a candidate, and only its contents can tell whether
+    it is this run's. The emulator then forgets it ever received those requests."""
+    processing, live.emu.processing_seconds = live.emu.processing_seconds, 300.0
+    run = _kill_at("after_create", config, results, live, intent="sending")
+    live.emu.processing_seconds = processing
+    lost: set[str] = set()
+    with live.client() as client:
+        for batch in client.messages.batches.list():
+            lost.add(batch.id)
+            client.messages.batches.cancel(batch.id)
+            deadline = time.time() + 30
+            while client.messages.batches.retrieve(batch.id).processing_status != "ended":
+                assert time.time() < deadline
+                time.sleep(0.02)
+            assert client.messages.batches.retrieve(batch.id).request_counts.canceled == 4
+            client.messages.batches.delete(batch.id)
+    return run, lost
+
+
+def _billable(live: LiveEmulator, unbilled: set[str]) -> Counter[str]:
+    """custom_ids as sent, but for the batches in ``unbilled`` (canceled before any of
+    their requests ran: a canceled request is not billed)."""
+    return Counter(
+        c for sent in live.emu.store.submitted() if sent.id not in unbilled for c in sent.custom_ids
+    )
+
+
+def _kill_at(
+    crashpoint: str, config: Path, results: Path, live: LiveEmulator, *, intent: str
+) -> batchmark.Run:
     proc = _cli(
         "run",
         str(config),
         "--results",
         str(results),
         "-q",
-        env=_env(live.base_url, BATCHMARK_CRASHPOINT="before_create"),
+        env=_env(live.base_url, BATCHMARK_CRASHPOINT=crashpoint),
     )
     proc.communicate(timeout=120)
     assert proc.returncode == -signal.SIGKILL
     (run,) = _runs(results, "arith")
     db = sqlite3.connect(run.path / "ledger.sqlite")
     try:
-        assert db.execute("SELECT count(*) FROM intents WHERE status = 'open'").fetchone() == (1,)
+        assert db.execute("SELECT status FROM intents").fetchall() == [(intent,)]
         assert db.execute("SELECT count(*) FROM batches").fetchone() == (0,)
     finally:
         db.close()
@@ -86,7 +126,7 @@ def test_resume_never_adopts_nor_cancels_another_runs_look_alike_batch(
     # once they end: until then A must neither trust nor cancel them.
     live.emu.processing_seconds = 30.0
     results = tmp_path / "results"
-    a = _kill_after_intent(write_config(tmp_path / "a", batch=SMALL), results, live)
+    a, unbilled = _kill_after_lost_create(write_config(tmp_path / "a", batch=ONE), results, live)
     # All of B's batches at once (sizes 4, 3, 2, 1, 4, ...), so B submits and returns.
     other_batch = {**SMALL, "max_in_flight": 10}
     other_cfg = write_config(tmp_path / "b", rows=OTHER_ROWS, batch=other_batch, name="other")
@@ -105,8 +145,8 @@ def test_resume_never_adopts_nor_cancels_another_runs_look_alike_batch(
     adopted = {x["batch_id"] for x in a.batches() if x["adopted"]}
     if same_root:
         assert not adopted & b_ids
-    else:
-        assert set(skipped) == adopted & b_ids  # adopted, unverified: left alone
+    else:  # adopted (its size fits the lost create), unverified: left alone
+        assert adopted & b_ids and set(skipped) == adopted & b_ids
 
     live.emu.processing_seconds = 0.0
     live.emu.clock.advance(60.0)
@@ -119,7 +159,8 @@ def test_resume_never_adopts_nor_cancels_another_runs_look_alike_batch(
     # no request of A was answered from B's batches.
     a_ids = {r["custom_id"] for r in a.responses()}
     assert not {r["batch_id"] for r in a.responses()} & b_ids
-    assert max(Counter(c for c in live.submitted() if c in a_ids).values()) == 1
+    paid = Counter(c for c in _billable(live, unbilled).elements() if c in a_ids)
+    assert set(paid.values()) <= {1}
     # Every look-alike A adopted turned out B's once read, and was given up untouched.
     foreign = {x["batch_id"] for x in a.batches() if x["status"] == "foreign"}
     assert adopted & b_ids <= foreign <= b_ids
@@ -133,7 +174,7 @@ def test_a_wrong_adoption_is_undone_and_the_intent_settled_without_loss(
     # it ends that it is not its own, and then sends its own requests, once.
     live.emu.processing_seconds = 0.5
     results = tmp_path / "results"
-    a = _kill_after_intent(write_config(tmp_path / "a", batch=SMALL), results, live)
+    a, unbilled = _kill_after_lost_create(write_config(tmp_path / "a", batch=ONE), results, live)
     other_batch = {**SMALL, "max_in_flight": 10}
     other_cfg = write_config(tmp_path / "b", rows=OTHER_ROWS, batch=other_batch, name="other")
     b = batchmark.run(other_cfg, results=tmp_path / "results-b", detach=True)
@@ -142,8 +183,9 @@ def test_a_wrong_adoption_is_undone_and_the_intent_settled_without_loss(
 
     assert _statuses(a) == {"succeeded": N_CELLS}
     a_ids = {r["custom_id"] for r in a.responses()}
-    assert Counter(c for c in live.submitted() if c in a_ids) == Counter(a_ids)
-    assert {x["batch_id"] for x in a.batches() if x["status"] == "foreign"} <= _batch_ids(b)
+    assert Counter(c for c in _billable(live, unbilled).elements() if c in a_ids) == Counter(a_ids)
+    foreign = {x["batch_id"] for x in a.batches() if x["status"] == "foreign"}
+    assert foreign and foreign <= _batch_ids(b)
     b = batchmark.resume(b.id, results=tmp_path / "results-b", poll_interval=0.02)
     assert _statuses(b) == {"succeeded": N_CELLS}
 
@@ -402,3 +444,21 @@ def test_unseeded_emulators_never_repeat_a_batch_id() -> None:
 
     assert first_batch_id(None) != first_batch_id(None)
     assert first_batch_id(3) == first_batch_id(3)
+
+
+def test_a_results_stream_cut_on_every_attempt_ends_in_one_message_and_exit_3(
+    live: LiveEmulator, tmp_path: Path
+) -> None:
+    live.emu.faults = parse_faults({"drop_results": 1.0})
+    config = write_config(tmp_path / "cfg")
+    proc = _cli("run", str(config), "--results", str(tmp_path / "results"), env=_env(live.base_url))
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 3, err.decode()
+    assert "Traceback" not in err.decode()
+    assert "broke off" in err.decode() and "batchmark resume" in err.decode()
+    assert live.emu.fault_state.fired["drop_results"] >= 8
+    (run,) = _runs(tmp_path / "results", "arith")
+    live.emu.faults = parse_faults(None)
+    run = batchmark.resume(run.id, results=tmp_path / "results", poll_interval=0.02)
+    assert _statuses(run) == {"succeeded": N_CELLS}
+    assert Counter(live.submitted()) == Counter(r["custom_id"] for r in run.responses())

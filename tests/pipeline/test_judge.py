@@ -202,7 +202,7 @@ def test_kill_while_the_judge_batch_is_in_flight_then_resume(
         judges = db.execute("SELECT DISTINCT state FROM requests WHERE kind = 'judge'").fetchall()
     finally:
         db.close()
-    assert intents == [("created", N_CELLS), ("open", N_CELLS)]
+    assert intents == [("created", N_CELLS), ("sending", N_CELLS)]
     assert judges == [("submitting",)]
     assert len(judged.batch_list()) == 2
 

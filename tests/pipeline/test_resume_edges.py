@@ -185,7 +185,7 @@ def test_adoption_prefers_the_batch_created_after_the_intent_over_a_look_alike(
     # died with the round's first create recorded and the second made but not recorded
     killed = only_run(results)
     intents = ledger_rows(killed, "SELECT status FROM intents ORDER BY status")
-    assert intents == [("created",), ("open",)]
+    assert intents == [("created",), ("sending",)]
     [(recorded,)] = ledger_rows(killed, "SELECT batch_id FROM batches")
     assert recorded not in foreign
     assert len(live.batch_list()) == len(foreign) + 2
