@@ -23,6 +23,7 @@ from batchmark._errors import (
     RequestsLost,
     RunIncomplete,
     RunNotFound,
+    UnsafeConfig,
 )
 from batchmark._estimate import Estimate, check_budget, estimate
 from batchmark._grid import Request, ValidationReport, expand, make_custom_id, validate_spec
@@ -63,6 +64,7 @@ __all__ = [
     "RunStatus",
     "save_baseline",
     "score",
+    "UnsafeConfig",
     "validate_spec",
     "ValidationReport",
 ]

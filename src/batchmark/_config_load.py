@@ -9,6 +9,12 @@ absolute and reads template files, and builds the ``scorers:`` list with
 ``field.path (line N): message`` with an optional hint; all of them, the scorers' too,
 go into a single ``ConfigError``. The result is an ``EvalSpec`` carrying the config's
 text and hash, with its scorers built.
+
+A config is untrusted input (CI runs configs from pull requests), so reading it is
+bounded: a file over ``MAX_CONFIG_BYTES`` is refused unread, and the YAML is composed
+with a loader that counts nodes as aliases expand them, refusing a document whose
+expanded tree exceeds ``MAX_CONFIG_NODES`` (a "billion laughs" alias bomb is a few
+hundred bytes that expand to billions of nodes for whatever walks the data next).
 """
 
 from __future__ import annotations
@@ -24,13 +30,20 @@ from typing import Any, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import SkipJsonSchema
+from yaml.composer import ComposerError
 
 from batchmark._config import EvalConfig, EvalSpec
 from batchmark._config_checks import LoadContext, resolve_path
 from batchmark._errors import ConfigError
 from batchmark.scorers import Scorer, build_scorers
 
-__all__ = ["load"]
+__all__ = ["MAX_CONFIG_BYTES", "MAX_CONFIG_NODES", "load"]
+
+MAX_CONFIG_BYTES = 4_000_000
+"""Largest config file read (4 MB): real configs are a few kB; this parses in ~1 s."""
+MAX_CONFIG_NODES = 100_000
+"""Most YAML nodes a config may hold once its aliases are expanded (real configs: a few
+hundred). Composing 100,000 nodes takes ~2 s; the alias bomb is refused as it grows."""
 
 
 def load(path: str | os.PathLike[str], *, text: str | None = None) -> EvalSpec:
@@ -43,6 +56,8 @@ def load(path: str | os.PathLike[str], *, text: str | None = None) -> EvalSpec:
     file = str(config_path)
     if text is None:
         text = _read(config_path)
+    elif len(text) > MAX_CONFIG_BYTES:  # characters; the file check below counts bytes
+        raise _too_large(file, len(text.encode("utf-8")))
 
     raw, root = _parse_yaml(file, text)
     ctx = LoadContext(
@@ -77,11 +92,23 @@ def load(path: str | os.PathLike[str], *, text: str | None = None) -> EvalSpec:
 def _read(config_path: Path) -> str:
     file = str(config_path)
     try:
-        return config_path.read_text(encoding="utf-8")
+        with open(config_path, "rb") as fh:
+            data = fh.read(MAX_CONFIG_BYTES + 1)
+            if len(data) > MAX_CONFIG_BYTES:
+                raise _too_large(file, os.fstat(fh.fileno()).st_size)
+        return data.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(file, "config file not found") from None
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(file, f"cannot read the config file: {err}") from None
+
+
+def _too_large(file: str, size: int) -> ConfigError:
+    return ConfigError(
+        file,
+        f"the config file is {size / 1e6:.1f} MB, over the {MAX_CONFIG_BYTES / 1e6:.1f} MB limit",
+        hint="keep data in the dataset file and long prompts in template files",
+    )
 
 
 def _api_version_of(raw: dict[str, Any]) -> str | None:
@@ -195,10 +222,59 @@ def _key_value(node: yaml.MappingNode, key: str) -> tuple[yaml.Node, yaml.Node] 
     return next(((k, v) for k, v in node.value if getattr(k, "value", None) == key), None)
 
 
+class _TooManyNodes(yaml.YAMLError):
+    pass
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """``SafeLoader`` that counts the nodes of the tree as its aliases expand.
+
+    Each composed node's expanded size is 1 + its children's; an alias's child is the
+    anchored node itself, so its size counts again at every use. Composing stops as
+    soon as a node's size passes ``MAX_CONFIG_NODES``, long before an alias bomb has
+    cost anything. An alias to a node still being composed (a recursive structure,
+    which every walk of the data would follow forever) is refused.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._sizes: dict[int, int] = {}
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        alias = self.check_event(yaml.AliasEvent)
+        mark = self.peek_event().start_mark
+        node = super().compose_node(parent, index)
+        if alias:
+            if id(node) not in self._sizes:
+                raise ComposerError(
+                    None, None, "found a recursive alias (a node that contains itself)", mark
+                )
+            return node
+        if isinstance(node, yaml.SequenceNode):
+            children: list[yaml.Node] = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        else:
+            children = []
+        size = 1 + sum(self._sizes[id(child)] for child in children)
+        if size > MAX_CONFIG_NODES:
+            raise _TooManyNodes(
+                f"the YAML holds more than {MAX_CONFIG_NODES:,} nodes once its aliases are "
+                f"expanded (at line {mark.line + 1}); a real config has a few hundred"
+            )
+        self._sizes[id(node)] = size
+        return node
+
+
 def _parse_yaml(file: str, text: str) -> tuple[dict[str, Any], yaml.Node | None]:
+    loader = _BoundedLoader(text)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        raw = yaml.safe_load(text)
+        root = loader.get_single_node()
+        raw = loader.construct_document(root) if root is not None else None
+    except _TooManyNodes as err:
+        raise ConfigError(
+            file, f"refused: {err}", hint="use fewer aliases, or nest them less deeply"
+        ) from None
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
@@ -206,6 +282,8 @@ def _parse_yaml(file: str, text: str) -> tuple[dict[str, Any], yaml.Node | None]
         raise ConfigError(file, f"invalid YAML at {where}: {what}") from None
     except yaml.YAMLError as err:
         raise ConfigError(file, f"invalid YAML: {err}") from None
+    finally:
+        loader.dispose()
     if raw is None:
         raise ConfigError(
             file, "the config file is empty", hint="start from configs/quickstart.yaml"
