@@ -19,10 +19,13 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 import batchmark
 import batchmark.cli._validate  # noqa: F401  (registers the commands on ``cli``)
-from batchmark import ConfigError, load_config
+from batchmark import ConfigError, RenderError, load_config
+from batchmark._grid import validate_spec
+from batchmark.cli import cli
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,6 +58,75 @@ def batchmark_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProces
         env={**os.environ, "COLUMNS": "200"},
         timeout=timeout,
     )
+
+
+# --- 5. null and missing values -----------------------------------------------------
+
+NULL_ROWS = [{"id": "r1", "q": "hi", "hint": "h"}, {"id": "r2", "q": None, "hint": "h"}]
+
+
+def test_a_null_field_is_a_render_error_naming_variant_row_variable_and_option(
+    tmp_path: Path,
+) -> None:
+    spec = load_config(write(tmp_path, config("Q: {{ q }}"), NULL_ROWS))
+    with pytest.raises(RenderError) as info:
+        validate_spec(spec)
+    err = info.value
+    assert (err.variant, err.row_id) == ("p", "r2")
+    assert "prompts[0].user line 1: variable 'q' is null or absent in this row" in str(err)
+    assert "dataset.null_as_empty: true" in str(err)
+
+
+def test_a_field_absent_from_one_row_is_a_render_error(tmp_path: Path) -> None:
+    rows = [{"id": "r1", "q": "hi"}, {"id": "r2"}]
+    spec = load_config(write(tmp_path, config("{{ q }}"), rows))
+    with pytest.raises(RenderError, match="row 'r2'.*variable 'q' is null or absent"):
+        validate_spec(spec)
+
+
+def test_a_null_read_through_row_is_a_render_error(tmp_path: Path) -> None:
+    spec = load_config(write(tmp_path, config("{{ row['q'] }} / {{ row.hint }}"), NULL_ROWS))
+    with pytest.raises(RenderError, match=r"row 'r2'.*row\['q'\] is null or absent"):
+        validate_spec(spec)
+
+
+def test_validate_refuses_a_null_field_with_exit_2_and_no_traceback(tmp_path: Path) -> None:
+    path = write(tmp_path, config("{{ q }}"), NULL_ROWS)
+    result = CliRunner().invoke(cli, ["validate", str(path)])
+    assert result.exit_code == 2, result.output
+    assert "prompt variant 'p', row 'r2'" in result.stderr
+    assert "variable 'q' is null or absent" in result.stderr
+    assert "Traceback" not in result.output and "None" not in result.output
+
+
+def test_run_refuses_a_null_field_before_creating_a_run(tmp_path: Path) -> None:
+    path = write(tmp_path, config("{{ q }}"), NULL_ROWS)
+    results = tmp_path / "results"
+    with pytest.raises(RenderError, match="row 'r2'"):
+        batchmark.run(path, emulate=True, results=results)
+    assert not [p for p in results.glob("*/*") if p.parent.name != ".cache"]
+
+
+def test_null_as_empty_renders_null_and_missing_values_as_empty_strings(tmp_path: Path) -> None:
+    rows = [*NULL_ROWS, {"id": "r3", "hint": "h"}]
+    path = write(tmp_path, config("Q:{{ q }}|{{ row.q }}", dataset=", null_as_empty: true"), rows)
+    spec = load_config(path)
+    assert spec.dataset.null_as_empty is True
+    texts = {r.row_id: r.params["messages"][0]["content"] for r in batchmark_expand(spec)}
+    assert texts == {"r1": "Q:hi|hi", "r2": "Q:|", "r3": "Q:|"}
+
+
+def test_a_null_value_is_undefined_so_templates_can_test_for_it(tmp_path: Path) -> None:
+    user = "{{ hint }}{% if q is defined %}: {{ q }}{% endif %} [{{ q | default('none') }}]"
+    spec = load_config(write(tmp_path, config(user), NULL_ROWS))
+    texts = {r.row_id: r.params["messages"][0]["content"] for r in batchmark_expand(spec)}
+    assert texts == {"r1": "h: hi [hi]", "r2": "h [none]"}
+
+
+def batchmark_expand(spec: batchmark.EvalSpec) -> list:
+    from batchmark._grid import expand
+
+    return list(expand(spec))
 
 
 # --- 8. alias bombs and oversized configs --------------------------------------------

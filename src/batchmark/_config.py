@@ -128,6 +128,10 @@ class DatasetConfig(_Model):
     """Seed of `sample`."""
     fields: dict[str, str] = Field(default_factory=dict)
     """Template variable -> dataset column. Unmapped columns stay available by their name."""
+    null_as_empty: bool = False
+    """Render a null value (JSON `null`, a Parquet null, a field some rows lack) as an
+    empty string. By default it is undefined, like a missing variable: `{{ q }}` refuses
+    the row (`validate` and `run` name it) instead of sending the text `None`."""
 
     @field_validator("path")
     @classmethod
