@@ -129,6 +129,100 @@ def batchmark_expand(spec: batchmark.EvalSpec) -> list:
     return list(expand(spec))
 
 
+# --- 7. configs are code: the sandbox ------------------------------------------------
+
+ESCAPES = [
+    "{{ cycler.__init__.__globals__.os.popen('touch MARKER').read() }}",
+    "{{ joiner.__init__.__globals__.os.popen('touch MARKER').read() }}",
+    "{{ namespace.__init__.__globals__.os.popen('touch MARKER').read() }}",
+    "{% for c in ''.__class__.__mro__[1].__subclasses__() %}"
+    "{% if c.__name__ == 'Popen' %}{{ c(['touch', 'MARKER']) }}{% endif %}{% endfor %}",
+    "{{ self.__init__.__globals__.__builtins__.__import__('os').system('touch MARKER') }}",
+]
+
+
+@pytest.mark.parametrize("payload", ESCAPES)
+@pytest.mark.parametrize("row_variable", [False, True], ids=["static", "per-row"])
+def test_a_prompt_template_cannot_reach_python_internals(
+    tmp_path: Path, payload: str, row_variable: bool
+) -> None:
+    marker = tmp_path / "MARKER"
+    payload = payload.replace("MARKER", str(marker))
+    user = ("{{ q }} " if row_variable else "") + payload
+    path = write(tmp_path, config(user))
+    result = CliRunner().invoke(cli, ["validate", str(path)])
+    assert result.exit_code == 2, result.output
+    assert "unsafe" in result.stderr
+    assert "Traceback" not in result.output
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "scorer",
+    [
+        {"exact_match": {"target": "PAYLOAD"}},
+        {"judge": {"model": "claude-haiku-4-5", "rubric": "{{ response }} PAYLOAD"}},
+        {
+            "judge": {
+                "model": "claude-haiku-4-5",
+                "rubric": "{{ response }}",
+                "reference": "PAYLOAD",
+            }
+        },
+    ],
+    ids=["exact_match-target", "judge-rubric", "judge-reference"],
+)
+def test_a_scorer_template_cannot_reach_python_internals(tmp_path: Path, scorer: dict) -> None:
+    from batchmark.scorers import ScoreContext
+
+    marker = tmp_path / "MARKER"
+    payload = ESCAPES[0].replace("MARKER", str(marker))
+    item = json.dumps(scorer).replace("PAYLOAD", payload)
+    path = write(tmp_path, config(extra=f"scorers:\n  - {item}\n"))
+    try:
+        spec = load_config(path)
+    except ConfigError as err:  # a template that reads no row variable fails at load
+        assert "unsafe" in str(err)
+    else:
+        response = {"status": "succeeded", "text": "x"}
+        ctx = ScoreContext(
+            row={"q": "hi"},
+            row_id="r1",
+            variant="p",
+            model_key="m",
+            epoch=0,
+            request={},
+            response=response,
+        )
+        [judge] = spec.build_scorers()
+        with pytest.raises(ConfigError, match="unsafe"):
+            judge.build_request(ctx)  # type: ignore[attr-defined]
+    assert not marker.exists()
+
+
+def test_a_template_cannot_change_the_row_it_renders(tmp_path: Path) -> None:
+    user = "{{ row.update({'q': 'changed'}) }}{{ q }}"
+    spec = load_config(write(tmp_path, config(user)))
+    with pytest.raises(RenderError, match="unsafe"):
+        validate_spec(spec)
+
+
+def test_a_template_cannot_build_a_huge_string(tmp_path: Path) -> None:
+    spec = load_config(write(tmp_path, config("{{ q * 1000000000 }}")))
+    with pytest.raises(RenderError, match="too large"):
+        validate_spec(spec)
+
+
+def test_ordinary_templates_still_render_in_the_sandbox(tmp_path: Path) -> None:
+    user = (
+        "{% set items = q.split(',') %}{{ items | join(' / ') | upper }} "
+        "{{ '%s-%d' | format(row_id, 2 ** 3) }} {{ row['q'] * 2 }} {{ range(3) | list }}"
+    )
+    spec = load_config(write(tmp_path, config(user), [{"id": "r1", "q": "a,b"}]))
+    [request] = batchmark_expand(spec)
+    assert request.params["messages"][0]["content"] == "A / B r1-8 a,ba,b [0, 1, 2]"
+
+
 # --- 8. alias bombs and oversized configs --------------------------------------------
 
 BOMB = """\

@@ -13,6 +13,15 @@ row is refused instead of sending the text ``None``, and ``{% if q is defined %}
 as an empty string instead. Rendering is deterministic: the ``random`` filter and the
 ``lipsum`` global are removed, since a prompt that changes between renders would defeat
 the response cache.
+
+Templates come from configs, and configs come from pull requests: every template (the
+prompts here, the scorers' targets and rubrics through ``ENV``) runs in Jinja's
+immutable sandbox. Attributes starting with ``_`` (``__globals__``, ``__class__``) and
+the internals of functions and frames are out of reach, data structures cannot be
+changed, ``range`` stops at 100,000 items, and ``*`` and ``**`` refuse results over
+``MAX_RESULT_SIZE``. An unsafe access ends the render with ``SecurityError``, which
+becomes a ``RenderError`` or ``ConfigError``. Dataset values are only ever values:
+nothing in a row is rendered as a template.
 """
 
 from __future__ import annotations
@@ -25,9 +34,10 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 import jinja2.meta
 from jinja2.runtime import Context
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from jinja2.utils import missing
 
-from batchmark._errors import RenderError
+from batchmark._errors import ConfigError, RenderError
 
 if TYPE_CHECKING:
     from batchmark._config import EvalSpec, PromptVariant
@@ -72,8 +82,14 @@ class _NullIsEmpty(Context):
         return "" if value is None else value
 
 
-class _Environment(jinja2.Environment):
-    """Undefined variables are errors; ``random`` and ``lipsum`` are gone."""
+MAX_RESULT_SIZE = 10_000_000
+"""Largest string or list a template's ``*`` may build, and the most bits of a ``**``."""
+
+
+class _Environment(ImmutableSandboxedEnvironment):
+    """The sandbox; undefined variables are errors; ``random`` and ``lipsum`` are gone."""
+
+    intercepted_binops = frozenset({"*", "**"})
 
     def __init__(self) -> None:
         super().__init__(
@@ -81,6 +97,22 @@ class _Environment(jinja2.Environment):
         )
         self.filters.pop("random", None)
         self.globals.pop("lipsum", None)
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        """``*`` and ``**``, refusing a result too large to build (``'x' * 10**12``)."""
+        if operator == "*":
+            for seq, n in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and isinstance(n, int):
+                    if len(seq) * n > MAX_RESULT_SIZE:
+                        raise SecurityError(_too_large(f"{len(seq):,} items * {n:,}"))
+        elif isinstance(left, int) and isinstance(right, int) and right > 0:
+            if left.bit_length() * right > MAX_RESULT_SIZE:
+                raise SecurityError(_too_large(f"{left} ** {right:,}"))
+        return super().call_binop(context, operator, left, right)
+
+
+def _too_large(what: str) -> str:
+    return f"the result of {what} is too large (over {MAX_RESULT_SIZE:,}); refused"
 
 
 class _PromptEnvironment(_Environment):
@@ -217,7 +249,12 @@ def _compile(source: str, where: str, file: str, null_as_empty: bool = False) ->
     env = PROMPT_ENVS[null_as_empty]
     code = env.compile(source, name=where, filename=where)
     template = env.template_class.from_code(env, code, plain_globals(), None)
-    text = template.render({}) if not variables else None
+    try:
+        text = template.render({}) if not variables else None
+    except Exception as err:  # unsafe (SecurityError), or a filter failed
+        line = _template_line(err, where)
+        at = where + (f" line {line}" if line else "")
+        raise ConfigError(file, f"{at}: {type(err).__name__}: {err}") from None
     return TemplatePart(template, where, file, variables, text)
 
 
