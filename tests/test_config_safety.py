@@ -23,7 +23,7 @@ from click.testing import CliRunner
 
 import batchmark
 import batchmark.cli._validate  # noqa: F401  (registers the commands on ``cli``)
-from batchmark import ConfigError, RenderError, load_config
+from batchmark import ConfigError, RenderError, UnsafeConfig, load_config
 from batchmark._grid import validate_spec
 from batchmark.cli import cli
 
@@ -221,6 +221,251 @@ def test_ordinary_templates_still_render_in_the_sandbox(tmp_path: Path) -> None:
     spec = load_config(write(tmp_path, config(user), [{"id": "r1", "q": "a,b"}]))
     [request] = batchmark_expand(spec)
     assert request.params["messages"][0]["content"] == "A / B r1-8 a,ba,b [0, 1, 2]"
+
+
+# --- 7. configs are code: python: hooks ----------------------------------------------
+
+SCORER_FILE = """\
+import subprocess
+from subprocess import Popen
+
+
+def polite(ctx):
+    return "please" in ctx.text
+
+
+class Shouty:
+    def __init__(self, name="shouty"):
+        self.name = name
+
+    def score(self, ctx):
+        return ctx.text.isupper()
+
+
+respond = lambda params: "ok"  # noqa: E731
+"""
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A git checkout (a ``.git`` folder is all it takes) with its config in ``evals/``."""
+    root = tmp_path / "repo"
+    (root / ".git").mkdir(parents=True)
+    (root / "hooks").mkdir()
+    (root / "hooks" / "scoring.py").write_text(SCORER_FILE)
+    return root
+
+
+@pytest.fixture
+def outside(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An importable module and a file outside the repository."""
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    (folder / "bm_outside_hooks.py").write_text(SCORER_FILE)
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.delitem(sys.modules, "bm_outside_hooks", raising=False)
+    return folder
+
+
+def scorer_config(reference: str) -> str:
+    return config(extra=f"scorers:\n  - {{python: {json.dumps(reference)}, name: hook}}\n")
+
+
+def responder_config(spec: str) -> str:
+    return config(extra=f"emulator:\n  responder: {json.dumps(spec)}\n")
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [
+        "os:system",
+        "subprocess:run",
+        "builtins:eval",
+        "bm_outside_hooks:polite",  # an importable module outside the repository
+        "../../elsewhere/bm_outside_hooks.py:polite",  # a file outside it
+        "../hooks/scoring.py:subprocess.run",  # a module the file imports
+        "../hooks/scoring.py:Popen",  # a name the file imports
+        "../hooks/scoring.py:Shouty.__init__.__globals__",
+    ],
+)
+def test_python_scorers_from_outside_the_repository_are_refused(
+    repo: Path, outside: Path, reference: str
+) -> None:
+    path = write(repo / "evals", scorer_config(reference))
+    with pytest.raises(UnsafeConfig) as info:
+        load_config(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: scorers[0].python (line 6): ")
+    assert repr(reference) in message or f"`{reference}`" in message
+    assert "--allow-external-code" in message
+    assert "bm_outside_hooks" not in sys.modules
+
+
+@pytest.mark.parametrize(
+    "reference",
+    ["../hooks/scoring.py:polite", "../hooks/scoring.py:Shouty", "hooks.scoring:polite"],
+)
+def test_python_scorers_from_inside_the_repository_load(
+    repo: Path, reference: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(repo))  # `hooks.scoring` is importable from the checkout
+    monkeypatch.delitem(sys.modules, "hooks", raising=False)
+    monkeypatch.delitem(sys.modules, "hooks.scoring", raising=False)
+    path = write(repo / "evals", scorer_config(reference))
+    [scorer] = load_config(path).build_scorers()
+    assert scorer.name == "hook"
+
+
+def test_without_git_the_config_folder_is_the_repository(tmp_path: Path) -> None:
+    (tmp_path / "scoring.py").write_text(SCORER_FILE)
+    inside = write(tmp_path / "a", scorer_config("scoring.py:polite"))
+    (tmp_path / "a" / "scoring.py").write_text(SCORER_FILE)
+    assert load_config(inside).build_scorers()[0].name == "hook"
+    above = write(tmp_path / "b", scorer_config("../scoring.py:polite"))
+    with pytest.raises(UnsafeConfig, match="outside"):
+        load_config(above)
+
+
+def test_a_symlink_out_of_the_repository_is_refused(repo: Path, outside: Path) -> None:
+    (repo / "hooks" / "linked.py").symlink_to(outside / "bm_outside_hooks.py")
+    path = write(repo / "evals", scorer_config("../hooks/linked.py:polite"))
+    with pytest.raises(UnsafeConfig, match="outside"):
+        load_config(path)
+
+
+def test_allow_external_code_loads_them(repo: Path, outside: Path) -> None:
+    path = write(repo / "evals", scorer_config("bm_outside_hooks:polite"))
+    [scorer] = load_config(path, allow_external_code=True).build_scorers()
+    assert scorer.name == "hook"
+
+
+def test_entry_point_plugins_are_allowed(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from batchmark.scorers import _registry
+
+    _registry._ensure_builtins()
+    monkeypatch.setattr(_registry, "_REGISTRY", dict(_registry._REGISTRY))  # ours to restore
+    site = tmp_path / "site"
+    info = site / "bm_safety_plugin-1.0.dist-info"
+    info.mkdir(parents=True)
+    (site / "bm_safety_plugin.py").write_text("def loud(ctx):\n    return ctx.text.isupper()\n")
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: bm-safety-plugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[batchmark.scorers]\nloud = bm_safety_plugin:loud\n")
+    monkeypatch.syspath_prepend(str(site))
+    path = write(repo / "evals", config(extra="scorers: [loud]\n"))
+    assert [s.name for s in load_config(path).build_scorers()] == ["loud"]
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "python:os:system",
+        "python:bm_outside_hooks:respond",
+        "python:../../elsewhere/bm_outside_hooks.py:respond",
+        "python:../hooks/scoring.py:Popen",
+    ],
+)
+def test_python_responders_from_outside_the_repository_are_refused(
+    repo: Path, outside: Path, spec: str
+) -> None:
+    path = write(repo / "evals", responder_config(spec))
+    with pytest.raises(UnsafeConfig) as info:
+        load_config(path)
+    assert str(info.value).startswith(f"{path}: emulator.responder (line 6): ")
+    assert "--allow-external-code" in str(info.value)
+    assert load_config(path, allow_external_code=True).emulator.responder
+
+
+def test_a_responder_map_naming_outside_code_is_refused(repo: Path) -> None:
+    (repo / "evals").mkdir()
+    (repo / "evals" / "models.yaml").write_text(
+        '"claude-*": "python:../hooks/scoring.py:respond"\n"*": "python:os:system"\n'
+    )
+    path = write(repo / "evals", config(extra="emulator: {responder: {'*': models.yaml}}\n"))
+    with pytest.raises(
+        UnsafeConfig, match=r"(?s)emulator\.responder\['\*'\].*models\.yaml.*os:system"
+    ):
+        load_config(path)
+
+
+def test_python_responders_from_inside_the_repository_load(repo: Path) -> None:
+    path = write(repo / "evals", responder_config("python:../hooks/scoring.py:respond"))
+    spec = load_config(path)
+    assert spec.emulator.responder == f"python:{repo / 'hooks' / 'scoring.py'}:respond"
+
+
+def test_validate_refuses_outside_code_and_runs_none_of_it(repo: Path) -> None:
+    marker = repo.parent / "MARKER"
+    extra = f"scorers:\n  - {{python: 'os:system', command: 'touch {marker}'}}\n"
+    path = write(repo / "evals", config(extra=extra))
+    result = batchmark_cli("validate", str(path))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"error: {path}: scorers[0].python (line 6): `os:system`")
+    assert "--allow-external-code" in result.stderr and "Traceback" not in result.stderr
+    assert not marker.exists()
+
+
+def test_run_refuses_outside_code_before_creating_a_run(repo: Path) -> None:
+    path = write(repo / "evals", responder_config("python:os:system"))
+    results = repo.parent / "results"
+    result = batchmark_cli("run", str(path), "--emulate", "--results", str(results))
+    assert result.returncode == 2, result.stderr
+    assert "emulator.responder" in result.stderr and "--allow-external-code" in result.stderr
+    assert not results.exists()
+
+
+CONFIG_COMMANDS = ["validate", "estimate", "run", "resume", "score", "ci"]
+
+
+@pytest.mark.parametrize("command", CONFIG_COMMANDS)
+def test_every_command_that_loads_a_config_takes_allow_external_code(command: str) -> None:
+    import batchmark.cli._ci  # noqa: F401
+    import batchmark.cli._estimate  # noqa: F401
+    import batchmark.cli._run  # noqa: F401
+    import batchmark.cli._score  # noqa: F401
+
+    result = CliRunner().invoke(cli, [command, "--help"])
+    assert result.exit_code == 0
+    assert "--allow-external-code" in result.output
+
+
+def test_the_flag_lets_validate_run_and_score_use_outside_code(
+    repo: Path, outside: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    extra = (
+        "emulator: {responder: 'python:bm_outside_hooks:respond'}\n"
+        "scorers:\n  - {python: 'bm_outside_hooks:polite', name: hook}\n"
+    )
+    path = write(repo / "evals", config(extra=extra))
+    results = str(tmp_path / "results")
+    pythonpath = [str(outside), *filter(None, [os.environ.get("PYTHONPATH")])]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(pythonpath))  # for the subprocesses
+    assert batchmark_cli("validate", str(path)).returncode == 2
+    ok = batchmark_cli("validate", str(path), "--allow-external-code")
+    assert ok.returncode == 0, ok.stderr
+    ran = batchmark_cli(
+        "run", str(path), "--emulate", "-q", "--results", results, "--allow-external-code"
+    )
+    assert ran.returncode == 0, ran.stderr
+    [run_dir] = Path(results).glob("t/*")
+    refused = batchmark_cli("score", run_dir.name, "--results", results)
+    assert refused.returncode == 2 and "--allow-external-code" in refused.stderr
+    scored = batchmark_cli("score", run_dir.name, "--results", results, "--allow-external-code")
+    assert scored.returncode == 0, scored.stderr
+    assert "hook" in scored.stdout
+
+
+def test_a_run_opened_with_allow_external_code_trusts_its_snapshot(
+    repo: Path, outside: Path, tmp_path: Path
+) -> None:
+    path = write(repo / "evals", scorer_config("bm_outside_hooks:polite"))
+    spec = load_config(path, allow_external_code=True)
+    handle = batchmark.run(spec, emulate=True, results=tmp_path / "results")
+    with pytest.raises(UnsafeConfig):
+        batchmark.open_run(handle.path).spec()
+    reopened = batchmark.open_run(handle.path, allow_external_code=True)
+    assert [s.name for s in reopened.spec().build_scorers()] == ["hook"]
 
 
 # --- 8. alias bombs and oversized configs --------------------------------------------

@@ -554,6 +554,13 @@ class EvalSpec(EvalConfig):
     """Template file contents by absolute path, as read at load time."""
 
     _scorers: list[Scorer] | None = PrivateAttr(default=None)
+    _allow_external_code: bool = PrivateAttr(default=False)
+
+    @property
+    def allow_external_code(self) -> bool:
+        """Whether it was loaded with ``allow_external_code=True``: its ``python:`` hooks
+        may name code from outside its repository (see docs/security.md)."""
+        return self._allow_external_code
 
     def model_params(self, model: ModelConfig) -> dict[str, Any]:
         """A model's merged params: defaults < top-level ``params`` < the model's own."""
@@ -567,7 +574,12 @@ class EvalSpec(EvalConfig):
         broken (only possible for a spec not made by ``load_config``).
         """
         if self._scorers is None:
-            self._scorers = build_scorers(self.scorers, base_dir=self.base_dir, file=str(self.path))
+            self._scorers = build_scorers(
+                self.scorers,
+                base_dir=self.base_dir,
+                file=str(self.path),
+                allow_external_code=self._allow_external_code,
+            )
         return self._scorers
 
 
@@ -598,16 +610,29 @@ def config_json_schema() -> dict[str, Any]:
     return schema
 
 
-def load_config(path: str | os.PathLike[str], *, text: str | None = None) -> EvalSpec:
+def load_config(
+    path: str | os.PathLike[str] | EvalSpec,
+    *,
+    text: str | None = None,
+    allow_external_code: bool = False,
+) -> EvalSpec:
     """Read, validate and resolve a YAML eval config.
 
     ``text``, when given, is validated instead of the file's current content (a run's
     ``config.yaml`` snapshot); relative paths still resolve against ``path``'s folder,
-    and template files are read from disk as they are now.
+    and template files are read from disk as they are now. An ``EvalSpec`` is returned
+    as it is, so that whatever takes a config path also takes a loaded config.
 
-    Raises ``ConfigError`` listing every problem (field path, YAML line, hint). The work
-    is done in ``_config_load``, which builds on the models above.
+    A config is code: its ``python:`` scorers and responders may name only code inside
+    its repository (the git checkout holding it, else its folder) unless
+    ``allow_external_code`` (the CLI's ``--allow-external-code``); see docs/security.md.
+
+    Raises ``UnsafeConfig`` naming every hook that names code from elsewhere, else
+    ``ConfigError`` listing every problem (field path, YAML line, hint). The work is
+    done in ``_config_load``, which builds on the models above.
     """
+    if isinstance(path, EvalSpec):
+        return path
     from batchmark._config_load import load
 
-    return load(path, text=text)
+    return load(path, text=text, allow_external_code=allow_external_code)

@@ -34,7 +34,8 @@ from yaml.composer import ComposerError
 
 from batchmark._config import EvalConfig, EvalSpec
 from batchmark._config_checks import LoadContext, resolve_path
-from batchmark._errors import ConfigError
+from batchmark._errors import ConfigError, UnsafeConfig
+from batchmark._hooks import ALLOW_HINT, repository_root
 from batchmark.scorers import Scorer, build_scorers
 
 __all__ = ["MAX_CONFIG_BYTES", "MAX_CONFIG_NODES", "load"]
@@ -46,11 +47,15 @@ MAX_CONFIG_NODES = 100_000
 hundred). Composing 100,000 nodes takes ~2 s; the alias bomb is refused as it grows."""
 
 
-def load(path: str | os.PathLike[str], *, text: str | None = None) -> EvalSpec:
+def load(
+    path: str | os.PathLike[str], *, text: str | None = None, allow_external_code: bool = False
+) -> EvalSpec:
     """Read, validate and resolve a YAML eval config (``batchmark._config.load_config``).
 
     ``text`` replaces the file's content when given. Raises ``ConfigError`` listing
-    every problem (field path, YAML line, hint).
+    every problem (field path, YAML line, hint), and before it ``UnsafeConfig`` listing
+    every ``python:`` hook that names code from outside the config's repository, unless
+    ``allow_external_code``.
     """
     config_path = Path(path).expanduser().resolve()
     file = str(config_path)
@@ -63,6 +68,7 @@ def load(path: str | os.PathLike[str], *, text: str | None = None) -> EvalSpec:
     ctx = LoadContext(
         base_dir=config_path.parent,
         api_version=_api_version_of(raw),
+        root=None if allow_external_code else repository_root(config_path.parent),
     )
     errors = _duplicate_names(raw, root)
     try:
@@ -70,7 +76,10 @@ def load(path: str | os.PathLike[str], *, text: str | None = None) -> EvalSpec:
     except ValidationError as err:
         errors = _format_errors(err, root) + errors
         config = None
-    scorers, scorer_errors = _scorers(raw.get("scorers"), ctx, file, root)
+    unsafe = [f"{_loc_str(loc)}{_line_of(root, loc)}: {msg}" for loc, msg in ctx.unsafe]
+    scorers, scorer_errors, scorer_unsafe = _scorers(raw.get("scorers"), ctx, file, root)
+    if unsafe or scorer_unsafe:
+        raise UnsafeConfig(file, unsafe + scorer_unsafe, ALLOW_HINT)
     errors = errors + scorer_errors
     if not scorer_errors:
         errors += _ci_errors(raw, [s.name for s in scorers], root)
@@ -86,6 +95,7 @@ def load(path: str | os.PathLike[str], *, text: str | None = None) -> EvalSpec:
         sources=dict(sorted(ctx.sources.items())),
     )
     spec._scorers = scorers
+    spec._allow_external_code = allow_external_code
     return spec
 
 
@@ -136,18 +146,22 @@ def _spec_hash(text: str, ctx: LoadContext) -> str:
 
 def _scorers(
     items: Any, ctx: LoadContext, file: str, root: yaml.Node | None
-) -> tuple[list[Scorer], list[str]]:
-    """Build the ``scorers:`` list: the scorers, or the problems with their YAML lines.
+) -> tuple[list[Scorer], list[str], list[str]]:
+    """Build the ``scorers:`` list: ``(scorers, problems, hooks refused)``, the problems
+    and refused hooks with their YAML lines.
 
     A value that is not a list is left to the model's validation to report. The files
     the scorers read are added to ``ctx.files`` for the config hash.
     """
     if not isinstance(items, list):
-        return [], []
+        return [], [], []
+    allow = ctx.root is None
     try:
-        scorers = build_scorers(items, base_dir=ctx.base_dir, file=file)
+        scorers = build_scorers(items, base_dir=ctx.base_dir, file=file, allow_external_code=allow)
+    except UnsafeConfig as err:
+        return [], [], [_with_scorer_line(entry, root) for entry in err.errors]
     except ConfigError as err:
-        return [], [_with_scorer_line(entry, root) for entry in err.errors]
+        return [], [_with_scorer_line(entry, root) for entry in err.errors], []
     for scorer in scorers:
         for value in _scorer_paths(scorer):
             path = resolve_path(ctx, value)
@@ -155,7 +169,7 @@ def _scorers(
                 ctx.files[str(path)] = path.read_bytes()
             except OSError:  # the scorer read it a moment ago; nothing to hash
                 continue
-    return scorers, []
+    return scorers, [], []
 
 
 def _scorer_paths(scorer: Scorer) -> list[str]:

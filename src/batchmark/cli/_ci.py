@@ -23,9 +23,11 @@ from batchmark._ci import (
     save_baseline,
     write_junit,
 )
+from batchmark._config import load_config
 from batchmark._run import open_run
 from batchmark.cli import cli
 from batchmark.cli._common import (
+    allow_external_code_option,
     base_url_option,
     max_cost_option,
     poll_option,
@@ -77,6 +79,7 @@ _STYLE = {"passed": "green", "failed": "bold red", "skipped": "dim", "incomplete
 )
 @max_cost_option
 @poll_option
+@allow_external_code_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
 def ci_command(
@@ -92,6 +95,7 @@ def ci_command(
     summary: Path | None,
     max_cost: float | None,
     poll_interval: float | None,
+    allow_external_code: bool,
     quiet: bool,
 ) -> None:
     """Run CONFIG, compare it with a baseline and apply its `ci.gates`.
@@ -113,11 +117,12 @@ def ci_command(
                 base_url=base_url,
                 on_progress=update,
                 poll_interval=poll_interval,
+                allow_external_code=allow_external_code,
             )
         else:
             assert config is not None
             result = run_ci(
-                config,
+                load_config(config, allow_external_code=allow_external_code),
                 baseline=baseline,
                 results=results,
                 emulate=emulate,

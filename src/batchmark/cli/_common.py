@@ -15,6 +15,7 @@ from rich.progress import Progress as RichProgress
 from batchmark._batches import Progress
 
 __all__ = [
+    "allow_external_code_option",
     "base_url_option",
     "max_cost_option",
     "fmt_cost",
@@ -45,6 +46,13 @@ poll_option = click.option(
     type=float,
     default=None,
     help="Override the config's first poll interval, in seconds.",
+)
+allow_external_code_option = click.option(
+    "--allow-external-code",
+    is_flag=True,
+    help="Let the config's `python:` scorers and responders load code from outside its "
+    "repository (installed modules, files elsewhere). Only for configs you trust: see "
+    "docs/security.md.",
 )
 max_cost_option = click.option(
     "--max-cost",
