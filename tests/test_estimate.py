@@ -149,6 +149,7 @@ def test_expected_output_is_the_mean_of_past_runs_per_model_and_variant(tmp_path
     for r in run.responses():
         outputs[r["model_key"]].append(r["usage"]["output_tokens"])
     est = estimate(spec, results=results, endpoint="emulator", use_cache=False)
+    assert sorted(outputs) == ["claude-haiku-4-5", "claude-sonnet-4-6"]
     for model, seen in outputs.items():
         row = next(r for r in est.rows if r.model == model and r.variant == "plain")
         assert row.observed == len(seen) == 3
@@ -162,7 +163,8 @@ def test_expected_output_is_the_mean_of_past_runs_per_model_and_variant(tmp_path
     assert est.cost_usd is not None and est.cost_max_usd is not None
     assert est.cost_usd < est.cost_max_usd
     # Emulated runs say nothing about the real API's lengths.
-    assert all(r.observed == 0 for r in estimate(spec, results=results).rows)
+    rows = estimate(spec, results=results).rows
+    assert [r.observed for r in rows] == [0] * len(est.rows)  # the same rows, none observed
 
 
 def test_count_tokens_against_the_live_emulator_equals_its_count(tmp_path: Path) -> None:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import ast
+import subprocess
+import sys
 import types
+
+import pytest
 
 import batchmark
 
 
 def test_all_public_names_are_exported() -> None:
+    for name in batchmark.__all__:  # the facade resolves its names on first use
+        getattr(batchmark, name)
     public = [
         name
         for name, value in vars(batchmark).items()
@@ -15,3 +22,17 @@ def test_all_public_names_are_exported() -> None:
     ]
     assert set(batchmark.__all__) == set(public)
     assert batchmark.__all__ == sorted(batchmark.__all__, key=lambda n: (n.casefold(), n))
+
+
+def test_importing_the_package_imports_nothing_heavy() -> None:
+    """The command installs its signal handlers after importing ``batchmark`` (a Ctrl-C
+    during the heavy imports must not print a traceback): that import must be quick."""
+    code = "import sys, batchmark._entry; print(sorted(sys.modules))"
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    loaded = set(ast.literal_eval(shown.stdout))
+    assert not loaded & {"anthropic", "pandas", "rich", "click", "pydantic", "datasets"}
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="no_such_name"):
+        batchmark.no_such_name  # noqa: B018

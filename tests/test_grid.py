@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import string
 import textwrap
 from pathlib import Path
 
@@ -69,11 +70,27 @@ def test_custom_id_is_always_valid(variant: str, model: str, row: str, epoch: in
     assert CUSTOM_ID_RE.match(make_custom_id(variant, model, row, epoch))
 
 
+SLUG_KEEPS = set(string.ascii_letters + string.digits + "_")
+
+
+def documented_custom_id(variant: str, model: str, row: str, epoch: int) -> str:
+    """The scheme as _grid's docstring states it, computed here from the cell alone."""
+
+    def slug(text: str, width: int) -> str:
+        return "".join(c if c in SLUG_KEEPS else "_" for c in text[:width])
+
+    readable = f"{slug(variant, 10)}-{slug(model, 12)}-{slug(row, 16)}-{epoch}"[:47]
+    cell = json.dumps([variant, model, row, epoch], ensure_ascii=False, separators=(",", ":"))
+    return f"{readable}-{hashlib.sha256(cell.encode()).hexdigest()[:16]}"
+
+
 @given(names, names, names, epochs)
 def test_custom_id_is_a_pure_function_of_the_cell(
     variant: str, model: str, row: str, epoch: int
 ) -> None:
-    assert make_custom_id(variant, model, row, epoch) == make_custom_id(variant, model, row, epoch)
+    assert make_custom_id(variant, model, row, epoch) == documented_custom_id(
+        variant, model, row, epoch
+    )
 
 
 @given(
@@ -99,7 +116,9 @@ def test_custom_id_scheme_is_stable_across_releases() -> None:
 
 
 def test_expand_uses_make_custom_id(tmp_path: Path) -> None:
-    for r in expand(make_spec(tmp_path)):
+    requests = list(expand(make_spec(tmp_path)))
+    assert len(requests) == len(ROWS) * 2 * 2
+    for r in requests:
         assert r.custom_id == make_custom_id(r.variant, r.model_key, r.row_id, r.epoch)
 
 
@@ -127,7 +146,9 @@ def test_request_params_are_complete_messages_api_params(tmp_path: Path) -> None
 
 def test_cache_key_is_sha256_of_canonical_json(tmp_path: Path) -> None:
     spec = make_spec(tmp_path, extra='api_version: "2023-06-01"\nepochs: 2\n')
-    for r in expand(spec):
+    requests = list(expand(spec))
+    assert len(requests) == len(ROWS) * 2 * 2 * 2
+    for r in requests:
         blob = orjson.dumps(
             {"params": r.params, "epoch": r.epoch, "api_version": "2023-06-01"},
             option=orjson.OPT_SORT_KEYS,
@@ -136,7 +157,9 @@ def test_cache_key_is_sha256_of_canonical_json(tmp_path: Path) -> None:
 
 
 def test_nbytes_is_the_size_of_the_batch_entry(tmp_path: Path) -> None:
-    for r in expand(make_spec(tmp_path)):
+    requests = list(expand(make_spec(tmp_path)))
+    assert len(requests) == len(ROWS) * 2 * 2
+    for r in requests:
         assert r.nbytes == len(orjson.dumps(r.entry()))
 
 
@@ -201,14 +224,16 @@ def test_long_static_system_prompt_gets_a_one_hour_cache_breakpoint(tmp_path: Pa
 
 def test_system_prompt_reading_row_variables_is_never_cached(tmp_path: Path) -> None:
     prompts = f'  - {{name: p, system: "{LONG}{{{{ row_id }}}}", user: "x"}}\n'
-    for system in system_of(make_spec(tmp_path, prompts=prompts)).values():
-        assert isinstance(system, str)
+    requests = list(expand(make_spec(tmp_path, prompts=prompts)))
+    assert len(requests) == len(ROWS) * 2
+    # a plain string on Sonnet too, whose minimum LONG reaches: no cache_control block
+    assert [r.params["system"] for r in requests] == [LONG + r.row_id for r in requests]
 
 
 def test_prompt_cache_off_never_adds_cache_control(tmp_path: Path) -> None:
     prompts = f'  - {{name: p, system: "{LONG}", user: "{{{{ question }}}}"}}\n'
     spec = make_spec(tmp_path, prompts=prompts, extra="prompt_cache: 'off'\n")
-    assert all(isinstance(s, str) for s in system_of(spec).values())
+    assert system_of(spec) == {"claude-haiku-4-5": LONG, "sonnet": LONG}
 
 
 SONNET = "  - {name: sonnet, model: claude-sonnet-4-6}\n"
@@ -254,7 +279,9 @@ def test_system_and_few_shot_examples_get_one_breakpoint_after_the_last_example(
 ) -> None:
     spec = make_spec(tmp_path, prompts=fewshot("Be terse.", LONG), models=SONNET)
     questions = {r["id"]: r["question"] for r in ROWS}
-    for request in expand(spec):
+    requests = list(expand(spec))
+    assert len(requests) == len(ROWS)
+    for request in requests:
         params = request.params
         assert params["system"] == "Be terse."
         assert params["messages"][0] == {"role": "user", "content": LONG}
@@ -283,7 +310,7 @@ def test_a_system_prompt_reading_row_variables_ends_the_prefix_at_the_tools(
 def test_static_prefix_below_the_model_minimum_gets_no_breakpoint(tmp_path: Path) -> None:
     prompts = fewshot("Be terse.", "What is 6 x 7?")
     spec = make_spec(tmp_path, prompts=prompts, models=with_tools(SHORT_TOOL))
-    assert all(breakpoints(r.params) == [] for r in expand(spec))
+    assert [breakpoints(r.params) for r in expand(spec)] == [[]] * len(ROWS)
     assert validate_spec(spec).cached == ()
 
 
@@ -296,7 +323,7 @@ def test_prompt_cache_off_leaves_tools_and_few_shot_unmarked(tmp_path: Path) -> 
     )
     params = first_params(spec)
     assert breakpoints(params) == [] and params["tools"] == [LONG_TOOL]
-    assert all(isinstance(m["content"], str) for m in params["messages"])
+    assert [m["content"] for m in params["messages"]] == [LONG, "42", "question 0?"]
 
 
 def test_no_breakpoint_is_added_to_tools_that_already_carry_four(tmp_path: Path) -> None:
@@ -319,6 +346,7 @@ def test_moving_the_breakpoint_changes_the_cache_key(tmp_path: Path) -> None:
     assert validate_spec(at_system).cache_breakpoints == (("p", "sonnet", "system"),)
     keys = [{r.custom_id: r.cache_key for r in expand(s)} for s in (at_example, at_system, off)]
     assert keys[0].keys() == keys[1].keys() == keys[2].keys()
+    assert len(keys[0]) == len(ROWS)
     for custom_id in keys[0]:
         assert len({k[custom_id] for k in keys}) == 3
 

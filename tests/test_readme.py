@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from batchmark.cli import cli
 
@@ -58,7 +59,11 @@ def test_readme_complete_config_example_loads(tmp_path: Path) -> None:
 
     spec = load_config(path)
 
-    assert spec.name and spec.build_scorers() is not None
+    written = yaml.safe_load(example)
+    assert spec.name == written["name"]
+    # each scorer of the example is built, under its kind's name, in order
+    kinds = [next(iter(scorer)) for scorer in written["scorers"]]
+    assert [s.name for s in spec.build_scorers()] == kinds and len(kinds) >= 2
 
 
 def test_ci_docs_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

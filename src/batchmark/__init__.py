@@ -9,25 +9,69 @@ Example::
     run.responses_df()
 """
 
-from batchmark._ci import BaselineError, CiResult, load_baseline, resume_ci, run_ci, save_baseline
-from batchmark._compare import Comparison, compare, report
-from batchmark._config import EvalSpec, config_json_schema, load_config
-from batchmark._driver import cancel, resume, run, score
-from batchmark._errors import (
-    BatchmarkError,
-    BudgetExceeded,
-    ConfigError,
-    CredentialsError,
-    DatasetError,
-    RenderError,
-    RequestsLost,
-    RunIncomplete,
-    RunNotFound,
-    UnsafeConfig,
-)
-from batchmark._estimate import Estimate, check_budget, estimate
-from batchmark._grid import Request, ValidationReport, expand, make_custom_id, validate_spec
-from batchmark._run import Run, RunStatus, open_run
+import importlib
+import typing
+
+# The public names are resolved on first use (PEP 562): the ``batchmark`` command
+# imports this package before it can install its signal handlers (``batchmark._entry``),
+# so importing it must not import anthropic, pandas and the rest.
+_ORIGIN = {
+    "batchmark._ci": (
+        "BaselineError",
+        "CiResult",
+        "load_baseline",
+        "resume_ci",
+        "run_ci",
+        "save_baseline",
+    ),
+    "batchmark._compare": ("Comparison", "compare", "report"),
+    "batchmark._config": ("EvalSpec", "config_json_schema", "load_config"),
+    "batchmark._driver": ("cancel", "resume", "run", "score"),
+    "batchmark._errors": (
+        "BatchmarkError",
+        "BudgetExceeded",
+        "ConfigError",
+        "CredentialsError",
+        "DatasetError",
+        "RenderError",
+        "RequestsLost",
+        "RunIncomplete",
+        "RunNotFound",
+        "UnsafeConfig",
+    ),
+    "batchmark._estimate": ("Estimate", "check_budget", "estimate"),
+    "batchmark._grid": ("Request", "ValidationReport", "expand", "make_custom_id", "validate_spec"),
+    "batchmark._run": ("Run", "RunStatus", "open_run"),
+}
+_MODULE_OF = {name: module for module, names in _ORIGIN.items() for name in names}
+
+if typing.TYPE_CHECKING:
+    from batchmark._ci import (
+        BaselineError,
+        CiResult,
+        load_baseline,
+        resume_ci,
+        run_ci,
+        save_baseline,
+    )
+    from batchmark._compare import Comparison, compare, report
+    from batchmark._config import EvalSpec, config_json_schema, load_config
+    from batchmark._driver import cancel, resume, run, score
+    from batchmark._errors import (
+        BatchmarkError,
+        BudgetExceeded,
+        ConfigError,
+        CredentialsError,
+        DatasetError,
+        RenderError,
+        RequestsLost,
+        RunIncomplete,
+        RunNotFound,
+        UnsafeConfig,
+    )
+    from batchmark._estimate import Estimate, check_budget, estimate
+    from batchmark._grid import Request, ValidationReport, expand, make_custom_id, validate_spec
+    from batchmark._run import Run, RunStatus, open_run
 
 __all__ = [
     "BaselineError",
@@ -68,3 +112,16 @@ __all__ = [
     "validate_spec",
     "ValidationReport",
 ]
+
+
+def __getattr__(name: str) -> typing.Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'batchmark' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # resolved once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -1,6 +1,6 @@
 """``python -m batchmark`` is the ``batchmark`` command."""
 
-from batchmark.cli import main
+from batchmark._entry import main
 
 if __name__ == "__main__":
     main()

@@ -7,8 +7,18 @@ ledger's ``requests`` table and a ``BatchBackend``.
 Request states::
 
     pending ──intent──> submitting ──create returned──> submitted ──result──> done | failed
-       ^                    │ (create lost: adopt the batch, or back to pending)  │
+       ^  │                 │ (create lost: adopt the batch, or back to pending)  │
+       │  └─> waiting ──────┼── another run's answer, from the cache ──> done    │
+       │         (another run has the same content in flight: ``check_waiting``)  │
        └──────────── retryable error / expired / missing, attempts left ──────────┘
+
+Across runs (``_claims``): a chunk's cache keys are claimed before its intent; keys
+another run holds wait instead of being sent. ``recover`` adopts only batches no other run
+recorded, and an adopted batch (``adopted = 1``) is verified by its results before
+anything of it is written or it is canceled (``adopted = 2``, or ``foreign`` and undone).
+A batch answering 404 is never written off while the batch list shows it; after
+``lost_after`` seconds of 404s and absence its requests end ``lost`` and are not re-sent
+(``relook_lost`` looks again on every drive; ``resend_lost`` re-queues them).
 
 Nothing is ever sent twice by accident: before ``create`` the chunk is recorded as an
 *intent*; right after ``create`` returns, the batch id is committed. A process killed
@@ -44,27 +54,25 @@ from typing import Any
 import anthropic
 import orjson
 
-from batchmark._backend import (
-    BatchBackend,
-    BatchInfo,
-    BatchNotFound,
-    ResultLine,
-    ResultsStreamError,
-)
+from batchmark._backend import BatchBackend, BatchInfo, ResultLine
+from batchmark._claims import Claims, owner_alive
+from batchmark._errors import BatchNotFound, ResultsStreamError
 from batchmark._gc import gc_paused
 from batchmark._packing import API_MAX_BYTES, API_MAX_REQUESTS, ENTRY_OVERHEAD, BatchPacker
 from batchmark._store import Ledger, ResponseCache
 
 __all__ = ["BatchRunner", "BatchSettings", "Progress"]
 
-# A batch we created may 404 for a moment (SDK issue #1432); after this long, a 404
-# means the batch is gone (deleted, archived, or an emulator that restarted).
-TRANSIENT_404_SECONDS = 60.0
+# A batch we created may 404 for a while (SDK issue #1432). It is never written off while
+# the batch list still shows it; after ``BatchSettings.lost_after`` seconds of 404s and
+# absence from the list, its requests are reported lost, and not sent again by themselves.
 # How far before an intent a matching batch's created_at may lie (clock skew).
 ADOPT_SKEW_SECONDS = 300.0
 # A batch created at most this long before its intent still counts as "after" it (the
 # local and the server clock differ a little); older look-alikes are a last resort.
 ADOPT_CLOCK_TOLERANCE = 1.0
+# Results stay downloadable this long after a batch's creation.
+RETENTION_SECONDS = 29 * 86400.0
 FINAL_ERRORS = {"invalid_request_error", "request_too_large"}
 MAX_CONSECUTIVE_FAILURES = 8
 # Result lines written per ledger transaction: each commit costs a WAL sync (~20 ms), so
@@ -90,6 +98,7 @@ class BatchSettings:
     poll_interval: float = 5.0
     max_poll_interval: float = 60.0
     max_attempts: int = 3
+    lost_after: float = 900.0
 
 
 @dataclass(slots=True)
@@ -193,6 +202,8 @@ class BatchRunner:
         cache: ResponseCache | None = None,
         on_progress: Callable[[Progress], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        claims: Claims | None = None,
+        resend_lost: bool = False,
     ) -> None:
         self.ledger = ledger
         self.backend = backend
@@ -200,8 +211,18 @@ class BatchRunner:
         self.cache = cache
         self.on_progress = on_progress
         self.sleep = sleep
+        # What other runs under the same results root hold: their batches (never adopted)
+        # and the request contents they have in flight (waited for, not sent again).
+        # Waiting needs the cache (the answers arrive there), so no cache, no waiting.
+        self.claims = claims
+        self.resend_lost = resend_lost
         self.submitted_now = 0
         self._creates = 0  # intents recorded in this pass: the next chunk's index
+        # Batches answering 404 now: local time of the first 404 in a row (per process:
+        # a resume starts the count again, the conservative side).
+        self._not_found_since: dict[str, float] = {}
+        # Unverified adopted batches left alone by ``cancel_open_batches``.
+        self.not_canceled: list[str] = []
 
     # --- the loop ----------------------------------------------------------------------
 
@@ -222,11 +243,14 @@ class BatchRunner:
                 # A create that failed and whose batch list failed too leaves an open
                 # intent: settle it before anything else, or its requests would stay
                 # 'submitting' (never sent, never ended) for the rest of the run.
+                if not reached:
+                    self.relook_lost()
                 if not reached or self.ledger.open_intents():
                     self.recover()
                 if not reached and self.canceled:
                     self.cancel_open_batches()  # e.g. a batch adopted just now
-                changed = self.submit_available()
+                changed = self.check_waiting()
+                changed |= self.submit_available()
                 if submit_only and not self._has_pending():
                     self._report()
                     return self._all_ended()
@@ -290,6 +314,127 @@ class BatchRunner:
             is not None
         )
 
+    # --- requests another run has in flight ---------------------------------------------
+
+    def _claim(self, seqs: list[int]) -> list[int]:
+        """Claim the chunk's request contents; those another run holds wait for it.
+
+        Returns the seqs to send. A request whose cache key another run has in flight
+        (under the same results root and endpoint) goes to ``waiting``: its answer is
+        taken from the cache once that run collects it (``check_waiting``).
+        """
+        if self.claims is None or self.cache is None or not seqs:
+            return seqs  # no cache: nothing to wait for (``--no-cache`` pays again)
+        keys = self._keys(seqs)
+        held = self.claims.claim((keys[q][0], keys[q][1]) for q in seqs)
+        if not held:
+            return seqs
+        waiting = [q for q in seqs if keys[q][0] in held]
+        with self.ledger.transaction() as db:
+            db.executemany(
+                "UPDATE requests SET state = 'waiting' WHERE seq = ? AND state = 'pending'",
+                [(q,) for q in waiting],
+            )
+        return [q for q in seqs if keys[q][0] not in held]
+
+    def _keys(self, seqs: list[int]) -> dict[int, tuple[str, str]]:
+        """``{seq: (cache_key, custom_id)}``."""
+        found: dict[int, tuple[str, str]] = {}
+        for start in range(0, len(seqs), 500):
+            part = seqs[start : start + 500]
+            marks = ",".join("?" * len(part))
+            for seq, key, custom_id in self.ledger.db.execute(
+                f"SELECT seq, cache_key, custom_id FROM requests WHERE seq IN ({marks})", part
+            ):
+                found[seq] = (key, custom_id)
+        return found
+
+    def check_waiting(self) -> bool:
+        """Settle requests waiting for another run's answer; True if any settled.
+
+        In this order, so that a claim released right after its answer was cached is
+        never taken for a loss: who holds the keys now, then the cache. A cached answer
+        makes the request done (``cached``); a key nobody holds any more, or held by a
+        run that stopped before sending it, goes back to the queue; a key in the batch
+        of a run that stopped (``--detach``, killed) is read from that batch here.
+        """
+        if self.claims is None or self.cache is None:
+            return False
+        rows = self.ledger.db.execute(
+            "SELECT seq, cache_key, attempts FROM requests WHERE state = 'waiting'"
+        ).fetchall()
+        if not rows:
+            return False
+        keys = [k for _, k, _ in rows]
+        holders = self.claims.holders(keys)
+        hits = self.cache.get_many(keys)
+        done: list[tuple[int, int, bytes]] = []
+        back: list[int] = []
+        harvest: dict[str, dict[str, str]] = {}  # batch id -> {custom_id: cache_key}
+        alive: dict[str, bool] = {}
+        for seq, key, attempts in rows:
+            hit = hits.get(key)
+            if hit is not None:
+                done.append((seq, attempts, orjson.dumps({**hit, "cached": True})))
+                continue
+            claim = holders.get(key)
+            if claim is None:
+                back.append(seq)
+                continue
+            if claim.owner not in alive:
+                alive[claim.owner] = owner_alive(claim.owner)
+            if alive[claim.owner]:
+                continue
+            if claim.batch_id is None or not self.claims.shared_batches:
+                back.append(seq)  # stopped before sending: ``_claim`` takes it over
+            else:
+                harvest.setdefault(claim.batch_id, {})[claim.custom_id] = key
+        with self.ledger.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO responses VALUES (?, ?, NULL, 'succeeded', ?)", done
+            )
+            db.executemany(
+                "UPDATE requests SET state = 'done' WHERE seq = ?", [(q,) for q, _, _ in done]
+            )
+            db.executemany(
+                "UPDATE requests SET state = 'pending' WHERE seq = ?", [(q,) for q in back]
+            )
+        for batch_id, wanted in harvest.items():
+            self._harvest(batch_id, wanted)
+        return bool(done or back)
+
+    def _harvest(self, batch_id: str, wanted: dict[str, str]) -> None:
+        """Read the answers of a stopped run's batch into the cache (once it ended).
+
+        ``wanted`` maps that run's custom_ids to cache keys. Answers that did not succeed
+        (or never came) release the stopped run's claim, so the key is sent again here.
+        """
+        assert self.claims is not None and self.cache is not None
+        try:
+            info = self.backend.check(batch_id)
+        except BatchNotFound:
+            if self._listed_id(batch_id) is None and self._lost(batch_id):
+                self.claims.drop_foreign(batch_id, list(wanted.values()))
+            return
+        self._not_found_since.pop(batch_id, None)
+        if info.status != "ended":
+            return
+        answers: list[tuple[str, bytes]] = []
+        if not info.archived:
+            lines = self.backend.fetch(batch_id)
+            try:
+                for line in lines:
+                    key = wanted.get(line.custom_id)
+                    if key is not None and line.status == "succeeded":
+                        answers.append((key, orjson.dumps(line.message or {})))
+            finally:
+                close = getattr(lines, "close", None)
+                if close is not None:
+                    close()
+        self.cache.add(answers)
+        answered = {k for k, _ in answers}
+        self.claims.drop_foreign(batch_id, [k for k in wanted.values() if k not in answered])
+
     # --- submitting --------------------------------------------------------------------
 
     def submit_available(self) -> bool:
@@ -319,8 +464,11 @@ class BatchRunner:
         """
         taken = {i["n_requests"] for i in self.ledger.open_intents()}
         intents: list[_Intent] = []
-        for _ in range(slots):
-            seqs = self._next_chunk(self._creates)
+        while len(intents) < slots:
+            chunk = self._next_chunk(self._creates)
+            seqs = self._claim(chunk)
+            if chunk and not seqs:
+                continue  # all of it waits for other runs: the next chunk
             if not seqs or len(seqs) in taken:
                 break
             taken.add(len(seqs))
@@ -438,7 +586,10 @@ class BatchRunner:
             raise errors[min(errors)]
 
     def _record_batch(self, intent_id: int | None, info: BatchInfo, *, adopted: bool) -> None:
+        """The intent's create made batch ``info`` (its create returned, or ``recover``
+        adopted it: then ``adopted`` is 1, unverified, until its results prove it ours)."""
         with self.ledger.transaction() as db:
+            _retire_id(db, info.id)
             db.execute(
                 "INSERT INTO batches (batch_id, intent_id, created_at, n_requests, status, "
                 "counts, adopted, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -462,6 +613,13 @@ class BatchRunner:
                 "WHERE intent_id = ? AND state = 'submitting'",
                 (info.id, intent_id),
             )
+        if self.claims is not None:
+            if not adopted:
+                self.claims.record_batch(info.id)
+            keys = self.ledger.db.execute(
+                "SELECT cache_key FROM requests WHERE batch_id = ?", (info.id,)
+            )
+            self.claims.set_batch([k for (k,) in keys], info.id)
 
     def _abandon_intent(self, intent_id: int | None) -> None:
         with self.ledger.transaction() as db:
@@ -479,6 +637,8 @@ class BatchRunner:
             return
         since = min(i["created_at"] for i in intents) - ADOPT_SKEW_SECONDS
         known = self.ledger.known_batch_ids()
+        if self.claims is not None:  # another run's batch is never ours
+            known |= self.claims.owned_by_others()
         candidates = [
             b
             for b in self.backend.list_recent(datetime.fromtimestamp(since, UTC))
@@ -502,30 +662,145 @@ class BatchRunner:
         """Check every open batch once; collect those that ended. True if any ended."""
         changed = False
         for batch in self.ledger.open_batches():
+            batch_id = batch["batch_id"]
             try:
-                info = self.backend.check(batch["batch_id"])
+                info = self.backend.check(batch_id)
             except BatchNotFound:
-                if _now() - batch["recorded_at"] > TRANSIENT_404_SECONDS:
-                    self._lose_batch(batch["batch_id"])
-                    changed = True
-                continue
+                info = self._listed(batch)
+                if info is None:  # 404, and not in the list either
+                    if self._lost(batch_id):
+                        self._lose_batch(batch_id)
+                        changed = True
+                    continue
+            self._not_found_since.pop(batch_id, None)  # it is there
             self._update_batch(info)
             if info.status != "ended":
                 continue
             if info.archived:  # past retention: its results are gone, retry its requests
-                self._lose_batch(batch["batch_id"])
+                self._lose_batch(batch_id, archived=True)
                 changed = True
                 continue
             try:
-                self.collect(batch["batch_id"])
+                if batch["adopted"] == 1 and not self._verify(batch_id):
+                    self._disown(batch_id)
+                    changed = True
+                    continue
+                self.collect(batch_id)
             except BatchNotFound:
-                # The results 404 (SDK issue #1432 again, or deleted since the check):
-                # like a 404 on the check, transient at first, then the batch is lost.
-                if _now() - batch["recorded_at"] > TRANSIENT_404_SECONDS:
-                    self._lose_batch(batch["batch_id"])
+                # The results 404 (SDK issue #1432 again, or deleted since the check) of
+                # a batch that was there a moment ago: try again at the next poll, where a
+                # batch deleted meanwhile is missing from the list too.
                 continue
             changed = True
         return changed
+
+    def _listed(self, batch: dict[str, Any]) -> BatchInfo | None:
+        """The batch as the batch list shows it, or None: a 404 on retrieve is not the
+        end of a batch the list still holds."""
+        created = datetime.fromisoformat(batch["created_at"]).timestamp()
+        return self._listed_id(batch["batch_id"], created - ADOPT_SKEW_SECONDS)
+
+    def _listed_id(self, batch_id: str, since: float | None = None) -> BatchInfo | None:
+        """Batch ``batch_id`` as the list shows it (created after ``since``, else within
+        the results' 29 days of retention), or None."""
+        if since is None:
+            since = _now() - RETENTION_SECONDS
+        for info in self.backend.list_recent(datetime.fromtimestamp(since, UTC)):
+            if info.id == batch_id:
+                return info
+        return None
+
+    def _lost(self, batch_id: str) -> bool:
+        """Whether a batch that answers 404 and is missing from the batch list has been
+        so for ``lost_after`` seconds now (counted from the first such answer in this
+        process). A batch the list shows is never lost, however long retrieve says 404:
+        it exists, it may answer, and it is billed."""
+        now = _now()
+        first = self._not_found_since.setdefault(batch_id, now)
+        return now - first >= self.settings.lost_after
+
+    def _verify(self, batch_id: str) -> bool:
+        """Whether an adopted batch is ours: every result line names a request the ledger
+        put in it (read before anything of it is trusted). Verified batches are recorded
+        as ours in the shared registry."""
+        expected = {
+            c
+            for (c,) in self.ledger.db.execute(
+                "SELECT custom_id FROM requests WHERE batch_id = ?", (batch_id,)
+            )
+        }
+        seen = 0
+        lines = self.backend.fetch(batch_id)
+        try:
+            for line in lines:
+                if line.custom_id not in expected:
+                    return False
+                seen += 1
+        finally:
+            close = getattr(lines, "close", None)
+            if close is not None:
+                close()
+        if not seen:
+            return False
+        self.ledger.db.execute("UPDATE batches SET adopted = 2 WHERE batch_id = ?", (batch_id,))
+        if self.claims is not None:
+            self.claims.record_batch(batch_id)
+        return True
+
+    def _disown(self, batch_id: str) -> None:
+        """Undo a wrong adoption: the batch is another's (its results name requests that
+        are not ours). Nothing of it was written; its intent opens again, so ``recover``
+        looks for the right batch, or returns the requests to the queue."""
+        with self.ledger.transaction() as db:
+            db.execute(
+                "UPDATE batches SET status = 'foreign', collected = 1 WHERE batch_id = ?",
+                (batch_id,),
+            )
+            db.execute(
+                "UPDATE intents SET status = 'open', batch_id = NULL WHERE batch_id = ?",
+                (batch_id,),
+            )
+            db.execute(
+                "UPDATE requests SET state = 'submitting', batch_id = NULL "
+                "WHERE batch_id = ? AND state = 'submitted'",
+                (batch_id,),
+            )
+
+    def relook_lost(self) -> None:
+        """Look again for batches written off as lost (at the start of every drive).
+
+        One that answers now is collected like any other batch: its requests were never
+        sent again. With ``resend_lost``, the requests of one still not found go back to
+        the queue: the user has said the batch is gone.
+        """
+        _LOST_OF = (
+            "SELECT q.seq FROM requests q JOIN responses r "
+            "ON r.seq = q.seq AND r.attempt = q.attempts AND r.status = 'lost' "
+            "WHERE q.batch_id = ? AND q.state = 'failed'"
+        )
+        for batch in self.ledger.lost_batches():
+            batch_id = batch["batch_id"]
+            try:
+                info: BatchInfo | None = self.backend.check(batch_id)
+            except BatchNotFound:
+                info = self._listed(batch)
+            if info is None and not self.resend_lost:
+                continue
+            with self.ledger.transaction() as db:
+                seqs = [(q,) for (q,) in db.execute(_LOST_OF, (batch_id,))]
+                if info is not None:  # it exists after all: collect it as usual
+                    db.executemany("DELETE FROM responses WHERE seq = ? AND status = 'lost'", seqs)
+                    db.executemany("UPDATE requests SET state = 'submitted' WHERE seq = ?", seqs)
+                    db.execute(
+                        "UPDATE batches SET status = ?, collected = 0 WHERE batch_id = ?",
+                        (info.status, batch_id),
+                    )
+                else:
+                    db.executemany("UPDATE requests SET state = 'pending' WHERE seq = ?", seqs)
+                    db.execute(
+                        "UPDATE batches SET status = 'lost, resent' WHERE batch_id = ?",
+                        (batch_id,),
+                    )
 
     def _update_batch(self, info: BatchInfo) -> None:
         self.ledger.db.execute(
@@ -534,10 +809,19 @@ class BatchRunner:
         )
 
     def cancel_open_batches(self) -> list[str]:
-        """Ask the backend to cancel every batch not yet ended; their results still count."""
+        """Ask the backend to cancel every batch not yet ended; their results still count.
+
+        A batch adopted after a lost create and not yet verified as ours (its results are
+        read only once it ends) is left alone: it may be another run's. Such batches are
+        listed in ``not_canceled``.
+        """
         canceled = []
+        self.not_canceled = []
         for batch in self.ledger.open_batches():
             if batch["status"] == "ended":
+                continue
+            if batch["adopted"] == 1:
+                self.not_canceled.append(batch["batch_id"])
                 continue
             try:
                 info = self.backend.cancel(batch["batch_id"])
@@ -560,13 +844,23 @@ class BatchRunner:
             db.execute("INSERT OR IGNORE INTO meta VALUES ('canceled', ?)", (reason,))
             # attempts + 1: a request retried once already keeps its attempt's response
             # (an errored attempt 1 is history, not to be overwritten by the cancel).
+            keys = [
+                k
+                for (k,) in db.execute(
+                    "SELECT cache_key FROM requests WHERE state IN ('pending', 'waiting')"
+                )
+            ]
             db.execute(
                 "INSERT OR REPLACE INTO responses "
                 "SELECT seq, attempts + 1, NULL, 'canceled', ? FROM requests "
-                "WHERE state = 'pending'",
+                "WHERE state IN ('pending', 'waiting')",
                 (data,),
             )
-            failed = db.execute("UPDATE requests SET state = 'failed' WHERE state = 'pending'")
+            failed = db.execute(
+                "UPDATE requests SET state = 'failed' WHERE state IN ('pending', 'waiting')"
+            )
+        if self.claims is not None:
+            self.claims.release(keys)
         return failed.rowcount
 
     def collect(self, batch_id: str) -> None:
@@ -601,6 +895,8 @@ class BatchRunner:
         self._settle_missing(batch_id, expected)
         if self.cache is not None:
             self.cache.merge_staged()
+        if self.claims is not None:  # after the merge: a waiting run finds the answers
+            self.claims.release_batch(batch_id)
 
     def _expected(self, batch_id: str) -> dict[str, _Expected]:
         """The batch's requests still ``submitted``: ``{custom_id: (seq, attempts)}`` (the
@@ -663,15 +959,34 @@ class BatchRunner:
             batch_id, expected, "missing", "no result line for this custom_id", "ended"
         )
 
-    def _lose_batch(self, batch_id: str) -> None:
-        """A batch that stays 404: its unsettled requests count an attempt and go back."""
-        self._settle_unanswered(
-            batch_id,
-            self._expected(batch_id),
-            "batch_not_found",
-            f"batch {batch_id} is gone",
-            "lost",
-        )
+    def _lose_batch(self, batch_id: str, *, archived: bool = False) -> None:
+        """A batch whose results cannot be had: settle its unanswered requests.
+
+        Archived (past the 29 days of retention): the results are gone for certain, so
+        the requests are retried like any missing answer. Lost (404 on retrieve and
+        absent from the list for ``lost_after``): the batch may still exist where we
+        cannot see it and be billed, so its requests end ``lost`` and are sent again
+        only on ``resume --resend-lost``; a later resume looks for the batch again.
+        """
+        self._not_found_since.pop(batch_id, None)
+        if archived:
+            message = f"batch {batch_id} is archived: its results are gone"
+            self._settle_unanswered(
+                batch_id, self._expected(batch_id), "batch_archived", message, "archived"
+            )
+        else:
+            message = (
+                f"batch {batch_id} answered 404 and was missing from the batch list for "
+                f"{self.settings.lost_after:g} s; not sent again (it may still run and be "
+                "billed): `batchmark resume RUN --resend-lost` sends it again"
+            )
+            self._settle_unanswered(
+                batch_id, self._expected(batch_id), "batch_lost", message, "lost", lost=True
+            )
+        if self.cache is not None:
+            self.cache.merge_staged()
+        if self.claims is not None:
+            self.claims.release_batch(batch_id)
 
     def _settle_unanswered(
         self,
@@ -680,6 +995,8 @@ class BatchRunner:
         error_type: str,
         message: str,
         batch_status: str,
+        *,
+        lost: bool = False,
     ) -> None:
         """Requests of a batch that got no result: record why, retry or fail them.
 
@@ -697,14 +1014,18 @@ class BatchRunner:
             self.cache.add_answers_of_batch(self.ledger.file, batch_id)
         data = orjson.dumps({"error_type": error_type, "error_message": message})
         canceled = self.canceled
+        status = "lost" if lost else "missing"
         with self.ledger.transaction() as db:
             db.executemany(
-                "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, 'missing', ?)",
-                [(s, a, batch_id, data) for s, a in expected.values()],
+                "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)",
+                [(s, a, batch_id, status, data) for s, a in expected.values()],
             )
             db.executemany(
                 "UPDATE requests SET state = ? WHERE seq = ?",
-                [(self._next_state("missing", None, a, canceled), s) for s, a in expected.values()],
+                [
+                    ("failed" if lost else self._next_state(status, None, a, canceled), s)
+                    for s, a in expected.values()
+                ],
             )
             # What is still 'submitted' now is exactly what succeeded (see ``collect``).
             db.execute(
@@ -715,3 +1036,24 @@ class BatchRunner:
                 "UPDATE batches SET status = ?, collected = 1 WHERE batch_id = ?",
                 (batch_status, batch_id),
             )
+
+
+def _retire_id(db: sqlite3.Connection, batch_id: str) -> None:
+    """Make room for a batch id the ledger already holds (inside the caller's transaction).
+
+    Ids are unique on a real service, but an emulator restarted with the same seed hands
+    out the ids of its earlier life again. The older batch is gone from that service (it
+    restarted), so its rows keep their history under ``<id>~<n>`` and the new batch takes
+    the id: nothing is re-sent, nothing is overwritten.
+    """
+    if db.execute("SELECT 1 FROM batches WHERE batch_id = ?", (batch_id,)).fetchone() is None:
+        return
+    (n,) = db.execute(
+        "SELECT count(*) FROM batches WHERE batch_id LIKE ? ESCAPE '\\'",
+        (batch_id.replace("_", "\\_") + "~%",),
+    ).fetchone()
+    old = f"{batch_id}~{n + 1}"
+    db.execute("UPDATE batches SET batch_id = ? WHERE batch_id = ?", (old, batch_id))
+    db.execute("UPDATE intents SET batch_id = ? WHERE batch_id = ?", (old, batch_id))
+    db.execute("UPDATE requests SET batch_id = ? WHERE batch_id = ?", (old, batch_id))
+    db.execute("UPDATE responses SET batch_id = ? WHERE batch_id = ?", (old, batch_id))

@@ -344,6 +344,11 @@ class BatchConfig(_Model):
     """Longest wait between polls, in seconds."""
     max_attempts: int = Field(default=3, ge=1)
     """Attempts per request in total (retryable errors and expiry count)."""
+    lost_after_seconds: float = Field(default=900.0, gt=0)
+    """How long a batch we created may answer 404 (and be missing from the batch list)
+    before its requests are reported lost. Lost requests are never re-sent by
+    themselves: the batch may still exist (another API key, a late listing) and be
+    billed; `batchmark resume RUN --resend-lost` sends them again."""
 
     @model_validator(mode="after")
     def _intervals(self) -> BatchConfig:
@@ -362,8 +367,9 @@ class EmulatorConfig(_Model):
     """How long each emulated batch takes to end."""
     faults: str | dict[str, Any] | None = None
     """Fault injection spec, passed to the emulator untouched."""
-    seed: int = 0
-    """Seed of the emulator's random choices."""
+    seed: int | None = None
+    """Seed of the emulator's random choices and ids (default: draws as with seed 0, ids
+    unique to each emulator process)."""
 
     @field_validator("responder", mode="before")
     @classmethod

@@ -135,6 +135,7 @@ def load_table(config: DatasetConfig) -> datasets.Dataset:
         except (Exception, StopIteration) as err:
             if isinstance(err, StopIteration) or "at least one example" in _root_cause(err):
                 raise DatasetError(f"{path}: the dataset file has no rows") from None
+            _check_utf8(path, kind)
             raise DatasetError(f"{path}: cannot read it as {kind}: {_root_cause(err)}") from None
 
 
@@ -155,6 +156,8 @@ def _csv_features(path: str) -> datasets.Features:
         with open(path, newline="", encoding="utf-8") as fh:
             header = next(csv.reader(fh), None)
     except (OSError, UnicodeDecodeError, csv.Error) as err:
+        if isinstance(err, UnicodeDecodeError):
+            _check_utf8(path, "csv")
         raise DatasetError(f"{path}: cannot read the CSV header: {err}") from None
     if not header:
         raise DatasetError(f"{path}: the dataset file has no rows")
@@ -162,6 +165,34 @@ def _csv_features(path: str) -> datasets.Features:
         dupes = sorted({h for h in header if header.count(h) > 1})
         raise DatasetError(f"{path}: duplicate CSV column names: {', '.join(dupes)}")
     return datasets.Features({name: datasets.Value("string") for name in header})
+
+
+def _check_utf8(path: str, kind: str | None) -> None:
+    """Raise ``DatasetError`` at the first byte of a text dataset that is not UTF-8.
+
+    Called once reading failed (a clean file is never read twice): ``datasets`` loads a
+    Latin-1 JSONL without complaint and fails deep inside pyarrow when a row is read.
+    """
+    if kind not in ("jsonl", "json", "csv"):
+        return
+    offset = 0
+    try:
+        with open(path, "rb") as fh:
+            for number, line in enumerate(fh, start=1):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    raise DatasetError(
+                        f"{path}: line {number} is not valid UTF-8 (byte "
+                        f"0x{line[err.start]:02x} at offset {offset + err.start} of the "
+                        "file); dataset files are read as UTF-8\n"
+                        f"  hint: re-encode it as UTF-8, e.g. for a Latin-1 file: "
+                        f"`iconv -f latin1 -t utf-8 {path} > {path}.utf8`, then point "
+                        "dataset.path at the new file"
+                    ) from None
+                offset += len(line)
+    except OSError:
+        return
 
 
 def _release_arrow_memory() -> None:
@@ -226,7 +257,7 @@ def iter_rows(spec: EvalSpec) -> Iterator[Row]:
     mapping = list(config.fields.items())
     id_field = config.id_field
     offset = 0
-    for chunk in table.iter(batch_size=_CHUNK):
+    for chunk in _chunks(table, config):
         n = len(chunk[columns[0]]) if columns else 0
         for j in range(n):
             index = positions[offset + j]
@@ -250,3 +281,20 @@ def iter_rows(spec: EvalSpec) -> Iterator[Row]:
                 record[variable] = record[column]
             yield Row(row_id, index, record)
         offset += n
+
+
+def _chunks(table: datasets.Dataset, config: DatasetConfig) -> Iterator[dict[str, list]]:
+    """The table's rows, ``_CHUNK`` at a time; a text file that is not UTF-8 (found only
+    when its strings are decoded) is a ``DatasetError`` naming the line."""
+    batches = table.iter(batch_size=_CHUNK)
+    while True:
+        try:
+            chunk = next(batches)
+        except StopIteration:
+            return
+        except UnicodeDecodeError as err:
+            if config.path is not None:
+                _check_utf8(config.path, config.resolved_format)
+            where = config.path or f"hub dataset {config.hub}"
+            raise DatasetError(f"{where}: a row is not valid text: {err}") from None
+        yield chunk

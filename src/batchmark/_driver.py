@@ -26,11 +26,13 @@ import orjson
 
 from batchmark._backend import AnthropicBackend, make_client
 from batchmark._batches import BatchRunner, BatchSettings, Progress, crashpoint
+from batchmark._claims import Claims, claims_path
 from batchmark._config import EvalSpec, load_config
 from batchmark._datasets import iter_rows
-from batchmark._errors import BatchmarkError, ConfigError
+from batchmark._errors import BatchmarkError, ConfigError, CredentialsError
 from batchmark._gc import gc_paused
 from batchmark._grid import expand
+from batchmark._packing import API_MAX_BYTES, BODY_OVERHEAD
 from batchmark._responses import final_responses
 from batchmark._run import DEFAULT_RESULTS, Run, open_run
 from batchmark._scoring import (
@@ -42,11 +44,13 @@ from batchmark._scoring import (
     scores_summary,
 )
 from batchmark._store import (
+    REDACTED,
     Ledger,
     ResponseCache,
     RunFolder,
     cache_path,
     endpoint_name,
+    redact_url,
     write_atomic,
 )
 
@@ -87,6 +91,7 @@ def _settings(spec: EvalSpec) -> BatchSettings:
         poll_interval=b.poll_interval,
         max_poll_interval=b.max_poll_interval,
         max_attempts=b.max_attempts,
+        lost_after=b.lost_after_seconds,
     )
 
 
@@ -97,12 +102,16 @@ def _insert_requests(
     *,
     kind: str = "candidate",
     file: str | None = None,
+    max_bytes: int | None = None,
 ) -> int:
     """Write requests into the ledger in chunks; cache hits arrive already done.
 
     ``requests`` are grid ``Request``s or ``JudgeRequest``s (same fields, judges add
-    ``parent_id`` and ``scorer``). Returns how many were written.
+    ``parent_id`` and ``scorer``). Returns how many were written. With ``max_bytes``, a
+    request too large for any batch is refused (``ConfigError``, as ``validate`` does)
+    before anything is sent.
     """
+    limit = None if max_bytes is None else min(max_bytes, API_MAX_BYTES) - BODY_OVERHEAD - 1
     seq = ledger.db.execute("SELECT coalesce(max(seq), -1) + 1 FROM requests").fetchone()[0]
     written = 0
     chunk: list[Any] = []
@@ -114,6 +123,15 @@ def _insert_requests(
         params: list[tuple[int, bytes]] = []
         responses: list[tuple[Any, ...]] = []
         for r in chunk:
+            if limit is not None and r.nbytes > limit:
+                raise ConfigError(
+                    file,
+                    f"request {r.custom_id} (variant {r.variant!r}, model {r.model_key!r}, "
+                    f"row {r.row_id!r}) is {r.nbytes} bytes, over batch.max_bytes "
+                    f"({max_bytes}); nothing was sent",
+                    "shorten the prompt or raise batch.max_bytes (`batchmark validate` "
+                    "checks every request)",
+                )
             hit = hits.get(r.cache_key)
             rows.append(
                 (
@@ -288,7 +306,7 @@ def _create_run_folder(
             "created_at": datetime.now(UTC).isoformat(),
             "config_path": str(spec.path),
             "config_hash": spec.hash,
-            "base_url": endpoint_url,
+            "base_url": redact_url(endpoint_url),
             "endpoint": endpoint_name(endpoint_url, emulate),
             "api_version": spec.api_version,
             "emulated": emulate,
@@ -300,7 +318,9 @@ def _create_run_folder(
         ledger = Ledger(partial / "ledger.sqlite")
         cache = ResponseCache(cache_path(root, info["endpoint"])) if use_cache else None
         try:
-            _insert_requests(ledger, expand(spec), cache, file=str(spec.path))
+            _insert_requests(
+                ledger, expand(spec), cache, file=str(spec.path), max_bytes=spec.batch.max_bytes
+            )
         finally:
             ledger.close()
             if cache is not None:
@@ -341,6 +361,7 @@ def _drive(
     poll_interval: float | None = None,
     deadline: float | None = None,
     only_scorers: Iterable[str] | None = None,
+    resend_lost: bool = False,
 ) -> bool:
     """Candidates, then judges, then scores and files. True once everything ended."""
     folder = handle.folder
@@ -366,7 +387,17 @@ def _drive(
         if info.get("use_cache", True):
             cache = ResponseCache(folder.cache_path)
             stack.callback(cache.close)
-        runner = BatchRunner(ledger, AnthropicBackend(client), settings, cache, on_progress)
+        claims = _claims(folder, info)
+        stack.callback(claims.close)
+        runner = BatchRunner(
+            ledger,
+            AnthropicBackend(client),
+            settings,
+            cache,
+            on_progress,
+            claims=claims,
+            resend_lost=resend_lost,
+        )
         finished = runner.run(submit_only=detach, deadline=deadline)
         judges = judges_of(scorers)
         if finished and judges:
@@ -379,6 +410,18 @@ def _drive(
             score_run(ledger, spec, scorers, only=only_scorers)
             _finalize(handle, ledger)
         return finished
+
+
+def _claims(folder: RunFolder, info: dict[str, Any]) -> Claims:
+    """The registry this run shares with every run under its results root and endpoint.
+
+    An emulated run's batches live in its own in-process emulator: another run cannot
+    read them, so its claims are taken over as soon as it stops."""
+    return Claims(
+        claims_path(folder.results_root, info.get("endpoint", "emulator")),
+        folder.path,
+        shared_batches=not info.get("emulated"),
+    )
 
 
 def _write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
@@ -423,9 +466,30 @@ def _drive_existing(
     """
     info = handle.info
     emulated = bool(info.get("emulated"))
-    url = base_url or info.get("base_url")
+    url = _recorded_url(info, base_url)
     with _endpoint(spec, emulated, url, api_key) as (endpoint_url, key):
         _drive(handle, spec, base_url=endpoint_url, api_key=key, **drive)
+
+
+def _recorded_url(info: dict[str, Any], base_url: str | None) -> str | None:
+    """The URL to reach a run's endpoint: ``base_url`` when given, else the recorded one.
+
+    A recorded URL had its credentials replaced by ``***`` (they are never written to
+    disk): then ``ANTHROPIC_BASE_URL`` serves when it is that URL with its credentials,
+    else the user must pass the URL again.
+    """
+    if base_url:
+        return base_url
+    recorded = info.get("base_url")
+    if not recorded or REDACTED not in recorded:
+        return recorded
+    env = os.environ.get("ANTHROPIC_BASE_URL")
+    if env and redact_url(env) == recorded:
+        return env
+    raise CredentialsError(
+        f"run {info.get('run_id')} used the endpoint {recorded}, whose credentials were not "
+        "stored; pass it again with --base-url URL (or set ANTHROPIC_BASE_URL to it)"
+    )
 
 
 def resume(
@@ -437,8 +501,14 @@ def resume(
     on_progress: ProgressFn | None = None,
     poll_interval: float | None = None,
     wait_timeout: float | None = None,
+    resend_lost: bool = False,
 ) -> Run:
-    """Finish a detached or interrupted run without sending anything twice."""
+    """Finish a detached or interrupted run without sending anything twice.
+
+    Batches written off as lost (404 and missing from the batch list for
+    ``batch.lost_after_seconds``) are looked for again; ``resend_lost`` sends the
+    requests of those still not found again (they may have been billed already).
+    """
     handle = ref if isinstance(ref, Run) else open_run(ref, results)
     info = handle.info
     if info.get("emulated") and not handle.status.complete:
@@ -455,6 +525,7 @@ def resume(
         on_progress=on_progress,
         poll_interval=poll_interval,
         deadline=deadline,
+        resend_lost=resend_lost,
     )
     return handle
 
@@ -509,28 +580,35 @@ def cancel(
     results: str | os.PathLike[str] = DEFAULT_RESULTS,
     base_url: str | None = None,
     api_key: str | None = None,
+    on_skipped: Callable[[list[str]], None] | None = None,
 ) -> list[str]:
     """Cancel a run: nothing more is submitted and in-flight batches are canceled.
 
     Returns the ids of the batches asked to cancel. Their results (requests that
-    finished before the cancel still succeed) are collected by ``resume``.
+    finished before the cancel still succeed) are collected by ``resume``. A batch
+    adopted after a lost create and not yet proved ours is not canceled (it may be
+    another run's): ``on_skipped`` receives those ids.
     """
     handle = ref if isinstance(ref, Run) else open_run(ref, results)
     info = handle.info
     client = make_client(
-        base_url=base_url or info.get("base_url"),
+        base_url=_recorded_url(info, base_url),
         api_key=api_key,
         api_version=info.get("api_version"),
     )
     ledger = Ledger(handle.folder.ledger_path)
+    claims = _claims(handle.folder, info)
     try:
         settings = BatchSettings(**info["settings"])
-        runner = BatchRunner(ledger, AnthropicBackend(client), settings)
+        runner = BatchRunner(ledger, AnthropicBackend(client), settings, claims=claims)
         runner.fail_pending("the run was canceled before this request was submitted")
         canceled = runner.cancel_open_batches()
     finally:
+        claims.close()
         ledger.close()
         client.close()
+    if runner.not_canceled and on_skipped is not None:
+        on_skipped(runner.not_canceled)
     info["canceled"] = datetime.now(UTC).isoformat()
     handle.folder.write_info(info)
     return canceled

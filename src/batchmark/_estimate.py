@@ -47,7 +47,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Iterator, Sequence
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -57,7 +58,7 @@ import orjson
 
 from batchmark._config import EvalSpec
 from batchmark._datasets import Row, iter_rows
-from batchmark._errors import BudgetExceeded
+from batchmark._errors import BudgetExceeded, StoreError
 from batchmark._grid import Request, expand, min_cacheable_tokens
 from batchmark._packing import ENTRY_OVERHEAD, BatchPacker
 from batchmark._pricing import Price, cost_usd, price_for
@@ -370,18 +371,30 @@ def _observed(
 
     for info in sorted((results / spec.name).glob("*/run.json")):
         folder = RunFolder(info.parent)
-        if folder.id.startswith(".") or folder.read_info().get("endpoint") != endpoint:
-            continue
-        add(Run(folder).responses())
-        if not judges:
-            continue
-        ledger = Ledger(folder.ledger_path)
         try:
-            for judge in judges:
-                add(final_responses(ledger, kind="judge", scorer=judge.name), judge)
-        finally:
-            ledger.close()
+            _observe_run(folder, endpoint, judges, add)
+        except (StoreError, sqlite3.DatabaseError, OSError, ValueError):
+            continue  # a damaged past run only informs less (`batchmark doctor` tells)
     return seen
+
+
+def _observe_run(
+    folder: RunFolder,
+    endpoint: str,
+    judges: Sequence[JudgeScorer],
+    add: Callable[..., None],
+) -> None:
+    if folder.id.startswith(".") or folder.read_info().get("endpoint") != endpoint:
+        return
+    add(Run(folder).responses())
+    if not judges:
+        return
+    ledger = Ledger(folder.ledger_path, readonly=True)
+    try:
+        for judge in judges:
+            add(final_responses(ledger, kind="judge", scorer=judge.name), judge)
+    finally:
+        ledger.close()
 
 
 # --- the estimate ----------------------------------------------------------------------------

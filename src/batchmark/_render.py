@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from batchmark._compare import CELL, CELL_COLUMNS, Comparison
+from batchmark._terminal import literal, visible
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -207,36 +209,45 @@ def _baseline_line(comp: Comparison) -> str:
 # --------------------------------------------------------------------------- terminal
 
 
-def _rich_table(title: str, header: list[str], rows: Iterable[list[str]], right_from: int) -> Table:
+def _rich_table(
+    title: str, header: list[str], rows: Iterable[list[str | Text]], right_from: int
+) -> Table:
+    """A table whose every header and cell is literal text (ids and names are data)."""
     rows = list(rows)
-    table = Table(title=title, title_justify="left")
+    table = Table(title=literal(title), title_justify="left")
     for i, name in enumerate(header):
         if i >= right_from:
-            table.add_column(name, justify="right")
+            table.add_column(literal(name), justify="right")
         else:  # labels keep their width; numbers wrap first
             widest = max([len(name), *(len(row[i]) for row in rows)])
-            table.add_column(name, min_width=min(widest, 32))
+            table.add_column(literal(name), min_width=min(widest, 32))
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(c if isinstance(c, Text) else literal(c) for c in row))
     return table
 
 
 def render_terminal(comp: Comparison, console: Console) -> None:
-    """Print the scores, differences, changed items and cost tables as rich tables."""
+    """Print the scores, differences, changed items and cost tables as rich tables.
+
+    Names and ids from the data print as written on any console (never as markup).
+    """
     header, rows = _score_rows(comp)
     lead = 3 if _multi_run(comp) else 2
     if rows:
         console.print(_rich_table(f"scores ({_title(comp)})", header, rows, lead))
-    console.print(_baseline_line(comp))
+    console.print(literal(_baseline_line(comp)))
     if len(comp.diffs):
         header, rows = _diff_rows(comp)
+        styled: list[list[str | Text]] = []
         for row in rows:
+            cells: list[str | Text] = list(row)
             mark = row[lead + 2]
             if mark:
-                color = "green" if mark == UP else "red"
-                row[lead + 1] = f"[bold {color}]{row[lead + 1]}[/]"
-                row[lead + 2] = f"[bold {color}]{mark}[/]"
-        console.print(_rich_table("differences vs baseline", header, rows, lead + 1))
+                style = "bold green" if mark == UP else "bold red"
+                cells[lead + 1] = literal(row[lead + 1], style)
+                cells[lead + 2] = literal(mark, style)
+            styled.append(cells)
+        console.print(_rich_table("differences vs baseline", header, styled, lead + 1))
     if len(comp.items):
         header, rows = _item_rows(comp)
         console.print(_rich_table("changed items", header, rows, len(header)))
@@ -281,7 +292,7 @@ def to_markdown(comp: Comparison) -> str:
         parts += ["### Changed items", _md_table(*_item_rows(comp))]
     if len(comp.cost):
         parts += ["### Tokens and cost", _md_table(*_cost_rows(comp))]
-    return "\n\n".join(parts) + "\n"
+    return visible("\n\n".join(parts) + "\n")  # control characters in ids, as escapes
 
 
 # --------------------------------------------------------------------------- CSV, JSON

@@ -22,7 +22,7 @@ from batchmark._store import Ledger, RunFolder, resolve_run
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["DEFAULT_RESULTS", "Run", "RunStatus", "open_run"]
+__all__ = ["DEFAULT_RESULTS", "Run", "RunStatus", "command_ref", "open_run"]
 
 DEFAULT_RESULTS = Path("results")
 
@@ -39,6 +39,8 @@ class RunStatus:
     in_flight: int
     batches: int
     open_batches: int
+    lost: int = 0
+    """Failed requests whose batch could not be found (not re-sent; see ``resume``)."""
 
     @property
     def complete(self) -> bool:
@@ -81,7 +83,7 @@ class Run:
         )
 
     def _ledger(self) -> Ledger:
-        return Ledger(self.folder.ledger_path)
+        return Ledger(self.folder.ledger_path, readonly=True)
 
     @property
     def status(self) -> RunStatus:
@@ -89,6 +91,7 @@ class Run:
         try:
             states = ledger.state_counts()
             batches = ledger.batches()
+            lost = ledger.lost_requests() if states.get("failed") else 0
         finally:
             ledger.close()
         total = sum(states.values())
@@ -105,11 +108,31 @@ class Run:
             total=total,
             done=done,
             failed=failed,
-            pending=states.get("pending", 0) + states.get("submitting", 0),
+            pending=states.get("pending", 0)
+            + states.get("submitting", 0)
+            + states.get("waiting", 0),
             in_flight=states.get("submitted", 0),
             batches=len(batches),
             open_batches=sum(1 for b in batches if not b["collected"]),
+            lost=lost,
         )
+
+    def failures_by_error(self) -> dict[str, int]:
+        """Failed requests by the error type of their last response."""
+        ledger = self._ledger()
+        try:
+            rows = ledger.db.execute(
+                "SELECT r.data FROM requests q JOIN responses r "
+                "ON r.seq = q.seq WHERE q.state = 'failed' "
+                "AND r.attempt = (SELECT max(attempt) FROM responses r2 WHERE r2.seq = q.seq)"
+            )
+            counts: dict[str, int] = {}
+            for (data,) in rows:
+                kind = orjson.loads(data).get("error_type") or "unknown"
+                counts[kind] = counts.get(kind, 0) + 1
+        finally:
+            ledger.close()
+        return counts
 
     def batches(self) -> list[dict[str, Any]]:
         ledger = self._ledger()
@@ -247,3 +270,14 @@ def open_run(
     and ``score`` read) name code from outside the config's repository.
     """
     return Run(resolve_run(ref, Path(results)), allow_external_code=allow_external_code)
+
+
+def command_ref(folder: str | os.PathLike[str]) -> str:
+    """How a command line names the run in ``folder``: its id when it lies under
+    ``./results`` (the default ``--results``), else the folder's path."""
+    path = Path(folder)
+    try:
+        default = path.parent.parent.resolve() == DEFAULT_RESULTS.resolve()
+    except OSError:
+        default = False
+    return path.name if default else str(path)

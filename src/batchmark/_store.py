@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
@@ -36,6 +36,7 @@ __all__ = [
     "RunFolder",
     "cache_path",
     "endpoint_name",
+    "redact_url",
     "resolve_run",
     "write_atomic",
 ]
@@ -45,8 +46,14 @@ CACHE_DIRNAME = ".cache"
 Migration = Callable[[sqlite3.Connection], None]
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """A connection whose errors name its file; ``readonly``: one that never writes (see
+    ``batchmark._sqlite``: it also opens a ledger in a read-only folder)."""
+    from batchmark._sqlite import connect, connect_readonly
+
+    if readonly:
+        return connect_readonly(path)
+    db = connect(path, path)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     # Checkpoint the WAL every ~40 MB instead of every 4 MB: ingesting a batch rewrites
@@ -298,15 +305,29 @@ LEDGER_MIGRATIONS: list[tuple[str, Migration]] = [
 class Ledger(_Transactions):
     """The run's SQLite ledger. One writer: the process running or resuming the run."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        """Open (or create) the ledger; ``readonly`` for a reader that never writes (an
+        older ledger is still migrated first). A damaged file, a full disk or a folder
+        that cannot be written is a ``StoreError`` naming the file and what to do."""
+        from batchmark._sqlite import pending_migrations, store_errors
+
         self.path = path
-        self.db = _connect(path)
-        _migrate(self.db, LEDGER_MIGRATIONS)
-        # The absolute path of the file opened (whatever the working directory becomes):
-        # for other connections to the same ledger (``reader``, the cache's ATTACH).
-        self.file: str = next(
-            str(file) for _, name, file in self.db.execute("PRAGMA database_list") if name == "main"
-        )
+        with store_errors(path):
+            if path.exists() and path.stat().st_size == 0:  # a new ledger has no file yet
+                raise sqlite3.DatabaseError("the file is empty")
+            self.db = _connect(path, readonly=readonly)
+            if readonly and pending_migrations(self.db, [n for n, _ in LEDGER_MIGRATIONS]):
+                self.db.close()
+                self.db, readonly = _connect(path), False
+            if not readonly:
+                _migrate(self.db, LEDGER_MIGRATIONS)
+            # The absolute path of the file opened (whatever the working directory
+            # becomes): for other connections to it (``reader``, the cache's ATTACH).
+            self.file: str = next(
+                str(file)
+                for _, name, file in self.db.execute("PRAGMA database_list")
+                if name == "main"
+            )
 
     def reader(self) -> sqlite3.Connection:
         """A new read-only connection, for another thread to read through and close.
@@ -338,6 +359,17 @@ class Ledger(_Transactions):
 
     def batches(self) -> list[dict[str, Any]]:
         return self._rows("SELECT * FROM batches ORDER BY recorded_at")
+
+    def lost_batches(self) -> list[dict[str, Any]]:
+        return self._rows("SELECT * FROM batches WHERE status = 'lost' ORDER BY recorded_at")
+
+    def lost_requests(self) -> int:
+        """Requests that ended ``lost`` (their batch could not be found; not re-sent)."""
+        return self.db.execute(
+            "SELECT count(*) FROM requests q JOIN responses r "
+            "ON r.seq = q.seq AND r.attempt = q.attempts AND r.status = 'lost' "
+            "WHERE q.state = 'failed'"
+        ).fetchone()[0]
 
     def open_intents(self) -> list[dict[str, Any]]:
         return self._rows("SELECT * FROM intents WHERE status = 'open' ORDER BY id")
@@ -385,12 +417,29 @@ class ResponseCache(_Transactions):
     """Succeeded responses keyed by the hash of the full request content."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = _connect(path)
-        _migrate(self.db, CACHE_MIGRATIONS)
-        # Answers a killed run staged but never merged: whoever opens the cache next
-        # (a run, a resume, estimate, score) finds them.
-        self.merge_staged()
+        """Open (or create) the cache; a damaged file, a full disk or a folder that cannot
+        be written is a ``StoreError`` naming the file (and ``--no-cache``)."""
+        from batchmark._sqlite import store_errors
+
+        with store_errors(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = _connect(path)
+            _migrate(self.db, CACHE_MIGRATIONS)
+            # Answers a killed run staged but never merged: whoever opens the cache next
+            # (a run, a resume, estimate, score) finds them.
+            self.merge_staged()
+
+    def add(self, answers: list[tuple[str, bytes]]) -> None:
+        """Store ``(cache_key, stored message JSON)`` answers read from elsewhere (another
+        run's batch)."""
+        if not answers:
+            return
+        now = time.time()
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO responses (cache_key, data, created_at) VALUES (?, ?, ?)",
+                [(k, d, now) for k, d in answers],
+            )
 
     def get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
@@ -470,8 +519,32 @@ def endpoint_name(base_url: str | None, emulated: bool) -> str:
         return "emulator"
     if not base_url:
         return "api.anthropic.com"
-    netloc = urlsplit(base_url).netloc or base_url
+    parts = urlsplit(base_url)
+    netloc = parts.netloc.rpartition("@")[2] if parts.netloc else redact_url(base_url)
     return re.sub(r"[^A-Za-z0-9_.-]", "_", netloc)
+
+
+REDACTED = "***"
+
+
+def redact_url(url: str | None) -> str | None:
+    """``url`` without credentials, to be written down: user info and query values are
+    replaced by ``***`` (a proxy's ``https://user:token@host/`` or ``?key=...``).
+
+    The API key itself is never in a URL batchmark builds; this guards what users pass.
+    """
+    if not url:
+        return url
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{REDACTED}@{netloc.rpartition('@')[2]}"
+    query = "&".join(
+        f"{pair.partition('=')[0]}={REDACTED}" if "=" in pair else pair
+        for pair in parts.query.split("&")
+        if pair
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 def cache_path(root: Path, endpoint: str) -> Path:

@@ -21,6 +21,7 @@ def test_sdk_retries_recover_from_injected_http_errors(client, emu, status):
     batch = client.messages.batches.create(requests=small_requests(1))
     assert batch.processing_status == "in_progress"
     assert time.monotonic() - started < 2.0  # retry-after-ms keeps the backoff short
+    assert emu.fault_state.fired == {f"http_{status}": 2}
 
 
 @pytest.mark.parametrize(
@@ -39,6 +40,7 @@ def test_without_retries_the_sdk_raises_the_matching_error(base_url, emu, status
     assert response.headers["retry-after-ms"] == "10"
     assert response.headers["retry-after"] == "1"
     assert caught.value.request_id.startswith("req_")
+    assert emu.fault_state.fired == {f"http_{status}": 1}
 
 
 def test_http_faults_can_be_restricted_to_endpoints(base_url, emu):
@@ -48,6 +50,7 @@ def test_http_faults_can_be_restricted_to_endpoints(base_url, emu):
         assert client.messages.batches.retrieve(batch.id).processing_status == "ended"
         with pytest.raises(anthropic.OverloadedError):
             read_results(client, batch.id)
+    assert emu.fault_state.fired == {"http_529": 1}  # the results call only
 
 
 def test_faults_can_be_cleared_on_a_live_emulator(base_url, emu):
@@ -57,6 +60,7 @@ def test_faults_can_be_cleared_on_a_live_emulator(base_url, emu):
             client.messages.batches.list()
         emu.faults = Faults()
         assert client.messages.batches.list().data == []
+    assert emu.fault_state.fired == {"http_429": 1}  # counted before the clear, kept after
 
 
 def test_http_fault_rates_are_seeded_and_reproducible():
@@ -70,7 +74,8 @@ def test_http_fault_rates_are_seeded_and_reproducible():
                     outcomes.append(True)
                 except anthropic.InternalServerError:
                     outcomes.append(False)
-            return outcomes
+        assert emu.fault_state.fired == {"http_500": outcomes.count(False)}
+        return outcomes
 
     first = pattern()
     assert first == pattern()
@@ -91,6 +96,7 @@ def test_a_cut_results_stream_makes_the_sdk_raise(client, emu):
         decoder.close()
     assert 1 <= len(seen) <= 5  # the SDK's 64-byte re-chunking may hold back the tail
     assert len(read_results(client, batch.id)) == 50  # the next download is whole
+    assert emu.fault_state.fired == {"drop_results": 1}
 
 
 def test_transient_404_right_after_create(client, emu):
@@ -100,6 +106,14 @@ def test_transient_404_right_after_create(client, emu):
         with pytest.raises(anthropic.NotFoundError):
             client.messages.batches.retrieve(batch.id)
     assert client.messages.batches.retrieve(batch.id).processing_status == "ended"
+    assert emu.fault_state.fired == {"not_found_after_create": 2}
+
+
+def test_a_404_of_a_batch_that_never_existed_is_not_counted_as_a_fault(client, emu):
+    emu.faults = Faults(not_found_after_create=2)
+    with pytest.raises(anthropic.NotFoundError):
+        client.messages.batches.retrieve("msgbatch_nope")
+    assert emu.fault_state.fired == {}
 
 
 def test_errored_and_expired_fractions_of_requests(client, emu):
@@ -114,6 +128,11 @@ def test_errored_and_expired_fractions_of_requests(client, emu):
         if line.result.type == "errored"
     ]
     assert set(types) == {"overloaded_error", "api_error", "invalid_request_error"}
+    assert emu.fault_state.fired == {
+        "errored": types.count("overloaded_error") + types.count("api_error"),
+        "errored_fatal": types.count("invalid_request_error"),
+        "expired": counts.expired,
+    }
 
 
 def test_a_failed_request_can_succeed_when_resubmitted_in_a_new_batch(client, emu):
@@ -126,6 +145,8 @@ def test_a_failed_request_can_succeed_when_resubmitted_in_a_new_batch(client, em
     second = client.messages.batches.create(requests=again)
     retried = {line.custom_id: line.result.type for line in read_results(client, second.id)}
     assert "succeeded" in retried.values()
+    failed_again = sum(t == "errored" for t in retried.values())
+    assert emu.fault_state.fired == {"errored": len(failed) + failed_again}
 
 
 def test_batch_outcome_faults_are_those_in_force_at_create(client, emu):
@@ -133,6 +154,7 @@ def test_batch_outcome_faults_are_those_in_force_at_create(client, emu):
     batch = client.messages.batches.create(requests=small_requests(3))
     emu.faults = Faults()
     assert client.messages.batches.retrieve(batch.id).request_counts.errored == 3
+    assert emu.fault_state.fired == {"errored": 3}
 
 
 def test_parse_faults_reads_the_compact_form():

@@ -75,6 +75,7 @@ def test_chunks_of_equal_size_are_not_created_together(live: LiveEmulator, tmp_p
     assert sorted(c.n_requests for c in calls) == [1, 3, 3, 3]
     assert len(calls) == batchmark.validate_spec(batchmark.load_config(config)).batches
     together = [(a, b) for a, b in itertools.combinations(calls, 2) if a.overlaps(b)]
+    assert together, "no two creates overlapped: the sizes were never put to the test"
     assert all(a.n_requests != b.n_requests for a, b in together)
 
 
@@ -107,6 +108,7 @@ def test_a_create_failing_among_concurrent_ones_is_settled_and_the_others_record
         run = batchmark.run(_config(tmp_path / "cfg", CONCURRENT), results=tmp_path / "results")
 
     assert run.status.done == len(ROWS)
+    assert live.emu.fault_state.fired == {"http_500": 1}
     assert live.emu.creates.max_concurrent >= 3
     intents = Counter(s for (s,) in ledger_rows(run, "SELECT status FROM intents"))
     assert intents["abandoned"] == 1 and intents["open"] == 0
@@ -128,12 +130,14 @@ def test_a_concurrent_create_whose_answer_is_lost_is_adopted_by_its_size(
             run = batchmark.run(_config(tmp_path / "cfg", CONCURRENT), results=tmp_path / "results")
 
     assert run.status.done == len(ROWS)
-    assert sum(b["adopted"] for b in run.batches()) == 1
-    for batch_id, n_requests, intent_size in ledger_rows(
+    assert sum(1 for b in run.batches() if b["adopted"]) == 1
+    sizes = ledger_rows(
         run,
         "SELECT b.batch_id, b.n_requests, i.n_requests FROM batches b "
         "JOIN intents i ON i.id = b.intent_id",
-    ):
+    )
+    assert len(sizes) == len(run.batches())  # every batch, the adopted one too, has its intent
+    for batch_id, n_requests, intent_size in sizes:
         assert n_requests == intent_size, batch_id
     assert Counter(Counter(live.submitted()).values()) == Counter({1: len(ROWS)})
     assert_exact_accounting(run, live)
@@ -163,6 +167,7 @@ def test_a_refused_create_is_sent_again_with_a_fresh_body(
     run = batchmark.run(_config(tmp_path / "cfg", CONCURRENT), results=tmp_path / "results")
 
     assert run.status.done == len(ROWS)
+    assert live.emu.fault_state.fired == {"http_429": 2}
     assert all(c.content_length == str(c.body_bytes) for c in live.emu.creates.calls)
     assert Counter(Counter(live.submitted()).values()) == Counter({1: len(ROWS)})
 

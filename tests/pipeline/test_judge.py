@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from collections import Counter
@@ -108,6 +109,7 @@ def test_failed_candidates_are_not_judged_and_score_as_failures(
     run = batchmark.run(config, results=tmp_path / "results")
 
     assert len(judged.submitted()) == N_CELLS  # no judge batch at all
+    assert judged.emu.fault_state.fired == {"errored_fatal": N_CELLS}
     assert {(s["passed"], s["invalid"]) for s in run.scores()} == {(False, False)}
 
 
@@ -120,6 +122,8 @@ def test_faults_in_the_judge_batch_are_retried(judged: LiveEmulator, tmp_path: P
     assert len(grader) == N_CELLS and not any(s["invalid"] for s in grader)
     judge_attempts = Counter(c for c in judged.submitted() if c.startswith("j-"))
     assert max(judge_attempts.values()) > 1, "some judge requests needed a retry"
+    fired = judged.emu.fault_state.fired
+    assert set(fired) == {"errored", "http_529", "drop_results"}, fired
 
 
 def test_a_rerun_reuses_cached_judge_verdicts(judged: LiveEmulator, tmp_path: Path) -> None:
@@ -187,6 +191,20 @@ def test_kill_while_the_judge_batch_is_in_flight_then_resume(
     proc = subprocess.run(cmd, env=env, capture_output=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
     [folder] = [p for p in results.glob("arith/*") if not p.name.startswith(".")]
+    # died with the candidates collected and the judge batch made but not recorded
+    killed = batchmark.open_run(folder)
+    assert killed.status.done == N_CELLS  # candidates
+    [candidates] = killed.batches()
+    assert candidates["collected"] and candidates["n_requests"] == N_CELLS
+    db = sqlite3.connect(folder / "ledger.sqlite")
+    try:
+        intents = db.execute("SELECT status, n_requests FROM intents ORDER BY id").fetchall()
+        judges = db.execute("SELECT DISTINCT state FROM requests WHERE kind = 'judge'").fetchall()
+    finally:
+        db.close()
+    assert intents == [("created", N_CELLS), ("open", N_CELLS)]
+    assert judges == [("submitting",)]
+    assert len(judged.batch_list()) == 2
 
     run = batchmark.resume(folder, results=results, poll_interval=0.02)
 

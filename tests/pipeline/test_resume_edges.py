@@ -78,6 +78,7 @@ def test_a_canceled_run_never_submits_again_on_resume(live: LiveEmulator, tmp_pa
     assert run.status.state == "canceled" and run.status.complete
     statuses = Counter(r["status"] for r in run.responses())
     assert statuses["canceled"] and statuses["succeeded"] and statuses["errored"]
+    assert live.emu.fault_state.fired == {"errored": statuses["errored"]}
     assert_exact_accounting(run, live)
 
 
@@ -91,6 +92,13 @@ def test_cancel_of_a_run_killed_before_its_create_then_resume_submits_nothing(
     proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL
     run = only_run(results)
+    # died between its first intent and that intent's create
+    [(n,)] = ledger_rows(run, "SELECT n_requests FROM intents WHERE status = 'open'")
+    assert ledger_rows(run, "SELECT count(*) FROM intents") == [(1,)]
+    assert ledger_rows(run, "SELECT count(*) FROM batches") == [(0,)]
+    states = dict(ledger_rows(run, "SELECT state, count(*) FROM requests GROUP BY state"))
+    assert states == {"submitting": n, "pending": N_CELLS - n}
+    assert live.batch_list() == []
 
     batchmark.cancel(run.id, results=results)
     run = batchmark.resume(run.id, results=results, poll_interval=0.02)
@@ -116,6 +124,7 @@ def test_cancel_keeps_the_response_of_an_earlier_attempt(
             for b in run.batches()
         ):
             time.sleep(0.01)
+    assert live.emu.fault_state.fired == {"errored": N_CELLS}
     live.emu.processing_seconds = 30.0
     live.emu.faults = parse_faults({})
     # One resume pass that only collects: the retries are then pending when we cancel.
@@ -129,11 +138,17 @@ def test_cancel_keeps_the_response_of_an_earlier_attempt(
         "FROM responses r JOIN requests q ON q.seq = r.seq ORDER BY 1, 2",
     )
     assert len(rows) == ledger_rows(run, "SELECT count(*) FROM responses")[0][0]
-    by_id: dict[str, list[str]] = {}
-    for custom_id, _attempt, status in rows:
-        by_id.setdefault(custom_id, []).append(status)
-    assert all(statuses[0] == "errored" for statuses in by_id.values()), by_id
-    assert {r["status"] for r in run.responses()} <= {"canceled"}
+    by_id: dict[str, list[tuple[int, str]]] = {}
+    for custom_id, attempt, status in rows:
+        by_id.setdefault(custom_id, []).append((attempt, status))
+    # every request: attempt 1's error kept, then the cancellation as attempt 2
+    assert by_id == {r["custom_id"]: [(1, "errored"), (2, "canceled")] for r in run.requests()}, (
+        by_id
+    )
+    assert len(by_id) == N_CELLS
+    # sent once: the retry was still pending when the run was canceled
+    final = [(r["status"], r["attempts"]) for r in run.responses()]
+    assert final == [("canceled", 1)] * N_CELLS
 
 
 def test_adoption_prefers_the_batch_created_after_the_intent_over_a_look_alike(
@@ -167,6 +182,13 @@ def test_adoption_prefers_the_batch_created_after_the_intent_over_a_look_alike(
     )
     proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL
+    # died with the round's first create recorded and the second made but not recorded
+    killed = only_run(results)
+    intents = ledger_rows(killed, "SELECT status FROM intents ORDER BY status")
+    assert intents == [("created",), ("open",)]
+    [(recorded,)] = ledger_rows(killed, "SELECT batch_id FROM batches")
+    assert recorded not in foreign
+    assert len(live.batch_list()) == len(foreign) + 2
 
     run = batchmark.resume(only_run(results).id, results=results, poll_interval=0.02)
 
@@ -183,7 +205,10 @@ def test_an_emulated_run_is_never_resumed_against_another_endpoint(
     config = write_config(tmp_path / "cfg", emulator={"responder": "echo"})
     proc = start_run(config, results, live.base_url, "after_expand")
     proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
     run = only_run(results)
+    assert ledger_rows(run, "SELECT DISTINCT state FROM requests") == [("pending",)]
+    assert ledger_rows(run, "SELECT count(*) FROM intents") == [(0,)]
     info = run.info
     info["emulated"] = True  # what `batchmark run --emulate` killed here would have written
     info["endpoint"] = "emulator"

@@ -49,7 +49,9 @@ def test_run_writes_responses_and_summary_files(live: LiveEmulator, tmp_path: Pa
 def test_summary_costs_are_computed_from_usage(live: LiveEmulator, tmp_path: Path) -> None:
     run = batchmark.run(write_config(tmp_path / "cfg"), results=tmp_path / "results")
 
+    assert len(run.summary()) == 4  # 2 models x 2 variants
     for cell in run.summary():
+        assert cell["input_tokens"] > 0 and cell["output_tokens"] > 0
         price_in, price_out = (1, 5) if cell["model"] == "claude-haiku-4-5" else (3, 15)
         expected = 0.5 * (cell["input_tokens"] * price_in + cell["output_tokens"] * price_out) / 1e6
         assert cell["cost_usd"] == pytest.approx(expected)
@@ -92,9 +94,11 @@ def test_rerun_of_unchanged_config_submits_nothing(live: LiveEmulator, tmp_path:
     second = batchmark.run(config, results=tmp_path / "results")
 
     assert len(live.batch_list()) == batches_before
-    assert [r["text"] for r in second.responses()] == [r["text"] for r in first.responses()]
-    assert all(r["cached"] for r in second.responses())
+    texts = [r["text"] for r in second.responses()]
+    assert len(texts) == N_CELLS and texts == [r["text"] for r in first.responses()]
+    assert [r["cached"] for r in second.responses()] == [True] * N_CELLS
     first_cost = {(c["model"], c["variant"]): c["cost_usd"] for c in first.summary()}
+    assert len(second.summary()) == len(first_cost) == 4  # 2 models x 2 variants
     for cell in second.summary():
         assert cell["cost_usd"] == 0
         assert cell["reused_cost_usd"] == pytest.approx(first_cost[cell["model"], cell["variant"]])
@@ -178,6 +182,8 @@ def test_retryable_errors_are_resubmitted_with_the_same_custom_ids(
     counts = Counter(live.submitted())
     assert set(counts) == {r["custom_id"] for r in responses}
     assert all(counts[r["custom_id"]] == r["attempts"] for r in responses)
+    # every attempt but the last of each request was an injected error
+    assert live.emu.fault_state.fired == {"errored": sum(r["attempts"] - 1 for r in responses)}
 
 
 def test_invalid_request_errors_are_final(live: LiveEmulator, tmp_path: Path) -> None:
@@ -189,6 +195,7 @@ def test_invalid_request_errors_are_final(live: LiveEmulator, tmp_path: Path) ->
     assert {r["error_type"] for r in responses} == {"invalid_request_error"}
     assert {r["attempts"] for r in responses} == {1}
     assert run.status.failed == N_CELLS
+    assert live.emu.fault_state.fired == {"errored_fatal": N_CELLS}
 
 
 def test_requests_failing_every_attempt_end_as_explicit_failures(
@@ -202,6 +209,7 @@ def test_requests_failing_every_attempt_end_as_explicit_failures(
     assert len(responses) == N_CELLS
     assert {(r["status"], r["attempts"]) for r in responses} == {("errored", 2)}
     assert sum(c["errored"] for c in run.summary()) == N_CELLS
+    assert live.emu.fault_state.fired == {"errored": 2 * N_CELLS}
 
 
 def test_expired_requests_are_retried(live: LiveEmulator, tmp_path: Path) -> None:
@@ -211,6 +219,8 @@ def test_expired_requests_are_retried(live: LiveEmulator, tmp_path: Path) -> Non
 
     assert run.status.done == N_CELLS
     assert any(r["attempts"] > 1 for r in run.responses())
+    expired = sum(r["attempts"] - 1 for r in run.responses())
+    assert live.emu.fault_state.fired == {"expired": expired}
 
 
 def test_a_results_stream_cut_midway_is_collected_again(live: LiveEmulator, tmp_path: Path) -> None:
@@ -219,13 +229,16 @@ def test_a_results_stream_cut_midway_is_collected_again(live: LiveEmulator, tmp_
 
     assert run.status.done == N_CELLS
     assert Counter(live.submitted()) == Counter({r["custom_id"]: 1 for r in run.requests()})
+    assert live.emu.fault_state.fired["drop_results"] >= 1
 
 
 def test_http_errors_are_recovered_by_sdk_retries(live: LiveEmulator, tmp_path: Path) -> None:
-    live.emu.faults = parse_faults({"http_429": 0.3, "http_529": 0.2, "http_500": 0.1})
+    live.emu.faults = parse_faults({"http_429": 0.2, "http_529": 0.2, "http_500": 0.2})
     run = batchmark.run(write_config(tmp_path / "cfg"), results=tmp_path / "results")
 
     assert run.status.done == N_CELLS
+    fired = live.emu.fault_state.fired
+    assert set(fired) == {"http_429", "http_529", "http_500"}, fired
 
 
 def test_transient_404_after_create_is_waited_out(live: LiveEmulator, tmp_path: Path) -> None:
@@ -233,6 +246,10 @@ def test_transient_404_after_create_is_waited_out(live: LiveEmulator, tmp_path: 
     run = batchmark.run(write_config(tmp_path / "cfg"), results=tmp_path / "results")
 
     assert run.status.done == N_CELLS
+    # each batch answered 404 twice, and none was written off and sent again
+    batches = len(live.batch_list())
+    assert live.emu.fault_state.fired == {"not_found_after_create": 2 * batches}
+    assert Counter(Counter(live.submitted()).values()) == Counter({1: N_CELLS})
 
 
 def test_detach_then_resume_finishes_the_run(live: LiveEmulator, tmp_path: Path) -> None:
@@ -260,7 +277,15 @@ def test_cancel_ends_in_flight_requests_as_canceled(live: LiveEmulator, tmp_path
 
     assert resumed.status.state == "canceled"
     assert resumed.status.complete
-    assert {r["status"] for r in resumed.responses()} <= {"canceled", "succeeded"}
+    responses = list(resumed.responses())
+    assert len(responses) == N_CELLS
+    statuses = Counter(r["status"] for r in responses)
+    # 30 s batches: requests that finished before the cancel keep their answer, most do not
+    assert set(statuses) <= {"canceled", "succeeded"} and statuses["canceled"] > N_CELLS // 2
+    server = live.batch_list()
+    assert sum(b.request_counts.canceled for b in server) == statuses["canceled"]
+    assert sum(b.request_counts.succeeded for b in server) == statuses["succeeded"]
+    assert Counter(Counter(live.submitted()).values()) == Counter({1: N_CELLS})  # none resent
 
 
 def test_run_without_key_and_without_emulate_is_refused(tmp_path: Path) -> None:

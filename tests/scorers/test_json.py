@@ -108,9 +108,11 @@ def test_nan_is_not_json() -> None:
 def test_deeply_nested_json_fails_without_crashing(depth: int) -> None:
     text = "[" * depth + "]" * depth
     result = score({"json_schema": {"schema": {"type": "array"}}}, text, {})
-    assert result.passed is not None  # a verdict, not an exception
-    if depth >= 10_000:
-        assert not result.passed and "nested too deeply" in result.explanation
+    if depth < 10_000:  # deep but within reach: a valid array
+        assert (result.passed, result.value, result.explanation) == (True, 1.0, "valid (text)")
+    else:  # a failing verdict, not an exception
+        assert (result.passed, result.value, result.invalid) == (False, 0.0, False)
+        assert result.explanation == "invalid JSON: nested too deeply to parse"
 
 
 def test_deep_json_that_parses_but_is_too_deep_to_validate() -> None:
@@ -120,7 +122,8 @@ def test_deep_json_that_parses_but_is_too_deep_to_validate() -> None:
     }
     text = "[" * 900 + "]" * 900
     result = score({"json_schema": {"schema": schema}}, text, {})
-    assert result.passed is not None
+    assert (result.passed, result.value, result.invalid) == (False, 0.0, False)
+    assert result.explanation == "JSON from text is nested too deeply to validate"
 
 
 def test_huge_json_array() -> None:

@@ -1,16 +1,25 @@
 """The ``batchmark`` command: a thin skin over the library.
 
-Each command group lives in its own module and registers itself on ``cli``.
+Each command group lives in its own module and registers itself on ``cli``. ``main``
+turns what a user can meet into one message and a documented exit code: their own
+mistakes (``BatchmarkError``, exit 2, 3 or 4), the API refusing or failing (2 or 3), a
+disk that is full or a file that cannot be written or is damaged (2), Ctrl-C (130) and
+SIGTERM (143). A command stopped midway names its run and the command that continues it.
 """
 
 from __future__ import annotations
 
+import signal
+import sqlite3
 import sys
 
 import anthropic
 import click
 
-from batchmark._errors import BatchmarkError
+from batchmark._entry import EXIT_SIGINT, EXIT_SIGTERM, Terminated
+from batchmark._errors import BatchmarkError, StoreError
+from batchmark._sqlite import store_error
+from batchmark._terminal import visible
 
 __all__ = ["cli", "main"]
 
@@ -19,24 +28,68 @@ __all__ = ["cli", "main"]
 @click.version_option(package_name="batchmark")
 def cli() -> None:
     """batchmark: LLM evaluations on Anthropic's Message Batches API."""
+    from batchmark.cli._common import forget_run
+
+    forget_run()  # a new invocation (tests run many in one process)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user mistakes print one message and exit with its code."""
     try:
         rc = cli.main(args=argv, standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
+    except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+        sys.exit(_stopped("interrupted", EXIT_SIGINT))
+    except Terminated:
+        sys.exit(_stopped("stopped (SIGTERM)", EXIT_SIGTERM))
     except click.ClickException as err:
         err.show()
         sys.exit(err.exit_code)
     except BatchmarkError as err:
-        click.echo(f"error: {err}", err=True)
-        sys.exit(err.exit_code)
+        code = _error(err)
+        if isinstance(err, StoreError):  # found where the run was not known: name it
+            _name_the_run(str(err))
+        sys.exit(code)
     except anthropic.APIError as err:
         sys.exit(_api_error(err))
+    except (sqlite3.DatabaseError, OSError) as err:
+        from batchmark.cli._common import noted_run
+
+        noted = noted_run()
+        failure = store_error(err, run_folder=noted.path if noted is not None else None)
+        if failure is None:
+            raise  # not the disk or a file: a bug, with its traceback
+        code = _error(failure)
+        _name_the_run(str(failure))
+        sys.exit(code)
     sys.exit(rc if isinstance(rc, int) else 0)
+
+
+def _error(err: BatchmarkError) -> int:
+    click.echo(f"error: {visible(str(err))}", err=True)
+    return err.exit_code
+
+
+def _name_the_run(message: str) -> None:
+    """After a store failure: the run the command worked on and how to continue it,
+    unless the message already says."""
+    from batchmark.cli._common import noted_run, stopped_run_message
+
+    noted = noted_run()
+    if noted is not None and noted.id not in message:
+        click.echo(visible(stopped_run_message() or ""), err=True)
+
+
+def _stopped(how: str, code: int) -> int:
+    """Ctrl-C or SIGTERM: say so, and how to continue the run the command worked on."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # a second one ends the process at once
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    from batchmark.cli._common import stopped_run_message
+
+    click.echo(how, err=True)
+    message = stopped_run_message()
+    if message:
+        click.echo(visible(message), err=True)
+    return code
 
 
 def _api_error(err: anthropic.APIError) -> int:
@@ -47,11 +100,13 @@ def _api_error(err: anthropic.APIError) -> int:
     """
     status = getattr(err, "status_code", None)
     if isinstance(err, anthropic.AuthenticationError | anthropic.PermissionDeniedError):
-        click.echo(f"error: the API refused the credentials ({status}): {err.message}", err=True)
+        click.echo(
+            f"error: the API refused the credentials ({status}): {visible(err.message)}", err=True
+        )
         click.echo("  hint: check ANTHROPIC_API_KEY (and --base-url, ANTHROPIC_BASE_URL)", err=True)
         return 2
     where = f"HTTP {status}" if status else type(err).__name__
-    click.echo(f"error: the API failed ({where}): {err.message}", err=True)
+    click.echo(f"error: the API failed ({where}): {visible(err.message)}", err=True)
     click.echo(
         "  nothing is lost: `batchmark resume RUN` (the id printed above) continues", err=True
     )
@@ -62,7 +117,16 @@ def _register() -> None:
     """Import the command modules: each adds its commands to ``cli``."""
     import importlib
 
-    for name in ("_ci", "_emulator", "_estimate", "_report", "_run", "_score", "_validate"):
+    for name in (
+        "_ci",
+        "_doctor",
+        "_emulator",
+        "_estimate",
+        "_report",
+        "_run",
+        "_score",
+        "_validate",
+    ):
         importlib.import_module(f"batchmark.cli.{name}")
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from batchmark._ci import (
     CiResult,
@@ -24,12 +25,13 @@ from batchmark._ci import (
     write_junit,
 )
 from batchmark._config import load_config
-from batchmark._run import open_run
+from batchmark._run import Run, open_run
 from batchmark.cli import cli
 from batchmark.cli._common import (
     allow_external_code_option,
-    base_url_option,
+    echo,
     max_cost_option,
+    note_run,
     poll_option,
     progress_display,
     results_option,
@@ -57,7 +59,13 @@ _STYLE = {"passed": "green", "failed": "bold red", "skipped": "dim", "incomplete
 )
 @results_option
 @click.option("--emulate", is_flag=True, help="Run offline against the bundled emulator.")
-@base_url_option
+@click.option(
+    "--base-url",
+    default=None,
+    help="API endpoint of a new run (default: ANTHROPIC_BASE_URL, else the real API). With "
+    "--resume: default, the one the run was made against (as recorded in its run.json, "
+    "whatever ANTHROPIC_BASE_URL now says).",
+)
 @click.option(
     "--wait-timeout",
     type=float,
@@ -109,15 +117,16 @@ def ci_command(
         raise click.UsageError("--resume takes neither --emulate nor --max-cost")
     with progress_display(quiet) as update:
         if resume_ref is not None:
+            handle = open_run(resume_ref, results, allow_external_code=allow_external_code)
+            handle = note_run(handle, again="batchmark ci --resume {run}")
             result = resume_ci(
-                resume_ref,
+                handle,
                 baseline=baseline,
                 results=results,
                 wait_timeout=wait_timeout,
                 base_url=base_url,
                 on_progress=update,
                 poll_interval=poll_interval,
-                allow_external_code=allow_external_code,
             )
         else:
             assert config is not None
@@ -131,10 +140,15 @@ def ci_command(
                 on_progress=update,
                 poll_interval=poll_interval,
                 max_cost=max_cost,
-                on_created=lambda r: click.echo(f"run {r.id}: {r.path}", err=True),
+                on_created=_announce,
             )
     _emit(result, junit=junit, summary=summary)
     ctx.exit(result.exit_code)
+
+
+def _announce(handle: Run) -> None:
+    note_run(handle, again="batchmark ci --resume {run}")
+    echo(f"run {handle.id}: {handle.path}", err=True)
 
 
 def _emit(result: CiResult, *, junit: Path | None, summary: Path | None) -> None:
@@ -153,22 +167,23 @@ def _emit(result: CiResult, *, junit: Path | None, summary: Path | None) -> None
         for col in ("result", "scorer", "check", "cell", "detail"):
             table.add_column(col)
         for g in result.gates:
-            style = _STYLE[g.status]
-            table.add_row(f"[{style}]{g.status}[/]", g.scorer, g.check, g.cell, g.message)
+            table.add_row(Text(g.status, _STYLE[g.status]), g.scorer, g.check, g.cell, g.message)
         console.print(table)
     for path in result.reports:
         if path.suffix == ".html":
             console.print(f"report: {path}")
-    line = f"[{_STYLE[result.state]}]{result.state}[/] (exit {result.exit_code})"
     if result.state == "incomplete":
         if result.comparison is None:  # still in flight
             hint = f"`batchmark ci --resume {result.run_id}` continues it"
         else:  # failed requests are final: a new run (or a higher max_failed_fraction)
             hint = f"`batchmark status {result.run_id}` shows its batches"
-        click.echo(f"run {result.run_id} incomplete: {result.reason}; {hint}", err=True)
+        echo(f"run {result.run_id} incomplete: {result.reason}; {hint}", err=True)
         click.echo(result.run_id)  # stdout: for the step that resumes it
         return
-    console.print(f"{line}: {len(result.failures)} gate check(s) failed")
+    console.print(
+        Text(result.state, _STYLE[result.state]),
+        Text(f"(exit {result.exit_code}): {len(result.failures)} gate check(s) failed"),
+    )
 
 
 def _append_env_file(variable: str, text: str) -> None:
@@ -191,7 +206,7 @@ def baseline_group() -> None:
 def baseline_save_command(run_ref: str, name: str, results: Path) -> None:
     """Save RUN's summary and per-item scores as baseline NAME."""
     path = save_baseline(open_run(run_ref, results), name, results=results)
-    click.echo(f"saved baseline {name!r}: {path}")
+    echo(f"saved baseline {name!r}: {path}")
 
 
 @baseline_group.command("list")

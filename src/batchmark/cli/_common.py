@@ -1,4 +1,9 @@
-"""What the command modules share: common options, the progress bar, consoles, numbers."""
+"""What the command modules share: common options, the progress bar, consoles, numbers.
+
+The consoles are :class:`~batchmark._terminal.SafeConsole`: a string printed on them
+(a row id, a variant name, a path) is shown as written, never read as markup; styled
+output is built as ``Text``.
+"""
 
 from __future__ import annotations
 
@@ -13,18 +18,26 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsed
 from rich.progress import Progress as RichProgress
 
 from batchmark._batches import Progress
+from batchmark._run import Run, command_ref
+from batchmark._terminal import SafeConsole, visible
 
 __all__ = [
     "allow_external_code_option",
     "base_url_option",
-    "max_cost_option",
+    "echo",
     "fmt_cost",
     "fmt_int",
+    "forget_run",
     "format_option",
+    "max_cost_option",
+    "note_run",
+    "noted_run",
     "poll_option",
     "progress_display",
     "results_option",
+    "run_base_url_option",
     "stdout_console",
+    "stopped_run_message",
 ]
 
 results_option = click.option(
@@ -38,8 +51,17 @@ results_option = click.option(
 base_url_option = click.option(
     "--base-url",
     default=None,
-    help="API endpoint (default: ANTHROPIC_BASE_URL, else the run's recorded endpoint, "
-    "else the real API).",
+    help="API endpoint (default: ANTHROPIC_BASE_URL, else the real API); a run records "
+    "it, and resume, score and cancel go back to it.",
+)
+# What ``_driver._drive_existing`` does: ``base_url or info["base_url"]``, and with
+# neither the SDK's own default (ANTHROPIC_BASE_URL, else the real API).
+run_base_url_option = click.option(
+    "--base-url",
+    default=None,
+    help="API endpoint (default: the one the run was made against, as recorded in its "
+    "run.json, whatever ANTHROPIC_BASE_URL now says; for a run made against the real API, "
+    "ANTHROPIC_BASE_URL if set, else the real API).",
 )
 poll_option = click.option(
     "--poll-interval",
@@ -64,7 +86,7 @@ max_cost_option = click.option(
 
 
 def _stderr_console() -> Console:
-    return Console(stderr=True)
+    return SafeConsole(stderr=True)
 
 
 @contextlib.contextmanager
@@ -78,7 +100,7 @@ def progress_display(quiet: bool) -> Iterator[Any]:
         TextColumn("[bold]requests"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[detail]}"),
+        TextColumn("{task.fields[detail]}", markup=False),
         TimeElapsedColumn(),
         console=console,
         transient=False,
@@ -103,6 +125,54 @@ def progress_display(quiet: bool) -> Iterator[Any]:
             bar.stop()
 
 
+# The run the current command works on: a command stopped (Ctrl-C, SIGTERM) or failed
+# midway (a full disk) names it, with the command that continues it.
+_NOTED: dict[str, tuple[Run, str | None]] = {}
+
+
+def note_run(handle: Run, again: str | None = "batchmark resume {run}") -> Run:
+    """Remember ``handle`` as this command's run; ``again`` continues it (``{run}``), None
+    for a command that only reads it."""
+    _NOTED["run"] = (handle, again)
+    return handle
+
+
+def noted_run() -> Run | None:
+    noted = _NOTED.get("run")
+    return noted[0] if noted else None
+
+
+def forget_run() -> None:
+    _NOTED.clear()
+
+
+def stopped_run_message() -> str | None:
+    """What to tell a user whose command stopped midway: its run and how to continue."""
+    noted = _NOTED.get("run")
+    if noted is None:
+        return None
+    handle, again = noted
+    if again is None:
+        return None
+    try:
+        info = handle.info
+    except (OSError, ValueError):
+        info = {}
+    if info.get("emulated"):
+        config = info.get("config_path", "CONFIG")
+        return (
+            f"run {handle.id} stopped with its in-process emulator: `batchmark run {config} "
+            "--emulate` starts it again (answers already collected come from the cache)"
+        )
+    command = again.format(run=command_ref(handle.path))
+    return f"run {handle.id} stopped; nothing is lost: `{command}` continues it"
+
+
+def echo(message: str, *, err: bool = False, nl: bool = True) -> None:
+    """``click.echo`` for a message holding names or ids: control characters visible."""
+    click.echo(visible(message), err=err, nl=nl)
+
+
 def fmt_int(n: int | None) -> str:
     return "-" if n is None else f"{n:,}"
 
@@ -113,8 +183,8 @@ def fmt_cost(x: float | None) -> str:
 
 def stdout_console() -> Console:
     """The console for tables: full width on a terminal, 160 columns in a pipe or log."""
-    console = Console()
-    return console if console.is_terminal else Console(width=160)
+    console = SafeConsole()
+    return console if console.is_terminal else SafeConsole(width=160)
 
 
 def format_option(choices: list[str], help: str, default: str | None = None) -> Any:

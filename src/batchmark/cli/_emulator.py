@@ -42,7 +42,11 @@ from batchmark.emulator import Emulator
     help="How long each batch stays in_progress.",
 )
 @click.option(
-    "--seed", default=0, show_default=True, type=int, help="Seed of ids, faults and result order."
+    "--seed",
+    default=None,
+    type=int,
+    help="Seed of ids, faults and result order (default: draws as with seed 0, ids unique "
+    "to this process).",
 )
 @click.option(
     "--batch-ttl-seconds",
@@ -57,7 +61,7 @@ def emulator_command(
     responder: str,
     faults: str | None,
     processing_seconds: float,
-    seed: int,
+    seed: int | None,
     batch_ttl_seconds: float,
 ) -> None:
     """Serve a local emulator of the Messages and Message Batches API.

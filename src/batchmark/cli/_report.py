@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 
 from batchmark._compare import Comparison, compare
 from batchmark._render import FORMATS, render, render_terminal
 from batchmark._run import open_run
+from batchmark._terminal import SafeConsole
 from batchmark.cli import cli
-from batchmark.cli._common import results_option, stdout_console
+from batchmark.cli._common import echo, note_run, results_option, stdout_console
 
 
 def _table_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -74,10 +74,10 @@ def _emit(comparison: Comparison, fmt: str, output: Path | None) -> None:
         return
     if fmt == "table":
         with output.open("w", encoding="utf-8") as fh:
-            render_terminal(comparison, Console(file=fh, width=160, color_system=None))
+            render_terminal(comparison, SafeConsole(file=fh, width=160, color_system=None))
     else:
         output.write_text(render(comparison, fmt), encoding="utf-8")
-    click.echo(f"wrote {output}", err=True)
+    echo(f"wrote {output}", err=True)
 
 
 @cli.command("report")
@@ -102,7 +102,7 @@ def report_command(
 ) -> None:
     """Scores with 95% CIs, differences against a baseline, and cost for one RUN."""
     comparison = compare(
-        [open_run(run_ref, results)],
+        [note_run(open_run(run_ref, results), again=None)],
         baseline=baseline,
         reducer=reducer,
         k=k,
@@ -131,7 +131,7 @@ def compare_command(
     results: Path,
 ) -> None:
     """Compare RUNs cell by cell, paired on the items they share."""
-    runs = [open_run(ref, results) for ref in run_refs]
+    runs = [note_run(open_run(ref, results), again=None) for ref in run_refs]
     baseline_id = baseline
     if baseline is not None and baseline not in {r.id for r in runs}:
         # A run given by its folder path names the baseline by that path too.

@@ -11,20 +11,23 @@ from rich.table import Table
 
 from batchmark._config import load_config
 from batchmark._driver import cancel, resume, run
-from batchmark._errors import RunIncomplete
+from batchmark._errors import RequestsLost, RunIncomplete, StoreError
 from batchmark._run import Run, open_run
 from batchmark._store import iter_run_folders
 from batchmark.cli import cli
 from batchmark.cli._common import (
     allow_external_code_option,
     base_url_option,
+    echo,
     fmt_cost,
     fmt_int,
     format_option,
     max_cost_option,
+    note_run,
     poll_option,
     progress_display,
     results_option,
+    run_base_url_option,
     stdout_console,
 )
 
@@ -112,7 +115,7 @@ def run_command(
             detach=detach,
             on_progress=update,
             poll_interval=poll_interval,
-            on_created=None if quiet else _announce,
+            on_created=_noted_quietly if quiet else _announce,
             max_cost=max_cost,
         )
     if detach:
@@ -121,10 +124,15 @@ def run_command(
     _finish(handle)
 
 
+def _noted_quietly(handle: Run) -> None:
+    note_run(handle)
+
+
 def _announce(handle: Run) -> None:
+    note_run(handle)
     status = handle.status
     cached = f", {status.done} from the cache" if status.done else ""
-    click.echo(f"run {handle.id}: {status.total:,} requests{cached} -> {handle.path}", err=True)
+    echo(f"run {handle.id}: {status.total:,} requests{cached} -> {handle.path}", err=True)
 
 
 def _finish(handle: Run) -> None:
@@ -138,18 +146,45 @@ def _finish(handle: Run) -> None:
     from batchmark.cli._score import print_scores
 
     print_scores(handle)
+    _check_losses(handle, status)
+
+
+def _check_losses(handle: Run, status: Any) -> None:
+    """Exit 4 when requests ended without an answer that nobody will send again by
+    themselves (a lost batch); say what failed and why otherwise."""
+    if status.lost:
+        raise RequestsLost(
+            f"run {handle.id}: {status.lost} request(s) lost: their batch answered 404 and "
+            "was missing from the batch list, so they were not sent again (the batch may "
+            "still run and be billed)\n"
+            f"  hint: `batchmark resume {handle.id}` looks for it again; "
+            f"`batchmark resume {handle.id} --resend-lost` sends them again"
+        )
+    too_large = handle.failures_by_error().get("request_too_large", 0)
+    if too_large:
+        click.echo(
+            f"warning: {too_large} request(s) over the batch size limit were not sent "
+            "(batch.max_bytes); see `batchmark validate`",
+            err=True,
+        )
 
 
 @cli.command("resume")
 @click.argument("run_ref", metavar="RUN")
 @results_option
-@base_url_option
+@run_base_url_option
 @poll_option
 @click.option(
     "--wait-timeout",
     type=float,
     default=None,
     help="Stop waiting after this many seconds (exit 3; resume again later).",
+)
+@click.option(
+    "--resend-lost",
+    is_flag=True,
+    help="Send again the requests of batches that stayed 404 and missing from the batch "
+    "list (reported lost); they may have been billed already.",
 )
 @allow_external_code_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
@@ -159,11 +194,12 @@ def resume_command(
     base_url: str | None,
     poll_interval: float | None,
     wait_timeout: float | None,
+    resend_lost: bool,
     allow_external_code: bool,
     quiet: bool,
 ) -> None:
     """Finish RUN (a run id or folder) without submitting anything twice."""
-    handle = open_run(run_ref, results, allow_external_code=allow_external_code)
+    handle = note_run(open_run(run_ref, results, allow_external_code=allow_external_code))
     with progress_display(quiet) as update:
         handle = resume(
             handle,
@@ -172,6 +208,7 @@ def resume_command(
             on_progress=update,
             poll_interval=poll_interval,
             wait_timeout=wait_timeout,
+            resend_lost=resend_lost,
         )
     _finish(handle)
 
@@ -186,7 +223,7 @@ def status_command(run_ref: str | None, results: Path, fmt: str) -> None:
 
     if run_ref is None:
         runs = [Run(f) for f in iter_run_folders(results)]
-        rows = [_status_row(r) for r in runs]
+        rows = [_status_row_or_damage(r) for r in runs]
         if fmt == "json":
             click.echo(json.dumps(rows, indent=2))
             return
@@ -198,11 +235,15 @@ def status_command(run_ref: str | None, results: Path, fmt: str) -> None:
                 r["run"],
                 r["eval"],
                 r["state"],
-                *(str(r[k]) for k in ("total", "done", "failed", "in_flight", "pending")),
+                *(fmt_int(r[k]) for k in ("total", "done", "failed", "in_flight", "pending")),
             )
-        stdout_console().print(table)
+        console = stdout_console()
+        console.print(table)
+        for r in rows:
+            if "error" in r:
+                console.print(r["error"])
         return
-    handle = open_run(run_ref, results)
+    handle = note_run(open_run(run_ref, results), again=None)
     row = _status_row(handle)
     batches = handle.batches()
     if fmt == "json":
@@ -226,9 +267,25 @@ def status_command(run_ref: str | None, results: Path, fmt: str) -> None:
                 str(b["n_requests"]),
                 b["counts"] or "",
                 "yes" if b["collected"] else "no",
-                "yes" if b["adopted"] else "no",
+                {0: "no", 1: "unverified", 2: "verified"}.get(b["adopted"], "yes"),
             )
         console.print(table)
+
+
+def _status_row_or_damage(handle: Run) -> dict[str, Any]:
+    """A run's row; one whose files cannot be read is listed as such, with what to do."""
+    try:
+        return _status_row(handle)
+    except StoreError as err:
+        empty = dict.fromkeys(("total", "done", "failed", "in_flight", "pending"))
+        return {
+            "run": handle.id,
+            "eval": handle.folder.eval_name,
+            "path": str(handle.path),
+            "state": "unreadable",
+            **empty,
+            "error": f"run {handle.id}: {err}",
+        }
 
 
 def _status_row(handle: Run) -> dict[str, Any]:
@@ -249,12 +306,20 @@ def _status_row(handle: Run) -> dict[str, Any]:
 @cli.command("cancel")
 @click.argument("run_ref", metavar="RUN")
 @results_option
-@base_url_option
+@run_base_url_option
 def cancel_command(run_ref: str, results: Path, base_url: str | None) -> None:
     """Cancel RUN's in-flight batches and stop it from submitting more."""
-    ids = cancel(run_ref, results=results, base_url=base_url)
+
+    def skipped(ids: list[str]) -> None:
+        for batch_id in ids:
+            echo(
+                f"not canceling {batch_id}: adopted after a lost create and not yet proved "
+                "this run's (it may be another run's); its results are checked when it ends",
+                err=True,
+            )
+
+    handle = note_run(open_run(run_ref, results), again="batchmark cancel {run}")
+    ids = cancel(handle, results=results, base_url=base_url, on_skipped=skipped)
     for batch_id in ids:
-        click.echo(f"canceling {batch_id}")
-    click.echo(
-        f"canceled {len(ids)} batch(es); `batchmark resume {run_ref}` collects what finished"
-    )
+        echo(f"canceling {batch_id}")
+    echo(f"canceled {len(ids)} batch(es); `batchmark resume {run_ref}` collects what finished")

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from batchmark._config import load_config
 from batchmark._driver import score
@@ -15,10 +16,11 @@ from batchmark._run import Run, open_run
 from batchmark.cli import cli
 from batchmark.cli._common import (
     allow_external_code_option,
-    base_url_option,
     format_option,
+    note_run,
     progress_display,
     results_option,
+    run_base_url_option,
     stdout_console,
 )
 
@@ -43,15 +45,15 @@ def print_scores(handle: Run, console: Console | None = None) -> None:
     for r in rows:
         cells.setdefault((r["model"], r["variant"]), {})[r["scorer"]] = r
     for (model, variant), by_scorer in cells.items():
-        values = []
+        values: list[str | Text] = []
         for name in scorers:
             r = by_scorer.get(name)
             if r is None:
                 values.append("")
                 continue
-            text = f"{_fmt_rate(r['mean'])} · {_fmt_rate(r['pass_rate'])} · {r['n']}"
+            text = Text(f"{_fmt_rate(r['mean'])} · {_fmt_rate(r['pass_rate'])} · {r['n']}")
             if r["invalid"]:
-                text += f" · [red]{r['invalid']} invalid[/red]"
+                text.append(f" · {r['invalid']} invalid", style="red")
             values.append(text)
         table.add_row(model, variant, *values)
     console.print(table)
@@ -76,7 +78,7 @@ def print_scores(handle: Run, console: Console | None = None) -> None:
     "--scorer", "scorers", multiple=True, help="Score with this scorer only (repeatable)."
 )
 @results_option
-@base_url_option
+@run_base_url_option
 @format_option(["table", "json"], "Output format of the score summary.")
 @allow_external_code_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
@@ -95,6 +97,7 @@ def score_command(
     Judges not yet asked about an item are asked now, as a batch.
     """
     handle = open_run(run_ref, results, allow_external_code=allow_external_code)
+    handle = note_run(handle, again="batchmark score {run}")
     spec = None if config is None else load_config(config, allow_external_code=allow_external_code)
     with progress_display(quiet) as update:
         handle = score(

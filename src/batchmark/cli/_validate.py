@@ -15,7 +15,7 @@ from batchmark._config import config_json_schema, load_config
 from batchmark._errors import BatchmarkError
 from batchmark._grid import validate_spec
 from batchmark.cli import cli
-from batchmark.cli._common import allow_external_code_option, format_option
+from batchmark.cli._common import allow_external_code_option, echo, format_option
 
 
 def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -26,7 +26,7 @@ def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(*args, **kwargs)
         except BatchmarkError as err:
-            click.echo(f"error: {err}", err=True)
+            echo(f"error: {err}", err=True)
             sys.exit(err.exit_code)
 
     return wrapper
@@ -77,7 +77,7 @@ def validate(config: Path, fmt: str, allow_external_code: bool) -> None:
     if report.cache_breakpoints:
         places = ", ".join(f"{v} x {m} at {where}" for v, m, where in report.cache_breakpoints)
         lines.append(f"  prompt cache: static prefix cached for {places}")
-    click.echo("\n".join(lines))
+    echo("\n".join(lines))
 
 
 @cli.command()
@@ -98,4 +98,4 @@ def schema(output: Path | None) -> None:
         click.echo(text, nl=False)
     else:
         output.write_text(text, encoding="utf-8")
-        click.echo(f"wrote {output}", err=True)
+        echo(f"wrote {output}", err=True)

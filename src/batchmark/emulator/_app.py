@@ -12,6 +12,7 @@ import itertools
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -106,6 +107,20 @@ class _Routes:
         headers = {"retry-after-ms": str(ms), "retry-after": str(max(1, -(-ms // 1000)))}
         raise ApiError(status, error_type, message, headers)
 
+    @contextmanager
+    def _counting_transient_404(self, batch_id: str) -> Iterator[None]:
+        """Count a 404 of an existing batch (``not_found_after_create``) in ``fired``."""
+        try:
+            left = self.emu.store.get(batch_id).not_found_left
+        except ApiError:
+            left = 0  # no such batch: a true 404, not a fault
+        try:
+            yield
+        except ApiError as err:
+            if left > 0 and err.status == 404:
+                self.emu.fault_state.count("not_found_after_create")
+            raise
+
     async def messages(self, request: Request, request_id: str, version: str) -> Response:
         params = _object(await _read_json(request, self.emu.max_message_bytes), "body")
         problem = params_error(params, version, in_batch=False)
@@ -148,7 +163,7 @@ class _Routes:
                 anthropic_version=version,
                 processing_seconds=emu.processing_seconds,
                 ttl_seconds=emu.batch_ttl_seconds,
-                faults=emu.faults,
+                faults=emu.fault_state.for_batch(),
             )
             creates.record(
                 CreateCall(
@@ -176,7 +191,9 @@ class _Routes:
 
     async def retrieve(self, request: Request, request_id: str, version: str) -> Response:
         batch_id = request.path_params["batch_id"]
-        return json_response(self.emu.store.retrieve(batch_id, _base(request)), request_id)
+        with self._counting_transient_404(batch_id):
+            batch = self.emu.store.retrieve(batch_id, _base(request))
+        return json_response(batch, request_id)
 
     async def cancel(self, request: Request, request_id: str, version: str) -> Response:
         batch_id = request.path_params["batch_id"]
@@ -188,7 +205,9 @@ class _Routes:
 
     async def results(self, request: Request, request_id: str, version: str) -> _Jsonl:
         emu = self.emu
-        batch = emu.store.ended(request.path_params["batch_id"])
+        batch_id = request.path_params["batch_id"]
+        with self._counting_transient_404(batch_id):
+            batch = emu.store.ended(batch_id)
         lines: Iterator[bytes] = result_lines(batch, emu.seeded, emu.responder)
         drop = emu.fault_state.drop_results(batch.id)
         if drop:

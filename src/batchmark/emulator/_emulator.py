@@ -30,7 +30,9 @@ class Emulator:
     ``responder`` picks the answers (a spec string, ``{model glob: spec}``, or a
     callable); ``faults`` what goes wrong (a ``Faults``, a compact string or a mapping);
     ``processing_seconds`` how long a batch takes; ``seed`` makes ids, fault draws and
-    result order reproducible; ``batch_ttl_seconds`` when unfinished batches expire.
+    result order reproducible (without one, draws use seed 0 and ids are unique to this
+    process, as the real service's are); ``batch_ttl_seconds`` when unfinished batches
+    expire.
     Attributes ``responder``, ``faults``, ``processing_seconds``, ``batch_ttl_seconds``,
     ``max_batch_bytes``, ``max_message_bytes``, ``cancel_seconds`` and
     ``create_latency`` may be changed on a live emulator; ``clock.advance(s)`` moves its
@@ -42,7 +44,7 @@ class Emulator:
         responder: Any = "echo",
         faults: Faults | str | Mapping[str, Any] | None = None,
         processing_seconds: float = 0.0,
-        seed: int = 0,
+        seed: int | None = None,
         batch_ttl_seconds: float = 86400.0,
         *,
         max_batch_bytes: int = MAX_BATCH_BYTES,
@@ -132,7 +134,7 @@ def serve(
     responder: Any = "echo",
     faults: Faults | str | Mapping[str, Any] | None = None,
     processing_seconds: float = 0.0,
-    seed: int = 0,
+    seed: int | None = None,
     batch_ttl_seconds: float = 86400.0,
     host: str = "127.0.0.1",
     port: int = 0,

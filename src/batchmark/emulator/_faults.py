@@ -4,6 +4,10 @@ A ``Faults`` value is immutable; an emulator holds one at a time and a test swap
 (``emu.faults = Faults(http_429_next=2)``). Rates are seeded draws, so a run is
 reproducible; ``*_next`` counts fail the next N matching calls after the faults were set,
 which makes "fail twice, then recover" tests exact.
+
+``FaultState.fired`` counts what was injected, by fault name (the field names of
+``Faults``: ``http_529``, ``drop_results``, ``errored``, ...), so a test can prove its
+fault happened rather than assume it.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from batchmark.emulator._seeded import Seeded
 __all__ = [
     "ENDPOINTS",
     "HTTP_FAULTS",
+    "BatchFaults",
     "FaultState",
     "Faults",
     "parse_faults",
@@ -98,6 +103,15 @@ class Faults:
         return any(
             getattr(self, f"http_{s}") or getattr(self, f"http_{s}_next") for s in HTTP_FAULTS
         )
+
+
+@dataclass(frozen=True)
+class BatchFaults(Faults):
+    """The faults a batch was created under, tied to the ``FaultState`` that counts the
+    request outcomes they inject (``request_fault`` is decided when the batch settles,
+    long after the create)."""
+
+    state: FaultState | None = field(default=None, compare=False, repr=False)
 
 
 def _problems(faults: Faults) -> Iterable[str]:
@@ -188,11 +202,13 @@ def _convert(kind: str, raw: Any) -> Any:
 
 
 class FaultState:
-    """The live faults of one emulator and the counters behind ``*_next`` and rates."""
+    """The live faults of one emulator, the counters behind ``*_next`` and rates, and the
+    count of every fault injected so far (``fired``)."""
 
     def __init__(self, faults: Faults, seeded: Seeded) -> None:
         self._seeded = seeded
         self._lock = threading.Lock()
+        self._fired: Counter[str] = Counter()
         self.set(faults)
 
     @property
@@ -200,10 +216,32 @@ class FaultState:
         """The faults in force."""
         return self._faults
 
+    @property
+    def fired(self) -> Counter[str]:
+        """How many times each fault was injected since the emulator started (a copy):
+        ``http_429`` / ``http_500`` / ``http_529`` per call answered with that status,
+        ``drop_results`` per cut download, ``not_found_after_create`` per transient 404,
+        ``errored`` / ``errored_fatal`` / ``expired`` per request outcome. Swapping the
+        faults does not reset it."""
+        with self._lock:
+            return Counter(self._fired)
+
+    def count(self, name: str) -> None:
+        """Record one injection of the fault ``name``."""
+        with self._lock:
+            self._fired[name] += 1
+
+    def for_batch(self) -> BatchFaults:
+        """The faults in force, for a batch being created: its request outcomes are
+        counted here when it settles."""
+        return self._batch_faults
+
     def set(self, faults: Faults) -> None:
         """Replace the faults and restart the ``*_next`` countdowns."""
+        values = {f.name: getattr(faults, f.name) for f in fields(Faults)}
         with self._lock:
             self._faults = faults
+            self._batch_faults = BatchFaults(**values, state=self)
             self._left = Counter(
                 {s: getattr(faults, f"http_{s}_next") for s in HTTP_FAULTS}
                 | {"drop": faults.drop_results_next}
@@ -212,6 +250,12 @@ class FaultState:
 
     def http_status(self, endpoint: str) -> int | None:
         """The HTTP error status to inject for this call to ``endpoint``, if any."""
+        status = self._http_status(endpoint)
+        if status is not None:
+            self.count(f"http_{status}")
+        return status
+
+    def _http_status(self, endpoint: str) -> int | None:
         with self._lock:
             faults = self._faults
             if not faults.any_http or endpoint not in faults.endpoints:
@@ -231,6 +275,12 @@ class FaultState:
 
     def drop_results(self, batch_id: str) -> bool:
         """Whether this results download is to be cut off mid-stream."""
+        drop = self._drop_results(batch_id)
+        if drop:
+            self.count("drop_results")
+        return drop
+
+    def _drop_results(self, batch_id: str) -> bool:
         with self._lock:
             if self._left["drop"] > 0:
                 self._left["drop"] -= 1
@@ -246,13 +296,24 @@ def request_fault(faults: Faults, seeded: Seeded, batch_id: str, custom_id: str)
 
     Returns ``"expired"`` or the error type of an ``errored`` result. The draw depends on
     the batch id, so the same request resubmitted in a new batch gets a fresh chance.
+    ``BatchFaults`` count the outcome they inject in their ``FaultState``.
     """
+    fault, outcome = _request_fault(faults, seeded, batch_id, custom_id)
+    if fault is not None and isinstance(faults, BatchFaults) and faults.state is not None:
+        faults.state.count(fault)
+    return outcome
+
+
+def _request_fault(
+    faults: Faults, seeded: Seeded, batch_id: str, custom_id: str
+) -> tuple[str | None, str | None]:
+    """(the name of the fault, the outcome it injects), or (None, None)."""
     draw = seeded.fraction("outcome", batch_id, custom_id)
     if draw < faults.errored:
         flip = seeded.fraction("retryable-type", batch_id, custom_id)
-        return "overloaded_error" if flip < 0.5 else "api_error"
+        return "errored", "overloaded_error" if flip < 0.5 else "api_error"
     if draw < faults.errored + faults.errored_fatal:
-        return "invalid_request_error"
+        return "errored_fatal", "invalid_request_error"
     if draw < faults.errored + faults.errored_fatal + faults.expired:
-        return "expired"
-    return None
+        return "expired", "expired"
+    return None, None

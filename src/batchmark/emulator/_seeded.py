@@ -3,12 +3,18 @@
 Everything the emulator "randomises" (ids, fault outcomes, finish times, result order) is
 a hash of the emulator's seed and stable inputs, so a run is reproducible and the same
 request in a new batch gets a fresh draw.
+
+Ids are unique per emulator process unless a seed is given on purpose: the real service
+never hands out an id twice, and a ledger that outlives a restarted emulator must not meet
+its old batch ids again. An unseeded emulator draws with seed 0 (reproducible faults and
+order) but salts its ids with a random token.
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
+import secrets
 
 __all__ = ["Seeded"]
 
@@ -33,8 +39,11 @@ def _base62(raw: bytes, length: int = _ID_LENGTH) -> str:
 class Seeded:
     """Ids and uniform draws derived from one seed."""
 
-    def __init__(self, seed: int) -> None:
-        self.seed = seed
+    def __init__(self, seed: int | None) -> None:
+        self.seeded = seed is not None
+        self.seed = 0 if seed is None else seed
+        # Salts ids only: with a seed they are reproducible, without one unique.
+        self._salt = "" if self.seeded else secrets.token_hex(8)
         self._request_counter = itertools.count()
 
     def fraction(self, *parts: object) -> float:
@@ -43,7 +52,10 @@ class Seeded:
         return int.from_bytes(raw[:8], "big") / 2**64
 
     def ident(self, prefix: str, *parts: object) -> str:
-        """An id like ``msg_01…`` that depends only on the seed and ``parts``."""
+        """An id like ``msg_01…``: a function of the seed and ``parts`` when seeded on
+        purpose, else also of this process's random salt."""
+        if self._salt:
+            return f"{prefix}_01{_base62(_digest((self._salt, self.seed, prefix, *parts)))}"
         return f"{prefix}_01{_base62(_digest((self.seed, prefix, *parts)))}"
 
     def request_id(self) -> str:

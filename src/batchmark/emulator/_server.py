@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import socket
 import threading
@@ -11,6 +12,8 @@ from contextlib import contextmanager
 
 import uvicorn
 from starlette.types import ASGIApp
+
+from batchmark._errors import BatchmarkError
 
 __all__ = ["base_url_of", "bind", "serve_forever", "serve_in_thread"]
 
@@ -28,14 +31,38 @@ _FILTER = _QuietCutoffs()
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """A listening socket (port 0 picks a free port)."""
+    """A listening socket (port 0 picks a free port).
+
+    A port in use (or refused) is a ``BatchmarkError`` saying what to do instead.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as err:
+        sock.close()
+        raise BatchmarkError(_bind_failure(host, port, err)) from None
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
+
+
+def _bind_failure(host: str, port: int, err: OSError) -> str:
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if err.errno == errno.EADDRINUSE:
+        why = f"port {port} is already in use (another emulator, or another server)"
+    elif err.errno == errno.EACCES:
+        why = f"permission denied (ports below 1024 need privileges): {err.strerror}"
+    else:
+        why = err.strerror or str(err)
+    hint = (
+        "--host must be an address of this machine (the default is 127.0.0.1)"
+        if err.errno == errno.EADDRNOTAVAIL
+        else "pick another port, or `batchmark emulator --port 0` to take a free one (its "
+        "base URL is printed first)"
+    )
+    return f"the emulator cannot listen on {where}: {why}\n  hint: {hint}"
 
 
 def base_url_of(sock: socket.socket) -> str:
