@@ -57,6 +57,20 @@ def _text(content: Any) -> str:
     return "".join(b.get("text", "") for b in content)
 
 
+RESPONDER = '''"""The emulator's answers: tests/report_support.py's respond.
+
+A file beside the config, since a config's `python:` hooks load only from its own
+repository (a module of the test suite is not in the temporary folder's).
+"""
+
+from tests.report_support import respond as _respond
+
+
+def respond(params):
+    return _respond(params)
+'''
+
+
 def respond(params: dict[str, Any]) -> Any:
     """The emulator's answers: see ``RIGHT``; the judge grades A iff the reference is there."""
     text = _text(params["messages"][-1]["content"])
@@ -93,6 +107,7 @@ def write_eval(
     (folder / "data.jsonl").write_text(
         "".join(json.dumps(r) + "\n" for r in (rows if rows is not None else ROWS))
     )
+    (folder / "responder.py").write_text(RESPONDER)
     prompts = {
         "plain": {"name": "plain", "user": "{{ question }}"},
         "terse": {"name": "terse", "system": "Answer tersely.", "user": "{{ question }}"},
@@ -104,7 +119,7 @@ def write_eval(
         "models": models or ["claude-haiku-4-5", "claude-sonnet-4-6"],
         "params": {"max_tokens": 64},
         "batch": {"poll_interval": 0.02, "max_poll_interval": 0.1},
-        "emulator": {"responder": "python:tests.report_support:respond"},
+        "emulator": {"responder": "python:responder.py:respond"},
         "scorers": scorers if scorers is not None else [{"includes": {"target": "{{ answer }}"}}],
         **extra,
     }

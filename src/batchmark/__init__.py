@@ -37,6 +37,7 @@ _ORIGIN = {
         "RequestsLost",
         "RunIncomplete",
         "RunNotFound",
+        "UnsafeConfig",
     ),
     "batchmark._estimate": ("Estimate", "check_budget", "estimate"),
     "batchmark._grid": ("Request", "ValidationReport", "expand", "make_custom_id", "validate_spec"),
@@ -66,6 +67,7 @@ if typing.TYPE_CHECKING:
         RequestsLost,
         RunIncomplete,
         RunNotFound,
+        UnsafeConfig,
     )
     from batchmark._estimate import Estimate, check_budget, estimate
     from batchmark._grid import Request, ValidationReport, expand, make_custom_id, validate_spec
@@ -106,6 +108,7 @@ __all__ = [
     "RunStatus",
     "save_baseline",
     "score",
+    "UnsafeConfig",
     "validate_spec",
     "ValidationReport",
 ]

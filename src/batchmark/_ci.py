@@ -152,6 +152,7 @@ def run_ci(
         **common,
     )
     _remember(handle, baseline, base)
+    handle.allow_external_code = spec.allow_external_code  # resume reads the snapshot
     if wait_timeout is not None and not is_finished(handle):
         left = max(0.0, wait_timeout - (time.monotonic() - started))
         handle = resume(handle, wait_timeout=left, **common)
@@ -168,15 +169,21 @@ def resume_ci(
     api_key: str | None = None,
     on_progress: ProgressFn | None = None,
     poll_interval: float | None = None,
+    allow_external_code: bool = False,
 ) -> CiResult:
     """Finish the run of an incomplete ``run_ci`` and give its verdict.
 
     The gates are the run's config snapshot's; the baseline is ``baseline``, else the
-    one the run was started with.
+    one the run was started with. ``allow_external_code`` lets the snapshot's
+    ``python:`` hooks name code from outside its repository (a ``Run`` passed in keeps
+    its own setting).
     """
     from batchmark._driver import resume
 
-    handle = run_ref if isinstance(run_ref, Run) else open_run(run_ref, results)
+    if isinstance(run_ref, Run):
+        handle = run_ref
+    else:
+        handle = open_run(run_ref, results, allow_external_code=allow_external_code)
     spec = handle.spec()
     if baseline is None:
         baseline = _read_ci_json(handle).get("baseline_ref")

@@ -128,6 +128,10 @@ class DatasetConfig(_Model):
     """Seed of `sample`."""
     fields: dict[str, str] = Field(default_factory=dict)
     """Template variable -> dataset column. Unmapped columns stay available by their name."""
+    null_as_empty: bool = False
+    """Render a null value (JSON `null`, a Parquet null, a field some rows lack) as an
+    empty string. By default it is undefined, like a missing variable: `{{ q }}` refuses
+    the row (`validate` and `run` name it) instead of sending the text `None`."""
 
     @field_validator("path")
     @classmethod
@@ -556,6 +560,13 @@ class EvalSpec(EvalConfig):
     """Template file contents by absolute path, as read at load time."""
 
     _scorers: list[Scorer] | None = PrivateAttr(default=None)
+    _allow_external_code: bool = PrivateAttr(default=False)
+
+    @property
+    def allow_external_code(self) -> bool:
+        """Whether it was loaded with ``allow_external_code=True``: its ``python:`` hooks
+        may name code from outside its repository (see docs/security.md)."""
+        return self._allow_external_code
 
     def model_params(self, model: ModelConfig) -> dict[str, Any]:
         """A model's merged params: defaults < top-level ``params`` < the model's own."""
@@ -569,7 +580,12 @@ class EvalSpec(EvalConfig):
         broken (only possible for a spec not made by ``load_config``).
         """
         if self._scorers is None:
-            self._scorers = build_scorers(self.scorers, base_dir=self.base_dir, file=str(self.path))
+            self._scorers = build_scorers(
+                self.scorers,
+                base_dir=self.base_dir,
+                file=str(self.path),
+                allow_external_code=self._allow_external_code,
+            )
         return self._scorers
 
 
@@ -600,16 +616,29 @@ def config_json_schema() -> dict[str, Any]:
     return schema
 
 
-def load_config(path: str | os.PathLike[str], *, text: str | None = None) -> EvalSpec:
+def load_config(
+    path: str | os.PathLike[str] | EvalSpec,
+    *,
+    text: str | None = None,
+    allow_external_code: bool = False,
+) -> EvalSpec:
     """Read, validate and resolve a YAML eval config.
 
     ``text``, when given, is validated instead of the file's current content (a run's
     ``config.yaml`` snapshot); relative paths still resolve against ``path``'s folder,
-    and template files are read from disk as they are now.
+    and template files are read from disk as they are now. An ``EvalSpec`` is returned
+    as it is, so that whatever takes a config path also takes a loaded config.
 
-    Raises ``ConfigError`` listing every problem (field path, YAML line, hint). The work
-    is done in ``_config_load``, which builds on the models above.
+    A config is code: its ``python:`` scorers and responders may name only code inside
+    its repository (the git checkout holding it, else its folder) unless
+    ``allow_external_code`` (the CLI's ``--allow-external-code``); see docs/security.md.
+
+    Raises ``UnsafeConfig`` naming every hook that names code from elsewhere, else
+    ``ConfigError`` listing every problem (field path, YAML line, hint). The work is
+    done in ``_config_load``, which builds on the models above.
     """
+    if isinstance(path, EvalSpec):
+        return path
     from batchmark._config_load import load
 
-    return load(path, text=text)
+    return load(path, text=text, allow_external_code=allow_external_code)

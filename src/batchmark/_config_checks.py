@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import jinja2
+import yaml
 from pydantic import ValidationInfo
 from pydantic_core import PydanticCustomError
 
+from batchmark._hooks import ExternalCode, check_hook
 from batchmark._prompts import parse_template
 
 __all__ = [
@@ -44,6 +46,11 @@ class LoadContext:
     files: dict[str, bytes] = field(default_factory=dict)
     """Other files the config reads (scorers' rubric, schema and ``python:`` files) by
     absolute path: part of the config hash, like the templates."""
+    root: Path | None = None
+    """The config's repository: ``python:`` hooks must be code inside it (``None``: any
+    code is allowed, ``--allow-external-code``)."""
+    unsafe: list[tuple[tuple[Any, ...], str]] = field(default_factory=list)
+    """Hooks refused for naming code from outside ``root``: (field location, message)."""
 
 
 def context_of(info: ValidationInfo) -> LoadContext | None:
@@ -97,10 +104,16 @@ def read_template(info: ValidationInfo, value: str) -> str:
 
 def responder_spec(value: str, info: ValidationInfo, field: str = "") -> str:
     """Make the file paths in a responder spec absolute (``scripted:PATH``,
-    ``python:FILE.py:FUNC``, ``PATH.yaml``), checking that the files exist."""
+    ``python:FILE.py:FUNC``, ``PATH.yaml``), checking that the files exist.
+
+    A ``python:`` spec (also one in a ``PATH.yaml`` model map) that names code from
+    outside ``ctx.root`` is recorded in ``ctx.unsafe``, not loaded: the emulator imports
+    responders only when a run starts.
+    """
     ctx = context_of(info)
     if ctx is None:
         return value
+    loc = ("emulator", "responder", *((field,) if field else ()))
     kind, sep, rest = value.partition(":")
     if kind == "scripted" and sep and rest:
         path = resolve_path(ctx, rest)
@@ -113,8 +126,56 @@ def responder_spec(value: str, info: ValidationInfo, field: str = "") -> str:
             path = resolve_path(ctx, module)
             if not path.is_file():
                 fail(f"responder module not found: {path}", field=field)
-            return f"python:{path}:{func}"
+            value = f"python:{path}:{func}"
+        problem = _external(ctx, value, ctx.base_dir)
+        if problem:
+            ctx.unsafe.append((loc, problem))
         return value
     if value.endswith((".yaml", ".yml")) and resolve_path(ctx, value).is_file():
-        return str(resolve_path(ctx, value))
+        path = resolve_path(ctx, value)
+        for problem in _external_in_map(ctx, path, set()):
+            ctx.unsafe.append((loc, f"`{value}` ({path}) names {problem}"))
+        return str(path)
     return value
+
+
+def _external(ctx: LoadContext, spec: str, base_dir: Path) -> str | None:
+    """Why a ``python:`` responder spec is code from outside the repository, else None."""
+    if ctx.root is None:
+        return None
+    module, colon, func = spec.partition(":")[2].rpartition(":")
+    if not colon or not module or not func:
+        return None  # malformed: the emulator reports it
+    try:
+        check_hook(module, func, base_dir, ctx.root)
+    except ExternalCode as err:
+        return f"`{spec}`: {err}"
+    return None
+
+
+def _external_in_map(ctx: LoadContext, path: Path, seen: set[Path]) -> list[str]:
+    """The ``python:`` specs of a ``PATH.yaml`` responder map (and the maps it names)
+    that are code from outside the repository; a map that cannot be read is left to
+    the emulator to report."""
+    if ctx.root is None or path in seen:
+        return []
+    seen.add(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return []
+    if not isinstance(data, dict):
+        return []
+    problems = []
+    for spec in data.values():
+        if not isinstance(spec, str):
+            continue
+        if spec.startswith("python:"):
+            problem = _external(ctx, spec, path.parent)
+            if problem:
+                problems.append(problem)
+        elif spec.endswith((".yaml", ".yml")):
+            nested = (path.parent / Path(spec).expanduser()).resolve()
+            if nested.is_file():
+                problems += _external_in_map(ctx, nested, seen)
+    return problems

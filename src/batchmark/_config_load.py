@@ -9,6 +9,12 @@ absolute and reads template files, and builds the ``scorers:`` list with
 ``field.path (line N): message`` with an optional hint; all of them, the scorers' too,
 go into a single ``ConfigError``. The result is an ``EvalSpec`` carrying the config's
 text and hash, with its scorers built.
+
+A config is untrusted input (CI runs configs from pull requests), so reading it is
+bounded: a file over ``MAX_CONFIG_BYTES`` is refused unread, and the YAML is composed
+with a loader that counts nodes as aliases expand them, refusing a document whose
+expanded tree exceeds ``MAX_CONFIG_NODES`` (a "billion laughs" alias bomb is a few
+hundred bytes that expand to billions of nodes for whatever walks the data next).
 """
 
 from __future__ import annotations
@@ -24,30 +30,45 @@ from typing import Any, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import SkipJsonSchema
+from yaml.composer import ComposerError
 
 from batchmark._config import EvalConfig, EvalSpec
 from batchmark._config_checks import LoadContext, resolve_path
-from batchmark._errors import ConfigError
+from batchmark._errors import ConfigError, UnsafeConfig
+from batchmark._hooks import ALLOW_HINT, repository_root
 from batchmark.scorers import Scorer, build_scorers
 
-__all__ = ["load"]
+__all__ = ["MAX_CONFIG_BYTES", "MAX_CONFIG_NODES", "load"]
+
+MAX_CONFIG_BYTES = 4_000_000
+"""Largest config file read (4 MB): real configs are a few kB; this parses in ~1 s."""
+MAX_CONFIG_NODES = 100_000
+"""Most YAML nodes a config may hold once its aliases are expanded (real configs: a few
+hundred). Composing 100,000 nodes takes ~2 s; the alias bomb is refused as it grows."""
 
 
-def load(path: str | os.PathLike[str], *, text: str | None = None) -> EvalSpec:
+def load(
+    path: str | os.PathLike[str], *, text: str | None = None, allow_external_code: bool = False
+) -> EvalSpec:
     """Read, validate and resolve a YAML eval config (``batchmark._config.load_config``).
 
     ``text`` replaces the file's content when given. Raises ``ConfigError`` listing
-    every problem (field path, YAML line, hint).
+    every problem (field path, YAML line, hint), and before it ``UnsafeConfig`` listing
+    every ``python:`` hook that names code from outside the config's repository, unless
+    ``allow_external_code``.
     """
     config_path = Path(path).expanduser().resolve()
     file = str(config_path)
     if text is None:
         text = _read(config_path)
+    elif len(text) > MAX_CONFIG_BYTES:  # characters; the file check below counts bytes
+        raise _too_large(file, len(text.encode("utf-8")))
 
     raw, root = _parse_yaml(file, text)
     ctx = LoadContext(
         base_dir=config_path.parent,
         api_version=_api_version_of(raw),
+        root=None if allow_external_code else repository_root(config_path.parent),
     )
     errors = _duplicate_names(raw, root)
     try:
@@ -55,7 +76,10 @@ def load(path: str | os.PathLike[str], *, text: str | None = None) -> EvalSpec:
     except ValidationError as err:
         errors = _format_errors(err, root) + errors
         config = None
-    scorers, scorer_errors = _scorers(raw.get("scorers"), ctx, file, root)
+    unsafe = [f"{_loc_str(loc)}{_line_of(root, loc)}: {msg}" for loc, msg in ctx.unsafe]
+    scorers, scorer_errors, scorer_unsafe = _scorers(raw.get("scorers"), ctx, file, root)
+    if unsafe or scorer_unsafe:
+        raise UnsafeConfig(file, unsafe + scorer_unsafe, ALLOW_HINT)
     errors = errors + scorer_errors
     if not scorer_errors:
         errors += _ci_errors(raw, [s.name for s in scorers], root)
@@ -71,17 +95,30 @@ def load(path: str | os.PathLike[str], *, text: str | None = None) -> EvalSpec:
         sources=dict(sorted(ctx.sources.items())),
     )
     spec._scorers = scorers
+    spec._allow_external_code = allow_external_code
     return spec
 
 
 def _read(config_path: Path) -> str:
     file = str(config_path)
     try:
-        return config_path.read_text(encoding="utf-8")
+        with open(config_path, "rb") as fh:
+            data = fh.read(MAX_CONFIG_BYTES + 1)
+            if len(data) > MAX_CONFIG_BYTES:
+                raise _too_large(file, os.fstat(fh.fileno()).st_size)
+        return data.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(file, "config file not found") from None
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(file, f"cannot read the config file: {err}") from None
+
+
+def _too_large(file: str, size: int) -> ConfigError:
+    return ConfigError(
+        file,
+        f"the config file is {size / 1e6:.1f} MB, over the {MAX_CONFIG_BYTES / 1e6:.1f} MB limit",
+        hint="keep data in the dataset file and long prompts in template files",
+    )
 
 
 def _api_version_of(raw: dict[str, Any]) -> str | None:
@@ -109,18 +146,22 @@ def _spec_hash(text: str, ctx: LoadContext) -> str:
 
 def _scorers(
     items: Any, ctx: LoadContext, file: str, root: yaml.Node | None
-) -> tuple[list[Scorer], list[str]]:
-    """Build the ``scorers:`` list: the scorers, or the problems with their YAML lines.
+) -> tuple[list[Scorer], list[str], list[str]]:
+    """Build the ``scorers:`` list: ``(scorers, problems, hooks refused)``, the problems
+    and refused hooks with their YAML lines.
 
     A value that is not a list is left to the model's validation to report. The files
     the scorers read are added to ``ctx.files`` for the config hash.
     """
     if not isinstance(items, list):
-        return [], []
+        return [], [], []
+    allow = ctx.root is None
     try:
-        scorers = build_scorers(items, base_dir=ctx.base_dir, file=file)
+        scorers = build_scorers(items, base_dir=ctx.base_dir, file=file, allow_external_code=allow)
+    except UnsafeConfig as err:
+        return [], [], [_with_scorer_line(entry, root) for entry in err.errors]
     except ConfigError as err:
-        return [], [_with_scorer_line(entry, root) for entry in err.errors]
+        return [], [_with_scorer_line(entry, root) for entry in err.errors], []
     for scorer in scorers:
         for value in _scorer_paths(scorer):
             path = resolve_path(ctx, value)
@@ -128,7 +169,7 @@ def _scorers(
                 ctx.files[str(path)] = path.read_bytes()
             except OSError:  # the scorer read it a moment ago; nothing to hash
                 continue
-    return scorers, []
+    return scorers, [], []
 
 
 def _scorer_paths(scorer: Scorer) -> list[str]:
@@ -195,10 +236,59 @@ def _key_value(node: yaml.MappingNode, key: str) -> tuple[yaml.Node, yaml.Node] 
     return next(((k, v) for k, v in node.value if getattr(k, "value", None) == key), None)
 
 
+class _TooManyNodes(yaml.YAMLError):
+    pass
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """``SafeLoader`` that counts the nodes of the tree as its aliases expand.
+
+    Each composed node's expanded size is 1 + its children's; an alias's child is the
+    anchored node itself, so its size counts again at every use. Composing stops as
+    soon as a node's size passes ``MAX_CONFIG_NODES``, long before an alias bomb has
+    cost anything. An alias to a node still being composed (a recursive structure,
+    which every walk of the data would follow forever) is refused.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._sizes: dict[int, int] = {}
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        alias = self.check_event(yaml.AliasEvent)
+        mark = self.peek_event().start_mark
+        node = super().compose_node(parent, index)
+        if alias:
+            if id(node) not in self._sizes:
+                raise ComposerError(
+                    None, None, "found a recursive alias (a node that contains itself)", mark
+                )
+            return node
+        if isinstance(node, yaml.SequenceNode):
+            children: list[yaml.Node] = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        else:
+            children = []
+        size = 1 + sum(self._sizes[id(child)] for child in children)
+        if size > MAX_CONFIG_NODES:
+            raise _TooManyNodes(
+                f"the YAML holds more than {MAX_CONFIG_NODES:,} nodes once its aliases are "
+                f"expanded (at line {mark.line + 1}); a real config has a few hundred"
+            )
+        self._sizes[id(node)] = size
+        return node
+
+
 def _parse_yaml(file: str, text: str) -> tuple[dict[str, Any], yaml.Node | None]:
+    loader = _BoundedLoader(text)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        raw = yaml.safe_load(text)
+        root = loader.get_single_node()
+        raw = loader.construct_document(root) if root is not None else None
+    except _TooManyNodes as err:
+        raise ConfigError(
+            file, f"refused: {err}", hint="use fewer aliases, or nest them less deeply"
+        ) from None
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
@@ -206,6 +296,8 @@ def _parse_yaml(file: str, text: str) -> tuple[dict[str, Any], yaml.Node | None]
         raise ConfigError(file, f"invalid YAML at {where}: {what}") from None
     except yaml.YAMLError as err:
         raise ConfigError(file, f"invalid YAML: {err}") from None
+    finally:
+        loader.dispose()
     if raw is None:
         raise ConfigError(
             file, "the config file is empty", hint="start from configs/quickstart.yaml"

@@ -139,7 +139,25 @@ class RequestsLost(BatchmarkError):
 
 
 class UnsafeConfig(BatchmarkError):
-    """A config asks to run code from outside its repository (``--allow-external-code``)."""
+    """A config asks to run code from outside its repository (``--allow-external-code``).
+
+    ``errors`` lists each hook refused (``scorers[0].python (line 6): `os:system`: ...``).
+    """
+
+    def __init__(self, file: str | None, errors: list[str] | str, hint: str | None = None):
+        self.file = file
+        self.errors = [errors] if isinstance(errors, str) else list(errors)
+        self.hint = hint
+        head = f"{file}: " if file else ""
+        if len(self.errors) == 1:
+            msg = head + self.errors[0]
+        else:
+            problems = "\n".join(f"  - {e}" for e in self.errors)
+            msg = f"{head}{len(self.errors)} hooks name code from outside the repository:\n"
+            msg += problems
+        if hint:
+            msg += f"\n  hint: {hint}"
+        super().__init__(msg)
 
 
 class StoreError(BatchmarkError):

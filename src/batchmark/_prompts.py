@@ -5,9 +5,23 @@ A variant renders to ``(system, messages)``: ``system`` is a string or ``None`` 
 
 Template variables are every field of the row at top level, plus ``row`` (the whole row
 as a dict) and ``row_id`` (its id); those two names win over columns of the same name.
-Undefined variables are errors (``StrictUndefined``), never silent blanks. Rendering is
-deterministic: the ``random`` filter and the ``lipsum`` global are removed, since a
-prompt that changes between renders would defeat the response cache.
+Undefined variables are errors (``StrictUndefined``), never silent blanks. A null value
+(JSON ``null``, a Parquet null, a key that one row lacks while others have it) is
+undefined too, whether read as ``{{ q }}``, ``{{ row['q'] }}`` or ``{{ item.q }}``: the
+row is refused instead of sending the text ``None``, and ``{% if q is defined %}`` and
+``{{ q | default('') }}`` handle it. With ``dataset.null_as_empty: true`` a null renders
+as an empty string instead. Rendering is deterministic: the ``random`` filter and the
+``lipsum`` global are removed, since a prompt that changes between renders would defeat
+the response cache.
+
+Templates come from configs, and configs come from pull requests: every template (the
+prompts here, the scorers' targets and rubrics through ``ENV``) runs in Jinja's
+immutable sandbox. Attributes starting with ``_`` (``__globals__``, ``__class__``) and
+the internals of functions and frames are out of reach, data structures cannot be
+changed, ``range`` stops at 100,000 items, and ``*`` and ``**`` refuse results over
+``MAX_RESULT_SIZE``. An unsafe access ends the render with ``SecurityError``, which
+becomes a ``RenderError`` or ``ConfigError``. Dataset values are only ever values:
+nothing in a row is rendered as a template.
 """
 
 from __future__ import annotations
@@ -19,8 +33,11 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 import jinja2.meta
+from jinja2.runtime import Context
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.utils import missing
 
-from batchmark._errors import RenderError
+from batchmark._errors import ConfigError, RenderError
 
 if TYPE_CHECKING:
     from batchmark._config import EvalSpec, PromptVariant
@@ -41,20 +58,98 @@ RESERVED_VARIABLES = ("row", "row_id")
 """Variables batchmark adds to every row's template context."""
 
 
-def _make_environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        undefined=jinja2.StrictUndefined,
-        autoescape=False,
-        keep_trailing_newline=False,
-    )
-    env.filters.pop("random", None)
-    env.globals.pop("lipsum", None)
-    return env
+class _NullIsMissing(Context):
+    """A template context in which a variable holding ``None`` is undefined.
+
+    Jinja looks every variable a template reads up once per render through this
+    method, so the check costs one comparison per variable, not a copy of the row.
+    """
+
+    def resolve_or_missing(self, key: str) -> Any:
+        if key in self.vars:
+            return self.vars[key]
+        value = self.parent.get(key, missing)
+        return missing if value is None else value
 
 
-ENV = _make_environment()
+class _NullIsEmpty(Context):
+    """A template context in which a variable holding ``None`` is ``""``."""
+
+    def resolve_or_missing(self, key: str) -> Any:
+        if key in self.vars:
+            return self.vars[key]
+        value = self.parent.get(key, missing)
+        return "" if value is None else value
+
+
+MAX_RESULT_SIZE = 10_000_000
+"""Largest string or list a template's ``*`` may build, and the most bits of a ``**``."""
+
+
+class _Environment(ImmutableSandboxedEnvironment):
+    """The sandbox; undefined variables are errors; ``random`` and ``lipsum`` are gone."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def __init__(self) -> None:
+        super().__init__(
+            undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False
+        )
+        self.filters.pop("random", None)
+        self.globals.pop("lipsum", None)
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        """``*`` and ``**``, refusing a result too large to build (``'x' * 10**12``)."""
+        if operator == "*":
+            for seq, n in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and isinstance(n, int):
+                    if len(seq) * n > MAX_RESULT_SIZE:
+                        raise SecurityError(_too_large(f"{len(seq):,} items * {n:,}"))
+        elif isinstance(left, int) and isinstance(right, int) and right > 0:
+            if left.bit_length() * right > MAX_RESULT_SIZE:
+                raise SecurityError(_too_large(f"{left} ** {right:,}"))
+        return super().call_binop(context, operator, left, right)
+
+
+def _too_large(what: str) -> str:
+    return f"the result of {what} is too large (over {MAX_RESULT_SIZE:,}); refused"
+
+
+class _PromptEnvironment(_Environment):
+    """For prompt templates: a ``None`` read from the row (a variable, ``row['q']``,
+    ``item.q``) is undefined, or ``""`` with ``null_as_empty``."""
+
+    def __init__(self, null_as_empty: bool) -> None:
+        super().__init__()
+        self.null_as_empty = null_as_empty
+        self.context_class = _NullIsEmpty if null_as_empty else _NullIsMissing
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        try:
+            value = obj[argument]  # the common case first: one frame, as in Jinja
+        except (AttributeError, TypeError, LookupError):
+            value = super().getitem(obj, argument)
+        return self._null(obj, argument) if value is None else value
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        value = super().getattr(obj, attribute)
+        return self._null(obj, attribute) if value is None else value
+
+    def _null(self, obj: Any, name: Any) -> Any:
+        return "" if self.null_as_empty else self.undefined(obj=obj, name=name)
+
+
+ENV = _Environment()
+"""Parses every template and renders scorer templates."""
+PROMPT_ENVS = {False: _PromptEnvironment(False), True: _PromptEnvironment(True)}
+"""Render prompt templates, by ``dataset.null_as_empty``."""
 _GLOBALS = frozenset(ENV.globals)
 _UNDEFINED_RE = re.compile(r"^'([^']+)' is undefined$")
+_NO_KEY_RE = re.compile(r"has no attribute '([^']+)'$")
+_NULL_HINT = (
+    "a null value counts as missing: set `dataset.null_as_empty: true` to render nulls as "
+    "empty strings, or test for it in the template: `{{% if {name} is defined %}}`"
+)
 
 
 def plain_globals() -> dict[str, Any]:
@@ -113,16 +208,29 @@ class TemplatePart:
         line = _template_line(err, self.template.filename)
         at = f"{self.where}" + (f" line {line}" if line else "")
         match = _UNDEFINED_RE.match(message)
-        if undefined and match:
-            detail = f"{at}: undefined variable {match.group(1)!r}"
-        elif undefined:
-            detail = f"{at}: {message}"
-        else:
-            detail = f"{at}: {type(err).__name__}: {message}"
         names = sorted(k for k in context if isinstance(k, str))
         shown = ", ".join(names[:30]) + (", ..." if len(names) > 30 else "")
         hint = f"variables available for this row: {shown}"
+        if undefined and match and match.group(1) in context:  # there, but null
+            detail = f"{at}: variable {match.group(1)!r} is null or absent in this row"
+            hint = _NULL_HINT.format(name=match.group(1))
+        elif undefined and match:
+            detail = f"{at}: undefined variable {match.group(1)!r}"
+        elif undefined:
+            detail = f"{at}: {message}"
+            key = _NO_KEY_RE.search(message)
+            if key and _holds_null(context.get("row"), key.group(1)):
+                detail = f"{at}: row[{key.group(1)!r}] is null or absent in this row"
+                hint = _NULL_HINT.format(name=f"row[{key.group(1)!r}]")
+            elif key:
+                hint = "a key whose value is null counts as missing"
+        else:
+            detail = f"{at}: {type(err).__name__}: {message}"
         return RenderError(self.file, variant, row_id, detail, hint)
+
+
+def _holds_null(row: Any, key: str) -> bool:
+    return isinstance(row, dict) and key in row and row[key] is None
 
 
 def _template_line(err: Exception, filename: str | None) -> int | None:
@@ -136,11 +244,17 @@ def _template_line(err: Exception, filename: str | None) -> int | None:
     return line
 
 
-def _compile(source: str, where: str, file: str) -> TemplatePart:
+def _compile(source: str, where: str, file: str, null_as_empty: bool = False) -> TemplatePart:
     variables = parse_template(source)
-    code = ENV.compile(source, name=where, filename=where)
-    template = ENV.template_class.from_code(ENV, code, plain_globals(), None)
-    text = template.render({}) if not variables else None
+    env = PROMPT_ENVS[null_as_empty]
+    code = env.compile(source, name=where, filename=where)
+    template = env.template_class.from_code(env, code, plain_globals(), None)
+    try:
+        text = template.render({}) if not variables else None
+    except Exception as err:  # unsafe (SecurityError), or a filter failed
+        line = _template_line(err, where)
+        at = where + (f" line {line}" if line else "")
+        raise ConfigError(file, f"{at}: {type(err).__name__}: {err}") from None
     return TemplatePart(template, where, file, variables, text)
 
 
@@ -183,12 +297,15 @@ def compile_variant(
     config_file: str,
     sources: dict[str, str] | None = None,
     index: int | None = None,
+    *,
+    null_as_empty: bool = False,
 ) -> CompiledVariant:
     """Compile one variant's templates.
 
     ``sources`` maps absolute template file paths to their text (``EvalSpec.sources``);
     a file not in it is read from disk. ``index`` (the variant's position in the config)
-    only makes error messages point at ``prompts[index]``.
+    only makes error messages point at ``prompts[index]``. ``null_as_empty`` renders a
+    null value as an empty string instead of refusing the row.
     """
     sources = sources or {}
     index_where = f"prompts[{index if index is not None else repr(variant.name)}]"
@@ -199,15 +316,16 @@ def compile_variant(
             if text is None:
                 with open(file, encoding="utf-8") as fh:
                     text = fh.read()
-            return _compile(text, file, file)
+            return _compile(text, file, file, null_as_empty)
         if inline is not None:
-            return _compile(inline, f"{index_where}.{field}", config_file)
+            return _compile(inline, f"{index_where}.{field}", config_file, null_as_empty)
         return None
 
     system = part(variant.system, variant.system_file, "system")
+    where, empty = index_where, null_as_empty
     if variant.messages is not None:
         messages = tuple(
-            (m.role, _compile(m.content, f"{index_where}.messages[{i}].content", config_file))
+            (m.role, _compile(m.content, f"{where}.messages[{i}].content", config_file, empty))
             for i, m in enumerate(variant.messages)
         )
     else:
@@ -220,8 +338,10 @@ def compile_variant(
 def compile_prompts(spec: EvalSpec) -> dict[str, CompiledVariant]:
     """Compile every variant of a spec, keyed by variant name (in config order)."""
     sources = dict(spec.sources)
+    empty = spec.dataset.null_as_empty
     return {
-        v.name: compile_variant(v, str(spec.path), sources, i) for i, v in enumerate(spec.prompts)
+        v.name: compile_variant(v, str(spec.path), sources, i, null_as_empty=empty)
+        for i, v in enumerate(spec.prompts)
     }
 
 

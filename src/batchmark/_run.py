@@ -50,8 +50,11 @@ class RunStatus:
 class Run:
     """A run folder and its ledger, read-only unless driven by ``run``/``resume``."""
 
-    def __init__(self, folder: RunFolder) -> None:
+    def __init__(self, folder: RunFolder, *, allow_external_code: bool = False) -> None:
         self.folder = folder
+        self.allow_external_code = allow_external_code
+        """Whether ``spec()`` lets the snapshot's ``python:`` hooks name code from
+        outside the config's repository (``load_config(..., allow_external_code=)``)."""
 
     def __repr__(self) -> str:
         return f"Run({self.id!r}, {str(self.path)!r})"
@@ -75,7 +78,9 @@ class Run:
         did when the run was made.
         """
         snapshot = (self.path / "config.yaml").read_text(encoding="utf-8")
-        return load_config(self.info["config_path"], text=snapshot)
+        return load_config(
+            self.info["config_path"], text=snapshot, allow_external_code=self.allow_external_code
+        )
 
     def _ledger(self) -> Ledger:
         return Ledger(self.folder.ledger_path, readonly=True)
@@ -253,9 +258,18 @@ class Run:
             ledger.close()
 
 
-def open_run(ref: str | os.PathLike[str], results: str | os.PathLike[str] = DEFAULT_RESULTS) -> Run:
-    """A run by id (under ``results``) or by folder path."""
-    return Run(resolve_run(ref, Path(results)))
+def open_run(
+    ref: str | os.PathLike[str],
+    results: str | os.PathLike[str] = DEFAULT_RESULTS,
+    *,
+    allow_external_code: bool = False,
+) -> Run:
+    """A run by id (under ``results``) or by folder path.
+
+    ``allow_external_code`` lets its config snapshot (``Run.spec()``, which ``resume``
+    and ``score`` read) name code from outside the config's repository.
+    """
+    return Run(resolve_run(ref, Path(results)), allow_external_code=allow_external_code)
 
 
 def command_ref(folder: str | os.PathLike[str]) -> str:

@@ -71,7 +71,9 @@ def plugin_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def build(items: list[object], base_dir: Path = Path(".")) -> list[object]:
-    return build_scorers(items, base_dir=base_dir)  # type: ignore[return-value]
+    """Build trusting the code: ``plugin_module`` is outside any config's repository (the
+    policy on where ``python:`` code may come from is tested in test_config_safety.py)."""
+    return build_scorers(items, base_dir=base_dir, allow_external_code=True)  # type: ignore[return-value]
 
 
 def test_python_function_with_options(plugin_module: str) -> None:

@@ -24,9 +24,11 @@ from batchmark._ci import (
     save_baseline,
     write_junit,
 )
+from batchmark._config import load_config
 from batchmark._run import Run, open_run
 from batchmark.cli import cli
 from batchmark.cli._common import (
+    allow_external_code_option,
     echo,
     max_cost_option,
     note_run,
@@ -85,6 +87,7 @@ _STYLE = {"passed": "green", "failed": "bold red", "skipped": "dim", "incomplete
 )
 @max_cost_option
 @poll_option
+@allow_external_code_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
 def ci_command(
@@ -100,6 +103,7 @@ def ci_command(
     summary: Path | None,
     max_cost: float | None,
     poll_interval: float | None,
+    allow_external_code: bool,
     quiet: bool,
 ) -> None:
     """Run CONFIG, compare it with a baseline and apply its `ci.gates`.
@@ -113,7 +117,8 @@ def ci_command(
         raise click.UsageError("--resume takes neither --emulate nor --max-cost")
     with progress_display(quiet) as update:
         if resume_ref is not None:
-            handle = note_run(open_run(resume_ref, results), again="batchmark ci --resume {run}")
+            handle = open_run(resume_ref, results, allow_external_code=allow_external_code)
+            handle = note_run(handle, again="batchmark ci --resume {run}")
             result = resume_ci(
                 handle,
                 baseline=baseline,
@@ -126,7 +131,7 @@ def ci_command(
         else:
             assert config is not None
             result = run_ci(
-                config,
+                load_config(config, allow_external_code=allow_external_code),
                 baseline=baseline,
                 results=results,
                 emulate=emulate,

@@ -22,6 +22,7 @@ from batchmark._run import Run, command_ref
 from batchmark._terminal import SafeConsole, visible
 
 __all__ = [
+    "allow_external_code_option",
     "base_url_option",
     "echo",
     "fmt_cost",
@@ -67,6 +68,13 @@ poll_option = click.option(
     type=float,
     default=None,
     help="Override the config's first poll interval, in seconds.",
+)
+allow_external_code_option = click.option(
+    "--allow-external-code",
+    is_flag=True,
+    help="Let the config's `python:` scorers and responders load code from outside its "
+    "repository (installed modules, files elsewhere). Only for configs you trust: see "
+    "docs/security.md.",
 )
 max_cost_option = click.option(
     "--max-cost",

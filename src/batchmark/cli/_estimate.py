@@ -16,6 +16,7 @@ from batchmark._estimate import Estimate, EstimateRow, estimate
 from batchmark._store import endpoint_name
 from batchmark.cli import cli
 from batchmark.cli._common import (
+    allow_external_code_option,
     base_url_option,
     fmt_cost,
     fmt_int,
@@ -55,6 +56,7 @@ def _client(base_url: str | None, api_version: str | None) -> anthropic.Anthropi
     "a base URL is set; otherwise, and with --no-count-tokens, a local approximation).",
 )
 @format_option(["table", "json"], "Output for people (table) or programs (json).")
+@allow_external_code_option
 @_user_errors
 def estimate_command(
     config: Path,
@@ -64,6 +66,7 @@ def estimate_command(
     no_cache: bool,
     count_tokens: bool,
     fmt: str,
+    allow_external_code: bool,
 ) -> None:
     """Estimate what running CONFIG would send and cost, sending nothing.
 
@@ -72,7 +75,7 @@ def estimate_command(
     and for the judges. The maximum cost (output at max_tokens, no prompt-cache reads)
     is what `batchmark run --max-cost` checks.
     """
-    spec = load_config(config)
+    spec = load_config(config, allow_external_code=allow_external_code)
     url = None if emulate else base_url or os.environ.get("ANTHROPIC_BASE_URL")
     client = _client(url, spec.api_version) if count_tokens and not emulate else None
     try:

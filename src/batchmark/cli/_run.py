@@ -9,12 +9,14 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from batchmark._config import load_config
 from batchmark._driver import cancel, resume, run
 from batchmark._errors import RequestsLost, RunIncomplete, StoreError
 from batchmark._run import Run, open_run
 from batchmark._store import iter_run_folders
 from batchmark.cli import cli
 from batchmark.cli._common import (
+    allow_external_code_option,
     base_url_option,
     echo,
     fmt_cost,
@@ -87,6 +89,7 @@ def print_summary(handle: Run, console: Console | None = None) -> None:
 @click.option("--detach", is_flag=True, help="Submit the batches, print the run id and exit.")
 @max_cost_option
 @poll_option
+@allow_external_code_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def run_command(
     config: Path,
@@ -97,12 +100,14 @@ def run_command(
     detach: bool,
     max_cost: float | None,
     poll_interval: float | None,
+    allow_external_code: bool,
     quiet: bool,
 ) -> None:
     """Expand CONFIG into batch requests, submit them and collect every result."""
+    spec = load_config(config, allow_external_code=allow_external_code)
     with progress_display(quiet) as update:
         handle = run(
-            config,
+            spec,
             results=results,
             emulate=emulate,
             base_url=base_url,
@@ -181,6 +186,7 @@ def _check_losses(handle: Run, status: Any) -> None:
     help="Send again the requests of batches that stayed 404 and missing from the batch "
     "list (reported lost); they may have been billed already.",
 )
+@allow_external_code_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def resume_command(
     run_ref: str,
@@ -189,10 +195,11 @@ def resume_command(
     poll_interval: float | None,
     wait_timeout: float | None,
     resend_lost: bool,
+    allow_external_code: bool,
     quiet: bool,
 ) -> None:
     """Finish RUN (a run id or folder) without submitting anything twice."""
-    handle = note_run(open_run(run_ref, results))
+    handle = note_run(open_run(run_ref, results, allow_external_code=allow_external_code))
     with progress_display(quiet) as update:
         handle = resume(
             handle,

@@ -10,10 +10,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from batchmark._config import load_config
 from batchmark._driver import score
 from batchmark._run import Run, open_run
 from batchmark.cli import cli
 from batchmark.cli._common import (
+    allow_external_code_option,
     format_option,
     note_run,
     progress_display,
@@ -78,6 +80,7 @@ def print_scores(handle: Run, console: Console | None = None) -> None:
 @results_option
 @run_base_url_option
 @format_option(["table", "json"], "Output format of the score summary.")
+@allow_external_code_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def score_command(
     run_ref: str,
@@ -86,18 +89,21 @@ def score_command(
     results: Path,
     base_url: str | None,
     fmt: str,
+    allow_external_code: bool,
     quiet: bool,
 ) -> None:
     """Score RUN again from its stored responses, without regenerating them.
 
     Judges not yet asked about an item are asked now, as a batch.
     """
-    handle = note_run(open_run(run_ref, results), again="batchmark score {run}")
+    handle = open_run(run_ref, results, allow_external_code=allow_external_code)
+    handle = note_run(handle, again="batchmark score {run}")
+    spec = None if config is None else load_config(config, allow_external_code=allow_external_code)
     with progress_display(quiet) as update:
         handle = score(
             handle,
             results=results,
-            config=config,
+            config=spec,  # a loaded spec: score() hands it to load_config, which keeps it
             scorers=scorers or None,
             base_url=base_url,
             on_progress=update,

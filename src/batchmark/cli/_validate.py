@@ -15,7 +15,7 @@ from batchmark._config import config_json_schema, load_config
 from batchmark._errors import BatchmarkError
 from batchmark._grid import validate_spec
 from batchmark.cli import cli
-from batchmark.cli._common import echo, format_option
+from batchmark.cli._common import allow_external_code_option, echo, format_option
 
 
 def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -43,15 +43,16 @@ def _size(n: int) -> str:
 @cli.command()
 @click.argument("config", type=click.Path(path_type=Path))
 @format_option(["text", "json"], "Output for people (text) or programs (json).")
+@allow_external_code_option
 @_user_errors
-def validate(config: Path, fmt: str) -> None:
+def validate(config: Path, fmt: str, allow_external_code: bool) -> None:
     """Check CONFIG and render every request without sending anything.
 
     Loads the dataset, renders each prompt for each row, and reports the grid's size:
     rows, variants, models, epochs, requests, bytes and batches. Exits 2 on the first
     problem, naming the file, field, row and variable.
     """
-    spec = load_config(config)
+    spec = load_config(config, allow_external_code=allow_external_code)
     report = validate_spec(spec)
     if fmt == "json":
         data = {"config": str(spec.path), "hash": spec.hash, **report.as_dict()}

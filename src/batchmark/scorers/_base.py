@@ -151,7 +151,8 @@ _SIMPLE_VARIABLE = re.compile(r"^\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}$")
 class Template:
     """A Jinja2 template over a row (``"{{ label }}"``, ``"{{ row['a b'] }}"``), compiled once.
 
-    Undefined variables are errors. ``"{{ name }}"`` alone skips Jinja2 (a lookup and
+    Undefined variables are errors; it renders in Jinja's sandbox, as prompts do
+    (``batchmark._prompts.ENV``). ``"{{ name }}"`` alone skips Jinja2 (a lookup and
     ``str``, which is what Jinja2 would print) since it is by far the common case.
     """
 
@@ -200,6 +201,9 @@ def compile_template(source: str, field: str) -> Template:
         raise field_error(
             field, f"template syntax error: {err.message} (line {err.lineno})"
         ) from None
+    except Exception as err:  # a template that reads no variable is rendered now
+        message = f"template cannot be rendered: {type(err).__name__}: {err}"
+        raise field_error(field, message) from None
 
 
 def compile_pattern(source: str, field: str) -> re.Pattern[str]:

@@ -12,6 +12,10 @@ An item is one of::
 Every item is validated (options, templates, patterns, schema and rubric files); then
 names must be unique and panels must name judges of the same list. All problems are
 raised together as one ``ConfigError`` whose lines start with ``scorers[i].field``.
+
+A ``python:`` item must name code inside the config's repository (``batchmark._hooks``)
+unless ``allow_external_code``; the items that do not are refused, before anything is
+imported, with one ``UnsafeConfig`` listing them all.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from batchmark._errors import ConfigError
+from batchmark._errors import ConfigError, UnsafeConfig
+from batchmark._hooks import ALLOW_HINT, ExternalCode, repository_root
 from batchmark.scorers._base import Scorer
 from batchmark.scorers._judge import JudgeScorer
 from batchmark.scorers._panel import JudgePanel
@@ -49,26 +54,40 @@ class _ItemError(Exception):
         self.field, self.message, self.hint = field, message, hint
 
 
-def build_scorers(items: Any, *, base_dir: Path, file: str | None = None) -> list[Scorer]:
+class _Unsafe(Exception):
+    pass
+
+
+def build_scorers(
+    items: Any, *, base_dir: Path, file: str | None = None, allow_external_code: bool = False
+) -> list[Scorer]:
     """Build and validate every scorer of a config's ``scorers:`` list.
 
     ``base_dir`` resolves relative paths (schema files, rubric files, ``python:`` files);
-    ``file`` is the config file named in errors. Raises ``ConfigError`` with every problem.
+    ``file`` is the config file named in errors. Raises ``ConfigError`` with every problem,
+    or first ``UnsafeConfig`` listing the ``python:`` items that name code from outside
+    the repository holding ``base_dir`` (unless ``allow_external_code``).
     """
     if items is None:
         return []
     if not isinstance(items, list):
         raise ConfigError(file, f"scorers: expected a list of scorers, got {type(items).__name__}")
+    root = None if allow_external_code else repository_root(Path(base_dir))
     errors: list[tuple[int, str]] = []
+    unsafe: list[str] = []
     built: list[tuple[int, Scorer]] = []
     for i, item in enumerate(items):
         where = f"scorers[{i}]"
         try:
-            built.append((i, _build_one(item, Path(base_dir))))
+            built.append((i, _build_one(item, Path(base_dir), root)))
+        except _Unsafe as err:
+            unsafe.append(f"{where}.python: {err}")
         except _ItemError as err:
             errors.append((i, _line(where, err.field, err.message, err.hint)))
         except ValidationError as err:
             errors.extend((i, line) for line in _validation_lines(where, err))
+    if unsafe:
+        raise UnsafeConfig(file, unsafe, ALLOW_HINT)
     errors += _cross_check(built)
     if errors:
         errors.sort(key=lambda e: e[0])
@@ -76,7 +95,7 @@ def build_scorers(items: Any, *, base_dir: Path, file: str | None = None) -> lis
     return [scorer for _, scorer in built]
 
 
-def _build_one(item: Any, base_dir: Path) -> Scorer:
+def _build_one(item: Any, base_dir: Path, root: Path | None) -> Scorer:
     kind, options, name, reference, kind_field = _parse_item(item)
     if name is not None and (not isinstance(name, str) or not _COLUMN.match(name)):
         raise _ItemError("name", f"invalid name {name!r}", "letters, digits, _ and -, up to 64")
@@ -84,7 +103,9 @@ def _build_one(item: Any, base_dir: Path) -> Scorer:
         if not isinstance(reference, str):
             raise _ItemError("python", "expected `package.module:function`")
         try:
-            factory = load_reference(reference, base_dir)
+            factory = load_reference(reference, base_dir, root)
+        except ExternalCode as err:
+            raise _Unsafe(f"`{reference}`: {err}") from None
         except ValueError as err:
             raise _ItemError("python", str(err)) from None
         default = reference.rpartition(":")[2].rpartition(".")[2]

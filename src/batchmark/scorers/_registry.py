@@ -26,6 +26,7 @@ from typing import Any, TypeVar, overload
 
 from pydantic import BaseModel
 
+from batchmark._hooks import check_hook
 from batchmark.scorers._base import Scorer
 from batchmark.scorers._custom import FunctionScorer, load_object
 
@@ -136,13 +137,17 @@ def lookup(name: str) -> Any | None:
     return None
 
 
-def load_reference(reference: str, base_dir: Path) -> Any:
+def load_reference(reference: str, base_dir: Path, root: Path | None = None) -> Any:
     """The object a ``python:`` item names; raises ``ValueError``.
 
     ``package.module:function`` is imported; ``path/to/file.py:function`` is loaded from
-    that file, relative to the config's folder.
+    that file, relative to the config's folder. With ``root`` (the config's repository),
+    code from outside it is refused before anything is imported: ``ExternalCode``, a
+    ``ValueError`` (see ``batchmark._hooks``).
     """
     module_part, sep, attribute = reference.partition(":")
+    if root is not None and sep and module_part and attribute:
+        check_hook(module_part, attribute, base_dir, root)
     if not module_part.endswith(".py"):
         return load_object(reference)
     if not sep or not attribute:
