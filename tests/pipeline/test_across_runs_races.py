@@ -1,13 +1,11 @@
-"""Review of f41753f ("Never pay twice across runs"): sequences that still pay twice,
-trust another run's batch, or lose work. Each test counts what the emulator received.
-
-These tests document bugs: they fail on f41753f.
+"""Races between runs that share a results root: sequences a review of the first
+version found paying twice or trusting another run's batch (each failed on f41753f).
+Each test counts what the emulator received.
 """
 
 from __future__ import annotations
 
 import signal
-import sqlite3
 from collections import Counter
 from pathlib import Path
 
@@ -56,9 +54,7 @@ def test_claims_of_a_run_killed_after_create_are_taken_over_and_paid_twice(
 
     assert _statuses(a) == _statuses(b) == {"succeeded": 24}
     # The requests in A's batches (created before the kill) alone: B sent them again.
-    in_a_batches = {
-        c for s in live.emu.store.submitted() if s.id in first for c in s.custom_ids
-    }
+    in_a_batches = {c for s in live.emu.store.submitted() if s.id in first for c in s.custom_ids}
     twice = {c for c in _paid_twice(live) if c in in_a_batches}
     assert twice == set(), f"{len(twice)} of A's {len(in_a_batches)} in-flight requests paid twice"
     assert _paid_twice(live) == {}, f"{len(_paid_twice(live))} requests paid twice"
@@ -124,7 +120,10 @@ def test_a_look_alike_batch_of_another_prompt_is_verified_and_its_answers_truste
         for r in c.responses()
         if r["cached"] and r["variant"] == "plain" and not r["text"].startswith("PR wording")
     ]
-    assert wrong == [] and poisoned == [], f"{len(poisoned)} wrong cached answers in a new run;" f"A took {len(wrong)} answers of B's prompt (adopted {adopted}): {wrong[:2]}"
+    assert wrong == [] and poisoned == [], (
+        f"{len(poisoned)} wrong cached answers in a new run; "
+        f"A took {len(wrong)} answers of B's prompt (adopted {adopted}): {wrong[:2]}"
+    )
     del b
 
 
