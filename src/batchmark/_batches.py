@@ -58,7 +58,7 @@ import orjson
 
 from batchmark._backend import BatchBackend, BatchInfo, ResultLine
 from batchmark._claims import Claim, Claims, owner_alive, owner_sending
-from batchmark._errors import BatchNotFound, ResultsStreamError
+from batchmark._errors import BatchmarkError, BatchNotFound, ResultsStreamError
 from batchmark._gc import gc_paused
 from batchmark._packing import API_MAX_BYTES, API_MAX_REQUESTS, ENTRY_OVERHEAD, BatchPacker
 from batchmark._store import Ledger, ResponseCache
@@ -163,7 +163,8 @@ def _adoptable(candidates: list[BatchInfo], n_requests: int, at: float) -> Batch
     after = [b for b in fits if b.created_at.timestamp() >= at - ADOPT_CLOCK_TOLERANCE]
     if after:
         return min(after, key=lambda b: b.created_at)
-    return max(fits, key=lambda b: b.created_at, default=None)  # closest before: skew
+    # Created before the intent (beyond the clock tolerance): another run's, never ours.
+    return None
 
 
 _CHUNK_ROWS = (
@@ -342,7 +343,9 @@ class BatchRunner:
         if self.claims is None or self.cache is None or not seqs:
             return seqs  # no cache: nothing to wait for (``--no-cache`` pays again)
         keys = self._keys(seqs)
-        held = self.claims.claim((keys[q][0], keys[q][1]) for q in seqs)
+        held = self.claims.claim(
+            ((keys[q][0], keys[q][1]) for q in seqs), take_lost=self.resend_lost
+        )
         won = [q for q in seqs if keys[q][0] not in held]
         hits = self.cache.get_many([keys[q][0] for q in won])
         waiting = [q for q in seqs if keys[q][0] in held]
@@ -434,7 +437,10 @@ class BatchRunner:
                 back.append(seq)
                 continue
             if claim.lost:
-                lost.append((seq, attempts, claim.owner))
+                if self.resend_lost or not Path(claim.owner).is_dir():
+                    back.append(seq)  # ``_claim`` takes it over and sends it
+                else:
+                    lost.append((seq, attempts, claim.owner))
                 continue
             if claim.owner not in alive:
                 alive[claim.owner] = owner_alive(claim.owner)
@@ -461,11 +467,14 @@ class BatchRunner:
                         "here either: `batchmark resume RUN --resend-lost` sends it",
                     }
                 )
-                db.execute(
+                db.execute(  # an attempt of its own: an earlier attempt's error stays
                     "INSERT OR REPLACE INTO responses VALUES (?, ?, NULL, 'lost', ?)",
-                    (seq, attempts, data),
+                    (seq, attempts + 1, data),
                 )
-                db.execute("UPDATE requests SET state = 'failed' WHERE seq = ?", (seq,))
+                db.execute(
+                    "UPDATE requests SET state = 'failed', attempts = ? WHERE seq = ?",
+                    (attempts + 1, seq),
+                )
         for owner in stopped:
             self.settle_stopped(owner)
         for batch_id, (claim, wanted) in harvest.items():
@@ -478,7 +487,7 @@ class BatchRunner:
         so that its own resume cannot run meanwhile; skipped while that one runs."""
         folder = Path(owner)
         try:
-            fh = open(folder / ".lock", "a")  # noqa: SIM115
+            fh = open(folder / ".lock", "rb")  # noqa: SIM115  (flock needs no write access)
         except OSError:
             return
         try:
@@ -486,7 +495,10 @@ class BatchRunner:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 return  # its resume runs now
-            ledger = Ledger(folder / "ledger.sqlite")
+            try:
+                ledger = Ledger(folder / "ledger.sqlite")
+            except (sqlite3.Error, OSError, BatchmarkError):
+                return  # cannot be settled from here: its claims keep holding
             claims = Claims(self.claims.path, owner) if self.claims is not None else None
             try:
                 BatchRunner(ledger, self.backend, self.settings, claims=claims).recover()
@@ -519,6 +531,8 @@ class BatchRunner:
         expected = None
         if batch_id not in self.claims.owned_by(claim.owner):
             expected = _custom_ids_in(Path(claim.owner) / "ledger.sqlite", batch_id)
+            if expected is None:
+                return  # its ledger cannot be read now: trust nothing, drop nothing
         answers: list[tuple[str, bytes]] = []
         try:
             if not info.archived:
@@ -730,8 +744,7 @@ class BatchRunner:
                 (info.id, intent_id),
             )
         if self.claims is not None:
-            if not adopted:
-                self.claims.record_batch(info.id)
+            self.claims.record_batch(info.id, verified=not adopted)
             keys = self.ledger.db.execute(
                 "SELECT cache_key FROM requests WHERE batch_id = ?", (info.id,)
             )
@@ -761,6 +774,11 @@ class BatchRunner:
                 intents.append(intent)
         if not intents:
             return
+        if self.claims is not None:
+            # A stopped run's create may have made a batch nobody recorded: settle it
+            # first, so that batch is recorded as that run's, never matched for ours.
+            for owner in self.claims.stopped_sending_owners():
+                self.settle_stopped(owner)
         since = min(i["created_at"] for i in intents) - ADOPT_SKEW_SECONDS
         known = self.ledger.known_batch_ids()
         if self.claims is not None:  # another run's batch is never ours
@@ -1194,9 +1212,9 @@ def _retire_id(db: sqlite3.Connection, batch_id: str) -> None:
     db.execute("UPDATE responses SET batch_id = ? WHERE batch_id = ?", (old, batch_id))
 
 
-def _custom_ids_in(ledger_file: Path, batch_id: str) -> set[str]:
-    """The custom_ids another run's ledger put in ``batch_id`` (read-only; empty when it
-    cannot be read: then nothing of the batch is trusted)."""
+def _custom_ids_in(ledger_file: Path, batch_id: str) -> set[str] | None:
+    """The custom_ids another run's ledger put in ``batch_id`` (read-only; None when it
+    cannot be read)."""
     try:
         db = sqlite3.connect(ledger_file.as_uri() + "?mode=ro", uri=True, timeout=30.0)
         try:
@@ -1205,4 +1223,4 @@ def _custom_ids_in(ledger_file: Path, batch_id: str) -> set[str]:
         finally:
             db.close()
     except sqlite3.Error:
-        return set()
+        return None

@@ -24,6 +24,7 @@ takes it around every drive; the OS drops it when the process dies, kill -9 incl
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import sqlite3
 import time
@@ -38,15 +39,19 @@ from batchmark._store import _migrate as migrate
 __all__ = ["Claim", "Claims", "claims_path", "owner_alive"]
 
 
-def claims_path(root: Path, endpoint: str) -> Path:
-    """The registry shared by every run under ``root`` against ``endpoint``."""
-    return root / CACHE_DIRNAME / f"claims-{endpoint}.sqlite"
+def claims_path(root: Path, endpoint: str, api_key: str | None = None) -> Path:
+    """The registry shared by every run under ``root`` against ``endpoint`` with one API
+    key: a batch is visible only to its own key (workspace), so runs with other keys must
+    neither wait for, read nor settle each other's batches. The key is never written: the
+    file is named by 12 hex digits of its SHA-256 (a fingerprint, as key ids are)."""
+    print_ = hashlib.sha256((api_key or "").encode()).hexdigest()[:12]
+    return root / CACHE_DIRNAME / f"claims-{endpoint}-{print_}.sqlite"
 
 
 def _k001_initial(db: sqlite3.Connection) -> None:
     db.execute(
         "CREATE TABLE batches (batch_id TEXT PRIMARY KEY, owner TEXT NOT NULL, "
-        "recorded_at REAL NOT NULL)"
+        "recorded_at REAL NOT NULL, verified INTEGER NOT NULL DEFAULT 1)"
     )
     db.execute(
         "CREATE TABLE inflight (cache_key TEXT PRIMARY KEY, owner TEXT NOT NULL, "
@@ -135,30 +140,52 @@ class Claims(_Transactions):
 
     # --- batches ----------------------------------------------------------------------
 
-    def record_batch(self, batch_id: str) -> None:
-        """``batch_id`` is ours (created by us, or verified by its contents)."""
+    def record_batch(self, batch_id: str, *, verified: bool = True) -> None:
+        """``batch_id`` is ours: created by us or verified by its contents, or (not
+        ``verified``) adopted after a lost create and not proved yet. Either way no other
+        run adopts it."""
         self.db.execute(
-            "INSERT OR REPLACE INTO batches VALUES (?, ?, ?)", (batch_id, self.owner, time.time())
+            "INSERT OR REPLACE INTO batches VALUES (?, ?, ?, ?)",
+            (batch_id, self.owner, time.time(), int(verified)),
         )
 
     def owned_by(self, owner: str) -> set[str]:
-        """Batch ids ``owner`` recorded as its own."""
-        rows = self.db.execute("SELECT batch_id FROM batches WHERE owner = ?", (owner,))
+        """Batch ids ``owner`` recorded as its own and proved (created or verified)."""
+        rows = self.db.execute(
+            "SELECT batch_id FROM batches WHERE owner = ? AND verified = 1", (owner,)
+        )
         return {r[0] for r in rows}
+
+    def stopped_sending_owners(self) -> list[str]:
+        """Other runs that hold claims without a batch and stopped with a create that may
+        have reached the API: settled (``BatchRunner.settle_stopped``) before this run
+        matches a lost create of its own, so their unrecorded batches are theirs."""
+        owners = self.db.execute(
+            "SELECT DISTINCT owner FROM inflight WHERE owner != ? AND batch_id IS NULL",
+            (self.owner,),
+        ).fetchall()
+        return [o for (o,) in owners if not owner_alive(o) and owner_sending(o)]
 
     def owned_by_others(self) -> set[str]:
         """Batch ids some other run recorded as its own."""
         rows = self.db.execute("SELECT batch_id FROM batches WHERE owner != ?", (self.owner,))
-        return {r[0] for r in rows}
+        found = {r[0] for r in rows}
+        rows = self.db.execute(
+            "SELECT DISTINCT batch_id FROM inflight WHERE owner != ? AND batch_id IS NOT NULL",
+            (self.owner,),
+        )
+        return found | {r[0] for r in rows}
 
     # --- request contents in flight ---------------------------------------------------
 
-    def claim(self, wanted: Iterable[tuple[str, str]]) -> set[str]:
+    def claim(self, wanted: Iterable[tuple[str, str]], *, take_lost: bool = False) -> set[str]:
         """Claim ``(cache_key, custom_id)`` pairs for this run, atomically.
 
         Returns the keys another run holds: claimed by a live owner, or by one that
         stopped with the request in a batch (its answer will come from that batch).
-        A claim whose owner stopped before any batch held it is taken over.
+        A claim whose owner stopped before any batch held it is taken over; so is a claim
+        in a batch reported lost when ``take_lost`` (``--resend-lost``: the user chose to
+        pay again) or when its owner's folder is gone.
         """
         pairs = list(wanted)
         held: set[str] = set()
@@ -169,15 +196,18 @@ class Claims(_Transactions):
                 part = pairs[start : start + _CHUNK]
                 marks = ",".join("?" * len(part))
                 rows = db.execute(
-                    f"SELECT cache_key, owner, batch_id FROM inflight WHERE cache_key IN ({marks})",
+                    "SELECT cache_key, owner, batch_id, lost FROM inflight "
+                    f"WHERE cache_key IN ({marks})",
                     [k for k, _ in part],
                 ).fetchall()
-                others = {k: (o, b) for k, o, b in rows if o != self.owner}
+                others = {k: (o, b, lost) for k, o, b, lost in rows if o != self.owner}
                 take = []
                 for key, custom_id in part:
                     if key in others:
-                        owner, batch_id = others[key]
-                        if self._holds(owner, batch_id, alive):
+                        owner, batch_id, lost = others[key]
+                        if lost and (take_lost or not Path(owner).is_dir()):
+                            pass  # taken over: the user said so, or nobody can resend it
+                        elif self._holds(owner, batch_id, alive):
                             held.add(key)
                             continue
                     take.append((key, self.owner, custom_id, now))

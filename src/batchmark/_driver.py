@@ -58,6 +58,7 @@ __all__ = ["cancel", "resume", "run", "score"]
 
 ProgressFn = Callable[[Progress], None]
 INSERT_CHUNK = 5000
+LOCK_TRIES = 20  # 0.1 s apart
 
 
 def _check_scorer_variables(spec: EvalSpec, scorers: list[Any]) -> None:
@@ -338,13 +339,19 @@ def _lock(folder: RunFolder) -> Iterator[None]:
     """One process drives a run at a time; the OS drops the lock if it is killed."""
     fh = open(folder.path / ".lock", "w")  # noqa: SIM115
     try:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise BatchmarkError(
-                f"run {folder.id} is being driven by another batchmark process; wait for "
-                "it, or stop it first"
-            ) from None
+        # Another run may hold it for a moment (settling this run's lost create, or
+        # checking whether it is alive): wait a little before calling it busy.
+        for attempt in range(LOCK_TRIES):
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if attempt == LOCK_TRIES - 1:
+                    raise BatchmarkError(
+                        f"run {folder.id} is being driven by another batchmark process; "
+                        "wait for it, or stop it first"
+                    ) from None
+                time.sleep(0.1)
         yield
     finally:
         fh.close()
@@ -387,7 +394,7 @@ def _drive(
         if info.get("use_cache", True):
             cache = ResponseCache(folder.cache_path)
             stack.callback(cache.close)
-        claims = _claims(folder, info)
+        claims = _claims(folder, info, client.api_key)
         stack.callback(claims.close)
         runner = BatchRunner(
             ledger,
@@ -412,13 +419,14 @@ def _drive(
         return finished
 
 
-def _claims(folder: RunFolder, info: dict[str, Any]) -> Claims:
-    """The registry this run shares with every run under its results root and endpoint.
+def _claims(folder: RunFolder, info: dict[str, Any], api_key: str) -> Claims:
+    """The registry this run shares with every run under its results root, endpoint and
+    API key (``api_key``: the client's own; only its fingerprint names the file).
 
     An emulated run's batches live in its own in-process emulator: another run cannot
     read them, so its claims are taken over as soon as it stops."""
     return Claims(
-        claims_path(folder.results_root, info.get("endpoint", "emulator")),
+        claims_path(folder.results_root, info.get("endpoint", "emulator"), api_key),
         folder.path,
         shared_batches=not info.get("emulated"),
     )
@@ -597,7 +605,7 @@ def cancel(
         api_version=info.get("api_version"),
     )
     ledger = Ledger(handle.folder.ledger_path)
-    claims = _claims(handle.folder, info)
+    claims = _claims(handle.folder, info, client.api_key)
     try:
         settings = BatchSettings(**info["settings"])
         runner = BatchRunner(ledger, AnthropicBackend(client), settings, claims=claims)

@@ -446,6 +446,25 @@ def test_unseeded_emulators_never_repeat_a_batch_id() -> None:
     assert first_batch_id(3) == first_batch_id(3)
 
 
+def test_unseeded_emulators_still_draw_faults_reproducibly() -> None:
+    # Ids are salted per process, but draws keyed by a batch id use the id a seeded
+    # emulator would have made: the same faults and results order every time.
+    from batchmark.emulator import Emulator
+
+    def outcome() -> list[tuple[str, str]]:
+        emu = Emulator(faults={"errored": 0.5})
+        with emu.serve() as url, batchmark_client(url) as client:
+            params = {"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": "x"}]}
+            batch = client.messages.batches.create(
+                requests=[{"custom_id": f"r{i}", "params": params} for i in range(20)]
+            )
+            return [(r.custom_id, r.result.type) for r in client.messages.batches.results(batch.id)]
+
+    first = outcome()
+    assert {kind for _, kind in first} == {"succeeded", "errored"}
+    assert outcome() == first
+
+
 def test_a_results_stream_cut_on_every_attempt_ends_in_one_message_and_exit_3(
     live: LiveEmulator, tmp_path: Path
 ) -> None:

@@ -120,8 +120,17 @@ def test_faults_in_the_judge_batch_are_retried(judged: LiveEmulator, tmp_path: P
 
     grader = [s for s in run.scores() if s["scorer"] == "grader"]
     assert len(grader) == N_CELLS and not any(s["invalid"] for s in grader)
-    judge_attempts = Counter(c for c in judged.submitted() if c.startswith("j-"))
-    assert max(judge_attempts.values()) > 1, "some judge requests needed a retry"
+    # Some judge requests needed a second attempt: sent again, or answered from the cache
+    # when another judge request of the same content (the same answer to the same
+    # question, from another cell) had succeeded meanwhile.
+    db = sqlite3.connect(run.path / "ledger.sqlite")
+    try:
+        (retried,) = db.execute(
+            "SELECT count(*) FROM requests WHERE kind = 'judge' AND attempts > 1"
+        ).fetchone()
+    finally:
+        db.close()
+    assert retried > 0, "some judge requests needed a retry"
     fired = judged.emu.fault_state.fired
     assert set(fired) == {"errored", "http_529", "drop_results"}, fired
 

@@ -30,7 +30,7 @@ CHUNK_BYTES = 64 * 1024
 def result_lines(batch: Batch, seeded: Seeded, responder: Responder) -> Iterator[bytes]:
     """One JSONL line per request of a settled batch, in a seeded shuffled order."""
     order = list(range(len(batch.requests)))
-    random.Random(f"{seeded.seed}:{batch.id}").shuffle(order)
+    random.Random(f"{seeded.seed}:{seeded.plain_id(batch.id)}").shuffle(order)
     for index in order:
         yield orjson.dumps(_line(batch, seeded, responder, index)) + b"\n"
 

@@ -44,19 +44,32 @@ class Seeded:
         self.seed = 0 if seed is None else seed
         # Salts ids only: with a seed they are reproducible, without one unique.
         self._salt = "" if self.seeded else secrets.token_hex(8)
+        # Salted batch id -> the id a seeded emulator would have minted: draws keyed by a
+        # batch id use the latter, so fault outcomes and order stay reproducible.
+        self._plain: dict[str, str] = {}
         self._request_counter = itertools.count()
 
     def fraction(self, *parts: object) -> float:
         """A uniform draw in [0, 1) that depends only on the seed and ``parts``."""
+        if self._plain:
+            parts = tuple(self._plain.get(p, p) if isinstance(p, str) else p for p in parts)
         raw = _digest((self.seed, *parts))
         return int.from_bytes(raw[:8], "big") / 2**64
+
+    def plain_id(self, batch_id: str) -> str:
+        """The id a seeded emulator would have given this batch (itself when seeded)."""
+        return self._plain.get(batch_id, batch_id)
 
     def ident(self, prefix: str, *parts: object) -> str:
         """An id like ``msg_01…``: a function of the seed and ``parts`` when seeded on
         purpose, else also of this process's random salt."""
-        if self._salt:
-            return f"{prefix}_01{_base62(_digest((self._salt, self.seed, prefix, *parts)))}"
-        return f"{prefix}_01{_base62(_digest((self.seed, prefix, *parts)))}"
+        plain = f"{prefix}_01{_base62(_digest((self.seed, prefix, *parts)))}"
+        if not self._salt:
+            return plain
+        salted = f"{prefix}_01{_base62(_digest((self._salt, self.seed, prefix, *parts)))}"
+        if prefix == "msgbatch":
+            self._plain[salted] = plain
+        return salted
 
     def request_id(self) -> str:
         """A fresh ``req_…`` id (a seeded sequence: unique within this emulator)."""
