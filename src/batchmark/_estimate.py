@@ -60,11 +60,12 @@ from batchmark._config import EvalSpec
 from batchmark._datasets import Row, iter_rows
 from batchmark._errors import BudgetExceeded, StoreError
 from batchmark._grid import Request, expand, min_cacheable_tokens
+from batchmark._keys import cache_key
 from batchmark._packing import ENTRY_OVERHEAD, BatchPacker
 from batchmark._pricing import Price, cost_usd, price_for
 from batchmark._responses import final_responses
 from batchmark._run import Run
-from batchmark._scoring import cache_key_for, judges_of
+from batchmark._scoring import judges_of
 from batchmark._store import Ledger, ResponseCache, RunFolder, cache_path
 from batchmark._tokens import prefix_units
 
@@ -510,7 +511,7 @@ class _Estimator:
             max_tokens = req.params["max_tokens"]
             extra, extra_max = round(cand.expected_output(max_tokens)), max_tokens
         else:
-            key = cache_key_for(params, 0, self.spec.api_version)
+            key = cache_key(params, 0, self.spec.api_version)
         size = len(judge_custom_id(req.custom_id, judge.name)) + len(orjson.dumps(params))
         size += ENTRY_OVERHEAD + extra * _BYTES_PER_TOKEN
         cell = self.cells[(judge.model, f"judge:{judge.name}")]
