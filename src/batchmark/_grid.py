@@ -114,7 +114,7 @@ class Request:
 
 
 @dataclass(frozen=True, slots=True)
-class _Cell:
+class _PairPlan:
     """Everything about a (variant, model) pair that is the same for every row."""
 
     variant: CompiledVariant
@@ -191,17 +191,17 @@ def _plan_cache(
     return system, (), f"tools[{len(tools) - 1}]"
 
 
-def _plan(spec: EvalSpec) -> list[_Cell]:
+def _plan(spec: EvalSpec) -> list[_PairPlan]:
     variants = compile_prompts(spec)
-    cells = []
+    pairs = []
     for variant in variants.values():
         for model in spec.models:
             params = spec.model_params(model)
             head = {"model": model.model, "max_tokens": params.pop("max_tokens")}
             system, messages, where = _plan_cache(spec, variant, model, params)
             prefix = pair_prefix(variant.name, model.key)
-            cells.append(_Cell(variant, model, head, params, system, messages, where, prefix))
-    return cells
+            pairs.append(_PairPlan(variant, model, head, params, system, messages, where, prefix))
+    return pairs
 
 
 def expand(spec: EvalSpec) -> Iterator[Request]:
@@ -209,34 +209,34 @@ def expand(spec: EvalSpec) -> Iterator[Request]:
 
     Raises ``RenderError`` (a template failed for a row) and ``DatasetError``.
     """
-    cells = _plan(spec)
+    pairs = _plan(spec)
     key_of = cache_keyer(spec.api_version)
     epochs = range(spec.epochs)
     for row in iter_rows(spec):
         slug = row_slug(row.id)
         rendered: dict[str, tuple[str | None, list[dict[str, str]]]] = {}
-        for cell in cells:
-            name = cell.variant.name
+        for pair in pairs:
+            name = pair.variant.name
             if name not in rendered:
-                rendered[name] = cell.variant.render(row)
+                rendered[name] = pair.variant.render(row)
             system_text, messages = rendered[name]
-            params = dict(cell.head)
-            system = cell.system if cell.system is not None else system_text
+            params = dict(pair.head)
+            system = pair.system if pair.system is not None else system_text
             if system:
                 params["system"] = system
-            if cell.messages:
-                messages = [*cell.messages, *messages[len(cell.messages) :]]
+            if pair.messages:
+                messages = [*pair.messages, *messages[len(pair.messages) :]]
             params["messages"] = messages
-            params.update(cell.tail)
+            params.update(pair.tail)
             pbytes = params_bytes(params)
-            model_key = cell.model.key
+            model_key = pair.model.key
             for epoch in epochs:
-                cid = custom_id(cell.id_prefix, slug, name, model_key, row.id, epoch)
+                cid = custom_id(pair.id_prefix, slug, name, model_key, row.id, epoch)
                 yield Request(
                     cid,
                     name,
                     model_key,
-                    cell.model.model,
+                    pair.model.model,
                     row.id,
                     epoch,
                     params,
@@ -296,7 +296,7 @@ def validate_spec(spec: EvalSpec) -> ValidationReport:
     Raises ``RenderError``, ``DatasetError``, or ``ConfigError`` when one request is
     larger than ``batch.max_bytes``.
     """
-    cells = _plan(spec)
+    pairs = _plan(spec)
     packer = BatchPacker(spec.batch.max_requests, spec.batch.max_bytes, spec.batch.max_in_flight)
     rows = requests = total = largest = tokens = out_tokens = 0
     largest_id = ""
@@ -334,8 +334,8 @@ def validate_spec(spec: EvalSpec) -> ValidationReport:
         batches=packer.batches,
         approx_input_tokens=tokens * spec.epochs,
         max_output_tokens=out_tokens * spec.epochs,
-        cached=tuple((c.variant.name, c.model.key) for c in cells if c.cached),
+        cached=tuple((p.variant.name, p.model.key) for p in pairs if p.cached),
         cache_breakpoints=tuple(
-            (c.variant.name, c.model.key, c.breakpoint) for c in cells if c.breakpoint
+            (p.variant.name, p.model.key, p.breakpoint) for p in pairs if p.breakpoint
         ),
     )
