@@ -13,7 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import batchmark
-from batchmark._grid import expand
+from batchmark._driver import _insert_requests
+from batchmark._errors import ConfigError
+from batchmark._grid import Request, expand
 from batchmark._keys import (
     cache_key,
     cache_keyer,
@@ -23,6 +25,7 @@ from batchmark._keys import (
     params_bytes,
     row_slug,
 )
+from batchmark._store import Ledger
 
 from .report_support import JUDGE, write_eval
 from .test_grid import make_spec
@@ -139,3 +142,35 @@ def test_judge_and_candidate_requests_are_keyed_by_the_same_function(tmp_path: P
         if kind == "judge":
             epoch = 0  # a judge request is keyed as epoch 0, whatever its candidate's
         assert key == grid_key(params_bytes(orjson.loads(params)), epoch), kind
+
+
+# --- the ledger refuses what the keys cannot tell apart -------------------------------------
+
+
+def _request(custom_id: str, row_id: str, variant: Any = "v") -> Request:
+    return Request(custom_id, variant, "m", "model-x", row_id, 0, {"max_tokens": 5}, f"k-{row_id}")
+
+
+def test_two_requests_sharing_a_custom_id_are_a_config_error(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    try:
+        with pytest.raises(ConfigError, match="two requests share a custom_id") as info:
+            _insert_requests(ledger, [_request("same", "row0"), _request("same", "row1")], None)
+        assert isinstance(info.value.__cause__, sqlite3.IntegrityError)
+        assert ledger.db.execute("SELECT count(*) FROM requests").fetchone() == (0,)
+
+        _insert_requests(ledger, [_request("first", "row0")], None)
+        with pytest.raises(ConfigError, match="rename a variant, model, row id or scorer"):
+            _insert_requests(ledger, [_request("first", "row1")], None)
+        assert ledger.db.execute("SELECT count(*) FROM requests").fetchone() == (1,)
+    finally:
+        ledger.close()
+
+
+def test_another_integrity_error_is_not_mistaken_for_a_shared_custom_id(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    try:
+        with pytest.raises(sqlite3.IntegrityError, match="NOT NULL"):
+            _insert_requests(ledger, [_request("r0", "row0", variant=None)], None)
+    finally:
+        ledger.close()
