@@ -74,7 +74,7 @@ SLUG_KEEPS = set(string.ascii_letters + string.digits + "_")
 
 
 def documented_custom_id(variant: str, model: str, row: str, epoch: int) -> str:
-    """The scheme as _grid's docstring states it, computed here from the cell alone."""
+    """The scheme as _keys' docstring states it, computed here from the cell alone."""
 
     def slug(text: str, width: int) -> str:
         return "".join(c if c in SLUG_KEEPS else "_" for c in text[:width])

@@ -269,7 +269,7 @@ def _samples(runs: Sequence[Run], scores: pd.DataFrame) -> pd.DataFrame:
             {
                 "scorer": rec["scorer"],
                 "score": _float(rec["score"]),
-                "passed": None if _missing(rec["passed"]) else bool(rec["passed"]),
+                "passed": None if is_missing(rec["passed"]) else bool(rec["passed"]),
                 "invalid": bool(rec["invalid"]),
                 "explanation": rec.get("explanation"),
             }
@@ -301,12 +301,13 @@ def _samples(runs: Sequence[Run], scores: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=SAMPLE_COLUMNS)
 
 
-def _missing(value: Any) -> bool:
+def is_missing(value: Any) -> bool:
+    """None or NaN: a number a comparison lacks (reports and gates show it as such)."""
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _float(value: Any) -> float | None:
-    return None if _missing(value) else float(value)
+    return None if is_missing(value) else float(value)
 
 
 # --------------------------------------------------------------------------- arithmetic
@@ -346,7 +347,7 @@ def compare_scores(
     # Invalid scores are left out (counted in n_missing), for the pass/fail outcome too.
     invalid = df["invalid"].astype(bool)
     df["score"] = pd.to_numeric(df["score"], errors="coerce").astype(float).where(~invalid)
-    passed = df["passed"].map(lambda v: math.nan if _missing(v) else float(bool(v)))
+    passed = df["passed"].map(lambda v: math.nan if is_missing(v) else float(bool(v)))
     df["passed"] = passed.astype(float).where(~invalid)
     run_order = list(runs) if runs is not None else list(dict.fromkeys(df["run"]))
     axis, value = _resolve_baseline(df, baseline, run_order)

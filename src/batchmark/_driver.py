@@ -16,6 +16,7 @@ import fcntl
 import os
 import secrets
 import shutil
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
@@ -163,8 +164,8 @@ def _insert_requests(
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
-            except Exception as err:
-                if "UNIQUE" in str(err):
+            except sqlite3.IntegrityError as err:
+                if err.sqlite_errorname == "SQLITE_CONSTRAINT_UNIQUE":  # requests.custom_id
                     raise ConfigError(
                         file,
                         f"two requests share a custom_id ({err}); rename a variant, model, "

@@ -60,11 +60,12 @@ from batchmark._config import EvalSpec
 from batchmark._datasets import Row, iter_rows
 from batchmark._errors import BudgetExceeded, StoreError
 from batchmark._grid import Request, expand, min_cacheable_tokens
+from batchmark._keys import cache_key
 from batchmark._packing import ENTRY_OVERHEAD, BatchPacker
 from batchmark._pricing import Price, cost_usd, price_for
 from batchmark._responses import final_responses
 from batchmark._run import Run
-from batchmark._scoring import cache_key_for, judges_of
+from batchmark._scoring import judges_of
 from batchmark._store import Ledger, ResponseCache, RunFolder, cache_path
 from batchmark._tokens import prefix_units
 
@@ -210,7 +211,9 @@ def check_budget(est: Estimate, max_cost: float) -> None:
 
 
 @dataclass(slots=True)
-class _Cell:
+class _CellTally:
+    """Running totals of one (model, variant) cell; ``row()`` makes its ``EstimateRow``."""
+
     model: str
     variant: str
     price: Price | None
@@ -403,7 +406,7 @@ def _observe_run(
 class _JudgeItem(NamedTuple):
     """A judge's request about one candidate, before its cache lookup."""
 
-    cell: _Cell
+    cell: _CellTally
     params: dict[str, Any]
     cache_key: str | None
     """Set when the candidate's response is cached (the judge's request is then exact)."""
@@ -428,7 +431,7 @@ class _Estimator:
         self.counter = counter
         self.cache = cache
         self.judges = judges_of(spec.build_scorers())
-        self.cells: dict[tuple[str, str], _Cell] = {}
+        self.cells: dict[tuple[str, str], _CellTally] = {}
         for model in spec.models:
             for variant in spec.prompts:
                 self._add_cell(model.key, variant.name, model.model, observed)
@@ -442,7 +445,7 @@ class _Estimator:
     def _add_cell(self, key: str, variant: str, model: str, observed: Any) -> None:
         n, total = observed.get((key, variant, model), (0, 0))
         price = price_for(model, self.spec.pricing or {})
-        self.cells[(key, variant)] = _Cell(key, variant, price, total / n if n else None, n)
+        self.cells[(key, variant)] = _CellTally(key, variant, price, total / n if n else None, n)
 
     def chunk(self, requests: list[Request], rows: list[Row] | None) -> None:
         """Account for a chunk of candidates; ``rows`` (for judges) are their rows."""
@@ -469,7 +472,7 @@ class _Estimator:
         if judged:
             self._judged(judged)
 
-    def _prompt(self, cell: _Cell, params: dict[str, Any], extra: int, extra_max: int) -> None:
+    def _prompt(self, cell: _CellTally, params: dict[str, Any], extra: int, extra_max: int) -> None:
         """A request to send: its prompt tokens, cache split and output."""
         approx = sum(u.tokens for u in prefix_units(params))
         if cell.variant.startswith("judge:"):
@@ -488,7 +491,12 @@ class _Estimator:
         cell.out_max += max_tokens
 
     def _judge(
-        self, judge: JudgeScorer, req: Request, row: Row, hit: dict[str, Any] | None, cand: _Cell
+        self,
+        judge: JudgeScorer,
+        req: Request,
+        row: Row,
+        hit: dict[str, Any] | None,
+        cand: _CellTally,
     ) -> _JudgeItem | None:
         """The judge's request about one candidate, built as the driver builds it.
 
@@ -510,7 +518,7 @@ class _Estimator:
             max_tokens = req.params["max_tokens"]
             extra, extra_max = round(cand.expected_output(max_tokens)), max_tokens
         else:
-            key = cache_key_for(params, 0, self.spec.api_version)
+            key = cache_key(params, 0, self.spec.api_version)
         size = len(judge_custom_id(req.custom_id, judge.name)) + len(orjson.dumps(params))
         size += ENTRY_OVERHEAD + extra * _BYTES_PER_TOKEN
         cell = self.cells[(judge.model, f"judge:{judge.name}")]

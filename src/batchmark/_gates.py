@@ -8,11 +8,11 @@ on its paired difference from the baseline. docs/ci.md describes the checks.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from batchmark._compare import is_missing
 from batchmark._config import CiConfig
 
 if TYPE_CHECKING:
@@ -52,13 +52,13 @@ class GateOutcome:
 
 
 def fmt_number(x: float | None, sign: bool = False) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
+    if is_missing(x):
         return "–"
     return f"{x:+.3f}" if sign else f"{x:.3f}"
 
 
 def as_number(x: Any) -> float | None:
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+    return None if is_missing(x) else float(x)
 
 
 def apply_gates(

@@ -3,21 +3,9 @@
 A cell is (row, variant, model, epoch). ``expand(spec)`` streams one ``Request`` per cell,
 row by row; each variant is rendered once per row and shared by every model and epoch.
 
-**custom_id** (``make_custom_id``) is a pure function of (variant name, model key, row
-id, epoch), never of positions::
-
-    {slug(variant)[:10]}-{slug(model_key)[:12]}-{slug(row_id)[:16]}-{epoch}-{hash16}
-
-where ``slug`` replaces every character outside ``[A-Za-z0-9_]`` with ``_`` and
-``hash16`` is the first 16 hex digits of the sha256 of the JSON array
-``[variant, model_key, row_id, epoch]``. The readable part is capped at 47 characters,
-so the id always matches ``^[a-zA-Z0-9_-]{1,64}$``. Distinct cells differ in the hash,
-so truncated or slugged names cannot collide unless 64-bit hashes do. The config refuses
-duplicate variant names and model keys, the dataset refuses duplicate row ids, and the
-run ledger's primary key refuses any remaining collision.
-
-**cache_key** is the sha256 hex of the canonical JSON (orjson, sorted keys) of
-``{"api_version": ..., "epoch": ..., "params": ...}``: the request's whole content.
+**custom_id** and **cache_key** come from ``_keys`` (see its docstring): the custom_id is
+a pure function of (variant name, model key, row id, epoch), never of positions; the
+cache_key is the sha256 of the request's whole content (API version, epoch, params).
 
 **Prompt caching** (``prompt_cache: auto``): the *static prefix* of a (variant, model)
 pair is the longest start of its requests that is the same for every row, in the API's
@@ -36,17 +24,22 @@ changes the cache_key.
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from batchmark._config import EvalSpec, ModelConfig
 from batchmark._datasets import iter_rows
 from batchmark._errors import ConfigError
+from batchmark._keys import (
+    CUSTOM_ID_RE,
+    cache_keyer,
+    custom_id,
+    make_custom_id,
+    pair_prefix,
+    params_bytes,
+    row_slug,
+)
 from batchmark._packing import ENTRY_OVERHEAD, BatchPacker
 from batchmark._prompts import CompiledVariant, compile_prompts
 from batchmark._tokens import prefix_units, request_prefix_tokens
@@ -63,8 +56,6 @@ __all__ = [
     "min_cacheable_tokens",
     "validate_spec",
 ]
-
-CUSTOM_ID_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 MIN_CACHEABLE_TOKENS: dict[str, int] = {
     "claude-sonnet-4-5": 1024,
@@ -84,7 +75,6 @@ MAX_CACHE_BREAKPOINTS = 4
 """Most ``cache_control`` markers one request may carry (batches-api.md §6)."""
 CACHE_TTL = "1h"
 CACHE_CONTROL = {"type": "ephemeral", "ttl": CACHE_TTL}
-_SLUG_RE = re.compile(r"[^A-Za-z0-9_]")
 
 
 def min_cacheable_tokens(model: str) -> int:
@@ -94,21 +84,6 @@ def min_cacheable_tokens(model: str) -> int:
         if (model == family or model.startswith(family + "-")) and len(family) > len(best):
             best = family
     return MIN_CACHEABLE_TOKENS[best] if best else DEFAULT_MIN_CACHEABLE_TOKENS
-
-
-def _slug(text: str, width: int) -> str:
-    return _SLUG_RE.sub("_", text[:width])
-
-
-def _id_hash(variant: str, model_key: str, row_id: str, epoch: int) -> str:
-    blob = orjson.dumps([variant, model_key, row_id, epoch])
-    return hashlib.sha256(blob).hexdigest()[:16]
-
-
-def make_custom_id(variant: str, model_key: str, row_id: str, epoch: int) -> str:
-    """The custom_id of a cell; see the module docstring for the scheme."""
-    readable = f"{_slug(variant, 10)}-{_slug(model_key, 12)}-{_slug(row_id, 16)}-{epoch}"
-    return f"{readable[:47]}-{_id_hash(variant, model_key, row_id, epoch)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +114,7 @@ class Request:
 
 
 @dataclass(frozen=True, slots=True)
-class _Cell:
+class _PairPlan:
     """Everything about a (variant, model) pair that is the same for every row."""
 
     variant: CompiledVariant
@@ -155,6 +130,7 @@ class _Cell:
     breakpoint: str | None
     """Where the cache breakpoint is (``tools[1]``, ``system``, ``messages[2]``), or None."""
     id_prefix: str
+    """``_keys.pair_prefix`` of the pair: the readable start of its custom_ids."""
 
     @property
     def cached(self) -> bool:
@@ -215,17 +191,17 @@ def _plan_cache(
     return system, (), f"tools[{len(tools) - 1}]"
 
 
-def _plan(spec: EvalSpec) -> list[_Cell]:
+def _plan(spec: EvalSpec) -> list[_PairPlan]:
     variants = compile_prompts(spec)
-    cells = []
+    pairs = []
     for variant in variants.values():
         for model in spec.models:
             params = spec.model_params(model)
             head = {"model": model.model, "max_tokens": params.pop("max_tokens")}
             system, messages, where = _plan_cache(spec, variant, model, params)
-            readable = f"{_slug(variant.name, 10)}-{_slug(model.key, 12)}-"
-            cells.append(_Cell(variant, model, head, params, system, messages, where, readable))
-    return cells
+            prefix = pair_prefix(variant.name, model.key)
+            pairs.append(_PairPlan(variant, model, head, params, system, messages, where, prefix))
+    return pairs
 
 
 def expand(spec: EvalSpec) -> Iterator[Request]:
@@ -233,46 +209,39 @@ def expand(spec: EvalSpec) -> Iterator[Request]:
 
     Raises ``RenderError`` (a template failed for a row) and ``DatasetError``.
     """
-    cells = _plan(spec)
-    api_version = orjson.dumps(spec.api_version)
-    key_head = b'{"api_version":' + api_version + b',"epoch":'
+    pairs = _plan(spec)
+    key_of = cache_keyer(spec.api_version)
     epochs = range(spec.epochs)
-    dumps = orjson.dumps
-    sort = orjson.OPT_SORT_KEYS
-    sha256 = hashlib.sha256
     for row in iter_rows(spec):
-        row_slug = _slug(row.id, 16)
+        slug = row_slug(row.id)
         rendered: dict[str, tuple[str | None, list[dict[str, str]]]] = {}
-        for cell in cells:
-            name = cell.variant.name
+        for pair in pairs:
+            name = pair.variant.name
             if name not in rendered:
-                rendered[name] = cell.variant.render(row)
+                rendered[name] = pair.variant.render(row)
             system_text, messages = rendered[name]
-            params = dict(cell.head)
-            system = cell.system if cell.system is not None else system_text
+            params = dict(pair.head)
+            system = pair.system if pair.system is not None else system_text
             if system:
                 params["system"] = system
-            if cell.messages:
-                messages = [*cell.messages, *messages[len(cell.messages) :]]
+            if pair.messages:
+                messages = [*pair.messages, *messages[len(pair.messages) :]]
             params["messages"] = messages
-            params.update(cell.tail)
-            pbytes = dumps(params, option=sort)
-            model_key = cell.model.key
+            params.update(pair.tail)
+            pbytes = params_bytes(params)
+            model_key = pair.model.key
             for epoch in epochs:
-                readable = f"{cell.id_prefix}{row_slug}-{epoch}"[:47]
-                digest = sha256(dumps([name, model_key, row.id, epoch])).hexdigest()[:16]
-                custom_id = f"{readable}-{digest}"
-                key = sha256(key_head + b"%d" % epoch + b',"params":' + pbytes + b"}")
+                cid = custom_id(pair.id_prefix, slug, name, model_key, row.id, epoch)
                 yield Request(
-                    custom_id,
+                    cid,
                     name,
                     model_key,
-                    cell.model.model,
+                    pair.model.model,
                     row.id,
                     epoch,
                     params,
-                    key.hexdigest(),
-                    ENTRY_OVERHEAD + len(custom_id) + len(pbytes),
+                    key_of(pbytes, epoch),
+                    ENTRY_OVERHEAD + len(cid) + len(pbytes),
                 )
 
 
@@ -327,7 +296,7 @@ def validate_spec(spec: EvalSpec) -> ValidationReport:
     Raises ``RenderError``, ``DatasetError``, or ``ConfigError`` when one request is
     larger than ``batch.max_bytes``.
     """
-    cells = _plan(spec)
+    pairs = _plan(spec)
     packer = BatchPacker(spec.batch.max_requests, spec.batch.max_bytes, spec.batch.max_in_flight)
     rows = requests = total = largest = tokens = out_tokens = 0
     largest_id = ""
@@ -365,8 +334,8 @@ def validate_spec(spec: EvalSpec) -> ValidationReport:
         batches=packer.batches,
         approx_input_tokens=tokens * spec.epochs,
         max_output_tokens=out_tokens * spec.epochs,
-        cached=tuple((c.variant.name, c.model.key) for c in cells if c.cached),
+        cached=tuple((p.variant.name, p.model.key) for p in pairs if p.cached),
         cache_breakpoints=tuple(
-            (c.variant.name, c.model.key, c.breakpoint) for c in cells if c.breakpoint
+            (p.variant.name, p.model.key, p.breakpoint) for p in pairs if p.breakpoint
         ),
     )

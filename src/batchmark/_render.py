@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from batchmark._compare import CELL, CELL_COLUMNS, Comparison
+from batchmark._compare import CELL, CELL_COLUMNS, Comparison, is_missing
 from batchmark._terminal import literal, visible
 
 if TYPE_CHECKING:
@@ -35,34 +35,30 @@ _MAX_IDS = 8
 # --------------------------------------------------------------------------- numbers
 
 
-def _missing(x: Any) -> bool:
-    return x is None or (isinstance(x, float) and math.isnan(x))
-
-
 def _num(x: Any, digits: int = 3, sign: bool = False) -> str:
-    if _missing(x):
+    if is_missing(x):
         return "–"
     return f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}"
 
 
 def _ci(lo: Any, hi: Any, sign: bool = False) -> str:
-    if _missing(lo) or _missing(hi):
+    if is_missing(lo) or is_missing(hi):
         return ""
     return f"[{_num(lo, sign=sign)}, {_num(hi, sign=sign)}]"
 
 
 def _p(x: Any) -> str:
-    if _missing(x):
+    if is_missing(x):
         return "–"
     return "<0.001" if x < 0.001 else f"{x:.3f}"
 
 
 def _usd(x: Any) -> str:
-    return "n/a" if _missing(x) else f"${x:,.4f}"
+    return "n/a" if is_missing(x) else f"${x:,.4f}"
 
 
 def _int(x: Any) -> str:
-    return "–" if _missing(x) else f"{int(x):,}"
+    return "–" if is_missing(x) else f"{int(x):,}"
 
 
 def _mark(d: dict[str, Any]) -> str:
@@ -331,7 +327,7 @@ def to_csv(comp: Comparison) -> str:
 
 
 def _plain(value: Any) -> Any:
-    if _missing(value):
+    if is_missing(value):
         return None
     if hasattr(value, "item"):  # numpy scalars
         return value.item()
@@ -405,8 +401,8 @@ def _svg_chart(comp: Comparison, scorer: str) -> str:
         (d["run"], d["model_key"], d["variant"]): _mark(d)
         for d in _records(comp.diffs[comp.diffs["scorer"] == scorer])
     }
-    lows = [v for v in cells["ci_low"].tolist() + cells["mean"].tolist() if not _missing(v)]
-    highs = [v for v in cells["ci_high"].tolist() + cells["mean"].tolist() if not _missing(v)]
+    lows = [v for v in cells["ci_low"].tolist() + cells["mean"].tolist() if not is_missing(v)]
+    highs = [v for v in cells["ci_high"].tolist() + cells["mean"].tolist() if not is_missing(v)]
     lo = math.floor(min([0.0, *lows]) * 4) / 4  # ticks every 0.25
     hi = math.ceil(max([1.0, *highs]) * 4) / 4
     left, width, row_h, top = 260, 420, 26, 24
@@ -436,7 +432,7 @@ def _svg_chart(comp: Comparison, scorer: str) -> str:
             f'<text x="{left - 8}" y="{y + 4:.1f}" font-size="12" text-anchor="end">'
             f"{_esc(label)}{' ' + mark if mark else ''}</text>"
         )
-        if not _missing(c["ci_low"]) and not _missing(c["ci_high"]):
+        if not is_missing(c["ci_low"]) and not is_missing(c["ci_high"]):
             x1, x2 = x(c["ci_low"]), x(c["ci_high"])
             parts.append(
                 f'<line class="errorbar" x1="{x1:.1f}" y1="{y:.1f}" x2="{x2:.1f}" y2="{y:.1f}" '
@@ -446,7 +442,7 @@ def _svg_chart(comp: Comparison, scorer: str) -> str:
                 f'<line x1="{x2:.1f}" y1="{y - 5:.1f}" x2="{x2:.1f}" y2="{y + 5:.1f}" '
                 f'stroke="{color}" stroke-width="2"/>'
             )
-        if not _missing(c["mean"]):
+        if not is_missing(c["mean"]):
             parts.append(
                 f'<circle class="mean" cx="{x(c["mean"]):.1f}" cy="{y:.1f}" r="5" '
                 f'fill="{color}"><title>{_esc(label)}: {_num(c["mean"])} '

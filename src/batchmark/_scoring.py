@@ -13,7 +13,6 @@ Scoring happens after collection, in two steps:
 from __future__ import annotations
 
 import gc
-import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -25,6 +24,7 @@ from batchmark._datasets import iter_rows
 from batchmark._errors import DatasetError
 from batchmark._gc import gc_paused
 from batchmark._grid import Request
+from batchmark._keys import cache_key
 from batchmark._responses import final_responses, response_data
 from batchmark._store import Ledger
 
@@ -43,12 +43,6 @@ __all__ = [
 ]
 
 CHUNK = 10_000  # score rows per ledger transaction
-
-
-def cache_key_for(params: Mapping[str, Any], epoch: int, api_version: str | None) -> str:
-    """The response-cache key of a request, as ``_grid.expand`` computes it."""
-    blob = {"api_version": api_version, "epoch": epoch, "params": params}
-    return hashlib.sha256(orjson.dumps(blob, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def judges_of(scorers: Sequence[Scorer]) -> list[JudgeScorer]:
@@ -131,7 +125,7 @@ def judge_requests(
                 row_id=ctx.row_id,
                 epoch=ctx.epoch,
                 params=params,
-                cache_key=cache_key_for(params, 0, spec.api_version),
+                cache_key=cache_key(params, 0, spec.api_version),
                 parent_id=custom_id,
                 scorer=judge.name,
             )

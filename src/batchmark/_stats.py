@@ -166,7 +166,7 @@ def critical_value(confidence: float = 0.95, *, dist: Dist = "normal", df: int =
 
 
 @dataclass(frozen=True, slots=True)
-class Estimate:
+class MeanCI:
     """A mean with its standard error and confidence interval.
 
     ``n`` counts the values (items); ``n_clusters`` is set when the SE is clustered.
@@ -215,15 +215,15 @@ def _estimate(
     clusters: Sequence[Hashable] | None,
     confidence: float,
     dist: Dist,
-) -> Estimate:
+) -> MeanCI:
     n = len(x)
     if n == 0:
-        return Estimate(_NAN, _NAN, _NAN, _NAN, 0, 0 if clusters is not None else None)
+        return MeanCI(_NAN, _NAN, _NAN, _NAN, 0, 0 if clusters is not None else None)
     mean = float(x.mean())
     se, g = _se(x, clusters)
     df = (g if g is not None else n) - 1
     half = critical_value(confidence, dist=dist, df=df) * se
-    return Estimate(mean, se, mean - half, mean + half, n, g)
+    return MeanCI(mean, se, mean - half, mean + half, n, g)
 
 
 def mean_ci(
@@ -232,7 +232,7 @@ def mean_ci(
     clusters: Sequence[Hashable] | None = None,
     confidence: float = 0.95,
     dist: Dist = "normal",
-) -> Estimate:
+) -> MeanCI:
     """Mean of ``values`` with its standard error and ``confidence`` interval.
 
     ``x̄ = Σ x_i / n``; ``SE = s / √n`` with ``s² = Σ(x_i - x̄)² / (n - 1)``. With
@@ -571,5 +571,5 @@ def summarize_scores(
 _ESTIMATE_COLUMNS = ("mean", "se", "ci_low", "ci_high", "n", "n_clusters")
 
 
-def _estimate_row(est: Estimate) -> dict[str, float | int | None]:
+def _estimate_row(est: MeanCI) -> dict[str, float | int | None]:
     return {c: getattr(est, c) for c in _ESTIMATE_COLUMNS}

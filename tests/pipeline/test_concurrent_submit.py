@@ -17,7 +17,7 @@ import batchmark
 from batchmark._backend import BODY_PIECE_BYTES, body_length, body_pieces
 from batchmark.emulator import parse_faults
 
-from .helpers_review import (
+from .adversarial import (
     LoseCreateResponses,
     assert_exact_accounting,
     bounded,

@@ -16,7 +16,7 @@ import pytest
 import batchmark
 from batchmark.emulator import Emulator, Faults, parse_faults
 
-from .helpers_review import (
+from .adversarial import (
     LoseCreateResponses,
     assert_exact_accounting,
     bounded,

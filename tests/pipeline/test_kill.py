@@ -16,7 +16,7 @@ import pytest
 
 import batchmark
 
-from .helpers_review import ledger_rows
+from .adversarial import ledger_rows
 from .support import ROWS, LiveEmulator, write_config
 
 BATCH = {"max_requests": 4, "max_in_flight": 2}

@@ -14,7 +14,7 @@ import pytest
 import batchmark
 from batchmark.emulator import parse_faults
 
-from .helpers_review import (
+from .adversarial import (
     assert_exact_accounting,
     ledger_rows,
     only_run,

@@ -1,5 +1,6 @@
-"""Helpers for the adversarial pipeline tests: bounded waits, kill -9 subprocesses, and a
-loopback front for the emulator that loses create responses after the batch was made."""
+"""Helpers for the adversarial pipeline tests (kills, faults, lost answers): bounded waits,
+runs in subprocesses to kill -9, reads of a run's ledger, exact accounting of what the
+emulator saw, and a loopback front that loses create responses after the batch was made."""
 
 from __future__ import annotations
 
