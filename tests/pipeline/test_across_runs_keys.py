@@ -20,7 +20,7 @@ import batchmark
 from batchmark.emulator import Emulator
 from batchmark.emulator._server import serve_in_thread
 
-from .helpers_review import bounded
+from .adversarial import bounded
 from .support import LiveEmulator, write_config
 from .test_across_runs import ONE, SMALL, _batch_ids, _cli, _env, _runs, _statuses
 from .test_across_runs_races import _kill_at

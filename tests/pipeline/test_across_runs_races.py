@@ -11,7 +11,7 @@ from pathlib import Path
 
 import batchmark
 
-from .helpers_review import bounded
+from .adversarial import bounded
 from .support import LiveEmulator, write_config
 from .test_across_runs import SMALL, _cli, _env, _runs, _statuses
 
