@@ -204,6 +204,7 @@ _Expected = tuple[int, int]
 class _Intent:
     id: int
     n_requests: int
+    token: float | None = None  # its requests' claim (``Claims.claim``), if any
 
 
 class BatchRunner:
@@ -331,7 +332,7 @@ class BatchRunner:
 
     # --- requests another run has in flight ---------------------------------------------
 
-    def _claim(self, seqs: list[int]) -> list[int]:
+    def _claim(self, seqs: list[int]) -> tuple[list[int], float | None]:
         """Claim the chunk's request contents; returns the seqs to send now.
 
         A request whose cache key another run has in flight (under the same results root
@@ -341,9 +342,9 @@ class BatchRunner:
         then let go of it; owners merge answers before they release claims).
         """
         if self.claims is None or self.cache is None or not seqs:
-            return seqs  # no cache: nothing to wait for (``--no-cache`` pays again)
+            return seqs, None  # no cache: nothing to wait for (``--no-cache`` pays again)
         keys = self._keys(seqs)
-        held = self.claims.claim(
+        held, token = self.claims.claim(
             ((keys[q][0], keys[q][1]) for q in seqs), take_lost=self.resend_lost
         )
         won = [q for q in seqs if keys[q][0] not in held]
@@ -358,19 +359,17 @@ class BatchRunner:
         if hits:
             self._take_cached([(q, keys[q][0]) for q in won if keys[q][0] in hits], hits)
             self.claims.release(list(hits))
-        return [q for q in won if keys[q][0] not in hits]
+        return [q for q in won if keys[q][0] not in hits], token
 
     def _keys(self, seqs: list[int]) -> dict[int, tuple[str, str]]:
-        """``{seq: (cache_key, custom_id)}``."""
-        found: dict[int, tuple[str, str]] = {}
-        for start in range(0, len(seqs), 500):
-            part = seqs[start : start + 500]
-            marks = ",".join("?" * len(part))
-            for seq, key, custom_id in self.ledger.db.execute(
-                f"SELECT seq, cache_key, custom_id FROM requests WHERE seq IN ({marks})", part
-            ):
-                found[seq] = (key, custom_id)
-        return found
+        """``{seq: (cache_key, custom_id)}`` of ascending ``seqs`` (a chunk), read as one
+        range of the requests table (seq is its row id) rather than key by key."""
+        wanted = set(seqs)
+        rows = self.ledger.db.execute(
+            "SELECT seq, cache_key, custom_id FROM requests WHERE seq BETWEEN ? AND ?",
+            (min(wanted), max(wanted)),
+        )
+        return {seq: (key, custom_id) for seq, key, custom_id in rows if seq in wanted}
 
     def _take_cached(self, items: list[tuple[int, str]], hits: dict[str, dict[str, Any]]) -> None:
         """Requests ``(seq, cache_key)`` answered from the cache: done, ``cached``.
@@ -586,13 +585,13 @@ class BatchRunner:
         intents: list[_Intent] = []
         while len(intents) < slots:
             chunk = self._next_chunk(self._creates)
-            seqs = self._claim(chunk)
+            seqs, token = self._claim(chunk)
             if chunk and not seqs:
                 continue  # all of it waits for other runs: the next chunk
             if not seqs or len(seqs) in taken:
                 break
             taken.add(len(seqs))
-            intents.append(_Intent(self._record_intent(seqs), len(seqs)))
+            intents.append(_Intent(self._record_intent(seqs), len(seqs), token))
             self._creates += 1
             crashpoint("before_create")
         return intents
@@ -698,7 +697,7 @@ class BatchRunner:
                     continue
                 crashpoint("after_create")
                 try:
-                    self._record_batch(intent.id, info, adopted=False)
+                    self._record_batch(intent.id, info, adopted=False, token=intent.token)
                 except Exception as err:  # e.g. the ledger locked: recover() adopts it
                     unsettled = True
                     errors[intent.id] = err
@@ -715,7 +714,14 @@ class BatchRunner:
                 "UPDATE intents SET status = 'sending' WHERE id = ?", [(i,) for i in intent_ids]
             )
 
-    def _record_batch(self, intent_id: int | None, info: BatchInfo, *, adopted: bool) -> None:
+    def _record_batch(
+        self,
+        intent_id: int | None,
+        info: BatchInfo,
+        *,
+        adopted: bool,
+        token: float | None = None,
+    ) -> None:
         """The intent's create made batch ``info`` (its create returned, or ``recover``
         adopted it: then ``adopted`` is 1, unverified, until its results prove it ours)."""
         with self.ledger.transaction() as db:
@@ -745,10 +751,13 @@ class BatchRunner:
             )
         if self.claims is not None:
             self.claims.record_batch(info.id, verified=not adopted)
-            keys = self.ledger.db.execute(
-                "SELECT cache_key FROM requests WHERE batch_id = ?", (info.id,)
-            )
-            self.claims.set_batch([k for (k,) in keys], info.id)
+            if token is not None:  # claimed together in this process: one statement
+                self.claims.set_batch_of(token, info.id)
+            else:  # adopted after a restart: key by key
+                keys = self.ledger.db.execute(
+                    "SELECT cache_key FROM requests WHERE batch_id = ?", (info.id,)
+                )
+                self.claims.set_batch([k for (k,) in keys], info.id)
 
     def _abandon_intent(self, intent_id: int | None) -> None:
         with self.ledger.transaction() as db:

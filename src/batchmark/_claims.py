@@ -135,6 +135,7 @@ class Claims(_Transactions):
         # False when a stopped owner's batches cannot be read by anyone else (an
         # in-process emulator stops with its run): its claims are then taken over.
         self.shared_batches = shared_batches
+        self._last_token = 0.0
         self.db = connect(path)
         migrate(self.db, MIGRATIONS)
 
@@ -178,7 +179,9 @@ class Claims(_Transactions):
 
     # --- request contents in flight ---------------------------------------------------
 
-    def claim(self, wanted: Iterable[tuple[str, str]], *, take_lost: bool = False) -> set[str]:
+    def claim(
+        self, wanted: Iterable[tuple[str, str]], *, take_lost: bool = False
+    ) -> tuple[set[str], float]:
         """Claim ``(cache_key, custom_id)`` pairs for this run, atomically.
 
         Returns the keys another run holds: claimed by a live owner, or by one that
@@ -186,37 +189,43 @@ class Claims(_Transactions):
         A claim whose owner stopped before any batch held it is taken over; so is a claim
         in a batch reported lost when ``take_lost`` (``--resend-lost``: the user chose to
         pay again) or when its owner's folder is gone.
+
+        Also returns the claim's token (its ``claimed_at``, unique per call and shared by
+        every key it claimed): ``set_batch_of`` records their batch with one statement.
+        The keys pass through a temporary table in key order: the ones already claimed
+        are found by one join and the rest written by one statement.
         """
-        pairs = list(wanted)
         held: set[str] = set()
-        now = time.time()
         alive: dict[str, bool] = {}  # owner -> still holds its claims
+        now = self._last_token = max(time.time(), self._last_token + 1e-6)
         with self.transaction() as db:
-            for start in range(0, len(pairs), _CHUNK):
-                part = pairs[start : start + _CHUNK]
-                marks = ",".join("?" * len(part))
-                rows = db.execute(
-                    "SELECT cache_key, owner, batch_id, lost FROM inflight "
-                    f"WHERE cache_key IN ({marks})",
-                    [k for k, _ in part],
-                ).fetchall()
-                others = {k: (o, b, lost) for k, o, b, lost in rows if o != self.owner}
-                take = []
-                for key, custom_id in part:
-                    if key in others:
-                        owner, batch_id, lost = others[key]
-                        if lost and (take_lost or not Path(owner).is_dir()):
-                            pass  # taken over: the user said so, or nobody can resend it
-                        elif self._holds(owner, batch_id, alive):
-                            held.add(key)
-                            continue
-                    take.append((key, self.owner, custom_id, now))
-                db.executemany(
-                    "INSERT OR REPLACE INTO inflight (cache_key, owner, custom_id, claimed_at) "
-                    "VALUES (?, ?, ?, ?)",
-                    take,
-                )
-        return held
+            self._fill_wanted(db, wanted)
+            others = db.execute(
+                "SELECT w.cache_key, i.owner, i.batch_id, i.lost FROM temp.wanted w "
+                "JOIN inflight i ON i.cache_key = w.cache_key WHERE i.owner != ?",
+                (self.owner,),
+            ).fetchall()
+            for key, owner, batch_id, lost in others:
+                if lost and (take_lost or not Path(owner).is_dir()):
+                    continue  # taken over: the user said so, or nobody can resend it
+                if self._holds(owner, batch_id, alive):
+                    held.add(key)
+            if held:
+                db.executemany("DELETE FROM temp.wanted WHERE cache_key = ?", [(k,) for k in held])
+            db.execute(
+                "INSERT OR REPLACE INTO inflight (cache_key, owner, custom_id, claimed_at) "
+                "SELECT cache_key, ?, custom_id, ? FROM temp.wanted ORDER BY cache_key",
+                (self.owner, now),
+            )
+        return held, now
+
+    def _fill_wanted(self, db: sqlite3.Connection, wanted: Iterable[tuple[str, str]]) -> None:
+        db.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS wanted "
+            "(cache_key TEXT PRIMARY KEY, custom_id TEXT NOT NULL)"
+        )
+        db.execute("DELETE FROM temp.wanted")
+        db.executemany("INSERT OR IGNORE INTO temp.wanted VALUES (?, ?)", sorted(wanted))
 
     def _holds(self, owner: str, batch_id: str | None, memo: dict[str, bool]) -> bool:
         """Whether ``owner``'s claim still holds: the owner runs, or it stopped with the
@@ -242,6 +251,15 @@ class Claims(_Transactions):
                 "UPDATE inflight SET batch_id = ?, lost = 0 WHERE cache_key = ? AND owner = ?",
                 [(batch_id, k, self.owner) for k in keys],
             )
+
+    def set_batch_of(self, token: float, batch_id: str) -> None:
+        """The keys claimed together under ``token`` (``claim``) and still ours without a
+        batch are in batch ``batch_id``: one statement, not one per key."""
+        self.db.execute(
+            "UPDATE inflight SET batch_id = ?, lost = 0 "
+            "WHERE owner = ? AND claimed_at = ? AND batch_id IS NULL",
+            (batch_id, self.owner, token),
+        )
 
     def mark_lost(self, batch_id: str) -> None:
         """Our claims in ``batch_id`` stay, marked lost: the batch may still run and be
