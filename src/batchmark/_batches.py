@@ -357,38 +357,32 @@ class BatchRunner:
                     [(q,) for q in waiting],
                 )
         if hits:
-            self._take_cached([(q, keys[q][0]) for q in won if keys[q][0] in hits], hits)
+            cached = [(q, keys[q][0], keys[q][2]) for q in won if keys[q][0] in hits]
+            self._take_cached(cached, hits)
             self.claims.release(list(hits))
         return [q for q in won if keys[q][0] not in hits], token
 
-    def _keys(self, seqs: list[int]) -> dict[int, tuple[str, str]]:
-        """``{seq: (cache_key, custom_id)}`` of ascending ``seqs`` (a chunk), read as one
-        range of the requests table (seq is its row id) rather than key by key."""
+    def _keys(self, seqs: list[int]) -> dict[int, tuple[str, str, int]]:
+        """``{seq: (cache_key, custom_id, attempts)}`` of ascending ``seqs`` (a chunk),
+        read as one range of the requests table (seq is its row id), not key by key."""
         wanted = set(seqs)
         rows = self.ledger.db.execute(
-            "SELECT seq, cache_key, custom_id FROM requests WHERE seq BETWEEN ? AND ?",
+            "SELECT seq, cache_key, custom_id, attempts FROM requests WHERE seq BETWEEN ? AND ?",
             (min(wanted), max(wanted)),
         )
-        return {seq: (key, custom_id) for seq, key, custom_id in rows if seq in wanted}
+        return {seq: (key, cid, tried) for seq, key, cid, tried in rows if seq in wanted}
 
-    def _take_cached(self, items: list[tuple[int, str]], hits: dict[str, dict[str, Any]]) -> None:
-        """Requests ``(seq, cache_key)`` answered from the cache: done, ``cached``.
+    def _take_cached(
+        self, items: list[tuple[int, str, int]], hits: dict[str, dict[str, Any]]
+    ) -> None:
+        """Requests ``(seq, cache_key, attempts)`` answered from the cache: done, ``cached``.
 
         A request tried before gets an attempt of its own (the earlier attempt's error
         stays history); one never tried gets attempt 0, like any cache hit."""
-        rows = []
-        for start in range(0, len(items), 500):
-            part = items[start : start + 500]
-            marks = ",".join("?" * len(part))
-            tried = dict(
-                self.ledger.db.execute(
-                    f"SELECT seq, attempts FROM requests WHERE seq IN ({marks})",
-                    [q for q, _ in part],
-                ).fetchall()
-            )
-            for seq, key in part:
-                attempt = tried[seq] + 1 if tried.get(seq) else 0
-                rows.append((seq, attempt, orjson.dumps({**hits[key], "cached": True})))
+        rows = [
+            (seq, tried + 1 if tried else 0, orjson.dumps({**hits[key], "cached": True}))
+            for seq, key, tried in items
+        ]
         with self.ledger.transaction() as db:
             db.executemany(
                 "INSERT OR REPLACE INTO responses VALUES (?, ?, NULL, 'succeeded', ?)", rows
@@ -420,7 +414,7 @@ class BatchRunner:
         keys = [k for _, k, _ in rows]
         holders = self.claims.holders(keys)
         hits = self.cache.get_many(keys)
-        cached: list[tuple[int, str]] = []
+        cached: list[tuple[int, str, int]] = []
         back: list[int] = []
         lost: list[tuple[int, int, str]] = []
         harvest: dict[str, tuple[Claim, dict[str, str]]] = {}  # batch id -> its claims
@@ -429,7 +423,7 @@ class BatchRunner:
         shared = self.claims.shared_batches
         for seq, key, attempts in rows:
             if key in hits:
-                cached.append((seq, key))
+                cached.append((seq, key, attempts))
                 continue
             claim = holders.get(key)
             if claim is None:

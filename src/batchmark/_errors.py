@@ -6,14 +6,14 @@ else is a bug and keeps its traceback.
 
     BatchmarkError               exit 2: something the user can fix
     ├── ConfigError              the config file: names the file and the field
-    │   └── RenderError          a template failed for one row: variant, row id, variable
+    │   ├── RenderError          a template failed for one row: variant, row id, variable
+    │   └── UnsafeConfig         a config asks to run code from outside its repository
     ├── DatasetError             the dataset: names the file, the row and the field
     ├── RunNotFound              a RUN argument that names no run folder
     ├── CredentialsError         no API key and no --emulate
     ├── BudgetExceeded           the estimated maximum cost is over --max-cost
     ├── BaselineError            a baseline that cannot be found, read or saved
     ├── CompareError             a comparison that cannot be made as asked
-    ├── UnsafeConfig             a config asks to run code from outside its repository
     ├── StoreError               a ledger, cache or results folder cannot be read or written
     ├── RunIncomplete            exit 3: the run stopped before every request ended
     │   ├── ResultsStreamError   a batch's results stream broke off on every attempt
@@ -55,6 +55,8 @@ class ConfigError(BatchmarkError):
     ``errors`` lists every problem found (validation reports them all at once).
     """
 
+    many = "problems"  # the heading of a list: "<file>: 3 problems:"
+
     def __init__(self, file: str | None, errors: list[str] | str, hint: str | None = None):
         self.file = file
         self.errors = [errors] if isinstance(errors, str) else list(errors)
@@ -63,11 +65,8 @@ class ConfigError(BatchmarkError):
         if len(self.errors) == 1:
             msg = head + self.errors[0]
         else:
-            msg = (
-                head
-                + f"{len(self.errors)} problems:\n"
-                + "\n".join(f"  - {e}" for e in self.errors)
-            )
+            problems = "\n".join(f"  - {e}" for e in self.errors)
+            msg = f"{head}{len(self.errors)} {self.many}:\n{problems}"
         if hint:
             msg += f"\n  hint: {hint}"
         super().__init__(msg)
@@ -138,26 +137,13 @@ class RequestsLost(BatchmarkError):
     exit_code = 4
 
 
-class UnsafeConfig(BatchmarkError):
+class UnsafeConfig(ConfigError):
     """A config asks to run code from outside its repository (``--allow-external-code``).
 
     ``errors`` lists each hook refused (``scorers[0].python (line 6): `os:system`: ...``).
     """
 
-    def __init__(self, file: str | None, errors: list[str] | str, hint: str | None = None):
-        self.file = file
-        self.errors = [errors] if isinstance(errors, str) else list(errors)
-        self.hint = hint
-        head = f"{file}: " if file else ""
-        if len(self.errors) == 1:
-            msg = head + self.errors[0]
-        else:
-            problems = "\n".join(f"  - {e}" for e in self.errors)
-            msg = f"{head}{len(self.errors)} hooks name code from outside the repository:\n"
-            msg += problems
-        if hint:
-            msg += f"\n  hint: {hint}"
-        super().__init__(msg)
+    many = "hooks name code from outside the repository"
 
 
 class StoreError(BatchmarkError):

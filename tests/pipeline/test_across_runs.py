@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import anthropic
 import pytest
 
 import batchmark
@@ -67,7 +68,7 @@ def _kill_after_lost_create(
     """A run killed -9 with a create that may have reached the API (``sending``), whose
     batch then vanished (canceled before anything ran, so unbilled, and deleted): on
     resume, any batch of its size is a candidate, and only its contents can tell whether
-    it is this run's. The emulator then forgets it ever received those requests."""
+    it is this run's. Returns the run and the ids of those unbilled batches."""
     processing, live.emu.processing_seconds = live.emu.processing_seconds, 300.0
     run = _kill_at("after_create", config, results, live, intent="sending")
     live.emu.processing_seconds = processing
@@ -76,13 +77,34 @@ def _kill_after_lost_create(
         for batch in client.messages.batches.list():
             lost.add(batch.id)
             client.messages.batches.cancel(batch.id)
-            deadline = time.time() + 30
-            while client.messages.batches.retrieve(batch.id).processing_status != "ended":
-                assert time.time() < deadline
-                time.sleep(0.02)
-            assert client.messages.batches.retrieve(batch.id).request_counts.canceled == 4
-            client.messages.batches.delete(batch.id)
+            _delete_when_ended(client, batch.id, canceled=4)
     return run, lost
+
+
+def _delete_when_ended(client: anthropic.Anthropic, batch_id: str, canceled: int = 0) -> None:
+    """Wait for ``batch_id`` to end (``canceled`` of its requests canceled), then delete
+    it behind its run's back."""
+    deadline = time.time() + 30
+    while client.messages.batches.retrieve(batch_id).processing_status != "ended":
+        assert time.time() < deadline
+        time.sleep(0.02)
+    assert client.messages.batches.retrieve(batch_id).request_counts.canceled == canceled
+    client.messages.batches.delete(batch_id)
+
+
+def _detached_run_whose_batch_vanishes(
+    live: LiveEmulator, tmp_path: Path
+) -> tuple[Path, Path, batchmark.Run]:
+    """A detached run (lost_after 0.05 s) whose one batch is deleted once it ended:
+    ``(config, results root, run)``; its resume reports every request lost."""
+    live.emu.processing_seconds = 0.2
+    config = write_config(tmp_path / "cfg", batch={"lost_after_seconds": 0.05})
+    results = tmp_path / "results"
+    run = batchmark.run(config, results=results, detach=True)
+    (batch_id,) = _batch_ids(run)
+    with live.client() as client:
+        _delete_when_ended(client, batch_id)
+    return config, results, run
 
 
 def _billable(live: LiveEmulator, unbilled: set[str]) -> Counter[str]:
@@ -94,8 +116,10 @@ def _billable(live: LiveEmulator, unbilled: set[str]) -> Counter[str]:
 
 
 def _kill_at(
-    crashpoint: str, config: Path, results: Path, live: LiveEmulator, *, intent: str
+    crashpoint: str, config: Path, results: Path, live: LiveEmulator, *, intent: str | None = None
 ) -> batchmark.Run:
+    """Run ``config`` in a subprocess that SIGKILLs itself at ``crashpoint``; with
+    ``intent``, the ledger must hold one intent in that state and no batch."""
     proc = _cli(
         "run",
         str(config),
@@ -107,6 +131,8 @@ def _kill_at(
     proc.communicate(timeout=120)
     assert proc.returncode == -signal.SIGKILL
     (run,) = _runs(results, "arith")
+    if intent is None:
+        return run
     db = sqlite3.connect(run.path / "ledger.sqlite")
     try:
         assert db.execute("SELECT status FROM intents").fetchall() == [(intent,)]
@@ -383,17 +409,7 @@ def test_lost_requests_are_not_a_success_for_the_library_either(
 ) -> None:
     # The batch vanishes (deleted behind the run's back once it ended): its requests end
     # lost, are not sent again, and a later resume finds nothing more to do on its own.
-    live.emu.processing_seconds = 0.2
-    config = write_config(tmp_path / "cfg", batch={"lost_after_seconds": 0.05})
-    results = tmp_path / "results"
-    run = batchmark.run(config, results=results, detach=True)
-    (batch_id,) = _batch_ids(run)
-    with live.client() as client:
-        deadline = time.time() + 30
-        while client.messages.batches.retrieve(batch_id).processing_status != "ended":
-            assert time.time() < deadline
-            time.sleep(0.05)
-        client.messages.batches.delete(batch_id)
+    config, results, run = _detached_run_whose_batch_vanishes(live, tmp_path)
 
     run = batchmark.resume(run.id, results=results, poll_interval=0.02)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import shutil
 import sqlite3
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,8 +21,17 @@ from batchmark.emulator._server import serve_in_thread
 
 from .adversarial import bounded
 from .support import LiveEmulator, write_config
-from .test_across_runs import ONE, SMALL, _batch_ids, _cli, _env, _runs, _statuses
-from .test_across_runs_races import _kill_at
+from .test_across_runs import (
+    ONE,
+    SMALL,
+    _batch_ids,
+    _cli,
+    _detached_run_whose_batch_vanishes,
+    _env,
+    _kill_at,
+    _runs,
+    _statuses,
+)
 
 PLAIN_A = {"name": "plain", "user": "PR wording: {{ question }}"}
 PLAIN_B = {"name": "plain", "user": "main wording: {{ question }}"}
@@ -209,21 +217,10 @@ def test_a_lost_claim_blocks_every_later_run_even_with_resend_lost_and_its_owner
     live: LiveEmulator, tmp_path: Path
 ) -> None:
     # A's batch vanishes (deleted): A ends 24 lost, its claims stay, marked lost. The user
-    # gives up on A and deletes its folder. A new run C of the same config ends all 24
-    # lost without sending anything, and `resume C --resend-lost` does the same: _holds()
-    # keeps any claim with a batch id (owner dead, folder gone), check_waiting ends it
-    # lost again. Nothing but deleting results/.cache/claims-*.sqlite by hand helps.
-    live.emu.processing_seconds = 0.2
-    config = write_config(tmp_path / "cfg", batch={"lost_after_seconds": 0.05})
-    results = tmp_path / "results"
-    a = batchmark.run(config, results=results, detach=True)
-    (batch_id,) = _batch_ids(a)
-    with live.client() as client:
-        deadline = time.time() + 30
-        while client.messages.batches.retrieve(batch_id).processing_status != "ended":
-            assert time.time() < deadline
-            time.sleep(0.05)
-        client.messages.batches.delete(batch_id)
+    # gives up on A and deletes its folder. A new run C of the same config must not be
+    # blocked for ever by those claims: a lost claim whose owner's folder is gone, or
+    # one met with --resend-lost, is taken over (it used to end C's requests lost too).
+    config, results, a = _detached_run_whose_batch_vanishes(live, tmp_path)
     with bounded(120):
         a = batchmark.resume(a.id, results=results, poll_interval=0.02)
     assert a.status.lost == 24

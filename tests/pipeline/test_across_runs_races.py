@@ -5,7 +5,6 @@ Each test counts what the emulator received.
 
 from __future__ import annotations
 
-import signal
 from collections import Counter
 from pathlib import Path
 
@@ -13,22 +12,7 @@ import batchmark
 
 from .adversarial import bounded
 from .support import LiveEmulator, write_config
-from .test_across_runs import SMALL, _cli, _env, _runs, _statuses
-
-
-def _kill_at(crashpoint: str, config: Path, results: Path, live: LiveEmulator) -> batchmark.Run:
-    proc = _cli(
-        "run",
-        str(config),
-        "--results",
-        str(results),
-        "-q",
-        env=_env(live.base_url, BATCHMARK_CRASHPOINT=crashpoint),
-    )
-    proc.communicate(timeout=120)
-    assert proc.returncode == -signal.SIGKILL
-    (run,) = _runs(results, "arith")
-    return run
+from .test_across_runs import SMALL, _cli, _env, _kill_at, _statuses
 
 
 def _paid_twice(live: LiveEmulator) -> dict[str, int]:
