@@ -10,7 +10,7 @@ written to a temporary folder, so cells = rows x 4 x E. Phases:
   templates, build params, custom_id, cache_key) and each ``entry()`` is serialized
   with orjson, as a batch body would be.
 - ``ledger``: the same expansion written into a fresh SQLite ledger, exactly as a run
-  does it (``batchmark._driver._insert_requests``: 5,000 rows per transaction).
+  does it (``batchmark.runs._driver._insert_requests``: 5,000 rows per transaction).
 - ``ingest``: one batch of the ingest size is submitted to an in-process emulator
   (``processing_seconds=0``) through the real SDK; once it has ended, only
   ``BatchRunner.collect`` is timed: the results JSONL streamed through the SDK, each
@@ -110,15 +110,15 @@ def write_eval(folder: Path, cells: int, epochs: int) -> Path:
 
 def _expand_into(ledger: Any, spec: Any) -> None:
     """Write the grid into a ledger as ``batchmark run`` does (no response cache)."""
-    from batchmark._driver import _insert_requests
-    from batchmark._grid import expand
+    from batchmark.runs._driver import _insert_requests
+    from batchmark.runs._grid import expand
 
     _insert_requests(ledger, expand(spec), None, file=str(spec.path))
 
 
 def phase_expand(config: Path) -> dict:
-    from batchmark._config import load_config
-    from batchmark._grid import expand
+    from batchmark.config._schema import load_config
+    from batchmark.runs._grid import expand
 
     spec = load_config(config)
     baseline = _peak_mb()
@@ -133,8 +133,8 @@ def phase_expand(config: Path) -> dict:
 
 
 def phase_ledger(config: Path) -> dict:
-    from batchmark._config import load_config
-    from batchmark._store import Ledger
+    from batchmark.config._schema import load_config
+    from batchmark.runs._store import Ledger
 
     spec = load_config(config)
     ledger = Ledger(config.parent / "ledger-expand.sqlite")
@@ -151,10 +151,10 @@ def phase_ledger(config: Path) -> dict:
 
 
 def phase_ingest(config: Path) -> dict:
-    from batchmark._backend import AnthropicBackend, make_client
-    from batchmark._batches import BatchRunner, BatchSettings
-    from batchmark._config import load_config
-    from batchmark._store import Ledger
+    from batchmark.runs._backend import AnthropicBackend, make_client
+    from batchmark.runs._batches import BatchRunner, BatchSettings
+    from batchmark.config._schema import load_config
+    from batchmark.runs._store import Ledger
     from batchmark.emulator import Emulator
 
     spec = load_config(config)

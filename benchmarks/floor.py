@@ -218,7 +218,7 @@ class FileBackend:
         self.path = path
 
     def fetch(self, batch_id: str) -> Iterator[Any]:
-        from batchmark._backend import _result_line
+        from batchmark.runs._backend import _result_line
 
         loads = orjson.loads
         with open(self.path, "rb") as fh:
@@ -227,7 +227,7 @@ class FileBackend:
 
 
 def bm_expand(spec: Any, out: Path) -> int:
-    from batchmark._grid import expand
+    from batchmark.runs._grid import expand
 
     dumps = orjson.dumps
     n = 0
@@ -242,9 +242,9 @@ def bm_expand(spec: Any, out: Path) -> int:
 
 def _expanded_ledger(spec: Any, path: Path) -> tuple[Any, int]:
     """A fresh ledger at ``path`` with the grid written in as a run writes it; (ledger, n)."""
-    from batchmark._driver import _insert_requests
-    from batchmark._grid import expand
-    from batchmark._store import Ledger
+    from batchmark.runs._driver import _insert_requests
+    from batchmark.runs._grid import expand
+    from batchmark.runs._store import Ledger
 
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
@@ -269,9 +269,9 @@ def bm_ingest(
 ) -> tuple[float, float, int]:
     """(collect seconds, score seconds, items scored); with ``cache_path``, the answers
     also go to a fresh response cache there, as in a run (which has one by default)."""
-    from batchmark._batches import BatchRunner, BatchSettings
-    from batchmark._scoring import score_run
-    from batchmark._store import ResponseCache
+    from batchmark.runs._batches import BatchRunner, BatchSettings
+    from batchmark.runs._scoring import score_run
+    from batchmark.runs._store import ResponseCache
 
     cache = None
     if cache_path is not None:
@@ -311,7 +311,7 @@ def measure(folder: Path, cells: int, repeat: int) -> list[tuple[str, int, float
     config, rows = make_eval(folder / "eval", cells)
     answers_by_row = {r["id"]: r["answer"] for r in rows}
 
-    from batchmark._config import load_config
+    from batchmark.config._schema import load_config
 
     spec = load_config(config)
     # expansion, batchmark: cold (fresh datasets cache) then warm

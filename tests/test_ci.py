@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 import batchmark
-from batchmark._ci import (
+from batchmark.ci._ci import (
     BaselineError,
     apply_gates,
     load_baseline,
@@ -30,8 +30,8 @@ from batchmark._ci import (
     save_baseline,
     write_junit,
 )
-from batchmark._compare import compare_scores
-from batchmark._config import CiConfig
+from batchmark.reports._compare import compare_scores
+from batchmark.config._schema import CiConfig
 from batchmark.emulator import Emulator
 
 REPO = Path(__file__).resolve().parents[1]

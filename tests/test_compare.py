@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 import batchmark
-from batchmark._compare import (
+from batchmark.reports._compare import (
     CELL_COLUMNS,
     COST_COLUMNS,
     DIFF_COLUMNS,
@@ -25,7 +25,7 @@ from batchmark._compare import (
     is_missing,
     report,
 )
-from batchmark._stats import Z95
+from batchmark.reports._stats import Z95
 
 from .report_support import JUDGE, RIGHT, ROWS, isolated, make_run
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from batchmark._config import (
+from batchmark.config._schema import (
     API_MAX_BATCH_BYTES,
     DEFAULT_MAX_TOKENS,
     EvalSpec,

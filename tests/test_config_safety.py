@@ -24,7 +24,7 @@ from click.testing import CliRunner
 import batchmark
 import batchmark.cli._validate  # noqa: F401  (registers the commands on ``cli``)
 from batchmark import ConfigError, RenderError, UnsafeConfig, load_config
-from batchmark._grid import validate_spec
+from batchmark.runs._grid import validate_spec
 from batchmark.cli import cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -124,7 +124,7 @@ def test_a_null_value_is_undefined_so_templates_can_test_for_it(tmp_path: Path) 
 
 
 def batchmark_expand(spec: batchmark.EvalSpec) -> list:
-    from batchmark._grid import expand
+    from batchmark.runs._grid import expand
 
     return list(expand(spec))
 

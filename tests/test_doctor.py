@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 import batchmark
-from batchmark._doctor import diagnose
+from batchmark.runs._doctor import diagnose
 from batchmark.cli import cli
 from batchmark.emulator import Emulator
 

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from batchmark._config import EvalSpec, load_config
+from batchmark.config._schema import EvalSpec, load_config
 from batchmark._errors import ConfigError, RenderError
-from batchmark._grid import (
+from batchmark.runs._grid import (
     CUSTOM_ID_RE,
     MIN_CACHEABLE_TOKENS,
     Request,
@@ -22,7 +22,7 @@ from batchmark._grid import (
     min_cacheable_tokens,
     validate_spec,
 )
-from batchmark._tokens import prefix_units
+from batchmark.config._tokens import prefix_units
 
 REPO = Path(__file__).resolve().parents[1]
 ROWS = [{"id": f"q{i}", "question": f"question {i}?"} for i in range(3)]

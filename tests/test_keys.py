@@ -13,10 +13,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import batchmark
-from batchmark._driver import _insert_requests
+from batchmark.runs._driver import _insert_requests
 from batchmark._errors import ConfigError
-from batchmark._grid import Request, expand
-from batchmark._keys import (
+from batchmark.runs._grid import Request, expand
+from batchmark.runs._keys import (
     cache_key,
     cache_keyer,
     custom_id,
@@ -25,7 +25,7 @@ from batchmark._keys import (
     params_bytes,
     row_slug,
 )
-from batchmark._store import Ledger
+from batchmark.runs._store import Ledger
 
 from .report_support import JUDGE, write_eval
 from .test_grid import make_spec

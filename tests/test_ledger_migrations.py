@@ -8,8 +8,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from batchmark._responses import final_responses
-from batchmark._store import LEDGER_MIGRATIONS, Ledger, _connect, _migrate
+from batchmark.runs._responses import final_responses
+from batchmark.runs._store import LEDGER_MIGRATIONS, Ledger, _connect, _migrate
 
 
 def _old_ledger(path: Path, upto: str) -> None:
@@ -128,7 +128,7 @@ def test_responses_are_keyed_by_seq_each_attached_to_its_request_and_attempt(
 
 
 def test_scores_are_keyed_by_seq_each_item_keeping_its_scorers_order(tmp_path: Path) -> None:
-    from batchmark._scoring import iter_scores
+    from batchmark.runs._scoring import iter_scores
 
     path = tmp_path / "ledger.sqlite"
     _old_ledger(path, "m002_judges_and_scores")
@@ -169,7 +169,7 @@ def test_scores_are_keyed_by_seq_each_item_keeping_its_scorers_order(tmp_path: P
 
 
 def test_a_cache_from_before_staging_opens_with_its_entries(tmp_path: Path) -> None:
-    from batchmark._store import CACHE_MIGRATIONS, ResponseCache
+    from batchmark.runs._store import CACHE_MIGRATIONS, ResponseCache
 
     path = tmp_path / "cache.sqlite"
     db = _connect(path)

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from batchmark._config import PromptVariant
-from batchmark._datasets import Row
+from batchmark.config._schema import PromptVariant
+from batchmark.runs._datasets import Row
 from batchmark._errors import RenderError
-from batchmark._prompts import compile_variant, is_static, render
+from batchmark._templates import compile_variant, is_static, render
 
 ROW = Row("r1", 0, {"question": "2+2?", "answer": "4"})
 

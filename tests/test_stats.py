@@ -15,7 +15,7 @@ import scipy.stats
 from hypothesis import given
 from hypothesis import strategies as st
 
-from batchmark._stats import (
+from batchmark.reports._stats import (
     Z95,
     binom_two_sided_half,
     critical_value,

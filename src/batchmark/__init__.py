@@ -16,7 +16,7 @@ import typing
 # imports this package before it can install its signal handlers (``batchmark._entry``),
 # so importing it must not import anthropic, pandas and the rest.
 _ORIGIN = {
-    "batchmark._ci": (
+    "batchmark.ci._ci": (
         "BaselineError",
         "CiResult",
         "load_baseline",
@@ -24,9 +24,9 @@ _ORIGIN = {
         "run_ci",
         "save_baseline",
     ),
-    "batchmark._compare": ("Comparison", "compare", "report"),
-    "batchmark._config": ("EvalSpec", "config_json_schema", "load_config"),
-    "batchmark._driver": ("cancel", "resume", "run", "score"),
+    "batchmark.reports._compare": ("Comparison", "compare", "report"),
+    "batchmark.config._schema": ("EvalSpec", "config_json_schema", "load_config"),
+    "batchmark.runs._driver": ("cancel", "resume", "run", "score"),
     "batchmark._errors": (
         "BatchmarkError",
         "BudgetExceeded",
@@ -39,14 +39,14 @@ _ORIGIN = {
         "RunNotFound",
         "UnsafeConfig",
     ),
-    "batchmark._estimate": ("Estimate", "check_budget", "estimate"),
-    "batchmark._grid": ("Request", "ValidationReport", "expand", "make_custom_id", "validate_spec"),
-    "batchmark._run": ("Run", "RunStatus", "open_run"),
+    "batchmark.runs._estimate": ("Estimate", "check_budget", "estimate"),
+    "batchmark.runs._grid": ("Request", "ValidationReport", "expand", "make_custom_id", "validate_spec"),
+    "batchmark.runs._run": ("Run", "RunStatus", "open_run"),
 }
 _MODULE_OF = {name: module for module, names in _ORIGIN.items() for name in names}
 
 if typing.TYPE_CHECKING:
-    from batchmark._ci import (
+    from batchmark.ci._ci import (
         BaselineError,
         CiResult,
         load_baseline,
@@ -54,9 +54,9 @@ if typing.TYPE_CHECKING:
         run_ci,
         save_baseline,
     )
-    from batchmark._compare import Comparison, compare, report
-    from batchmark._config import EvalSpec, config_json_schema, load_config
-    from batchmark._driver import cancel, resume, run, score
+    from batchmark.reports._compare import Comparison, compare, report
+    from batchmark.config._schema import EvalSpec, config_json_schema, load_config
+    from batchmark.runs._driver import cancel, resume, run, score
     from batchmark._errors import (
         BatchmarkError,
         BudgetExceeded,
@@ -69,9 +69,9 @@ if typing.TYPE_CHECKING:
         RunNotFound,
         UnsafeConfig,
     )
-    from batchmark._estimate import Estimate, check_budget, estimate
-    from batchmark._grid import Request, ValidationReport, expand, make_custom_id, validate_spec
-    from batchmark._run import Run, RunStatus, open_run
+    from batchmark.runs._estimate import Estimate, check_budget, estimate
+    from batchmark.runs._grid import Request, ValidationReport, expand, make_custom_id, validate_spec
+    from batchmark.runs._run import Run, RunStatus, open_run
 
 __all__ = [
     "BaselineError",

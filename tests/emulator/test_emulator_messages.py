@@ -7,7 +7,7 @@ import jsonschema
 import pytest
 from anthropic.types import Message, MessageTokensCount
 
-from batchmark._tokens import approx_tokens
+from batchmark.config._tokens import approx_tokens
 
 from .support import assert_strict, read_results
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-import batchmark._batches
-from batchmark._backend import ResultLine
-from batchmark._batches import BatchRunner, BatchSettings
-from batchmark._driver import _insert_requests
-from batchmark._grid import Request
-from batchmark._store import Ledger, ResponseCache
+import batchmark.runs._batches
+from batchmark.runs._backend import ResultLine
+from batchmark.runs._batches import BatchRunner, BatchSettings
+from batchmark.runs._driver import _insert_requests
+from batchmark.runs._grid import Request
+from batchmark.runs._store import Ledger, ResponseCache
 
 BATCH = "msgbatch_edges"
 
@@ -81,7 +81,7 @@ def test_a_success_written_before_a_stop_survives_a_later_stream_that_lacks_it(
     settings = BatchSettings()
     first = ReplayBackend([_ok("r0"), _ok("r1"), _ok("r2"), _ok("r3")], die_after=3)
     # one line per transaction, so r0-r2 are committed when the process stops
-    monkeypatch.setattr(batchmark._batches, "COLLECT_CHUNK", 1)
+    monkeypatch.setattr(batchmark.runs._batches, "COLLECT_CHUNK", 1)
     with pytest.raises(KeyboardInterrupt):
         BatchRunner(ledger, first, settings).collect(BATCH)
     monkeypatch.undo()
@@ -135,8 +135,8 @@ def test_an_answer_kept_from_an_interrupted_collect_reaches_the_cache(
             if len(hits) == 2:  # r1's chunk: in the ledger, not yet staged
                 raise KeyboardInterrupt
 
-    monkeypatch.setattr(batchmark._batches, "COLLECT_CHUNK", 1)
-    monkeypatch.setattr(batchmark._batches, "crashpoint", stop_at_second_staging)
+    monkeypatch.setattr(batchmark.runs._batches, "COLLECT_CHUNK", 1)
+    monkeypatch.setattr(batchmark.runs._batches, "crashpoint", stop_at_second_staging)
     first = ReplayBackend([_ok("r0"), _ok("r1"), _ok("r2"), _ok("r3")])
     with pytest.raises(KeyboardInterrupt):
         BatchRunner(ledger, first, BatchSettings(), cache=cache).collect(BATCH)

@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 import batchmark
-from batchmark._backend import BODY_PIECE_BYTES, body_length, body_pieces
+from batchmark.runs._backend import BODY_PIECE_BYTES, body_length, body_pieces
 from batchmark.emulator import parse_faults
 
 from .adversarial import (

@@ -286,7 +286,7 @@ def test_kill_partway_through_a_batch_of_several_collect_chunks_then_resume(
     """One batch of more result lines than one ledger transaction holds, killed -9 right
     after its first chunk was committed: the resume collects the rest without sending
     anything again, and the response cache ends up with every answer."""
-    from batchmark._batches import COLLECT_CHUNK
+    from batchmark.runs._batches import COLLECT_CHUNK
 
     n = COLLECT_CHUNK + 2_000
     rows = [{"id": f"r{i}", "question": f"q{i}"} for i in range(n)]

@@ -18,7 +18,7 @@ import click
 
 from batchmark._entry import EXIT_SIGINT, EXIT_SIGTERM, Terminated
 from batchmark._errors import BatchmarkError, StoreError
-from batchmark._sqlite import store_error
+from batchmark.runs._sqlite import store_error
 from batchmark._terminal import visible
 
 __all__ = ["cli", "main"]

@@ -1,4 +1,4 @@
-"""``batchmark ci`` and ``batchmark baseline``: parse, call ``batchmark._ci``, format.
+"""``batchmark ci`` and ``batchmark baseline``: parse, call ``batchmark.ci._ci``, format.
 
 Exit codes of ``ci``: 0 every gate passed; 1 a gate failed; 2 a config or usage error
 (unknown baseline included); 3 the run is incomplete — still in flight after
@@ -15,7 +15,7 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from batchmark._ci import (
+from batchmark.ci._ci import (
     CiResult,
     list_baselines,
     markdown_summary,
@@ -24,8 +24,8 @@ from batchmark._ci import (
     save_baseline,
     write_junit,
 )
-from batchmark._config import load_config
-from batchmark._run import Run, open_run
+from batchmark.config._schema import load_config
+from batchmark.runs._run import Run, open_run
 from batchmark.cli import cli
 from batchmark.cli._common import (
     allow_external_code_option,

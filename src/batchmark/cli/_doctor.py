@@ -9,7 +9,7 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from batchmark._doctor import Diagnosis, diagnose
+from batchmark.runs._doctor import Diagnosis, diagnose
 from batchmark.cli import cli
 from batchmark.cli._common import format_option, results_option, stdout_console
 

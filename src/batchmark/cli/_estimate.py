@@ -10,10 +10,10 @@ import click
 import orjson
 from rich.table import Table
 
-from batchmark._backend import make_client
-from batchmark._config import load_config
-from batchmark._estimate import Estimate, EstimateRow, estimate
-from batchmark._store import endpoint_name
+from batchmark.runs._backend import make_client
+from batchmark.config._schema import load_config
+from batchmark.runs._estimate import Estimate, EstimateRow, estimate
+from batchmark.runs._store import endpoint_name
 from batchmark.cli import cli
 from batchmark.cli._common import (
     allow_external_code_option,

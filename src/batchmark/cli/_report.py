@@ -8,9 +8,9 @@ from typing import Any
 
 import click
 
-from batchmark._compare import Comparison, compare
-from batchmark._render import FORMATS, render, render_terminal
-from batchmark._run import open_run
+from batchmark.reports._compare import Comparison, compare
+from batchmark.reports._render import FORMATS, render, render_terminal
+from batchmark.runs._run import open_run
 from batchmark._terminal import SafeConsole
 from batchmark.cli import cli
 from batchmark.cli._common import echo, note_run, results_option, stdout_console

@@ -9,11 +9,11 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from batchmark._config import load_config
-from batchmark._driver import cancel, resume, run
+from batchmark.config._schema import load_config
+from batchmark.runs._driver import cancel, resume, run
 from batchmark._errors import RequestsLost, RunIncomplete, StoreError
-from batchmark._run import Run, open_run
-from batchmark._store import iter_run_folders
+from batchmark.runs._run import Run, open_run
+from batchmark.runs._store import iter_run_folders
 from batchmark.cli import cli
 from batchmark.cli._common import (
     allow_external_code_option,

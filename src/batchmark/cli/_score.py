@@ -10,9 +10,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from batchmark._config import load_config
-from batchmark._driver import score
-from batchmark._run import Run, open_run
+from batchmark.config._schema import load_config
+from batchmark.runs._driver import score
+from batchmark.runs._run import Run, open_run
 from batchmark.cli import cli
 from batchmark.cli._common import (
     allow_external_code_option,

@@ -23,7 +23,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from batchmark._tokens import request_prefix_tokens
+from batchmark.config._tokens import request_prefix_tokens
 from batchmark.emulator._creates import CreateCall
 from batchmark.emulator._faults import HTTP_FAULTS
 from batchmark.emulator._http import ApiError, error_body, json_response

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from batchmark._tokens import prefix_units
+from batchmark.config._tokens import prefix_units
 
 __all__ = ["CacheUsage", "PromptCache", "min_cacheable_tokens"]
 

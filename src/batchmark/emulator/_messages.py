@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from batchmark._tokens import approx_tokens, block_tokens
+from batchmark.config._tokens import approx_tokens, block_tokens
 from batchmark.emulator._cache import CacheUsage
 from batchmark.emulator._responders import Reply, Responder
 from batchmark.emulator._schema import minimal_instance

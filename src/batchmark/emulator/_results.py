@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from batchmark._tokens import request_prefix_tokens
+from batchmark.config._tokens import request_prefix_tokens
 from batchmark.emulator._batches import CANCELED, ERRORED, EXPIRED, Batch
 from batchmark.emulator._cache import CacheUsage
 from batchmark.emulator._http import error_body

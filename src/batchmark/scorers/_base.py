@@ -19,7 +19,7 @@ import jinja2
 from pydantic import BaseModel, ConfigDict, ValidationInfo
 from pydantic_core import PydanticCustomError
 
-from batchmark._prompts import ENV, parse_template, plain_globals
+from batchmark._templates import ENV, parse_template, plain_globals
 
 __all__ = [
     "Score",
@@ -152,7 +152,7 @@ class Template:
     """A Jinja2 template over a row (``"{{ label }}"``, ``"{{ row['a b'] }}"``), compiled once.
 
     Undefined variables are errors; it renders in Jinja's sandbox, as prompts do
-    (``batchmark._prompts.ENV``). ``"{{ name }}"`` alone skips Jinja2 (a lookup and
+    (``batchmark._templates.ENV``). ``"{{ name }}"`` alone skips Jinja2 (a lookup and
     ``str``, which is what Jinja2 would print) since it is by far the common case.
     """
 

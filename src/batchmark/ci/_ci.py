@@ -9,8 +9,8 @@ incomplete (still in flight after ``wait_timeout``, or more failed requests than
 ``write_junit`` and ``markdown_summary`` format a result; ``write_reports`` leaves
 ``ci.json``, ``ci-summary.md`` and ``ci-report.html`` in the run folder.
 
-Baselines (``save_baseline``, ``load_baseline``) live in ``batchmark._baseline`` and the
-checks (``apply_gates``) in ``batchmark._gates``; both are re-exported here. docs/ci.md
+Baselines (``save_baseline``, ``load_baseline``) live in ``batchmark.ci._baseline`` and the
+checks (``apply_gates``) in ``batchmark.ci._gates``; both are re-exported here. docs/ci.md
 is the user's guide.
 """
 
@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from batchmark._baseline import (
+from batchmark.ci._baseline import (
     Baseline,
     BaselineError,
     is_finished,
@@ -35,12 +35,12 @@ from batchmark._baseline import (
     save_baseline,
     stable_json,
 )
-from batchmark._compare import COST_COLUMNS, Comparison, compare_scores, report
-from batchmark._config import CiConfig, EvalSpec, load_config
+from batchmark.reports._compare import COST_COLUMNS, Comparison, compare_scores, report
+from batchmark.config._schema import CiConfig, EvalSpec, load_config
 from batchmark._errors import BatchmarkError
-from batchmark._gates import EPS, GateOutcome, apply_gates, fmt_number
-from batchmark._run import DEFAULT_RESULTS, Run, open_run
-from batchmark._store import write_atomic
+from batchmark.ci._gates import EPS, GateOutcome, apply_gates, fmt_number
+from batchmark.runs._run import DEFAULT_RESULTS, Run, open_run
+from batchmark.runs._store import write_atomic
 
 if TYPE_CHECKING:
     pass
@@ -125,7 +125,7 @@ def run_ci(
     estimated to cost more (``BudgetExceeded``, exit 2), ``on_created`` is called with the
     run before anything is submitted, as for ``batchmark.run``.
     """
-    from batchmark._driver import resume, run
+    from batchmark.runs._driver import resume, run
 
     spec = config if isinstance(config, EvalSpec) else load_config(config)
     base = _baseline_for(spec.name, baseline, results)
@@ -178,7 +178,7 @@ def resume_ci(
     ``python:`` hooks name code from outside its repository (a ``Run`` passed in keeps
     its own setting).
     """
-    from batchmark._driver import resume
+    from batchmark.runs._driver import resume
 
     if isinstance(run_ref, Run):
         handle = run_ref
@@ -318,7 +318,7 @@ def ci_comparison(handle: Run, baseline: Baseline | None) -> Comparison:
         return report(handle)
     import pandas as pd
 
-    from batchmark._compare import _empty_scores, _samples
+    from batchmark.reports._compare import _empty_scores, _samples
 
     mine = handle.scores_df()
     if not mine.empty:
@@ -365,7 +365,7 @@ def _headline(result: CiResult) -> str:
 
 def markdown_summary(result: CiResult) -> str:
     """GitHub-flavoured Markdown: the verdict, the gates (failures first), the comparison."""
-    from batchmark._render import _md_table, to_markdown
+    from batchmark.reports._render import _md_table, to_markdown
 
     lines = [f"## {_ICON[result.state]} {_headline(result)}", ""]
     against = (
@@ -479,7 +479,7 @@ def write_reports(result: CiResult) -> CiResult:
     folder; returns the result with their paths."""
     from dataclasses import replace
 
-    from batchmark._render import to_html
+    from batchmark.reports._render import to_html
 
     folder = result.run_path
     ci_json = folder / "ci.json"

@@ -40,7 +40,7 @@ from batchmark._errors import DatasetError
 if TYPE_CHECKING:
     import datasets
 
-    from batchmark._config import DatasetConfig, EvalSpec
+    from batchmark.config._schema import DatasetConfig, EvalSpec
 
 __all__ = ["Row", "iter_rows", "load_table", "row_content_id"]
 

@@ -40,8 +40,8 @@ from jinja2.utils import missing
 from batchmark._errors import ConfigError, RenderError
 
 if TYPE_CHECKING:
-    from batchmark._config import EvalSpec, PromptVariant
-    from batchmark._datasets import Row
+    from batchmark.config._schema import EvalSpec, PromptVariant
+    from batchmark.runs._datasets import Row
 
 __all__ = [
     "RESERVED_VARIABLES",

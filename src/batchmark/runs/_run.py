@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from batchmark._config import EvalSpec, load_config
-from batchmark._responses import final_responses, summarize
-from batchmark._store import Ledger, RunFolder, resolve_run
+from batchmark.config._schema import EvalSpec, load_config
+from batchmark.runs._responses import final_responses, summarize
+from batchmark.runs._store import Ledger, RunFolder, resolve_run
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -224,7 +224,7 @@ class Run:
 
     def judge_agreement(self) -> dict[str, dict[str, Any]]:
         """Per judge with a ``human_label_field``: ``{n, accuracy, kappa}``."""
-        from batchmark._scoring import judge_agreement
+        from batchmark.runs._scoring import judge_agreement
 
         ledger = self._ledger()
         try:
@@ -234,7 +234,7 @@ class Run:
 
     def scores(self) -> Iterator[dict[str, Any]]:
         """One record per (item, scorer): score, passed, invalid, explanation, answer."""
-        from batchmark._scoring import iter_scores
+        from batchmark.runs._scoring import iter_scores
 
         ledger = self._ledger()
         try:
@@ -249,7 +249,7 @@ class Run:
 
     def score_summary(self) -> list[dict[str, Any]]:
         """Per model x variant x scorer: n, mean score, pass rate, invalid verdicts."""
-        from batchmark._scoring import scores_summary
+        from batchmark.runs._scoring import scores_summary
 
         ledger = self._ledger()
         try:

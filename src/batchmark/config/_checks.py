@@ -21,7 +21,7 @@ from pydantic import ValidationInfo
 from pydantic_core import PydanticCustomError
 
 from batchmark._hooks import ExternalCode, check_hook
-from batchmark._prompts import parse_template
+from batchmark._templates import parse_template
 
 __all__ = [
     "LoadContext",

@@ -198,7 +198,7 @@ def _folder_of(path: Path) -> Path | None:
 def _run_id(run_folder: Path | None) -> str | None:
     """How to name an existing run folder on the command line (a run still being
     expanded has no folder yet)."""
-    from batchmark._run import command_ref
+    from batchmark.runs._run import command_ref
 
     if run_folder is None or not (run_folder / "run.json").is_file():
         return None

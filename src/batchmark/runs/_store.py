@@ -48,8 +48,8 @@ Migration = Callable[[sqlite3.Connection], None]
 
 def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     """A connection whose errors name its file; ``readonly``: one that never writes (see
-    ``batchmark._sqlite``: it also opens a ledger in a read-only folder)."""
-    from batchmark._sqlite import connect, connect_readonly
+    ``batchmark.runs._sqlite``: it also opens a ledger in a read-only folder)."""
+    from batchmark.runs._sqlite import connect, connect_readonly
 
     if readonly:
         return connect_readonly(path)
@@ -309,7 +309,7 @@ class Ledger(_Transactions):
         """Open (or create) the ledger; ``readonly`` for a reader that never writes (an
         older ledger is still migrated first). A damaged file, a full disk or a folder
         that cannot be written is a ``StoreError`` naming the file and what to do."""
-        from batchmark._sqlite import pending_migrations, store_errors
+        from batchmark.runs._sqlite import pending_migrations, store_errors
 
         self.path = path
         with store_errors(path):
@@ -421,7 +421,7 @@ class ResponseCache(_Transactions):
     def __init__(self, path: Path) -> None:
         """Open (or create) the cache; a damaged file, a full disk or a folder that cannot
         be written is a ``StoreError`` naming the file (and ``--no-cache``)."""
-        from batchmark._sqlite import store_errors
+        from batchmark.runs._sqlite import store_errors
 
         with store_errors(path):
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -12,9 +12,9 @@ from typing import Any
 
 import orjson
 
-from batchmark._backend import expand_message
-from batchmark._pricing import cost_usd, price_for
-from batchmark._store import Ledger
+from batchmark.runs._backend import expand_message
+from batchmark.config._pricing import cost_usd, price_for
+from batchmark.runs._store import Ledger
 
 __all__ = ["LazyParams", "final_responses", "response_data", "summarize"]
 

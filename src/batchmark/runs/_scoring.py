@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from batchmark._config import EvalSpec
-from batchmark._datasets import iter_rows
+from batchmark.config._schema import EvalSpec
+from batchmark.runs._datasets import iter_rows
 from batchmark._errors import DatasetError
-from batchmark._gc import gc_paused
-from batchmark._grid import Request
-from batchmark._keys import cache_key
-from batchmark._responses import final_responses, response_data
-from batchmark._store import Ledger
+from batchmark.runs._gc import gc_paused
+from batchmark.runs._grid import Request
+from batchmark.runs._keys import cache_key
+from batchmark.runs._responses import final_responses, response_data
+from batchmark.runs._store import Ledger
 
 if TYPE_CHECKING:
     from batchmark.scorers import JudgeScorer, Score, ScoreContext, Scorer

@@ -3,7 +3,7 @@
 ``save_baseline(run, name)`` writes ``results/baselines/<name>.json`` — sorted keys,
 indented, a trailing newline, no secrets and no absolute paths, so it diffs well in
 review. ``load_baseline`` reads one back by name or path; ``batchmark ci`` compares a
-new run with it item by item (``batchmark._ci``).
+new run with it item by item (``batchmark.ci._ci``).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from batchmark._errors import BaselineError
-from batchmark._run import DEFAULT_RESULTS, Run
-from batchmark._store import write_atomic
+from batchmark.runs._run import DEFAULT_RESULTS, Run
+from batchmark.runs._store import write_atomic
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -28,10 +28,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from batchmark._config import EvalSpec, ModelConfig
-from batchmark._datasets import iter_rows
+from batchmark.config._schema import EvalSpec, ModelConfig
+from batchmark.runs._datasets import iter_rows
 from batchmark._errors import ConfigError
-from batchmark._keys import (
+from batchmark.runs._keys import (
     CUSTOM_ID_RE,
     cache_keyer,
     custom_id,
@@ -40,9 +40,9 @@ from batchmark._keys import (
     params_bytes,
     row_slug,
 )
-from batchmark._packing import ENTRY_OVERHEAD, BatchPacker
-from batchmark._prompts import CompiledVariant, compile_prompts
-from batchmark._tokens import prefix_units, request_prefix_tokens
+from batchmark.runs._packing import ENTRY_OVERHEAD, BatchPacker
+from batchmark._templates import CompiledVariant, compile_prompts
+from batchmark.config._tokens import prefix_units, request_prefix_tokens
 
 __all__ = [
     "CUSTOM_ID_RE",

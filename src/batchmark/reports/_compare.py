@@ -1,7 +1,7 @@
 """Comparison tables: per-cell scores with error bars, paired differences, item diffs, cost.
 
 ``compare(runs)`` reads the runs (scores, responses, cost, dataset clusters) and hands plain
-DataFrames to :func:`compare_scores`, which does the arithmetic with ``batchmark._stats``
+DataFrames to :func:`compare_scores`, which does the arithmetic with ``batchmark.reports._stats``
 only. docs/report.md describes every column; docs/statistics.md every formula.
 
 A *cell* is (run, model key, variant, scorer). Each non-baseline cell is compared with the
@@ -22,7 +22,7 @@ from batchmark._errors import CompareError
 if TYPE_CHECKING:  # pandas is imported when a comparison is made, not with the package
     import pandas as pd
 
-    from batchmark._run import Run
+    from batchmark.runs._run import Run
 
 __all__ = ["Comparison", "compare", "compare_scores", "report"]
 
@@ -209,7 +209,7 @@ def _empty_scores(cluster_field: str | None) -> pd.DataFrame:
 
 def _clusters(run: Run, field: str) -> dict[str, Any]:
     """Each row id's value of ``field`` in the run's dataset."""
-    from batchmark._datasets import iter_rows
+    from batchmark.runs._datasets import iter_rows
 
     out: dict[str, Any] = {}
     for row in iter_rows(run.spec()):
@@ -337,7 +337,7 @@ def compare_scores(
     """
     import pandas as pd
 
-    from batchmark._stats import item_scores, mcnemar_exact, paired_diff, summarize_scores
+    from batchmark.reports._stats import item_scores, mcnemar_exact, paired_diff, summarize_scores
 
     if reducer not in ("mean", "pass_at_k", "pass_hat_k"):
         raise CompareError(f"reducer must be mean, pass_at_k or pass_hat_k, got {reducer!r}")

@@ -26,10 +26,12 @@ __all__ = [
     "BatchPacker",
 ]
 
-API_MAX_REQUESTS = 100_000
-API_MAX_BYTES = 256 * 1024 * 1024
-BODY_OVERHEAD = len(b'{"requests":[]}')
-ENTRY_OVERHEAD = len(b'{"custom_id":"","params":}')
+from batchmark.config._limits import (
+    API_MAX_BYTES,
+    API_MAX_REQUESTS,
+    BODY_OVERHEAD,
+    ENTRY_OVERHEAD,
+)
 
 
 class BatchPacker:

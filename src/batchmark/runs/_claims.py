@@ -32,9 +32,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from batchmark._store import CACHE_DIRNAME, _Transactions
-from batchmark._store import _connect as connect
-from batchmark._store import _migrate as migrate
+from batchmark.runs._store import CACHE_DIRNAME, _Transactions
+from batchmark.runs._store import _connect as connect
+from batchmark.runs._store import _migrate as migrate
 
 __all__ = ["Claim", "Claims", "claims_path", "owner_alive"]
 

@@ -1,4 +1,4 @@
-"""Rendering a :class:`~batchmark._compare.Comparison`: terminal, Markdown, CSV, JSON, HTML.
+"""Rendering a :class:`~batchmark.reports._compare.Comparison`: terminal, Markdown, CSV, JSON, HTML.
 
 Rendering only: every number comes from the comparison's DataFrames. A difference whose
 95% interval excludes zero is marked ``▲`` (candidate higher) or ``▼`` (lower) in every
@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from batchmark._compare import CELL, CELL_COLUMNS, Comparison, is_missing
+from batchmark.reports._compare import CELL, CELL_COLUMNS, Comparison, is_missing
 from batchmark._terminal import literal, visible
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """Loading a config file: read, parse, validate, report every problem at once.
 
-``load`` (exported as ``batchmark._config.load_config``) reads the file, parses the YAML
+``load`` (exported as ``batchmark.config._schema.load_config``) reads the file, parses the YAML
 twice (as data for validation, and as a node tree to find each field's line), runs the
 checks that span fields (duplicate keys, duplicate variant names and model keys),
 validates the data against ``EvalConfig`` with a ``LoadContext`` that makes paths
@@ -32,8 +32,8 @@ from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import SkipJsonSchema
 from yaml.composer import ComposerError
 
-from batchmark._config import EvalConfig, EvalSpec
-from batchmark._config_checks import LoadContext, resolve_path
+from batchmark.config._schema import EvalConfig, EvalSpec
+from batchmark.config._checks import LoadContext, resolve_path
 from batchmark._errors import ConfigError, UnsafeConfig
 from batchmark._hooks import ALLOW_HINT, repository_root
 from batchmark.scorers import Scorer, build_scorers
@@ -50,7 +50,7 @@ hundred). Composing 100,000 nodes takes ~2 s; the alias bomb is refused as it gr
 def load(
     path: str | os.PathLike[str], *, text: str | None = None, allow_external_code: bool = False
 ) -> EvalSpec:
-    """Read, validate and resolve a YAML eval config (``batchmark._config.load_config``).
+    """Read, validate and resolve a YAML eval config (``batchmark.config._schema.load_config``).
 
     ``text`` replaces the file's content when given. Raises ``ConfigError`` listing
     every problem (field path, YAML line, hint), and before it ``UnsafeConfig`` listing

@@ -36,7 +36,7 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
-from batchmark._config_checks import (
+from batchmark.config._checks import (
     check_syntax,
     context_of,
     existing_file,
@@ -44,8 +44,8 @@ from batchmark._config_checks import (
     read_template,
     responder_spec,
 )
-from batchmark._packing import API_MAX_BYTES, API_MAX_REQUESTS
-from batchmark._prompts import RESERVED_VARIABLES
+from batchmark.config._limits import API_MAX_BYTES, API_MAX_REQUESTS
+from batchmark._templates import RESERVED_VARIABLES
 from batchmark.scorers import Scorer, build_scorers, scorers_json_schema
 
 if TYPE_CHECKING:
@@ -639,6 +639,6 @@ def load_config(
     """
     if isinstance(path, EvalSpec):
         return path
-    from batchmark._config_load import load
+    from batchmark.config._load import load
 
     return load(path, text=text, allow_external_code=allow_external_code)

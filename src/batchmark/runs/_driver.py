@@ -25,18 +25,18 @@ from typing import Any
 
 import orjson
 
-from batchmark._backend import AnthropicBackend, make_client
-from batchmark._batches import BatchRunner, BatchSettings, Progress, crashpoint
-from batchmark._claims import Claims, claims_path
-from batchmark._config import EvalSpec, load_config
-from batchmark._datasets import iter_rows
+from batchmark.runs._backend import AnthropicBackend, make_client
+from batchmark.runs._batches import BatchRunner, BatchSettings, Progress, crashpoint
+from batchmark.runs._claims import Claims, claims_path
+from batchmark.config._schema import EvalSpec, load_config
+from batchmark.runs._datasets import iter_rows
 from batchmark._errors import BatchmarkError, ConfigError, CredentialsError
-from batchmark._gc import gc_paused
-from batchmark._grid import expand
-from batchmark._packing import API_MAX_BYTES, BODY_OVERHEAD
-from batchmark._responses import final_responses
-from batchmark._run import DEFAULT_RESULTS, Run, open_run
-from batchmark._scoring import (
+from batchmark.runs._gc import gc_paused
+from batchmark.runs._grid import expand
+from batchmark.runs._packing import API_MAX_BYTES, BODY_OVERHEAD
+from batchmark.runs._responses import final_responses
+from batchmark.runs._run import DEFAULT_RESULTS, Run, open_run
+from batchmark.runs._scoring import (
     iter_scores,
     judge_agreement,
     judge_requests,
@@ -44,7 +44,7 @@ from batchmark._scoring import (
     score_run,
     scores_summary,
 )
-from batchmark._store import (
+from batchmark.runs._store import (
     REDACTED,
     Ledger,
     ResponseCache,
@@ -253,7 +253,7 @@ def _check_budget(
     use_cache: bool,
 ) -> None:
     """Estimate the run (real token counts when an endpoint is reachable) against a budget."""
-    from batchmark._estimate import check_budget, estimate
+    from batchmark.runs._estimate import check_budget, estimate
 
     url = None if emulate else base_url or os.environ.get("ANTHROPIC_BASE_URL")
     client = None if emulate else make_client(base_url=base_url, api_key=api_key)

@@ -1,7 +1,7 @@
 """Gates: the checks ``batchmark ci`` applies to a run's cells (``ci.gates`` in the config).
 
 ``apply_gates(ci, cells, diffs, run=..., baseline=...)`` is pure: it reads the cells and
-diffs tables of a comparison (``batchmark._compare``) and returns one ``GateOutcome``
+diffs tables of a comparison (``batchmark.reports._compare``) and returns one ``GateOutcome``
 per check per cell — ``min`` on the cell's mean, ``max_drop`` and ``significant_drop``
 on its paired difference from the baseline. docs/ci.md describes the checks.
 """
@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from batchmark._compare import is_missing
-from batchmark._config import CiConfig
+from batchmark.reports._compare import is_missing
+from batchmark.config._schema import CiConfig
 
 if TYPE_CHECKING:
     import pandas as pd

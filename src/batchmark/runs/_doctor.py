@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from batchmark._errors import BatchmarkError
-from batchmark._run import DEFAULT_RESULTS, command_ref
-from batchmark._store import RunFolder, cache_path, resolve_run
+from batchmark.runs._run import DEFAULT_RESULTS, command_ref
+from batchmark.runs._store import RunFolder, cache_path, resolve_run
 
 __all__ = ["Check", "Diagnosis", "KeyBatch", "SalvagedBatch", "diagnose"]
 
@@ -163,7 +163,7 @@ def _integrity(path: Path) -> tuple[bool, str, sqlite3.Connection | None]:
         return False, "missing", None
     if path.stat().st_size == 0:
         return False, "empty (0 bytes)", None
-    from batchmark._sqlite import connect_readonly
+    from batchmark.runs._sqlite import connect_readonly
 
     try:
         db = connect_readonly(path)
@@ -210,7 +210,7 @@ def salvage_batch_ids(ledger: Path) -> list[SalvagedBatch]:
     """Every batch id the ledger still holds: table by table through SQLite as far as it
     can read, then a byte scan of the file and its WAL for ids SQL could not reach."""
     found: dict[str, SalvagedBatch] = {}
-    from batchmark._sqlite import connect_readonly
+    from batchmark.runs._sqlite import connect_readonly
 
     try:
         db = connect_readonly(ledger)
@@ -283,7 +283,7 @@ def _list_key_batches(
         return
     import anthropic
 
-    from batchmark._backend import make_client
+    from batchmark.runs._backend import make_client
 
     since = _created_at(info)
     known = {b.batch_id for b in diagnosis.salvaged}

@@ -56,12 +56,12 @@ from typing import Any
 import anthropic
 import orjson
 
-from batchmark._backend import BatchBackend, BatchInfo, ResultLine
-from batchmark._claims import Claim, Claims, owner_alive, owner_sending
+from batchmark.runs._backend import BatchBackend, BatchInfo, ResultLine
+from batchmark.runs._claims import Claim, Claims, owner_alive, owner_sending
 from batchmark._errors import BatchmarkError, BatchNotFound, ResultsStreamError
-from batchmark._gc import gc_paused
-from batchmark._packing import API_MAX_BYTES, API_MAX_REQUESTS, ENTRY_OVERHEAD, BatchPacker
-from batchmark._store import Ledger, ResponseCache
+from batchmark.runs._gc import gc_paused
+from batchmark.runs._packing import API_MAX_BYTES, API_MAX_REQUESTS, ENTRY_OVERHEAD, BatchPacker
+from batchmark.runs._store import Ledger, ResponseCache
 
 __all__ = ["BatchRunner", "BatchSettings", "Progress"]
 
