@@ -30,9 +30,9 @@ from batchmark.ci._ci import (
     save_baseline,
     write_junit,
 )
-from batchmark.reports._compare import compare_scores
 from batchmark.config._schema import CiConfig
 from batchmark.emulator import Emulator
+from batchmark.reports._compare import compare_scores
 
 REPO = Path(__file__).resolve().parents[1]
 ROWS = [

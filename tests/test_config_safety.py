@@ -24,8 +24,8 @@ from click.testing import CliRunner
 import batchmark
 import batchmark.cli._validate  # noqa: F401  (registers the commands on ``cli``)
 from batchmark import ConfigError, RenderError, UnsafeConfig, load_config
-from batchmark.runs._grid import validate_spec
 from batchmark.cli import cli
+from batchmark.runs._grid import validate_spec
 
 REPO = Path(__file__).resolve().parents[1]
 

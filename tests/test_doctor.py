@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 import batchmark
-from batchmark.runs._doctor import diagnose
 from batchmark.cli import cli
 from batchmark.emulator import Emulator
+from batchmark.runs._doctor import diagnose
 
 from .pipeline.support import LiveEmulator, write_config
 

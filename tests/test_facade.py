@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import subprocess
 import sys
 import types
@@ -36,3 +37,14 @@ def test_importing_the_package_imports_nothing_heavy() -> None:
 def test_an_unknown_name_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no_such_name"):
         batchmark.no_such_name  # noqa: B018
+
+
+@pytest.mark.parametrize("package", ["config", "runs", "reports", "ci"])
+def test_each_package_exports_its_public_names(package: str) -> None:
+    """``batchmark.reports.mean_ci`` and the like: docs never import a private module."""
+    module = importlib.import_module(f"batchmark.{package}")
+    for name in module.__all__:
+        assert not isinstance(getattr(module, name), types.ModuleType)
+    assert module.__all__ == sorted(module.__all__, key=lambda n: (n.casefold(), n))
+    with pytest.raises(AttributeError, match="no_such_name"):
+        module.no_such_name  # noqa: B018

@@ -13,8 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import batchmark
-from batchmark.runs._driver import _insert_requests
 from batchmark._errors import ConfigError
+from batchmark.runs._driver import _insert_requests
 from batchmark.runs._grid import Request, expand
 from batchmark.runs._keys import (
     cache_key,

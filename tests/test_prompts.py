@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from batchmark.config._schema import PromptVariant
-from batchmark.runs._datasets import Row
 from batchmark._errors import RenderError
 from batchmark._templates import compile_variant, is_static, render
+from batchmark.config._schema import PromptVariant
+from batchmark.runs._datasets import Row
 
 ROW = Row("r1", 0, {"question": "2+2?", "answer": "4"})
 

@@ -18,9 +18,15 @@ from click.testing import CliRunner
 
 import batchmark
 import batchmark.cli._report  # noqa: F401  (registers report and compare)
-from batchmark.reports._compare import COST_COLUMNS, SAMPLE_COLUMNS, Comparison, compare_scores, report
-from batchmark.reports._render import csv_frame, terminal_text, to_csv, to_json, to_markdown
 from batchmark.cli import cli, main
+from batchmark.reports._compare import (
+    COST_COLUMNS,
+    SAMPLE_COLUMNS,
+    Comparison,
+    compare_scores,
+    report,
+)
+from batchmark.reports._render import csv_frame, terminal_text, to_csv, to_json, to_markdown
 
 from .report_support import isolated, make_run
 

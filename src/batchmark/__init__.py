@@ -9,8 +9,9 @@ Example::
     run.responses_df()
 """
 
-import importlib
 import typing
+
+from batchmark._facade import lazy_exports as _lazy_exports
 
 # The public names are resolved on first use (PEP 562): the ``batchmark`` command
 # imports this package before it can install its signal handlers (``batchmark._entry``),
@@ -40,23 +41,17 @@ _ORIGIN = {
         "UnsafeConfig",
     ),
     "batchmark.runs._estimate": ("Estimate", "check_budget", "estimate"),
-    "batchmark.runs._grid": ("Request", "ValidationReport", "expand", "make_custom_id", "validate_spec"),
+    "batchmark.runs._grid": (
+        "Request",
+        "ValidationReport",
+        "expand",
+        "make_custom_id",
+        "validate_spec",
+    ),
     "batchmark.runs._run": ("Run", "RunStatus", "open_run"),
 }
-_MODULE_OF = {name: module for module, names in _ORIGIN.items() for name in names}
 
 if typing.TYPE_CHECKING:
-    from batchmark.ci._ci import (
-        BaselineError,
-        CiResult,
-        load_baseline,
-        resume_ci,
-        run_ci,
-        save_baseline,
-    )
-    from batchmark.reports._compare import Comparison, compare, report
-    from batchmark.config._schema import EvalSpec, config_json_schema, load_config
-    from batchmark.runs._driver import cancel, resume, run, score
     from batchmark._errors import (
         BatchmarkError,
         BudgetExceeded,
@@ -69,8 +64,25 @@ if typing.TYPE_CHECKING:
         RunNotFound,
         UnsafeConfig,
     )
+    from batchmark.ci._ci import (
+        BaselineError,
+        CiResult,
+        load_baseline,
+        resume_ci,
+        run_ci,
+        save_baseline,
+    )
+    from batchmark.config._schema import EvalSpec, config_json_schema, load_config
+    from batchmark.reports._compare import Comparison, compare, report
+    from batchmark.runs._driver import cancel, resume, run, score
     from batchmark.runs._estimate import Estimate, check_budget, estimate
-    from batchmark.runs._grid import Request, ValidationReport, expand, make_custom_id, validate_spec
+    from batchmark.runs._grid import (
+        Request,
+        ValidationReport,
+        expand,
+        make_custom_id,
+        validate_spec,
+    )
     from batchmark.runs._run import Run, RunStatus, open_run
 
 __all__ = [
@@ -113,15 +125,4 @@ __all__ = [
     "ValidationReport",
 ]
 
-
-def __getattr__(name: str) -> typing.Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module 'batchmark' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # resolved once
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = _lazy_exports(__name__, globals(), __all__, _ORIGIN)

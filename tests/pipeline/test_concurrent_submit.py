@@ -14,8 +14,8 @@ import orjson
 import pytest
 
 import batchmark
-from batchmark.runs._backend import BODY_PIECE_BYTES, body_length, body_pieces
 from batchmark.emulator import parse_faults
+from batchmark.runs._backend import BODY_PIECE_BYTES, body_length, body_pieces
 
 from .adversarial import (
     LoseCreateResponses,

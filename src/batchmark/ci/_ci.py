@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from batchmark._errors import BatchmarkError
 from batchmark.ci._baseline import (
     Baseline,
     BaselineError,
@@ -35,10 +36,9 @@ from batchmark.ci._baseline import (
     save_baseline,
     stable_json,
 )
-from batchmark.reports._compare import COST_COLUMNS, Comparison, compare_scores, report
-from batchmark.config._schema import CiConfig, EvalSpec, load_config
-from batchmark._errors import BatchmarkError
 from batchmark.ci._gates import EPS, GateOutcome, apply_gates, fmt_number
+from batchmark.config._schema import CiConfig, EvalSpec, load_config
+from batchmark.reports._compare import COST_COLUMNS, Comparison, compare_scores, report
 from batchmark.runs._run import DEFAULT_RESULTS, Run, open_run
 from batchmark.runs._store import write_atomic
 

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from batchmark.reports._compare import is_missing
 from batchmark.config._schema import CiConfig
+from batchmark.reports._compare import is_missing
 
 if TYPE_CHECKING:
     import pandas as pd

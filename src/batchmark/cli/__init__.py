@@ -18,8 +18,8 @@ import click
 
 from batchmark._entry import EXIT_SIGINT, EXIT_SIGTERM, Terminated
 from batchmark._errors import BatchmarkError, StoreError
-from batchmark.runs._sqlite import store_error
 from batchmark._terminal import visible
+from batchmark.runs._sqlite import store_error
 
 __all__ = ["cli", "main"]
 

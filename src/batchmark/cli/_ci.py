@@ -24,8 +24,6 @@ from batchmark.ci._ci import (
     save_baseline,
     write_junit,
 )
-from batchmark.config._schema import load_config
-from batchmark.runs._run import Run, open_run
 from batchmark.cli import cli
 from batchmark.cli._common import (
     allow_external_code_option,
@@ -37,6 +35,8 @@ from batchmark.cli._common import (
     results_option,
     stdout_console,
 )
+from batchmark.config._schema import load_config
+from batchmark.runs._run import Run, open_run
 
 _STYLE = {"passed": "green", "failed": "bold red", "skipped": "dim", "incomplete": "yellow"}
 

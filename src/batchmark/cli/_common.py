@@ -17,9 +17,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichProgress
 
+from batchmark._terminal import SafeConsole, visible
 from batchmark.runs._batches import Progress
 from batchmark.runs._run import Run, command_ref
-from batchmark._terminal import SafeConsole, visible
 
 __all__ = [
     "allow_external_code_option",

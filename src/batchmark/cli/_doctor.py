@@ -9,9 +9,9 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from batchmark.runs._doctor import Diagnosis, diagnose
 from batchmark.cli import cli
 from batchmark.cli._common import format_option, results_option, stdout_console
+from batchmark.runs._doctor import Diagnosis, diagnose
 
 
 @cli.command("doctor")

@@ -10,10 +10,6 @@ import click
 import orjson
 from rich.table import Table
 
-from batchmark.runs._backend import make_client
-from batchmark.config._schema import load_config
-from batchmark.runs._estimate import Estimate, EstimateRow, estimate
-from batchmark.runs._store import endpoint_name
 from batchmark.cli import cli
 from batchmark.cli._common import (
     allow_external_code_option,
@@ -25,6 +21,10 @@ from batchmark.cli._common import (
     stdout_console,
 )
 from batchmark.cli._validate import _size, _user_errors
+from batchmark.config._schema import load_config
+from batchmark.runs._backend import make_client
+from batchmark.runs._estimate import Estimate, EstimateRow, estimate
+from batchmark.runs._store import endpoint_name
 
 
 def _client(base_url: str | None, api_version: str | None) -> anthropic.Anthropic | None:

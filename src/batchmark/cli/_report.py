@@ -8,12 +8,12 @@ from typing import Any
 
 import click
 
-from batchmark.reports._compare import Comparison, compare
-from batchmark.reports._render import FORMATS, render, render_terminal
-from batchmark.runs._run import open_run
 from batchmark._terminal import SafeConsole
 from batchmark.cli import cli
 from batchmark.cli._common import echo, note_run, results_option, stdout_console
+from batchmark.reports._compare import Comparison, compare
+from batchmark.reports._render import FORMATS, render, render_terminal
+from batchmark.runs._run import open_run
 
 
 def _table_options(func: Callable[..., Any]) -> Callable[..., Any]:

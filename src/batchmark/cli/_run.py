@@ -9,11 +9,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from batchmark.config._schema import load_config
-from batchmark.runs._driver import cancel, resume, run
 from batchmark._errors import RequestsLost, RunIncomplete, StoreError
-from batchmark.runs._run import Run, open_run
-from batchmark.runs._store import iter_run_folders
 from batchmark.cli import cli
 from batchmark.cli._common import (
     allow_external_code_option,
@@ -30,6 +26,10 @@ from batchmark.cli._common import (
     run_base_url_option,
     stdout_console,
 )
+from batchmark.config._schema import load_config
+from batchmark.runs._driver import cancel, resume, run
+from batchmark.runs._run import Run, open_run
+from batchmark.runs._store import iter_run_folders
 
 
 def print_summary(handle: Run, console: Console | None = None) -> None:

@@ -10,9 +10,6 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from batchmark.config._schema import load_config
-from batchmark.runs._driver import score
-from batchmark.runs._run import Run, open_run
 from batchmark.cli import cli
 from batchmark.cli._common import (
     allow_external_code_option,
@@ -23,6 +20,9 @@ from batchmark.cli._common import (
     run_base_url_option,
     stdout_console,
 )
+from batchmark.config._schema import load_config
+from batchmark.runs._driver import score
+from batchmark.runs._run import Run, open_run
 
 
 def _fmt_rate(x: float | None) -> str:

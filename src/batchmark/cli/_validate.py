@@ -11,11 +11,11 @@ from typing import Any
 import click
 import orjson
 
-from batchmark.config._schema import config_json_schema, load_config
 from batchmark._errors import BatchmarkError
-from batchmark.runs._grid import validate_spec
 from batchmark.cli import cli
 from batchmark.cli._common import allow_external_code_option, echo, format_option
+from batchmark.config._schema import config_json_schema, load_config
+from batchmark.runs._grid import validate_spec
 
 
 def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:

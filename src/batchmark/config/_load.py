@@ -32,10 +32,10 @@ from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import SkipJsonSchema
 from yaml.composer import ComposerError
 
-from batchmark.config._schema import EvalConfig, EvalSpec
-from batchmark.config._checks import LoadContext, resolve_path
 from batchmark._errors import ConfigError, UnsafeConfig
 from batchmark._hooks import ALLOW_HINT, repository_root
+from batchmark.config._checks import LoadContext, resolve_path
+from batchmark.config._schema import EvalConfig, EvalSpec
 from batchmark.scorers import Scorer, build_scorers
 
 __all__ = ["MAX_CONFIG_BYTES", "MAX_CONFIG_NODES", "load"]

@@ -19,8 +19,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from batchmark.reports._compare import CELL, CELL_COLUMNS, Comparison, is_missing
 from batchmark._terminal import literal, visible
+from batchmark.reports._compare import CELL, CELL_COLUMNS, Comparison, is_missing
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -20,3 +20,49 @@ The flow, one module per box:
 Depends on ``config``, ``scorers``, ``emulator`` (``--emulate``) and the foundation;
 never on ``reports``, ``ci`` or ``cli``.
 """
+
+from batchmark._facade import lazy_exports as _lazy_exports
+
+_ORIGIN = {
+    "batchmark.runs._driver": (
+        "cancel",
+        "resume",
+        "run",
+        "score",
+    ),
+    "batchmark.runs._estimate": (
+        "Estimate",
+        "check_budget",
+        "estimate",
+    ),
+    "batchmark.runs._grid": (
+        "Request",
+        "ValidationReport",
+        "expand",
+        "make_custom_id",
+        "validate_spec",
+    ),
+    "batchmark.runs._run": (
+        "Run",
+        "RunStatus",
+        "open_run",
+    ),
+}
+__all__ = [
+    "cancel",
+    "check_budget",
+    "Estimate",
+    "estimate",
+    "expand",
+    "make_custom_id",
+    "open_run",
+    "Request",
+    "resume",
+    "Run",
+    "run",
+    "RunStatus",
+    "score",
+    "validate_spec",
+    "ValidationReport",
+]
+__getattr__, __dir__ = _lazy_exports(__name__, globals(), __all__, _ORIGIN)

@@ -56,9 +56,9 @@ from typing import Any
 import anthropic
 import orjson
 
+from batchmark._errors import BatchmarkError, BatchNotFound, ResultsStreamError
 from batchmark.runs._backend import BatchBackend, BatchInfo, ResultLine
 from batchmark.runs._claims import Claim, Claims, owner_alive, owner_sending
-from batchmark._errors import BatchmarkError, BatchNotFound, ResultsStreamError
 from batchmark.runs._gc import gc_paused
 from batchmark.runs._packing import API_MAX_BYTES, API_MAX_REQUESTS, ENTRY_OVERHEAD, BatchPacker
 from batchmark.runs._store import Ledger, ResponseCache

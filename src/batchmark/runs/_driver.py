@@ -25,12 +25,12 @@ from typing import Any
 
 import orjson
 
+from batchmark._errors import BatchmarkError, ConfigError, CredentialsError
+from batchmark.config._schema import EvalSpec, load_config
 from batchmark.runs._backend import AnthropicBackend, make_client
 from batchmark.runs._batches import BatchRunner, BatchSettings, Progress, crashpoint
 from batchmark.runs._claims import Claims, claims_path
-from batchmark.config._schema import EvalSpec, load_config
 from batchmark.runs._datasets import iter_rows
-from batchmark._errors import BatchmarkError, ConfigError, CredentialsError
 from batchmark.runs._gc import gc_paused
 from batchmark.runs._grid import expand
 from batchmark.runs._packing import API_MAX_BYTES, BODY_OVERHEAD

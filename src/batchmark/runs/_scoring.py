@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from batchmark._errors import DatasetError
 from batchmark.config._schema import EvalSpec
 from batchmark.runs._datasets import iter_rows
-from batchmark._errors import DatasetError
 from batchmark.runs._gc import gc_paused
 from batchmark.runs._grid import Request
 from batchmark.runs._keys import cache_key
