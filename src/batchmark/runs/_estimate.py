@@ -56,18 +56,18 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import anthropic
 import orjson
 
-from batchmark.config._schema import EvalSpec
-from batchmark.runs._datasets import Row, iter_rows
 from batchmark._errors import BudgetExceeded, StoreError
+from batchmark.config._pricing import Price, cost_usd, fmt_usd, price_for
+from batchmark.config._schema import EvalSpec
+from batchmark.config._tokens import prefix_units
+from batchmark.runs._datasets import Row, iter_rows
 from batchmark.runs._grid import Request, expand, min_cacheable_tokens
 from batchmark.runs._keys import cache_key
 from batchmark.runs._packing import ENTRY_OVERHEAD, BatchPacker
-from batchmark.config._pricing import Price, cost_usd, price_for
 from batchmark.runs._responses import final_responses
 from batchmark.runs._run import Run
 from batchmark.runs._scoring import judges_of
 from batchmark.runs._store import Ledger, ResponseCache, RunFolder, cache_path
-from batchmark.config._tokens import prefix_units
 
 if TYPE_CHECKING:
     from batchmark.scorers import JudgeScorer
@@ -195,15 +195,15 @@ def check_budget(est: Estimate, max_cost: float) -> None:
     if est.cost_max_usd is None:
         unpriced = sorted({r.model for r in est.rows if r.cost_max_usd is None})
         raise BudgetExceeded(
-            f"cannot check the budget of ${max_cost:,.4f} (--max-cost): no price for "
+            f"cannot check the budget of {fmt_usd(max_cost)} (--max-cost): no price for "
             f"{', '.join(unpriced)}\n  hint: add the model under `pricing:` in the config"
         )
     if est.cost_max_usd > max_cost:
-        expected = "n/a" if est.cost_usd is None else f"${est.cost_usd:,.4f}"
         raise BudgetExceeded(
-            f"estimated maximum cost ${est.cost_max_usd:,.4f} (every output at max_tokens, "
-            f"no prompt-cache reads) is over the budget of ${max_cost:,.4f} (--max-cost); "
-            f"the expected cost is {expected}; nothing was sent\n  hint: {hint}"
+            f"estimated maximum cost {fmt_usd(est.cost_max_usd)} (every output at "
+            f"max_tokens, no prompt-cache reads) is over the budget of {fmt_usd(max_cost)} "
+            f"(--max-cost); the expected cost is {fmt_usd(est.cost_usd)}; nothing was sent"
+            f"\n  hint: {hint}"
         )
 
 
