@@ -24,6 +24,7 @@ import difflib
 import hashlib
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
@@ -32,10 +33,10 @@ from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import SkipJsonSchema
 from yaml.composer import ComposerError
 
-from batchmark.config._schema import EvalConfig, EvalSpec
-from batchmark.config._checks import LoadContext, resolve_path
 from batchmark._errors import ConfigError, UnsafeConfig
 from batchmark._hooks import ALLOW_HINT, repository_root
+from batchmark.config._checks import LoadContext, resolve_path
+from batchmark.config._schema import EvalConfig, EvalSpec
 from batchmark.scorers import Scorer, build_scorers
 
 __all__ = ["MAX_CONFIG_BYTES", "MAX_CONFIG_NODES", "load"]
@@ -197,16 +198,17 @@ def _with_scorer_line(entry: str, root: yaml.Node | None) -> str:
     parts: list[Any] = [int(match[1])]
     for key, index in re.findall(r"\.([^.\[]+)|\[(\d+)\]", match[2]):
         parts.append(int(index) if index else key)
-    line = _scorer_line(root, parts)
-    return match[0] + (f" (line {line})" if line else "") + entry[match.end() :]
+    line = _line_of(_value_node(root, "scorers"), parts, options_at=1)
+    return match[0] + line + entry[match.end() :]
 
 
-def _scorer_line(root: yaml.Node | None, parts: list[Any]) -> int | None:
-    """The line of a scorer item's field. Options may sit under the type's key
-    (``- judge: {rubric_file: ...}``), so a key not found on the item is looked for there."""
-    node: Any = _value_node(root, "scorers")
+def _line(node: yaml.Node | None, loc: Sequence[Any], *, options_at: int = -1) -> int | None:
+    """The line of the deepest YAML node ``loc`` reaches below ``node`` (None: not even
+    the first step). At depth ``options_at`` stands a scorer item, whose options may sit
+    under its type's key (``- judge: {rubric_file: ...}``): a key not found on the item
+    is looked for there."""
     line = None
-    for depth, part in enumerate(parts):
+    for depth, part in enumerate(loc):
         if isinstance(node, yaml.SequenceNode) and isinstance(part, int):
             if part >= len(node.value):
                 break
@@ -216,7 +218,7 @@ def _scorer_line(root: yaml.Node | None, parts: list[Any]) -> int | None:
         if not isinstance(node, yaml.MappingNode):
             break
         found = _key_value(node, str(part))
-        if found is None and depth == 1:
+        if found is None and depth == options_at:
             options = [v for k, v in node.value if isinstance(v, yaml.MappingNode)]
             if len(options) == 1:
                 found = _key_value(options[0], str(part))
@@ -433,24 +435,9 @@ def _loc_str(loc: tuple[Any, ...]) -> str:
     return out or "(top level)"
 
 
-def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> str:
-    """`` (line N)`` of the deepest YAML node the location reaches below the top level."""
-    node = root
-    line = None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = [(k, v) for k, v in node.value if getattr(k, "value", None) == str(part)]
-            if not match:
-                break
-            key, node = match[0]
-            line = key.start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if part >= len(node.value):
-                break
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            break
+def _line_of(root: yaml.Node | None, loc: Sequence[Any], *, options_at: int = -1) -> str:
+    """`` (line N)`` of the deepest YAML node the location reaches below ``root``."""
+    line = _line(root, loc, options_at=options_at)
     return f" (line {line})" if line else ""
 
 

@@ -36,6 +36,7 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
+from batchmark._templates import RESERVED_VARIABLES
 from batchmark.config._checks import (
     check_syntax,
     context_of,
@@ -45,7 +46,6 @@ from batchmark.config._checks import (
     responder_spec,
 )
 from batchmark.config._limits import API_MAX_BYTES, API_MAX_REQUESTS
-from batchmark._templates import RESERVED_VARIABLES
 from batchmark.scorers import Scorer, build_scorers, scorers_json_schema
 
 if TYPE_CHECKING:
