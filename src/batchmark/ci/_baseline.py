@@ -147,8 +147,8 @@ def load_baseline(
         known = sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
         raise BaselineError(
             f"no baseline {ref!r} (looked for {path}); "
-            + (f"baselines: {', '.join(known)}" if known else f"no baselines under {folder}")
-            + "\n  hint: `batchmark baseline save RUN NAME` creates one"
+            + (f"baselines: {', '.join(known)}" if known else f"no baselines under {folder}"),
+            hint="`batchmark baseline save RUN NAME` creates one",
         )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

@@ -77,7 +77,7 @@ def load(
     except ValidationError as err:
         errors = _format_errors(err, root) + errors
         config = None
-    unsafe = [f"{_loc_str(loc)}{_line_of(root, loc)}: {msg}" for loc, msg in ctx.unsafe]
+    unsafe = [_problem(root, loc, msg) for loc, msg in ctx.unsafe]
     scorers, scorer_errors, scorer_unsafe = _scorers(raw.get("scorers"), ctx, file, root)
     if unsafe or scorer_unsafe:
         raise UnsafeConfig(file, unsafe + scorer_unsafe, ALLOW_HINT)
@@ -341,10 +341,8 @@ def _duplicate_names(raw: dict[str, Any], root: yaml.Node | None) -> list[str]:
         for i, key, field_name in keys:
             if key in first:
                 loc = (section, i, field_name)
-                errors.append(
-                    f"{_loc_str(loc)}{_line_of(root, loc)}: duplicate {what} {key!r} "
-                    f"(also {section}[{first[key]}])\n    hint: {hint}"
-                )
+                message = f"duplicate {what} {key!r} (also {section}[{first[key]}])"
+                errors.append(_problem(root, loc, message, hint))
             first.setdefault(key, i)
 
     prompts = raw.get("prompts")
@@ -394,9 +392,7 @@ def _ci_errors(raw: dict[str, Any], scorer_names: list[str], root: yaml.Node | N
             close = difflib.get_close_matches(str(name), scorer_names, n=1)
             known = ", ".join(scorer_names) or "none (add `scorers:`)"
             hint = f"did you mean `{close[0]}`?" if close else f"scorers in this config: {known}"
-            errors.append(
-                f"{_loc_str(loc)}{_line_of(root, loc)}: no scorer named {name!r}\n    hint: {hint}"
-            )
+            errors.append(_problem(root, loc, f"no scorer named {name!r}", hint))
             continue
         items = entries if isinstance(entries, list) else [entries]
         for i, gate in enumerate(items):
@@ -410,10 +406,8 @@ def _ci_errors(raw: dict[str, Any], scorer_names: list[str], root: yaml.Node | N
                 if value is None or value in known_names:
                     continue
                 where = (*loc, i, key) if isinstance(entries, list) else (*loc, key)
-                errors.append(
-                    f"{_loc_str(where)}{_line_of(root, where)}: no {what} named {value!r}\n"
-                    f"    hint: {what}s in this config: {', '.join(map(str, known_names))}"
-                )
+                hint = f"{what}s in this config: {', '.join(map(str, known_names))}"
+                errors.append(_problem(root, where, f"no {what} named {value!r}", hint))
     return errors
 
 
@@ -433,6 +427,13 @@ def _loc_str(loc: tuple[Any, ...]) -> str:
             continue
         out = f"{out}[{part}]" if isinstance(part, int) else _join(out, str(part))
     return out or "(top level)"
+
+
+def _problem(root: yaml.Node | None, loc: tuple[Any, ...], message: str, hint: str = "") -> str:
+    """One entry of a ``ConfigError``'s list: ``field.path (line N): message``, and its
+    hint on the next line."""
+    entry = f"{_loc_str(loc)}{_line_of(root, loc)}: {message}"
+    return entry + (f"\n    hint: {hint}" if hint else "")
 
 
 def _line_of(root: yaml.Node | None, loc: Sequence[Any], *, options_at: int = -1) -> str:
@@ -502,10 +503,7 @@ def _format_errors(exc: ValidationError, root: yaml.Node | None) -> list[str]:
             value = err.get("input")
             if isinstance(value, str | int | float | bool) or value is None:
                 msg += f" (got {_short(value)})"
-        entry = f"{_loc_str(loc)}{_line_of(root, loc)}: {msg}"
-        if hint:
-            entry += f"\n    hint: {hint}"
-        errors.append(entry)
+        errors.append(_problem(root, loc, msg, hint))
     return errors
 
 

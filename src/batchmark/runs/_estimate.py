@@ -189,21 +189,20 @@ def check_budget(est: Estimate, max_cost: float) -> None:
     the expected cost: the budget must hold whatever the models answer. An estimate
     with a model that has no price cannot be checked, and is refused as well.
     """
-    hint = (
-        "raise --max-cost, or reduce the grid (dataset.limit, variants, models, epochs, max_tokens)"
-    )
     if est.cost_max_usd is None:
         unpriced = sorted({r.model for r in est.rows if r.cost_max_usd is None})
         raise BudgetExceeded(
             f"cannot check the budget of {fmt_usd(max_cost)} (--max-cost): no price for "
-            f"{', '.join(unpriced)}\n  hint: add the model under `pricing:` in the config"
+            f"{', '.join(unpriced)}",
+            hint="add the model under `pricing:` in the config",
         )
     if est.cost_max_usd > max_cost:
         raise BudgetExceeded(
             f"estimated maximum cost {fmt_usd(est.cost_max_usd)} (every output at "
             f"max_tokens, no prompt-cache reads) is over the budget of {fmt_usd(max_cost)} "
-            f"(--max-cost); the expected cost is {fmt_usd(est.cost_usd)}; nothing was sent"
-            f"\n  hint: {hint}"
+            f"(--max-cost); the expected cost is {fmt_usd(est.cost_usd)}; nothing was sent",
+            hint="raise --max-cost, or reduce the grid (dataset.limit, variants, models, "
+            "epochs, max_tokens)",
         )
 
 
