@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from batchmark.config._schema import EvalSpec, load_config
 from batchmark._errors import ConfigError, RenderError
+from batchmark.config._schema import EvalSpec, load_config
+from batchmark.config._tokens import prefix_units
 from batchmark.runs._grid import (
     CUSTOM_ID_RE,
     MIN_CACHEABLE_TOKENS,
@@ -22,9 +23,8 @@ from batchmark.runs._grid import (
     min_cacheable_tokens,
     validate_spec,
 )
-from batchmark.config._tokens import prefix_units
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ROWS = [{"id": f"q{i}", "question": f"question {i}?"} for i in range(3)]
 PROMPTS = """\
   - {name: plain, system: "Be terse.", user: "{{ question }}"}

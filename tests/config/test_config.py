@@ -6,6 +6,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from batchmark._errors import ConfigError
 from batchmark.config._schema import (
     API_MAX_BATCH_BYTES,
     DEFAULT_MAX_TOKENS,
@@ -13,9 +14,8 @@ from batchmark.config._schema import (
     config_json_schema,
     load_config,
 )
-from batchmark._errors import ConfigError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 BASE = """\
 name: t

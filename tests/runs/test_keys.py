@@ -13,8 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import batchmark
-from batchmark.runs._driver import _insert_requests
 from batchmark._errors import ConfigError
+from batchmark.runs._driver import _insert_requests
 from batchmark.runs._grid import Request, expand
 from batchmark.runs._keys import (
     cache_key,
@@ -27,7 +27,7 @@ from batchmark.runs._keys import (
 )
 from batchmark.runs._store import Ledger
 
-from .report_support import JUDGE, write_eval
+from ..reports.support import JUDGE, write_eval
 from .test_grid import make_spec
 
 API_VERSION = "2023-06-01"

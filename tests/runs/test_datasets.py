@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from batchmark._errors import DatasetError
 from batchmark.config._schema import EvalSpec, load_config
 from batchmark.runs._datasets import Row, iter_rows, row_content_id
-from batchmark._errors import DatasetError
 
 
 def spec_for(

@@ -24,10 +24,10 @@ from click.testing import CliRunner
 import batchmark
 import batchmark.cli._validate  # noqa: F401  (registers the commands on ``cli``)
 from batchmark import ConfigError, RenderError, UnsafeConfig, load_config
-from batchmark.runs._grid import validate_spec
 from batchmark.cli import cli
+from batchmark.runs._grid import validate_spec
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def write(folder: Path, config: str, rows: list[dict] | None = None) -> Path:

@@ -15,14 +15,14 @@ from click.testing import CliRunner
 
 import batchmark
 import batchmark.cli._estimate  # noqa: F401  (registers the command on ``cli``)
+from batchmark.cli import cli
+from batchmark.config._tokens import request_prefix_tokens
+from batchmark.emulator import Emulator
 from batchmark.runs._estimate import BudgetExceeded, Estimate, check_budget, estimate
 from batchmark.runs._grid import expand
 from batchmark.runs._store import cache_path
-from batchmark.config._tokens import request_prefix_tokens
-from batchmark.cli import cli
-from batchmark.emulator import Emulator
 
-from .pipeline.support import write_config
+from ..pipeline.support import write_config
 
 # Three rows whose question is 14 bytes: ceil(14 / 4) = 4 tokens + 3 per message = 7.
 ROWS = [{"id": f"q{i}", "question": f"What is {i} + {i}?", "answer": str(2 * i)} for i in (1, 2, 3)]

@@ -1,6 +1,6 @@
 """The comparison tables' numbers: hand-computed on small synthetic data and real runs.
 
-Rendering is tested separately (tests/test_render.py); here only the DataFrames.
+Rendering is tested separately (tests/reports/test_render.py); here only the DataFrames.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from batchmark.reports._compare import (
 )
 from batchmark.reports._stats import Z95
 
-from .report_support import JUDGE, RIGHT, ROWS, isolated, make_run
+from .support import JUDGE, RIGHT, ROWS, isolated, make_run
 
 INCLUDES = {"includes": {"target": "{{ answer }}"}}
 
