@@ -28,9 +28,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from batchmark.config._schema import EvalSpec, ModelConfig
-from batchmark.runs._datasets import iter_rows
 from batchmark._errors import ConfigError
+from batchmark._templates import CompiledVariant, compile_prompts
+from batchmark.config._schema import EvalSpec, ModelConfig
+from batchmark.config._tokens import prefix_units, request_prefix_tokens
+from batchmark.runs._datasets import iter_rows
 from batchmark.runs._keys import (
     CUSTOM_ID_RE,
     cache_keyer,
@@ -41,8 +43,6 @@ from batchmark.runs._keys import (
     row_slug,
 )
 from batchmark.runs._packing import ENTRY_OVERHEAD, BatchPacker
-from batchmark._templates import CompiledVariant, compile_prompts
-from batchmark.config._tokens import prefix_units, request_prefix_tokens
 
 __all__ = [
     "CUSTOM_ID_RE",

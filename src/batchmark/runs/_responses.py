@@ -12,8 +12,8 @@ from typing import Any
 
 import orjson
 
-from batchmark.runs._backend import expand_message
 from batchmark.config._pricing import cost_usd, price_for
+from batchmark.runs._backend import expand_message
 from batchmark.runs._store import Ledger
 
 __all__ = ["LazyParams", "final_responses", "response_data", "summarize"]
