@@ -1,25 +1,35 @@
-"""The exceptions batchmark raises for user mistakes.
+"""The exceptions batchmark raises for user mistakes: one tree, all in this module.
 
 A user mistake (a bad config, an unreadable dataset, an unknown run) is one of these;
-the CLI prints its message in one or two lines and exits with ``exit_code``. Anything
-else is a bug and keeps its traceback.
+the CLI prints its message in one or two lines and exits with the class's
+``exit_code``. Anything else is a bug and keeps its traceback. Code that handles an
+error catches it by class, never by its message.
 
-    BatchmarkError               exit 2: something the user can fix
-    ├── ConfigError              the config file: names the file and the field
-    │   ├── RenderError          a template failed for one row: variant, row id, variable
-    │   └── UnsafeConfig         a config asks to run code from outside its repository
-    ├── DatasetError             the dataset: names the file, the row and the field
-    ├── RunNotFound              a RUN argument that names no run folder
-    ├── CredentialsError         no API key and no --emulate
-    ├── BudgetExceeded           the estimated maximum cost is over --max-cost
-    ├── BaselineError            a baseline that cannot be found, read or saved
-    ├── CompareError             a comparison that cannot be made as asked
-    ├── StoreError               a ledger, cache or results folder cannot be read or written
-    ├── RunIncomplete            exit 3: the run stopped before every request ended
-    │   ├── ResultsStreamError   a batch's results stream broke off on every attempt
-    │   └── BatchNotFound        the API answers 404 for a batch (transient, or gone)
-    └── RequestsLost             exit 4: requests ended with no answer (batch lost, line
-                                 missing) and were not sent again
+Every error carries ``hint``, what to do next, shown as the message's last line
+(``  hint: ...``). It is given where the error is raised (``DatasetError(msg,
+hint=...)``), where the file, row or run it names is known; no class has a default
+hint (``hint`` is None): a message without one names its next step itself.
+
+    BatchmarkError               exit 2  something the user can fix
+    ├── ConfigError              exit 2  the config file: names the file and the field
+    │   ├── RenderError          exit 2  a template failed for one row: variant, row id
+    │   └── UnsafeConfig         exit 2  a config asks to run code from outside its repository
+    ├── DatasetError             exit 2  the dataset: names the file, the row and the field
+    ├── RunNotFound              exit 2  a RUN argument that names no run folder
+    ├── CredentialsError         exit 2  no API key and no --emulate
+    ├── BudgetExceeded           exit 2  the estimated maximum cost is over --max-cost
+    ├── BaselineError            exit 2  a baseline that cannot be found, read or saved
+    ├── CompareError             exit 2  a comparison that cannot be made as asked
+    ├── StoreError               exit 2  a ledger, cache or results folder cannot be read
+    │                                    or written
+    ├── EmulatorError            exit 2  the emulator cannot start (a port in use)
+    ├── RunIncomplete            exit 3  the run stopped before every request ended
+    │   ├── ResultsStreamError   exit 3  a batch's results stream broke off on every attempt
+    │   └── BatchNotFound        exit 3  the API answers 404 for a batch (transient, or gone)
+    └── RequestsLost             exit 4  requests ended with no answer (batch lost, line
+                                         missing) and were not sent again
+
+tests/test_errors.py checks that this tree is the classes' own.
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ __all__ = [
     "ConfigError",
     "CredentialsError",
     "DatasetError",
+    "EmulatorError",
     "RenderError",
     "RequestsLost",
     "ResultsStreamError",
@@ -44,9 +55,17 @@ __all__ = [
 
 
 class BatchmarkError(Exception):
-    """Base class of every error a user can fix; ``str(err)`` is the whole message."""
+    """Base class of every error a user can fix; ``str(err)`` is the whole message,
+    ``hint`` (when given) its last line."""
 
     exit_code = 2
+    """The CLI's exit status for this error."""
+    hint: str | None = None
+    """What to do next; None when the message says it."""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.hint = hint
+        super().__init__(message + (f"\n  hint: {hint}" if hint else ""))
 
 
 class ConfigError(BatchmarkError):
@@ -60,16 +79,13 @@ class ConfigError(BatchmarkError):
     def __init__(self, file: str | None, errors: list[str] | str, hint: str | None = None):
         self.file = file
         self.errors = [errors] if isinstance(errors, str) else list(errors)
-        self.hint = hint
         head = f"{file}: " if file else ""
         if len(self.errors) == 1:
             msg = head + self.errors[0]
         else:
             problems = "\n".join(f"  - {e}" for e in self.errors)
             msg = f"{head}{len(self.errors)} {self.many}:\n{problems}"
-        if hint:
-            msg += f"\n  hint: {hint}"
-        super().__init__(msg)
+        super().__init__(msg, hint=hint)
 
 
 class RenderError(ConfigError):
@@ -117,9 +133,9 @@ class BatchNotFound(RunIncomplete):
     """The backend answered 404 for a batch id (SDK issue #1432: transient right after a
     create; or the batch was deleted, or the endpoint is another one)."""
 
-    def __init__(self, batch_id: str, message: str | None = None):
+    def __init__(self, batch_id: str, message: str | None = None, *, hint: str | None = None):
         self.batch_id = batch_id
-        super().__init__(message or f"batch {batch_id} not found (HTTP 404)")
+        super().__init__(message or f"batch {batch_id} not found (HTTP 404)", hint=hint)
 
 
 class ResultsStreamError(RunIncomplete):
@@ -149,3 +165,8 @@ class UnsafeConfig(ConfigError):
 class StoreError(BatchmarkError):
     """A ledger, the response cache or a results folder cannot be read or written
     (disk full, read-only, damaged file); the message names the file and what to do."""
+
+
+class EmulatorError(BatchmarkError):
+    """The emulator cannot start: its port is in use, its host is not an address of
+    this machine, or its server did not come up."""

@@ -9,7 +9,6 @@ new run with it item by item (``batchmark.ci._ci``).
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from batchmark._errors import BaselineError
+from batchmark.reports._numbers import json_ready
 from batchmark.runs._run import DEFAULT_RESULTS, Run
 from batchmark.runs._store import write_atomic
 
@@ -78,19 +78,8 @@ def _baselines_dir(results: str | os.PathLike[str]) -> Path:
     return Path(results) / "baselines"
 
 
-def _clean(value: Any) -> Any:
-    """JSON-safe: NaN becomes null, containers recursively."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    return value
-
-
 def stable_json(data: Any) -> str:
-    return json.dumps(_clean(data), indent=2, sort_keys=True, allow_nan=False) + "\n"
+    return json.dumps(json_ready(data), indent=2, sort_keys=True, allow_nan=False) + "\n"
 
 
 def is_finished(run: Run) -> bool:
@@ -158,8 +147,8 @@ def load_baseline(
         known = sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
         raise BaselineError(
             f"no baseline {ref!r} (looked for {path}); "
-            + (f"baselines: {', '.join(known)}" if known else f"no baselines under {folder}")
-            + "\n  hint: `batchmark baseline save RUN NAME` creates one"
+            + (f"baselines: {', '.join(known)}" if known else f"no baselines under {folder}"),
+            hint="`batchmark baseline save RUN NAME` creates one",
         )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

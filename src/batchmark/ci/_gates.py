@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from batchmark.config._schema import CiConfig
-from batchmark.reports._compare import is_missing
+from batchmark.reports._numbers import as_number, fmt_number
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -49,16 +49,6 @@ class GateOutcome:
     @property
     def name(self) -> str:
         return f"{self.scorer} {self.check} [{self.cell}]"
-
-
-def fmt_number(x: float | None, sign: bool = False) -> str:
-    if is_missing(x):
-        return "–"
-    return f"{x:+.3f}" if sign else f"{x:.3f}"
-
-
-def as_number(x: Any) -> float | None:
-    return None if is_missing(x) else float(x)
 
 
 def apply_gates(
@@ -150,9 +140,9 @@ def apply_gates(
                         outcome(check, "skipped", None, -threshold, "95% CI undefined (n < 2)")
                         continue
                     ok = high >= -threshold - EPS
-                    low = fmt_number(diff["ci_low"], True)
-                    ci = f"Δ {fmt_number(diff['diff'], True)} [95% CI {low}, "
-                    ci += f"{fmt_number(high, True)}]"
+                    low = fmt_number(diff["ci_low"], sign=True)
+                    ci = f"Δ {fmt_number(diff['diff'], sign=True)} [95% CI {low}, "
+                    ci += f"{fmt_number(high, sign=True)}]"
                     verdict = "reaches" if ok else "lies entirely below"
                     outcome(
                         check,

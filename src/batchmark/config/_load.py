@@ -24,6 +24,7 @@ import difflib
 import hashlib
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
@@ -76,7 +77,7 @@ def load(
     except ValidationError as err:
         errors = _format_errors(err, root) + errors
         config = None
-    unsafe = [f"{_loc_str(loc)}{_line_of(root, loc)}: {msg}" for loc, msg in ctx.unsafe]
+    unsafe = [_problem(root, loc, msg) for loc, msg in ctx.unsafe]
     scorers, scorer_errors, scorer_unsafe = _scorers(raw.get("scorers"), ctx, file, root)
     if unsafe or scorer_unsafe:
         raise UnsafeConfig(file, unsafe + scorer_unsafe, ALLOW_HINT)
@@ -197,16 +198,17 @@ def _with_scorer_line(entry: str, root: yaml.Node | None) -> str:
     parts: list[Any] = [int(match[1])]
     for key, index in re.findall(r"\.([^.\[]+)|\[(\d+)\]", match[2]):
         parts.append(int(index) if index else key)
-    line = _scorer_line(root, parts)
-    return match[0] + (f" (line {line})" if line else "") + entry[match.end() :]
+    line = _line_of(_value_node(root, "scorers"), parts, options_at=1)
+    return match[0] + line + entry[match.end() :]
 
 
-def _scorer_line(root: yaml.Node | None, parts: list[Any]) -> int | None:
-    """The line of a scorer item's field. Options may sit under the type's key
-    (``- judge: {rubric_file: ...}``), so a key not found on the item is looked for there."""
-    node: Any = _value_node(root, "scorers")
+def _line(node: yaml.Node | None, loc: Sequence[Any], *, options_at: int = -1) -> int | None:
+    """The line of the deepest YAML node ``loc`` reaches below ``node`` (None: not even
+    the first step). At depth ``options_at`` stands a scorer item, whose options may sit
+    under its type's key (``- judge: {rubric_file: ...}``): a key not found on the item
+    is looked for there."""
     line = None
-    for depth, part in enumerate(parts):
+    for depth, part in enumerate(loc):
         if isinstance(node, yaml.SequenceNode) and isinstance(part, int):
             if part >= len(node.value):
                 break
@@ -216,7 +218,7 @@ def _scorer_line(root: yaml.Node | None, parts: list[Any]) -> int | None:
         if not isinstance(node, yaml.MappingNode):
             break
         found = _key_value(node, str(part))
-        if found is None and depth == 1:
+        if found is None and depth == options_at:
             options = [v for k, v in node.value if isinstance(v, yaml.MappingNode)]
             if len(options) == 1:
                 found = _key_value(options[0], str(part))
@@ -339,10 +341,8 @@ def _duplicate_names(raw: dict[str, Any], root: yaml.Node | None) -> list[str]:
         for i, key, field_name in keys:
             if key in first:
                 loc = (section, i, field_name)
-                errors.append(
-                    f"{_loc_str(loc)}{_line_of(root, loc)}: duplicate {what} {key!r} "
-                    f"(also {section}[{first[key]}])\n    hint: {hint}"
-                )
+                message = f"duplicate {what} {key!r} (also {section}[{first[key]}])"
+                errors.append(_problem(root, loc, message, hint))
             first.setdefault(key, i)
 
     prompts = raw.get("prompts")
@@ -392,9 +392,7 @@ def _ci_errors(raw: dict[str, Any], scorer_names: list[str], root: yaml.Node | N
             close = difflib.get_close_matches(str(name), scorer_names, n=1)
             known = ", ".join(scorer_names) or "none (add `scorers:`)"
             hint = f"did you mean `{close[0]}`?" if close else f"scorers in this config: {known}"
-            errors.append(
-                f"{_loc_str(loc)}{_line_of(root, loc)}: no scorer named {name!r}\n    hint: {hint}"
-            )
+            errors.append(_problem(root, loc, f"no scorer named {name!r}", hint))
             continue
         items = entries if isinstance(entries, list) else [entries]
         for i, gate in enumerate(items):
@@ -408,10 +406,8 @@ def _ci_errors(raw: dict[str, Any], scorer_names: list[str], root: yaml.Node | N
                 if value is None or value in known_names:
                     continue
                 where = (*loc, i, key) if isinstance(entries, list) else (*loc, key)
-                errors.append(
-                    f"{_loc_str(where)}{_line_of(root, where)}: no {what} named {value!r}\n"
-                    f"    hint: {what}s in this config: {', '.join(map(str, known_names))}"
-                )
+                hint = f"{what}s in this config: {', '.join(map(str, known_names))}"
+                errors.append(_problem(root, where, f"no {what} named {value!r}", hint))
     return errors
 
 
@@ -433,24 +429,16 @@ def _loc_str(loc: tuple[Any, ...]) -> str:
     return out or "(top level)"
 
 
-def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> str:
-    """`` (line N)`` of the deepest YAML node the location reaches below the top level."""
-    node = root
-    line = None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = [(k, v) for k, v in node.value if getattr(k, "value", None) == str(part)]
-            if not match:
-                break
-            key, node = match[0]
-            line = key.start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if part >= len(node.value):
-                break
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            break
+def _problem(root: yaml.Node | None, loc: tuple[Any, ...], message: str, hint: str = "") -> str:
+    """One entry of a ``ConfigError``'s list: ``field.path (line N): message``, and its
+    hint on the next line."""
+    entry = f"{_loc_str(loc)}{_line_of(root, loc)}: {message}"
+    return entry + (f"\n    hint: {hint}" if hint else "")
+
+
+def _line_of(root: yaml.Node | None, loc: Sequence[Any], *, options_at: int = -1) -> str:
+    """`` (line N)`` of the deepest YAML node the location reaches below ``root``."""
+    line = _line(root, loc, options_at=options_at)
     return f" (line {line})" if line else ""
 
 
@@ -515,10 +503,7 @@ def _format_errors(exc: ValidationError, root: yaml.Node | None) -> list[str]:
             value = err.get("input")
             if isinstance(value, str | int | float | bool) or value is None:
                 msg += f" (got {_short(value)})"
-        entry = f"{_loc_str(loc)}{_line_of(root, loc)}: {msg}"
-        if hint:
-            entry += f"\n    hint: {hint}"
-        errors.append(entry)
+        errors.append(_problem(root, loc, msg, hint))
     return errors
 
 

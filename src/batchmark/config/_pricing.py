@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["BATCH_DISCOUNT", "PRICES", "Price", "cost_usd", "price_for"]
+__all__ = ["BATCH_DISCOUNT", "PRICES", "Price", "cost_usd", "fmt_usd", "price_for"]
 
 BATCH_DISCOUNT = 0.5
 CACHE_WRITE_5M = 1.25
@@ -72,3 +72,8 @@ def cost_usd(usage: Mapping[str, Any], price: Price, *, batch: bool = True) -> f
         + (usage.get("output_tokens") or 0) * price.output
     ) / 1e6
     return total * BATCH_DISCOUNT if batch else total
+
+
+def fmt_usd(cost: float | None) -> str:
+    """``$1,234.5678``, or ``n/a`` for a cost that cannot be computed (a model with no price)."""
+    return "n/a" if cost is None else f"${cost:,.4f}"

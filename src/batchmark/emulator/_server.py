@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import uvicorn
 from starlette.types import ASGIApp
 
-from batchmark._errors import BatchmarkError
+from batchmark._errors import EmulatorError
 
 __all__ = ["base_url_of", "bind", "serve_forever", "serve_in_thread"]
 
@@ -33,7 +33,7 @@ _FILTER = _QuietCutoffs()
 def bind(host: str, port: int) -> socket.socket:
     """A listening socket (port 0 picks a free port).
 
-    A port in use (or refused) is a ``BatchmarkError`` saying what to do instead.
+    A port in use (or refused) is an ``EmulatorError`` saying what to do instead.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -42,13 +42,13 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as err:
         sock.close()
-        raise BatchmarkError(_bind_failure(host, port, err)) from None
+        raise _bind_failure(host, port, err) from None
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
 
 
-def _bind_failure(host: str, port: int, err: OSError) -> str:
+def _bind_failure(host: str, port: int, err: OSError) -> EmulatorError:
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     if err.errno == errno.EADDRINUSE:
         why = f"port {port} is already in use (another emulator, or another server)"
@@ -62,7 +62,7 @@ def _bind_failure(host: str, port: int, err: OSError) -> str:
         else "pick another port, or `batchmark emulator --port 0` to take a free one (its "
         "base URL is printed first)"
     )
-    return f"the emulator cannot listen on {where}: {why}\n  hint: {hint}"
+    return EmulatorError(f"the emulator cannot listen on {where}: {why}", hint=hint)
 
 
 def base_url_of(sock: socket.socket) -> str:
@@ -96,8 +96,13 @@ def serve_in_thread(app: ASGIApp, host: str, port: int) -> Iterator[str]:
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the emulator's server did not start")
+            if not thread.is_alive():
+                raise EmulatorError("the emulator's server stopped while starting (see above)")
+            if time.monotonic() > deadline:
+                raise EmulatorError(
+                    f"the emulator's server did not start within {STARTUP_TIMEOUT:g} s",
+                    hint="the machine may be overloaded: try again",
+                )
             time.sleep(0.005)
         yield base_url_of(sock)
     finally:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from batchmark._errors import CompareError
+from batchmark.reports._numbers import as_number, is_missing
 
 if TYPE_CHECKING:  # pandas is imported when a comparison is made, not with the package
     import pandas as pd
@@ -268,7 +269,7 @@ def _samples(runs: Sequence[Run], scores: pd.DataFrame) -> pd.DataFrame:
         by_id.setdefault((rec["run"], rec["custom_id"]), []).append(
             {
                 "scorer": rec["scorer"],
-                "score": _float(rec["score"]),
+                "score": as_number(rec["score"]),
                 "passed": None if is_missing(rec["passed"]) else bool(rec["passed"]),
                 "invalid": bool(rec["invalid"]),
                 "explanation": rec.get("explanation"),
@@ -299,15 +300,6 @@ def _samples(runs: Sequence[Run], scores: pd.DataFrame) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows, columns=SAMPLE_COLUMNS)
-
-
-def is_missing(value: Any) -> bool:
-    """None or NaN: a number a comparison lacks (reports and gates show it as such)."""
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def _float(value: Any) -> float | None:
-    return None if is_missing(value) else float(value)
 
 
 # --------------------------------------------------------------------------- arithmetic

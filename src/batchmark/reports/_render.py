@@ -20,7 +20,9 @@ from rich.table import Table
 from rich.text import Text
 
 from batchmark._terminal import literal, visible
-from batchmark.reports._compare import CELL, CELL_COLUMNS, Comparison, is_missing
+from batchmark.config._pricing import fmt_usd
+from batchmark.reports._compare import CELL, CELL_COLUMNS, Comparison
+from batchmark.reports._numbers import MISSING, as_number, fmt_number, is_missing, json_ready
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,30 +37,24 @@ _MAX_IDS = 8
 # --------------------------------------------------------------------------- numbers
 
 
-def _num(x: Any, digits: int = 3, sign: bool = False) -> str:
-    if is_missing(x):
-        return "–"
-    return f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}"
-
-
 def _ci(lo: Any, hi: Any, sign: bool = False) -> str:
     if is_missing(lo) or is_missing(hi):
         return ""
-    return f"[{_num(lo, sign=sign)}, {_num(hi, sign=sign)}]"
+    return f"[{fmt_number(lo, sign=sign)}, {fmt_number(hi, sign=sign)}]"
 
 
 def _p(x: Any) -> str:
     if is_missing(x):
-        return "–"
+        return MISSING
     return "<0.001" if x < 0.001 else f"{x:.3f}"
 
 
 def _usd(x: Any) -> str:
-    return "n/a" if is_missing(x) else f"${x:,.4f}"
+    return fmt_usd(as_number(x))
 
 
 def _int(x: Any) -> str:
-    return "–" if is_missing(x) else f"{int(x):,}"
+    return MISSING if is_missing(x) else f"{int(x):,}"
 
 
 def _mark(d: dict[str, Any]) -> str:
@@ -106,7 +102,8 @@ def _score_rows(comp: Comparison) -> tuple[list[str], list[list[str]]]:
     header = [*(["run"] if _multi_run(comp) else []), "model", "variant", *scorers]
     rows: dict[tuple, dict[str, str]] = {}
     for c in _records(comp.cells):
-        text = f"{_num(c['mean'])} {_ci(c['ci_low'], c['ci_high'])} n={c['n']}".replace("  ", " ")
+        text = f"{fmt_number(c['mean'])} {_ci(c['ci_low'], c['ci_high'])} n={c['n']}"
+        text = text.replace("  ", " ")
         if c["n_missing"]:
             text += f" ({c['n_missing']} invalid)"
         rows.setdefault((c["run"], c["model_key"], c["variant"]), {})[c["scorer"]] = text
@@ -131,11 +128,11 @@ def _diff_rows(comp: Comparison) -> tuple[list[str], list[list[str]]]:
             [
                 *_cell_label(comp, d),
                 d["scorer"],
-                f"{_num(d['diff'], sign=True)} {_ci(d['ci_low'], d['ci_high'], sign=True)}",
+                f"{fmt_number(d['diff'], sign=True)} {_ci(d['ci_low'], d['ci_high'], sign=True)}",
                 _mark(d),
-                _num(d["corr"], 2),
+                fmt_number(d["corr"], 2),
                 n,
-                _num(d["mde"]),
+                fmt_number(d["mde"]),
                 f"+{d['improved']}/-{d['regressed']}",
                 _p(d["p_value"]),
             ]
@@ -326,20 +323,8 @@ def to_csv(comp: Comparison) -> str:
     return csv_frame(comp).to_csv(index=False, lineterminator="\n")
 
 
-def _plain(value: Any) -> Any:
-    if is_missing(value):
-        return None
-    if hasattr(value, "item"):  # numpy scalars
-        return value.item()
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
 def _json_records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{k: _plain(v) for k, v in r.items()} for r in df.to_dict("records")]
+    return [{k: json_ready(v) for k, v in r.items()} for r in df.to_dict("records")]
 
 
 def to_dict(comp: Comparison) -> dict[str, Any]:
@@ -445,10 +430,10 @@ def _svg_chart(comp: Comparison, scorer: str) -> str:
         if not is_missing(c["mean"]):
             parts.append(
                 f'<circle class="mean" cx="{x(c["mean"]):.1f}" cy="{y:.1f}" r="5" '
-                f'fill="{color}"><title>{_esc(label)}: {_num(c["mean"])} '
+                f'fill="{color}"><title>{_esc(label)}: {fmt_number(c["mean"])} '
                 f"{_ci(c['ci_low'], c['ci_high'])} n={c['n']}</title></circle>"
                 f'<text x="{left + width + 8}" y="{y + 4:.1f}" font-size="11">'
-                f"{_num(c['mean'])}</text>"
+                f"{fmt_number(c['mean'])}</text>"
             )
     parts.append("</svg>")
     return "".join(parts)
@@ -470,7 +455,7 @@ def _html_samples(comp: Comparison) -> str:
             scores = []
             for sc in s["scores"]:
                 state = "invalid" if sc["invalid"] else "pass" if sc["passed"] else "fail"
-                value = "invalid" if sc["invalid"] else _num(sc["score"], 2)
+                value = "invalid" if sc["invalid"] else fmt_number(sc["score"], 2)
                 why = f"<br><small>{_esc(sc['explanation'])}</small>" if sc["explanation"] else ""
                 scores.append(
                     f'<div class="{state}"><b>{_esc(sc["scorer"])}</b> {value}{why}</div>'

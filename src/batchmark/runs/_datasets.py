@@ -185,10 +185,10 @@ def _check_utf8(path: str, kind: str | None) -> None:
                     raise DatasetError(
                         f"{path}: line {number} is not valid UTF-8 (byte "
                         f"0x{line[err.start]:02x} at offset {offset + err.start} of the "
-                        "file); dataset files are read as UTF-8\n"
-                        f"  hint: re-encode it as UTF-8, e.g. for a Latin-1 file: "
+                        "file); dataset files are read as UTF-8",
+                        hint="re-encode it as UTF-8, e.g. for a Latin-1 file: "
                         f"`iconv -f latin1 -t utf-8 {path} > {path}.utf8`, then point "
-                        "dataset.path at the new file"
+                        "dataset.path at the new file",
                     ) from None
                 offset += len(line)
     except OSError:

@@ -57,7 +57,7 @@ import anthropic
 import orjson
 
 from batchmark._errors import BudgetExceeded, StoreError
-from batchmark.config._pricing import Price, cost_usd, price_for
+from batchmark.config._pricing import Price, cost_usd, fmt_usd, price_for
 from batchmark.config._schema import EvalSpec
 from batchmark.config._tokens import prefix_units
 from batchmark.runs._datasets import Row, iter_rows
@@ -189,21 +189,20 @@ def check_budget(est: Estimate, max_cost: float) -> None:
     the expected cost: the budget must hold whatever the models answer. An estimate
     with a model that has no price cannot be checked, and is refused as well.
     """
-    hint = (
-        "raise --max-cost, or reduce the grid (dataset.limit, variants, models, epochs, max_tokens)"
-    )
     if est.cost_max_usd is None:
         unpriced = sorted({r.model for r in est.rows if r.cost_max_usd is None})
         raise BudgetExceeded(
-            f"cannot check the budget of ${max_cost:,.4f} (--max-cost): no price for "
-            f"{', '.join(unpriced)}\n  hint: add the model under `pricing:` in the config"
+            f"cannot check the budget of {fmt_usd(max_cost)} (--max-cost): no price for "
+            f"{', '.join(unpriced)}",
+            hint="add the model under `pricing:` in the config",
         )
     if est.cost_max_usd > max_cost:
-        expected = "n/a" if est.cost_usd is None else f"${est.cost_usd:,.4f}"
         raise BudgetExceeded(
-            f"estimated maximum cost ${est.cost_max_usd:,.4f} (every output at max_tokens, "
-            f"no prompt-cache reads) is over the budget of ${max_cost:,.4f} (--max-cost); "
-            f"the expected cost is {expected}; nothing was sent\n  hint: {hint}"
+            f"estimated maximum cost {fmt_usd(est.cost_max_usd)} (every output at "
+            f"max_tokens, no prompt-cache reads) is over the budget of {fmt_usd(max_cost)} "
+            f"(--max-cost); the expected cost is {fmt_usd(est.cost_usd)}; nothing was sent",
+            hint="raise --max-cost, or reduce the grid (dataset.limit, variants, models, "
+            "epochs, max_tokens)",
         )
 
 

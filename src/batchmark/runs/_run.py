@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -82,18 +83,21 @@ class Run:
             self.info["config_path"], text=snapshot, allow_external_code=self.allow_external_code
         )
 
-    def _ledger(self) -> Ledger:
-        return Ledger(self.folder.ledger_path, readonly=True)
+    @contextlib.contextmanager
+    def _ledger(self) -> Iterator[Ledger]:
+        """The run's ledger, read-only, closed when the block ends."""
+        ledger = Ledger(self.folder.ledger_path, readonly=True)
+        try:
+            yield ledger
+        finally:
+            ledger.close()
 
     @property
     def status(self) -> RunStatus:
-        ledger = self._ledger()
-        try:
+        with self._ledger() as ledger:
             states = ledger.state_counts()
             batches = ledger.batches()
             lost = ledger.lost_requests() if states.get("failed") else 0
-        finally:
-            ledger.close()
         total = sum(states.values())
         done, failed = states.get("done", 0), states.get("failed", 0)
         info = self.info
@@ -119,8 +123,7 @@ class Run:
 
     def failures_by_error(self) -> dict[str, int]:
         """Failed requests by the error type of their last response."""
-        ledger = self._ledger()
-        try:
+        with self._ledger() as ledger:
             rows = ledger.db.execute(
                 "SELECT r.data FROM requests q JOIN responses r "
                 "ON r.seq = q.seq WHERE q.state = 'failed' "
@@ -130,21 +133,15 @@ class Run:
             for (data,) in rows:
                 kind = orjson.loads(data).get("error_type") or "unknown"
                 counts[kind] = counts.get(kind, 0) + 1
-        finally:
-            ledger.close()
         return counts
 
     def batches(self) -> list[dict[str, Any]]:
-        ledger = self._ledger()
-        try:
+        with self._ledger() as ledger:
             return ledger.batches()
-        finally:
-            ledger.close()
 
     def requests(self) -> Iterator[dict[str, Any]]:
         """Every expanded request: ids, cell coordinates, state and the API params."""
-        ledger = self._ledger()
-        try:
+        with self._ledger() as ledger:
             cur = ledger.db.execute(
                 "SELECT q.custom_id, q.variant, q.model_key, q.model, q.row_id, q.epoch, "
                 "q.cache_key, q.state, q.attempts, q.batch_id, p.params "
@@ -156,16 +153,11 @@ class Run:
                 record = dict(zip(cols, row, strict=True))
                 record["params"] = orjson.loads(record["params"])
                 yield record
-        finally:
-            ledger.close()
 
     def responses(self) -> Iterator[dict[str, Any]]:
         """The final response of every ended request (its last attempt), in grid order."""
-        ledger = self._ledger()
-        try:
+        with self._ledger() as ledger:
             yield from final_responses(ledger)
-        finally:
-            ledger.close()
 
     def responses_df(self) -> pd.DataFrame:
         import pandas as pd
@@ -193,8 +185,7 @@ class Run:
         was written from; ``fresh=True`` always recomputes.
         """
         pricing = self.info.get("pricing") or {}
-        ledger = self._ledger()
-        try:
+        with self._ledger() as ledger:
             if not fresh:
                 stored = self._stored_summary(ledger)
                 if stored is not None:
@@ -209,8 +200,6 @@ class Run:
                 )
                 cells += summarize(records, pricing)
             return cells
-        finally:
-            ledger.close()
 
     def _stored_summary(self, ledger: Ledger) -> dict[str, Any] | None:
         """``summary.json`` if it still describes the ledger (same states), else None."""
@@ -226,21 +215,15 @@ class Run:
         """Per judge with a ``human_label_field``: ``{n, accuracy, kappa}``."""
         from batchmark.runs._scoring import judge_agreement
 
-        ledger = self._ledger()
-        try:
+        with self._ledger() as ledger:
             return judge_agreement(ledger)
-        finally:
-            ledger.close()
 
     def scores(self) -> Iterator[dict[str, Any]]:
         """One record per (item, scorer): score, passed, invalid, explanation, answer."""
         from batchmark.runs._scoring import iter_scores
 
-        ledger = self._ledger()
-        try:
+        with self._ledger() as ledger:
             yield from iter_scores(ledger)
-        finally:
-            ledger.close()
 
     def scores_df(self) -> pd.DataFrame:
         import pandas as pd
@@ -251,11 +234,8 @@ class Run:
         """Per model x variant x scorer: n, mean score, pass rate, invalid verdicts."""
         from batchmark.runs._scoring import scores_summary
 
-        ledger = self._ledger()
-        try:
+        with self._ledger() as ledger:
             return scores_summary(ledger)
-        finally:
-            ledger.close()
 
 
 def open_run(

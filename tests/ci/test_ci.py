@@ -34,7 +34,7 @@ from batchmark.config._schema import CiConfig
 from batchmark.emulator import Emulator
 from batchmark.reports._compare import compare_scores
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ROWS = [
     {"id": f"q{i:02d}", "question": f"What is {i} + {i}?", "answer": str(2 * i)}
     for i in range(1, 13)

@@ -24,7 +24,7 @@ from batchmark.runs._grid import (
     validate_spec,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ROWS = [{"id": f"q{i}", "question": f"question {i}?"} for i in range(3)]
 PROMPTS = """\
   - {name: plain, system: "Be terse.", user: "{{ question }}"}

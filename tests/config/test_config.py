@@ -15,7 +15,7 @@ from batchmark.config._schema import (
     load_config,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 BASE = """\
 name: t

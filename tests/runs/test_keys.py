@@ -27,7 +27,7 @@ from batchmark.runs._keys import (
 )
 from batchmark.runs._store import Ledger
 
-from .report_support import JUDGE, write_eval
+from ..reports.support import JUDGE, write_eval
 from .test_grid import make_spec
 
 API_VERSION = "2023-06-01"

@@ -27,7 +27,7 @@ from batchmark import ConfigError, RenderError, UnsafeConfig, load_config
 from batchmark.cli import cli
 from batchmark.runs._grid import validate_spec
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def write(folder: Path, config: str, rows: list[dict] | None = None) -> Path:

@@ -15,7 +15,7 @@ from batchmark.cli import cli
 from batchmark.emulator import Emulator
 from batchmark.runs._doctor import diagnose
 
-from .pipeline.support import LiveEmulator, write_config
+from ..pipeline.support import LiveEmulator, write_config
 
 BATCH = {"max_requests": 8}  # 24 requests in a few batches
 

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 import batchmark.cli._report  # noqa: F401  (registers report and compare)
 from batchmark.cli import cli
 
-from .report_support import JUDGE, isolated, make_run
+from .support import JUDGE, isolated, make_run
 
 CHROMIUM = shutil.which("chromium") or (
     "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None

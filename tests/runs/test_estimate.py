@@ -22,7 +22,7 @@ from batchmark.runs._estimate import BudgetExceeded, Estimate, check_budget, est
 from batchmark.runs._grid import expand
 from batchmark.runs._store import cache_path
 
-from .pipeline.support import write_config
+from ..pipeline.support import write_config
 
 # Three rows whose question is 14 bytes: ceil(14 / 4) = 4 tokens + 3 per message = 7.
 ROWS = [{"id": f"q{i}", "question": f"What is {i} + {i}?", "answer": str(2 * i)} for i in (1, 2, 3)]

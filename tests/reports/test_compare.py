@@ -1,6 +1,6 @@
 """The comparison tables' numbers: hand-computed on small synthetic data and real runs.
 
-Rendering is tested separately (tests/test_render.py); here only the DataFrames.
+Rendering is tested separately (tests/reports/test_render.py); here only the DataFrames.
 """
 
 from __future__ import annotations
@@ -22,21 +22,13 @@ from batchmark.reports._compare import (
     CompareError,
     compare,
     compare_scores,
-    is_missing,
     report,
 )
 from batchmark.reports._stats import Z95
 
-from .report_support import JUDGE, RIGHT, ROWS, isolated, make_run
+from .support import JUDGE, RIGHT, ROWS, isolated, make_run
 
 INCLUDES = {"includes": {"target": "{{ answer }}"}}
-
-
-def test_a_missing_number_is_none_or_nan() -> None:
-    """The one check reports, gates and comparisons use for a number they lack."""
-    assert is_missing(None) and is_missing(math.nan) and is_missing(float("nan"))
-    assert is_missing(pd.Series([1.0, None]).iloc[1])  # numpy NaN
-    assert not any(is_missing(v) for v in (0, 0.0, False, "", math.inf))
 
 
 def scores_frame(cells: dict[tuple[str, str], dict[str, Any]], **extra: Any) -> pd.DataFrame:

@@ -57,13 +57,13 @@ def _text(content: Any) -> str:
     return "".join(b.get("text", "") for b in content)
 
 
-RESPONDER = '''"""The emulator's answers: tests/report_support.py's respond.
+RESPONDER = '''"""The emulator's answers: tests/reports/support.py's respond.
 
 A file beside the config, since a config's `python:` hooks load only from its own
 repository (a module of the test suite is not in the temporary folder's).
 """
 
-from tests.report_support import respond as _respond
+from tests.reports.support import respond as _respond
 
 
 def respond(params):

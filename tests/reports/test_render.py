@@ -1,6 +1,6 @@
 """Rendering the comparison: Markdown, CSV, JSON, the terminal table, and the CLI.
 
-The numbers are tested in tests/test_compare.py; here a fixed synthetic comparison (with
+The numbers are tested in tests/reports/test_compare.py; here a fixed synthetic comparison (with
 stable ids) checks what each format shows, and real runs check the commands end to end.
 """
 
@@ -28,7 +28,7 @@ from batchmark.reports._compare import (
 )
 from batchmark.reports._render import csv_frame, terminal_text, to_csv, to_json, to_markdown
 
-from .report_support import isolated, make_run
+from .support import isolated, make_run
 
 
 def synthetic() -> Comparison:
