@@ -198,11 +198,12 @@ def _dependency_errors(built: list[tuple[int, Scorer]]) -> list[tuple[int, str]]
         takes = [s.name for _, s in built if kind_of(s) in scorer.depends_kinds]
         for j, name in enumerate(scorer.depends_on):
             if name not in takes:
-                close = difflib.get_close_matches(name, takes, n=1)
+                others = [n for n in takes if n != scorer.name]
+                close = difflib.get_close_matches(name, others, n=1)
                 hint = (
                     f"did you mean `{close[0]}`?"
                     if close
-                    else f"{noun}s here: " + (", ".join(takes) or "none")
+                    else f"{noun}s here: " + (", ".join(others) or "none")
                 )
                 message = f"no {noun} named {name!r} in this list"
                 where = f"{field}[{j}]" if field else ""
