@@ -146,3 +146,17 @@ def test_every_score_records_its_scorers_spec_hash(live: LiveEmulator, tmp_path:
     expected = {s.name: scorers.spec_hash(s.name) for s in scorers}
     assert {r["scorer"]: r["spec_hash"] for r in handle.scores()} == expected
     assert handle.score_specs() == {name: [digest] for name, digest in expected.items()}
+
+
+def test_scoring_only_a_panel_asks_the_judges_it_combines(tmp_path: Path) -> None:
+    from tests.report_support import JUDGE, make_run, write_eval
+
+    run = make_run(tmp_path, scorers=[{"includes": {"target": "{{ answer }}"}}])
+    panel = {"judge_panel": {"judges": ["grader"]}, "name": "panel"}
+    edited = write_eval(tmp_path / "edited", scorers=[JUDGE, panel])
+
+    batchmark.score(run, config=edited, scorers=["panel"])
+
+    scores = [s for s in run.scores() if s["scorer"] in ("grader", "panel")]
+    assert len(scores) == 2 * len(list(run.requests()))
+    assert not any(s["invalid"] for s in scores)  # the judge was asked, not skipped
