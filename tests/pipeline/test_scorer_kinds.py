@@ -24,6 +24,7 @@ from batchmark.scorers import (
     register_scorer,
 )
 
+from ..report_support import JUDGE, make_run, write_eval
 from .support import ROWS, LiveEmulator, write_config
 
 N_CELLS = len(ROWS)  # one variant, one model
@@ -149,8 +150,6 @@ def test_every_score_records_its_scorers_spec_hash(live: LiveEmulator, tmp_path:
 
 
 def test_scoring_only_a_panel_asks_the_judges_it_combines(tmp_path: Path) -> None:
-    from tests.report_support import JUDGE, make_run, write_eval
-
     run = make_run(tmp_path, scorers=[{"includes": {"target": "{{ answer }}"}}])
     panel = {"judge_panel": {"judges": ["grader"]}, "name": "panel"}
     edited = write_eval(tmp_path / "edited", scorers=[JUDGE, panel])
