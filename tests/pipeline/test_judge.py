@@ -95,7 +95,7 @@ def test_judge_ids_derive_from_the_candidate_and_the_judge(
     config = write_config(tmp_path / "cfg", scorers=SCORERS)
     run = batchmark.run(config, results=tmp_path / "results")
 
-    from batchmark.scorers import judge_custom_id
+    from batchmark.runs._keys import judge_custom_id
 
     expected = {judge_custom_id(r["custom_id"], "grader") for r in run.requests()}
     assert set(judged.submitted()[N_CELLS:]) == expected

@@ -135,6 +135,7 @@ def test_json_is_stable_data_with_nulls() -> None:
         "diffs",
         "items",
         "cost",
+        "notes",
     }
     assert data["baseline"] == "variant:old" and data["reducer"] == "mean"
     (diff,) = data["diffs"]

@@ -21,6 +21,7 @@ from batchmark.emulator import Emulator
 from batchmark.runs._estimate import BudgetExceeded, Estimate, check_budget, estimate
 from batchmark.runs._grid import expand
 from batchmark.runs._store import cache_path
+from batchmark.scorers import BatchedScorer, _registry, register_scorer, registered_scorers
 
 from ..pipeline.support import write_config
 
@@ -276,3 +277,29 @@ def test_cli_reports_a_bad_config_in_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["estimate", str(tmp_path / "eval.yaml")])
     assert result.exit_code == 2
     assert result.stderr.startswith("error:")
+
+
+class _Repeat(BatchedScorer):
+    """A batched scorer of its own, with no ``model`` option: it asks sonnet."""
+
+    type_name = "repeat_it"
+
+    def build_request(self, ctx: Any) -> dict[str, Any]:
+        content = [{"role": "user", "content": f"Repeat: {ctx.text}"}]
+        return {"model": "claude-sonnet-4-6", "max_tokens": 10, "messages": content}
+
+    def parse(self, ctx: Any, answer: Any) -> Any:  # pragma: no cover - not run here
+        raise NotImplementedError
+
+
+def test_a_batched_scorer_of_its_own_is_priced_at_the_model_it_asks(tmp_path: Path) -> None:
+    saved = registered_scorers()
+    register_scorer("repeat_it", _Repeat)
+    try:
+        est = estimate(_spec(tmp_path, scorers=["repeat_it"]), results=tmp_path / "results")
+    finally:
+        _registry._REGISTRY.clear()
+        _registry._REGISTRY.update(saved)
+    assert (est.judge_requests, est.judge_batches) == (3, 1)
+    row = _cell(est, "judge:repeat_it")
+    assert (row.model, row.output_tokens_max) == ("claude-sonnet-4-6", 3 * 10)

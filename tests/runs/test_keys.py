@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from batchmark.runs._keys import (
     cache_key,
     cache_keyer,
     custom_id,
+    judge_custom_id,
     make_custom_id,
     pair_prefix,
     params_bytes,
@@ -110,6 +112,31 @@ def test_custom_id_from_reused_slugs_is_make_custom_id(
     prefix, slug = pair_prefix(variant, model_key), row_slug(row_id)
     assert custom_id(prefix, slug, variant, model_key, row_id, epoch) == make_custom_id(
         variant, model_key, row_id, epoch
+    )
+
+
+def test_judge_custom_id_is_deterministic_and_valid() -> None:
+    cid = "v1-haiku-row_1-0-0123456789abcdef"
+    assert judge_custom_id(cid, "judge") == judge_custom_id(cid, "judge")
+    assert judge_custom_id(cid, "judge") != judge_custom_id(cid, "judge2")
+    assert judge_custom_id(cid, "judge").startswith("j-judge-")
+
+
+@given(st.text(min_size=1, max_size=64), st.text(min_size=1, max_size=80))
+def test_judge_custom_ids_are_valid_and_never_look_like_candidate_ids(
+    candidate: str, name: str
+) -> None:
+    cid = judge_custom_id(candidate, name)
+    assert re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", cid)
+    assert cid.count("-") == 2  # candidate ids have four
+
+
+def test_judge_custom_ids_do_not_change_across_releases() -> None:
+    # Changing these re-asks every judge of a resumed run and orphans cached verdicts.
+    cid = "v1-haiku-row_1-0-0123456789abcdef"
+    assert judge_custom_id(cid, "grader") == "j-grader-c4103addf59f4859735359fc"
+    assert judge_custom_id("a", "Sonnet judge ✓ long name here") == (
+        "j-Sonnet_judge___l-40954ade2c46a534b2fb0e7c"
     )
 
 

@@ -168,6 +168,27 @@ def test_scores_are_keyed_by_seq_each_item_keeping_its_scorers_order(tmp_path: P
     ]
 
 
+def test_scores_from_before_spec_hashes_open_with_none(tmp_path: Path) -> None:
+    from batchmark.runs._scoring import iter_scores, stored_spec_hashes
+
+    path = tmp_path / "ledger.sqlite"
+    _old_ledger(path, "m002_judges_and_scores")
+    db = _connect(path)
+    names = [name for name, _ in LEDGER_MIGRATIONS]
+    _migrate(db, LEDGER_MIGRATIONS[: names.index("m004_scores_by_seq") + 1])
+    db.execute("INSERT INTO scores VALUES (10, 'exact', 1.0, 1, 0, '', NULL)")
+    db.commit()
+    db.close()
+
+    ledger = Ledger(path)
+    [record] = iter_scores(ledger)
+    specs = stored_spec_hashes(ledger)
+    ledger.close()
+
+    assert (record["scorer"], record["score"], record["spec_hash"]) == ("exact", 1.0, None)
+    assert specs == {"exact": []}  # not checked by reports: no provenance to compare
+
+
 def test_a_cache_from_before_staging_opens_with_its_entries(tmp_path: Path) -> None:
     from batchmark.runs._store import CACHE_MIGRATIONS, ResponseCache
 

@@ -42,8 +42,11 @@ def _prepare(items: list[Any], base: Path) -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(python[0])
     namespace: dict[str, Any] = {}
-    exec(python[1], namespace)
+    for code in python[1:-1]:  # the classes: StartsWith, SecondOpinion, AllOf
+        exec(code, namespace)
     register_scorer("starts_with", namespace["StartsWith"])
+    register_scorer("second_opinion", namespace["SecondOpinion"])
+    register_scorer("all_of", namespace["AllOf"])
 
 
 @pytest.mark.parametrize("index", range(len(blocks("yaml"))))

@@ -1,14 +1,11 @@
-"""judge: the forced-tool-call request, verdict parsing, agreement labels, custom ids."""
+"""judge: the forced-tool-call request, verdict parsing, agreement labels."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from batchmark import ConfigError
@@ -17,7 +14,6 @@ from batchmark.scorers import (
     JudgeScorer,
     Score,
     build_scorers,
-    judge_custom_id,
     prompt_text,
 )
 from tests.scorers.support import ctx, one, response
@@ -269,19 +265,3 @@ def test_agreement_pair_with_a_numeric_scale() -> None:
         7,
         8.0,
     )
-
-
-def test_judge_custom_id_is_deterministic_and_valid() -> None:
-    cid = "v1-haiku-row_1-0-0123456789abcdef"
-    assert judge_custom_id(cid, "judge") == judge_custom_id(cid, "judge")
-    assert judge_custom_id(cid, "judge") != judge_custom_id(cid, "judge2")
-    assert judge_custom_id(cid, "judge").startswith("j-judge-")
-
-
-@given(st.text(min_size=1, max_size=64), st.text(min_size=1, max_size=80))
-def test_judge_custom_ids_are_valid_and_never_look_like_candidate_ids(
-    candidate: str, name: str
-) -> None:
-    cid = judge_custom_id(candidate, name)
-    assert re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", cid)
-    assert cid.count("-") == 2  # candidate ids have four

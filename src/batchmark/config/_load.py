@@ -37,7 +37,8 @@ from batchmark._errors import ConfigError, UnsafeConfig
 from batchmark._hooks import ALLOW_HINT, repository_root
 from batchmark.config._checks import LoadContext, resolve_path
 from batchmark.config._schema import EvalConfig, EvalSpec
-from batchmark.scorers import Scorer, build_scorers
+from batchmark.scorers import ScorerSet, build_scorers
+from batchmark.scorers._set import scorer_files
 
 __all__ = ["MAX_CONFIG_BYTES", "MAX_CONFIG_NODES", "load"]
 
@@ -147,7 +148,7 @@ def _spec_hash(text: str, ctx: LoadContext) -> str:
 
 def _scorers(
     items: Any, ctx: LoadContext, file: str, root: yaml.Node | None
-) -> tuple[list[Scorer], list[str], list[str]]:
+) -> tuple[ScorerSet, list[str], list[str]]:
     """Build the ``scorers:`` list: ``(scorers, problems, hooks refused)``, the problems
     and refused hooks with their YAML lines.
 
@@ -155,36 +156,22 @@ def _scorers(
     the scorers read are added to ``ctx.files`` for the config hash.
     """
     if not isinstance(items, list):
-        return [], [], []
+        return ScorerSet(), [], []
     allow = ctx.root is None
     try:
         scorers = build_scorers(items, base_dir=ctx.base_dir, file=file, allow_external_code=allow)
     except UnsafeConfig as err:
-        return [], [], [_with_scorer_line(entry, root) for entry in err.errors]
+        return ScorerSet(), [], [_with_scorer_line(entry, root) for entry in err.errors]
     except ConfigError as err:
-        return [], [_with_scorer_line(entry, root) for entry in err.errors], []
+        return ScorerSet(), [_with_scorer_line(entry, root) for entry in err.errors], []
     for scorer in scorers:
-        for value in _scorer_paths(scorer):
+        for value in scorer_files(scorer):
             path = resolve_path(ctx, value)
             try:
                 ctx.files[str(path)] = path.read_bytes()
             except OSError:  # the scorer read it a moment ago; nothing to hash
                 continue
     return scorers, [], []
-
-
-def _scorer_paths(scorer: Scorer) -> list[str]:
-    """The files a built scorer read: its ``*_file`` options and a ``python:`` file."""
-    paths = []
-    if isinstance(scorer, BaseModel):
-        for name in type(scorer).model_fields:
-            value = getattr(scorer, name)
-            if name.endswith("_file") and isinstance(value, str):
-                paths.append(value)
-    module, sep, _ = str(getattr(scorer, "reference", None) or "").partition(":")
-    if sep and module.endswith(".py"):
-        paths.append(module)
-    return paths
 
 
 _SCORER_ENTRY = re.compile(r"^scorers\[(\d+)\]((?:\.[^.\[\s:]+|\[\d+\])*)(?=:)")

@@ -46,7 +46,7 @@ from batchmark.config._checks import (
     responder_spec,
 )
 from batchmark.config._limits import API_MAX_BYTES, API_MAX_REQUESTS
-from batchmark.scorers import Scorer, build_scorers, scorers_json_schema
+from batchmark.scorers import ScorerSet, build_scorers, scorers_json_schema
 
 if TYPE_CHECKING:
     import os
@@ -559,7 +559,7 @@ class EvalSpec(EvalConfig):
     sources: dict[str, str]
     """Template file contents by absolute path, as read at load time."""
 
-    _scorers: list[Scorer] | None = PrivateAttr(default=None)
+    _scorers: ScorerSet | None = PrivateAttr(default=None)
     _allow_external_code: bool = PrivateAttr(default=False)
 
     @property
@@ -572,8 +572,9 @@ class EvalSpec(EvalConfig):
         """A model's merged params: defaults < top-level ``params`` < the model's own."""
         return {"max_tokens": DEFAULT_MAX_TOKENS, **self.params.as_dict(), **model.params.as_dict()}
 
-    def build_scorers(self) -> list[Scorer]:
-        """The config's scorers, built once (``load_config`` already built and checked them).
+    def build_scorers(self) -> ScorerSet:
+        """The config's scorers, built once (``load_config`` already built and checked
+        them): in the order written, sorted by kind, with their spec hashes.
 
         Relative paths in scorer options resolve against ``base_dir``, so a spec loaded
         from a run's snapshot reads the same files. Raises ``ConfigError`` if a scorer is

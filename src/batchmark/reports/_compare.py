@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from batchmark._errors import CompareError
 from batchmark.reports._numbers import as_number, is_missing
+from batchmark.reports._provenance import provenance_notes
 
 if TYPE_CHECKING:  # pandas is imported when a comparison is made, not with the package
     import pandas as pd
@@ -115,6 +116,8 @@ class Comparison:
     pass/fail outcome changed. ``cost``: tokens and cost per run x model x variant (judge
     requests as variant ``judge:<name>``). ``samples``: one row per response with its
     prompt, response text and scores, for the per-item view of the HTML report.
+    ``notes``: one line each where stored scores come from another scorer config than
+    the run's, or than another run's (``_provenance``).
     """
 
     cells: pd.DataFrame
@@ -128,6 +131,7 @@ class Comparison:
     k: int | None = None
     cluster_field: str | None = None
     runs: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------- reading
@@ -198,6 +202,7 @@ def compare(
         k=k,
         cluster_field=cluster_field,
         runs=tuple(ids),
+        notes=tuple(provenance_notes(runs)),
     )
 
 

@@ -229,6 +229,8 @@ def render_terminal(comp: Comparison, console: Console) -> None:
     if rows:
         console.print(_rich_table(f"scores ({_title(comp)})", header, rows, lead))
     console.print(literal(_baseline_line(comp)))
+    for note in comp.notes:
+        console.print(literal(f"note: {note}", "yellow"))
     if len(comp.diffs):
         header, rows = _diff_rows(comp)
         styled: list[list[str | Text]] = []
@@ -274,6 +276,7 @@ def to_markdown(comp: Comparison) -> str:
     """The tables as GitHub-flavoured Markdown (for a PR comment)."""
     parts = [f"### Scores ({_title(comp)})", _md_table(*_score_rows(comp))]
     parts.append(f"_{_baseline_line(comp)}_")
+    parts += [f"> **note:** {_md_cell(note)}" for note in comp.notes]
     if len(comp.diffs):
         header, rows = _diff_rows(comp)
         lead = 3 if _multi_run(comp) else 2
@@ -339,6 +342,7 @@ def to_dict(comp: Comparison) -> dict[str, Any]:
         "diffs": _json_records(comp.diffs),
         "items": _json_records(comp.items),
         "cost": _json_records(comp.cost),
+        "notes": list(comp.notes),
     }
 
 
@@ -356,7 +360,7 @@ table{border-collapse:collapse;margin:8px 0}
 th,td{border:1px solid #d5d9e0;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#eef1f6}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .up{color:#137333;font-weight:bold}.down{color:#b3261e;font-weight:bold}
-.note{color:#555}.chart{margin:8px 0 16px}
+.note{color:#555}.warn{color:#8a5300}.chart{margin:8px 0 16px}
 pre{white-space:pre-wrap;margin:0;max-width:520px;font-size:12px}
 details{margin:4px 0}summary{cursor:pointer;font-weight:600}
 .pass{color:#137333}.fail{color:#b3261e}.invalid{color:#8a6d00}
@@ -477,6 +481,7 @@ def to_html(comp: Comparison, title: str = "batchmark report") -> str:
     header, rows = _score_rows(comp)
     body += ["<h2>Scores</h2>", _html_table(header, rows, lead)]
     body.append(f'<p class="note">{_esc(_baseline_line(comp))}</p>')
+    body += [f'<p class="warn">note: {_esc(note)}</p>' for note in comp.notes]
     for scorer in _scorers(comp):
         body += [f"<h3>{_esc(scorer)}</h3>", _svg_chart(comp, scorer)]
     if len(comp.diffs):

@@ -410,7 +410,7 @@ def _drive(
         judges = judges_of(scorers)
         if finished and judges:
             wanted = set(only_scorers) if only_scorers is not None else None
-            asked = [j for j in judges if wanted is None or j.name in wanted]
+            asked = judges_of(scorers.select(wanted))  # with those the named ones depend on
             new = judge_requests(ledger, spec, asked)
             if _insert_requests(ledger, new, cache, kind="judge", file=str(spec.path)):
                 finished = runner.run(submit_only=detach, deadline=deadline)

@@ -62,15 +62,15 @@ from batchmark.config._schema import EvalSpec
 from batchmark.config._tokens import prefix_units
 from batchmark.runs._datasets import Row, iter_rows
 from batchmark.runs._grid import Request, expand, min_cacheable_tokens
-from batchmark.runs._keys import cache_key
+from batchmark.runs._keys import cache_key, judge_custom_id
 from batchmark.runs._packing import ENTRY_OVERHEAD, BatchPacker
 from batchmark.runs._responses import final_responses
 from batchmark.runs._run import Run
-from batchmark.runs._scoring import judges_of
+from batchmark.runs._scoring import judges_of, scorer_request
 from batchmark.runs._store import Ledger, ResponseCache, RunFolder, cache_path
 
 if TYPE_CHECKING:
-    from batchmark.scorers import JudgeScorer
+    from batchmark.scorers import BatchedScorer
 
 __all__ = [
     "COUNT_TOKENS_SAMPLE",
@@ -348,17 +348,17 @@ def _cache_split(params: dict[str, Any], tokens: int, approx: int) -> tuple[int,
 
 
 def _observed(
-    spec: EvalSpec, results: Path, endpoint: str, judges: Sequence[JudgeScorer]
+    spec: EvalSpec, results: Path, endpoint: str, judges: Sequence[BatchedScorer]
 ) -> dict[tuple[str, str, str], list[int]]:
     """(model key, variant, model id) -> [responses, output tokens] from past runs.
 
-    Only succeeded responses count. Judges are keyed (judge model, ``judge:<name>``,
-    judge model). Only runs against ``endpoint`` count: an emulator's answers say
-    nothing about a real model's lengths.
+    Only succeeded responses count. Batched scorers' requests (a judge's) are keyed
+    (their model, ``judge:<name>``, their model). Only runs against ``endpoint`` count:
+    an emulator's answers say nothing about a real model's lengths.
     """
     seen: dict[tuple[str, str, str], list[int]] = {}
 
-    def add(records: Iterator[dict[str, Any]], judge: JudgeScorer | None = None) -> None:
+    def add(records: Iterator[dict[str, Any]], judge: BatchedScorer | None = None) -> None:
         for r in records:
             usage = r.get("usage")
             if r["status"] != "succeeded" or not usage:
@@ -366,7 +366,7 @@ def _observed(
             if judge is None:
                 key = (r["model_key"], r["variant"], r["model"])
             else:
-                key = (judge.model, f"judge:{judge.name}", r["model"])
+                key = (r["model"], f"judge:{judge.name}", r["model"])
             acc = seen.setdefault(key, [0, 0])
             acc[0] += 1
             acc[1] += usage.get("output_tokens") or 0
@@ -383,7 +383,7 @@ def _observed(
 def _observe_run(
     folder: RunFolder,
     endpoint: str,
-    judges: Sequence[JudgeScorer],
+    judges: Sequence[BatchedScorer],
     add: Callable[..., None],
 ) -> None:
     if folder.id.startswith(".") or folder.read_info().get("endpoint") != endpoint:
@@ -430,21 +430,22 @@ class _Estimator:
         self.counter = counter
         self.cache = cache
         self.judges = judges_of(spec.build_scorers())
+        self.observed = observed
         self.cells: dict[tuple[str, str], _CellTally] = {}
         for model in spec.models:
             for variant in spec.prompts:
                 self._add_cell(model.key, variant.name, model.model, observed)
-        for judge in self.judges:
-            self._add_cell(judge.model, f"judge:{judge.name}", judge.model, observed)
         self.prefixes: set[bytes] = set()
         self.packer, self.judge_packer = _packer(spec), _packer(spec)
         self.requests = self.bytes = self.cached = 0
         self.judge_requests = self.judge_cached = 0
 
-    def _add_cell(self, key: str, variant: str, model: str, observed: Any) -> None:
+    def _add_cell(self, key: str, variant: str, model: str, observed: Any) -> _CellTally:
         n, total = observed.get((key, variant, model), (0, 0))
         price = price_for(model, self.spec.pricing or {})
-        self.cells[(key, variant)] = _CellTally(key, variant, price, total / n if n else None, n)
+        cell = _CellTally(key, variant, price, total / n if n else None, n)
+        self.cells[(key, variant)] = cell
+        return cell
 
     def chunk(self, requests: list[Request], rows: list[Row] | None) -> None:
         """Account for a chunk of candidates; ``rows`` (for judges) are their rows."""
@@ -491,7 +492,7 @@ class _Estimator:
 
     def _judge(
         self,
-        judge: JudgeScorer,
+        judge: BatchedScorer,
         req: Request,
         row: Row,
         hit: dict[str, Any] | None,
@@ -502,14 +503,14 @@ class _Estimator:
         With the candidate's cached response it is exact; otherwise the response is
         empty and its expected size is carried in ``extra``.
         """
-        from batchmark.scorers import ScoreContext, judge_custom_id
+        from batchmark.scorers import ScoreContext
 
         response = {"status": "succeeded", "text": None, "tool_calls": [], **(hit or {})}
         ctx = ScoreContext(
             row.data, row.id, req.variant, req.model_key, req.epoch, req.params, response
         )
-        params = judge.build_request(ctx)
-        if params is None:
+        params = scorer_request(judge, ctx)
+        if not isinstance(params, dict):
             return None
         extra = extra_max = 0
         key = None
@@ -520,7 +521,10 @@ class _Estimator:
             key = cache_key(params, 0, self.spec.api_version)
         size = len(judge_custom_id(req.custom_id, judge.name)) + len(orjson.dumps(params))
         size += ENTRY_OVERHEAD + extra * _BYTES_PER_TOKEN
-        cell = self.cells[(judge.model, f"judge:{judge.name}")]
+        model, variant = params["model"], f"judge:{judge.name}"
+        cell = self.cells.get((model, variant)) or self._add_cell(
+            model, variant, model, self.observed
+        )
         return _JudgeItem(cell, params, key, extra, extra_max, size)
 
     def _judged(self, items: list[_JudgeItem]) -> None:

@@ -1,6 +1,6 @@
 """A request's identity: its canonical params bytes, its cache key and its custom_id.
 
-The grid (``_grid.expand``), judge requests (``_scoring``) and the estimate
+The grid (``_grid.expand``), batched scorers' requests (``_scoring``) and the estimate
 (``_estimate``) all take them from here, so a candidate and a judge request with the
 same params, epoch and API version share one response-cache entry.
 
@@ -28,12 +28,24 @@ run ledger's primary key refuses any remaining collision. A hot loop computes th
 once (``pair_prefix`` per (variant, model) pair, ``row_slug`` per row) and passes them to
 ``custom_id``.
 
+**judge custom_id** (``judge_custom_id``): the id of a batched scorer's request (a judge's
+or a plugin's own) about one candidate, a pure function of (candidate custom_id, scorer
+name)::
+
+    j-{slug(scorer name)[:16]}-{hash24}
+
+where ``hash24`` is the first 24 hex digits of the sha256 of the JSON array
+``[candidate custom_id, scorer name]`` (``json.dumps``, with its spaces). It has two ``-``
+where a candidate's id has four, so the two never collide; distinct (candidate, scorer)
+pairs differ in a 96-bit hash. Scorer names are unique in a config.
+
 Changing any of these breaks resuming runs and the response caches of earlier versions.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -45,6 +57,7 @@ __all__ = [
     "cache_key",
     "cache_keyer",
     "custom_id",
+    "judge_custom_id",
     "make_custom_id",
     "pair_prefix",
     "params_bytes",
@@ -103,3 +116,10 @@ def make_custom_id(variant: str, model_key: str, row_id: str, epoch: int) -> str
     """The custom_id of a cell; see the module docstring for the scheme."""
     prefix = pair_prefix(variant, model_key)
     return custom_id(prefix, row_slug(row_id), variant, model_key, row_id, epoch)
+
+
+def judge_custom_id(candidate_custom_id: str, scorer_name: str) -> str:
+    """The custom_id of a batched scorer's request about a candidate (see the module
+    docstring): ``j-<scorer slug>-<hash>``, matching ``CUSTOM_ID_RE``."""
+    digest = _sha256(json.dumps([candidate_custom_id, scorer_name]).encode()).hexdigest()[:24]
+    return f"j-{_SLUG_RE.sub('_', scorer_name)[:16] or '_'}-{digest}"

@@ -1,8 +1,8 @@
 """``Run``: the handle on a run folder that notebooks and the CLI read from.
 
 ``.status``, ``.requests()``, ``.responses()``, ``.responses_df()``, ``.summary()``,
-``.scores()``, ``.scores_df()``, ``.score_summary()``. Creating and driving runs is
-``_driver``'s job; this module only reads.
+``.scores()``, ``.scores_df()``, ``.score_summary()``, ``.score_specs()``. Creating and
+driving runs is ``_driver``'s job; this module only reads.
 """
 
 from __future__ import annotations
@@ -229,6 +229,17 @@ class Run:
         import pandas as pd
 
         return pd.DataFrame(list(self.scores()))
+
+    def score_specs(self) -> dict[str, list[str]]:
+        """Per scorer with stored scores: the spec hashes of the scorer configs that made
+        them (``[]`` for scores stored before spec hashes were)."""
+        from batchmark.runs._scoring import stored_spec_hashes
+
+        ledger = self._ledger()
+        try:
+            return stored_spec_hashes(ledger)
+        finally:
+            ledger.close()
 
     def score_summary(self) -> list[dict[str, Any]]:
         """Per model x variant x scorer: n, mean score, pass rate, invalid verdicts."""

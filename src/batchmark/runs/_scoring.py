@@ -1,13 +1,17 @@
-"""Scores: judge requests through the batch machinery, then per-item scores.
+"""Scores: batched scorers' requests through the batch machinery, then per-item scores.
 
-Scoring happens after collection, in two steps:
+Scoring happens after collection, in two steps, by the scorers' kinds (a ``ScorerSet``
+sorts them once, when they are built):
 
-1. ``judge_requests`` turns every ended candidate into one request per judge scorer;
-   the driver writes them into the same ledger (``kind = 'judge'``), so the very same
-   ``BatchRunner`` submits, polls, retries, caches and resumes them.
+1. ``judge_requests`` asks every batched scorer (a judge, a plugin's own) for its
+   request about each candidate that succeeded; the driver writes them into the same
+   ledger (``kind = 'judge'``), so the very same ``BatchRunner`` submits, polls,
+   retries, caches and resumes them, every batched scorer's requests together.
 2. ``score_run`` joins each candidate response with its dataset row (streaming both in
-   grid order), runs every scorer, and stores one row per (item, scorer) in the
-   ledger's ``scores`` table, replacing earlier scores of those scorers.
+   grid order) and runs the scorers in their set's ``run_order``: plain ones on the
+   context, batched ones on their request's answer, combining ones on the scores
+   before them. It stores one row per (item, scorer) in the ledger's ``scores`` table,
+   with the scorer's spec hash, replacing earlier scores of those scorers.
 """
 
 from __future__ import annotations
@@ -15,21 +19,28 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
-from batchmark._errors import DatasetError
+from batchmark._errors import BatchmarkError, ConfigError, DatasetError
 from batchmark.config._schema import EvalSpec
 from batchmark.runs._datasets import iter_rows
 from batchmark.runs._gc import gc_paused
 from batchmark.runs._grid import Request
-from batchmark.runs._keys import cache_key
+from batchmark.runs._keys import cache_key, judge_custom_id
 from batchmark.runs._responses import final_responses, response_data
 from batchmark.runs._store import Ledger
-
-if TYPE_CHECKING:
-    from batchmark.scorers import JudgeScorer, Score, ScoreContext, Scorer
+from batchmark.scorers import (
+    BatchedScorer,
+    CombiningScorer,
+    Score,
+    ScoreContext,
+    Scorer,
+    ScorerSet,
+    agreement,
+)
+from batchmark.scorers._base import no_response, short
 
 __all__ = [
     "JudgeRequest",
@@ -39,18 +50,17 @@ __all__ = [
     "judge_agreement",
     "judges_of",
     "score_run",
+    "scorer_request",
     "scores_summary",
+    "stored_spec_hashes",
 ]
 
 CHUNK = 10_000  # score rows per ledger transaction
 
 
-def judges_of(scorers: Sequence[Scorer]) -> list[JudgeScorer]:
-    if not scorers:
-        return []
-    from batchmark.scorers import JudgeScorer
-
-    return [s for s in scorers if isinstance(s, JudgeScorer)]
+def judges_of(scorers: Sequence[Scorer]) -> tuple[BatchedScorer, ...]:
+    """The batched scorers (judges, plugins' own): their requests make the second batch."""
+    return ScorerSet.of(scorers).batched
 
 
 def iter_contexts(ledger: Ledger, spec: EvalSpec) -> Iterator[tuple[int, str, ScoreContext]]:
@@ -58,8 +68,6 @@ def iter_contexts(ledger: Ledger, spec: EvalSpec) -> Iterator[tuple[int, str, Sc
 
     Responses and rows are both in grid order (row by row), so the join streams.
     """
-    from batchmark.scorers import ScoreContext
-
     rows = iter_rows(spec)
     row = next(rows, None)
     for response in final_responses(ledger, with_params=True):
@@ -89,34 +97,61 @@ def iter_contexts(ledger: Ledger, spec: EvalSpec) -> Iterator[tuple[int, str, Sc
 
 @dataclass(frozen=True, slots=True)
 class JudgeRequest(Request):
-    """A judge's request about one candidate: a grid ``Request`` plus whose it is."""
+    """A batched scorer's request about one candidate: a grid ``Request`` plus whose."""
 
     parent_id: str = ""
     scorer: str = ""
 
 
-def judge_requests(
-    ledger: Ledger, spec: EvalSpec, judges: Sequence[JudgeScorer]
-) -> Iterator[JudgeRequest]:
-    """The judge requests not yet in the ledger: one per (succeeded candidate, judge).
+def scorer_request(scorer: BatchedScorer, ctx: ScoreContext) -> dict[str, Any] | None | Score:
+    """``scorer.build_request(ctx)``, checked: the params (a copy), ``None`` (not asked),
+    or an invalid ``Score`` when it raised something else than a ``BatchmarkError``."""
+    try:
+        params = scorer.build_request(ctx)
+    except BatchmarkError:
+        raise
+    except Exception as err:
+        return Score.of_invalid(
+            f"{type(scorer).__name__}.build_request raised {type(err).__name__}: {err}"
+        )
+    if params is None:
+        return None
+    if not (
+        isinstance(params, Mapping)
+        and isinstance(params.get("model"), str)
+        and isinstance(params.get("max_tokens"), int)
+    ):
+        raise ConfigError(
+            None,
+            f"scorer {scorer.name!r}, row {ctx.row_id!r}: build_request returned "
+            f"{short(params)}, not Messages params with `model` and `max_tokens`",
+        )
+    return dict(params)
 
-    Built only once the candidates have ended; a candidate that failed is not judged.
-    Requests already in the ledger are skipped, so calling this again after a crash
-    adds nothing twice.
+
+def judge_requests(
+    ledger: Ledger, spec: EvalSpec, judges: Sequence[BatchedScorer]
+) -> Iterator[JudgeRequest]:
+    """The batched scorers' requests not yet in the ledger: one per (succeeded
+    candidate, batched scorer) that asks about it.
+
+    Built only once the candidates have ended; a candidate that failed is not asked
+    about. Requests already in the ledger are skipped, so calling this again after a
+    crash adds nothing twice.
     """
     if not judges:
         return
-    from batchmark.scorers import judge_custom_id
-
     exists = "SELECT 1 FROM requests WHERE custom_id = ?"
     for _, custom_id, ctx in iter_contexts(ledger, spec):
+        if ctx.response.get("status") != "succeeded":
+            continue
         for judge in judges:
             judge_id = judge_custom_id(custom_id, judge.name)
             if ledger.db.execute(exists, (judge_id,)).fetchone():
                 continue
-            params = judge.build_request(ctx)
-            if params is None:
-                continue
+            params = scorer_request(judge, ctx)
+            if not isinstance(params, dict):
+                continue  # not asked: ``score_run`` scores the item without an answer
             yield JudgeRequest(
                 custom_id=judge_id,
                 variant=ctx.variant,
@@ -131,7 +166,8 @@ def judge_requests(
             )
 
 
-def _judge_response(ledger: Ledger, custom_id: str) -> dict[str, Any] | None:
+def _answer(ledger: Ledger, custom_id: str) -> dict[str, Any] | None:
+    """The final response to a batched scorer's request, or ``None`` if never asked."""
     row = ledger.db.execute(
         "SELECT r.status, r.data FROM requests q JOIN responses r ON r.seq = q.seq "
         "WHERE q.custom_id = ? ORDER BY r.attempt DESC LIMIT 1",
@@ -142,64 +178,74 @@ def _judge_response(ledger: Ledger, custom_id: str) -> dict[str, Any] | None:
     return {"status": row[0], **response_data(row[0], row[1])}
 
 
-def _score_one(
-    ledger: Ledger, scorer: Scorer, custom_id: str, ctx: ScoreContext, done: Mapping[str, Score]
+def _batched_score(
+    ledger: Ledger, scorer: BatchedScorer, custom_id: str, ctx: ScoreContext
 ) -> Score:
-    from batchmark.scorers import JudgeScorer, Score, judge_custom_id
+    """A batched scorer's score of one item, from the answer to its request."""
+    failed = no_response(ctx)
+    if failed is not None:
+        return failed
+    answer = _answer(ledger, judge_custom_id(custom_id, scorer.name))
+    if answer is None:
+        asked = scorer_request(scorer, ctx)
+        if isinstance(asked, Score):
+            return asked
+        if asked is None:
+            return scorer.score(ctx)
+        return Score.of_invalid(f"{scorer.name} was not asked about this item (resume the run)")
+    if answer["status"] != "succeeded":
+        detail = answer.get("error_type") or answer["status"]
+        return Score.of_invalid(f"the {scorer.name} request failed: {detail}")
+    try:
+        return scorer.parse(ctx, answer)
+    except BatchmarkError:
+        raise
+    except Exception as err:
+        return Score.of_invalid(f"{type(scorer).__name__}.parse raised {type(err).__name__}: {err}")
 
-    if isinstance(scorer, JudgeScorer):
-        if ctx.response.get("status") != "succeeded":
-            return Score(0.0, False, f"no response to judge: {ctx.response.get('status')}")
-        verdict = _judge_response(ledger, judge_custom_id(custom_id, scorer.name))
-        if verdict is None:
-            return Score(None, None, "the judge was not asked (resume the run)", invalid=True)
-        if verdict["status"] != "succeeded":
-            detail = verdict.get("error_type") or verdict["status"]
-            return Score(None, None, f"the judge request failed: {detail}", invalid=True)
-        return scorer.parse(ctx, verdict)
-    combine = getattr(scorer, "combine", None)
-    if combine is not None and getattr(scorer, "judges", None) is not None:
-        return combine({name: done[name] for name in scorer.judges if name in done})
-    return scorer.score(ctx)
+
+def _combined_score(scorer: CombiningScorer, ctx: ScoreContext, done: Mapping[str, Score]) -> Score:
+    """A combining scorer's score of one item, from its dependencies' scores."""
+    scores = {name: done[name] for name in scorer.depends_on if name in done}
+    try:
+        return scorer.combine(scores, ctx)
+    except BatchmarkError:
+        raise
+    except Exception as err:
+        return Score.of_invalid(
+            f"{type(scorer).__name__}.combine raised {type(err).__name__}: {err}"
+        )
 
 
-def _with_dependencies(scorers: Sequence[Scorer], only: Iterable[str] | None) -> list[Scorer]:
-    """The scorers to run, panels after the judges they combine."""
-    wanted = set(only) if only is not None else {s.name for s in scorers}
-    for s in scorers:
-        if s.name in wanted:
-            wanted.update(getattr(s, "judges", None) or ())
-    chosen = [s for s in scorers if s.name in wanted]
-    return sorted(chosen, key=lambda s: getattr(s, "judges", None) is not None)
+_INSERT = (
+    "INSERT OR REPLACE INTO scores "
+    "(seq, scorer, value, passed, invalid, explanation, answer, spec_hash) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 def score_run(
     ledger: Ledger, spec: EvalSpec, scorers: Sequence[Scorer], only: Iterable[str] | None = None
 ) -> int:
-    """Score every ended candidate with ``scorers`` (or the named subset); returns items."""
-    active = _with_dependencies(scorers, only)
-    if not active:
+    """Score every ended candidate with ``scorers`` (or the named subset and what it
+    depends on); returns the number of items."""
+    chosen = ScorerSet.of(scorers).select(only)
+    if not chosen:
         return 0
-    from batchmark.scorers import JudgeScorer, agreement
-
+    hash_of = chosen.spec_hash
+    plain = [(s.name, s.score, hash_of(s.name)) for s in chosen.plain]
+    batched = [(s, hash_of(s.name)) for s in chosen.batched]
+    combining = [(s, hash_of(s.name)) for s in chosen.combining]
     pairs: dict[str, list[tuple[Any, Any]]] = {
-        s.name: [] for s in active if isinstance(s, JudgeScorer) and s.human_label_field
+        s.name: [] for s in chosen.batched if s.agreement_field
     }
-    # Deterministic scorers (the common case) are called directly; judges and panels go
-    # through ``_score_one``, which looks up verdicts and combines judges' scores.
-
-    def is_plain(s: Scorer) -> bool:
-        return not isinstance(s, JudgeScorer) and getattr(s, "judges", None) is None
-
-    plain = [(s.name, s.score) for s in active if is_plain(s)]
-    special = [s for s in active if not is_plain(s)]
     items = 0
     rows: list[tuple[Any, ...]] = []
     dumps = orjson.dumps
 
     def flush() -> None:
         with ledger.transaction() as db:
-            db.executemany("INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            db.executemany(_INSERT, rows)
         rows.clear()
         # The loop runs with the cyclic GC paused, but scorers may make reference cycles
         # (jsonschema's errors point at each other; custom scorers can do anything):
@@ -207,20 +253,23 @@ def score_run(
         gc.collect(0)
 
     with ledger.transaction() as db:
-        db.executemany("DELETE FROM scores WHERE scorer = ?", [(s.name,) for s in active])
+        db.executemany("DELETE FROM scores WHERE scorer = ?", [(s.name,) for s in chosen])
     with gc_paused():
         for seq, custom_id, ctx in iter_contexts(ledger, spec):
             done: dict[str, Score] = {}
-            for name, score_fn in plain:
+            for name, score_fn, digest in plain:
                 score = done[name] = score_fn(ctx)
-                rows.append(_score_row(seq, name, score, dumps))
-            for scorer in special:
-                score = done[scorer.name] = _score_one(ledger, scorer, custom_id, ctx, done)
+                rows.append(_score_row(seq, name, score, digest, dumps))
+            for scorer, digest in batched:
+                score = done[scorer.name] = _batched_score(ledger, scorer, custom_id, ctx)
                 if scorer.name in pairs:
-                    pair = scorer.agreement_pair(ctx, score)  # type: ignore[attr-defined]
+                    pair = scorer.agreement_pair(ctx, score)
                     if pair is not None:
                         pairs[scorer.name].append(pair)
-                rows.append(_score_row(seq, scorer.name, score, dumps))
+                rows.append(_score_row(seq, scorer.name, score, digest, dumps))
+            for scorer, digest in combining:
+                score = done[scorer.name] = _combined_score(scorer, ctx, done)
+                rows.append(_score_row(seq, scorer.name, score, digest, dumps))
             items += 1
             if len(rows) >= CHUNK:
                 flush()
@@ -233,7 +282,9 @@ def score_run(
     return items
 
 
-def _score_row(seq: int, scorer: str, score: Score, dumps: Any) -> tuple[Any, ...]:
+def _score_row(
+    seq: int, scorer: str, score: Score, spec_hash: str | None, dumps: Any
+) -> tuple[Any, ...]:
     """One row of the ledger's ``scores`` table (keyed by the candidate's seq)."""
     passed = score.passed
     answer = score.answer
@@ -245,7 +296,20 @@ def _score_row(seq: int, scorer: str, score: Score, dumps: Any) -> tuple[Any, ..
         int(score.invalid),
         score.explanation,
         None if answer is None else dumps(answer).decode(),
+        spec_hash,
     )
+
+
+def stored_spec_hashes(ledger: Ledger) -> dict[str, list[str]]:
+    """Per scorer with stored scores: the spec hashes they were made with (``NULL``s,
+    from ledgers older than the column, left out)."""
+    out: dict[str, list[str]] = {}
+    sql = "SELECT DISTINCT scorer, spec_hash FROM scores ORDER BY scorer, spec_hash"
+    for scorer, digest in ledger.db.execute(sql):
+        found = out.setdefault(scorer, [])
+        if digest is not None:
+            found.append(digest)
+    return out
 
 
 def judge_agreement(ledger: Ledger) -> dict[str, dict[str, Any]]:
@@ -255,14 +319,15 @@ def judge_agreement(ledger: Ledger) -> dict[str, dict[str, Any]]:
 
 _SCORES_SQL = """
 SELECT q.custom_id, q.variant, q.model_key, q.row_id, q.epoch, s.scorer, s.value, s.passed,
-       s.invalid, s.explanation, s.answer
+       s.invalid, s.explanation, s.answer, s.spec_hash
 FROM scores s JOIN requests q ON q.seq = s.seq
 ORDER BY s.seq, s.rowid
 """
 
 
 def iter_scores(ledger: Ledger) -> Iterator[dict[str, Any]]:
-    """One record per (item, scorer), in grid order."""
+    """One record per (item, scorer), in grid order, with the spec hash of the scorer
+    config that made it (``None`` for scores stored before spec hashes were)."""
     for row in ledger.db.execute(_SCORES_SQL):
         custom_id, variant, model_key, row_id, epoch, scorer, value, passed = row[:8]
         yield {
@@ -277,6 +342,7 @@ def iter_scores(ledger: Ledger) -> Iterator[dict[str, Any]]:
             "invalid": bool(row[8]),
             "explanation": row[9],
             "answer": None if row[10] is None else orjson.loads(row[10]),
+            "spec_hash": row[11],
         }
 
 

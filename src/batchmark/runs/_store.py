@@ -294,11 +294,18 @@ def _m004_scores_by_seq(db: sqlite3.Connection) -> None:
     )
 
 
+def _m005_scores_spec_hash(db: sqlite3.Connection) -> None:
+    """Each score records the spec hash of the scorer config that made it (``NULL`` for
+    scores written before)."""
+    db.execute("ALTER TABLE scores ADD COLUMN spec_hash TEXT")
+
+
 LEDGER_MIGRATIONS: list[tuple[str, Migration]] = [
     ("m001_initial", _m001_initial),
     ("m002_judges_and_scores", _m002_judges_and_scores),
     ("m003_params_apart", _m003_params_apart),
     ("m004_scores_by_seq", _m004_scores_by_seq),
+    ("m005_scores_spec_hash", _m005_scores_spec_hash),
 ]
 
 

@@ -1,14 +1,18 @@
 """The scorer's data: one context in, one score out, and the options base class.
 
-A scorer is anything with a ``name`` and a ``score(ctx) -> Score`` method. Built-in
+A plain scorer is anything with a ``name`` and a ``score(ctx) -> Score`` method. Built-in
 scorers are pydantic models (``ScorerOptions`` subclasses): their fields are their YAML
 options, so a config round-trips (``to_config``) and has a JSON Schema
 (``model_json_schema``). Work that only depends on the options (compiling templates and
 patterns, reading schema files) happens once, when the model is validated.
+
+``ScorerOptions.kind`` says how the harness runs a scorer (``ScorerKind``); the batched
+and combining kinds have their own base classes in ``_kinds``.
 """
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,6 +29,7 @@ __all__ = [
     "Score",
     "ScoreContext",
     "Scorer",
+    "ScorerKind",
     "ScorerOptions",
     "Template",
     "base_dir_of",
@@ -95,6 +100,20 @@ class Score:
     def of_invalid(cls, explanation: str) -> Score:
         """An item the scorer could not judge: counted as invalid, never a pass."""
         return cls(None, None, explanation, invalid=True)
+
+
+class ScorerKind(enum.Enum):
+    """How the harness runs a scorer; each kind has its base class."""
+
+    PLAIN = "plain"
+    """``score(ctx)``: a pure function of one item (``ScorerOptions``, a function, any
+    object with ``name`` and ``score``)."""
+    BATCHED = "batched"
+    """``build_request(ctx)`` per item, sent in a second batch; ``parse(ctx, answer)``
+    per answer (``BatchedScorer``; the judge is one)."""
+    COMBINING = "combining"
+    """``combine(scores, ctx)`` over the item's scores from the scorers it
+    ``depends_on`` (``CombiningScorer``; the judge panel is one)."""
 
 
 @runtime_checkable
@@ -215,7 +234,8 @@ def compile_pattern(source: str, field: str) -> re.Pattern[str]:
 
 
 class ScorerOptions(BaseModel):
-    """Base class of a scorer whose options are its pydantic fields.
+    """Base class of a scorer whose options are its pydantic fields: a plain scorer, and
+    the base of the other kinds (``BatchedScorer``, ``CombiningScorer``).
 
     Subclasses set ``type_name`` (the name configs use), declare their options as fields
     with docstrings, compile what they need in ``model_post_init`` or an ``after``
@@ -229,6 +249,8 @@ class ScorerOptions(BaseModel):
         extra="forbid", frozen=True, populate_by_name=True, use_attribute_docstrings=True
     )
     type_name: ClassVar[str] = ""
+    kind: ClassVar[ScorerKind] = ScorerKind.PLAIN
+    """How the harness runs it: set by the kind's base class, never by a scorer."""
 
     name: str = ""
     """The column name (default: the scorer's type name); unique in a config."""

@@ -10,8 +10,10 @@ An item is one of::
     - {python: evals/scorers.py:brevity}            # a file, relative to the config
 
 Every item is validated (options, templates, patterns, schema and rubric files); then
-names must be unique and panels must name judges of the same list. All problems are
-raised together as one ``ConfigError`` whose lines start with ``scorers[i].field``.
+names must be unique, and combining scorers (a panel) must name scorers of the same list,
+of the kinds they take, without a cycle. All problems are raised together as one
+``ConfigError`` whose lines start with ``scorers[i].field``. The scorers come back as a
+``ScorerSet``: in the order written, sorted once by kind, each with its spec hash.
 
 A ``python:`` item must name code inside the config's repository (``batchmark._hooks``)
 unless ``allow_external_code``; the items that do not are refused, before anything is
@@ -31,8 +33,7 @@ from pydantic import BaseModel, ValidationError
 from batchmark._errors import ConfigError, UnsafeConfig
 from batchmark._hooks import ALLOW_HINT, ExternalCode, repository_root
 from batchmark.scorers._base import Scorer
-from batchmark.scorers._judge import JudgeScorer
-from batchmark.scorers._panel import JudgePanel
+from batchmark.scorers._kinds import CombiningScorer, kind_of
 from batchmark.scorers._registry import (
     OptionError,
     instantiate,
@@ -40,6 +41,13 @@ from batchmark.scorers._registry import (
     load_reference,
     lookup,
     registered_scorers,
+)
+from batchmark.scorers._set import (
+    DependencyCycle,
+    ScorerSet,
+    scorer_files,
+    scorer_spec,
+    spec_hash,
 )
 
 __all__ = ["build_scorers", "scorers_json_schema"]
@@ -60,7 +68,7 @@ class _Unsafe(Exception):
 
 def build_scorers(
     items: Any, *, base_dir: Path, file: str | None = None, allow_external_code: bool = False
-) -> list[Scorer]:
+) -> ScorerSet:
     """Build and validate every scorer of a config's ``scorers:`` list.
 
     ``base_dir`` resolves relative paths (schema files, rubric files, ``python:`` files);
@@ -69,17 +77,20 @@ def build_scorers(
     the repository holding ``base_dir`` (unless ``allow_external_code``).
     """
     if items is None:
-        return []
+        return ScorerSet()
     if not isinstance(items, list):
         raise ConfigError(file, f"scorers: expected a list of scorers, got {type(items).__name__}")
     root = None if allow_external_code else repository_root(Path(base_dir))
     errors: list[tuple[int, str]] = []
     unsafe: list[str] = []
     built: list[tuple[int, Scorer]] = []
+    hashes: dict[str, str] = {}
     for i, item in enumerate(items):
         where = f"scorers[{i}]"
         try:
-            built.append((i, _build_one(item, Path(base_dir), root)))
+            scorer, digest = _build_one(item, Path(base_dir), root)
+            built.append((i, scorer))
+            hashes.setdefault(scorer.name, digest)
         except _Unsafe as err:
             unsafe.append(f"{where}.python: {err}")
         except _ItemError as err:
@@ -92,10 +103,11 @@ def build_scorers(
     if errors:
         errors.sort(key=lambda e: e[0])
         raise ConfigError(file, [line for _, line in errors])
-    return [scorer for _, scorer in built]
+    return ScorerSet((scorer for _, scorer in built), hashes)
 
 
-def _build_one(item: Any, base_dir: Path, root: Path | None) -> Scorer:
+def _build_one(item: Any, base_dir: Path, root: Path | None) -> tuple[Scorer, str]:
+    """The scorer an item builds, and its spec hash."""
     kind, options, name, reference, kind_field = _parse_item(item)
     if name is not None and (not isinstance(name, str) or not _COLUMN.match(name)):
         raise _ItemError("name", f"invalid name {name!r}", "letters, digits, _ and -, up to 64")
@@ -121,9 +133,11 @@ def _build_one(item: Any, base_dir: Path, root: Path | None) -> Scorer:
             raise _ItemError(kind_field, f"unknown scorer {kind!r}", hint)
         type_name = kind
     try:
-        return instantiate(factory, type_name, options, name, base_dir, reference)
+        scorer = instantiate(factory, type_name, options, name, base_dir, reference)
     except OptionError as err:
         raise _ItemError(err.field, str(err)) from None
+    files = [base_dir / path for path in scorer_files(scorer, reference)]
+    return scorer, spec_hash(scorer_spec(scorer, type_name, options, reference), files)
 
 
 def _parse_item(item: Any) -> tuple[str, dict[str, Any], Any, Any, str]:
@@ -170,20 +184,40 @@ def _cross_check(built: list[tuple[int, Scorer]]) -> list[tuple[int, str]]:
             errors.append((i, _line(f"scorers[{i}]", "name", message, hint)))
         else:
             first[scorer.name] = i
-    judges = [s.name for _, s in built if isinstance(s, JudgeScorer)]
+    errors += _dependency_errors(built)
+    return errors
+
+
+def _dependency_errors(built: list[tuple[int, Scorer]]) -> list[tuple[int, str]]:
+    """Combining scorers name scorers of this list, of the kinds they take, acyclically."""
+    errors = []
     for i, scorer in built:
-        if not isinstance(scorer, JudgePanel):
+        if not isinstance(scorer, CombiningScorer):
             continue
-        for j, member in enumerate(scorer.judges):
-            if member not in judges:
-                close = difflib.get_close_matches(member, judges, n=1)
+        noun, field = scorer.depends_noun, scorer.depends_field
+        takes = [s.name for _, s in built if kind_of(s) in scorer.depends_kinds]
+        for j, name in enumerate(scorer.depends_on):
+            if name not in takes:
+                others = [n for n in takes if n != scorer.name]
+                close = difflib.get_close_matches(name, others, n=1)
                 hint = (
                     f"did you mean `{close[0]}`?"
                     if close
-                    else "judges here: " + (", ".join(judges) or "none")
+                    else f"{noun}s here: " + (", ".join(others) or "none")
                 )
-                message = f"no judge named {member!r} in this list"
-                errors.append((i, _line(f"scorers[{i}]", f"judges[{j}]", message, hint)))
+                message = f"no {noun} named {name!r} in this list"
+                where = f"{field}[{j}]" if field else ""
+                errors.append((i, _line(f"scorers[{i}]", where, message, hint)))
+    if errors:
+        return errors
+    try:
+        ScorerSet(scorer for _, scorer in built)
+    except DependencyCycle as err:
+        first = {s.name: (i, s) for i, s in reversed(built)}
+        i, scorer = first[err.names[0]]
+        field = scorer.depends_field if isinstance(scorer, CombiningScorer) else ""
+        hint = "a combining scorer cannot depend on itself, even through others"
+        errors.append((i, _line(f"scorers[{i}]", field, str(err), hint)))
     return errors
 
 

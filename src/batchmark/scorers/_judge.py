@@ -1,8 +1,8 @@
 """LLM-as-judge: building the judge's request and reading its verdict.
 
-A judge does not score on its own: the harness asks it for a request per item
-(``build_request``), sends those requests as a batch like any other, and hands each
-judge response back to ``parse``. The verdict is asked for as a forced tool call
+A judge is a batched scorer (``BatchedScorer``): the harness asks it for a request per
+item (``build_request``), sends those requests as a second batch, and hands each judge
+response back to ``parse``. The verdict is asked for as a forced tool call
 (``submit_verdict``) whose input schema is the verdict's, so parsing never guesses: a
 missing call, a grade outside the scale, a score of the wrong type or out of range is an
 ``invalid`` score, counted and shown, never a pass.
@@ -15,7 +15,6 @@ score), and defaults to the middle of the scale.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Mapping
@@ -29,7 +28,6 @@ from batchmark._errors import ConfigError
 from batchmark.scorers._base import (
     Score,
     ScoreContext,
-    ScorerOptions,
     Template,
     base_dir_of,
     compile_template,
@@ -37,8 +35,9 @@ from batchmark.scorers._base import (
     no_response,
     short,
 )
+from batchmark.scorers._kinds import BatchedScorer
 
-__all__ = ["VERDICT_TOOL", "JudgeScorer", "judge_custom_id", "prompt_text"]
+__all__ = ["VERDICT_TOOL", "JudgeScorer", "prompt_text"]
 
 VERDICT_TOOL = "submit_verdict"
 """The name of the tool a judge is forced to call."""
@@ -51,18 +50,6 @@ JUDGE_VARIABLES = frozenset(
 _RESERVED_PARAMS = ("model", "messages", "system", "tools", "tool_choice", "stream")
 _TRUE = {"true", "yes", "pass", "passed", "correct", "1"}
 _FALSE = {"false", "no", "fail", "failed", "incorrect", "0"}
-
-
-def judge_custom_id(candidate_custom_id: str, judge_name: str) -> str:
-    """The custom_id of a judge request: ``j-<judge slug>-<hash>``, deterministic.
-
-    It matches ``^[a-zA-Z0-9_-]{1,64}$`` and has two ``-`` where a candidate id has four,
-    so the two can never collide; distinct (candidate, judge) pairs differ in a 96-bit hash.
-    """
-    blob = json.dumps([candidate_custom_id, judge_name]).encode()
-    digest = hashlib.sha256(blob).hexdigest()[:24]
-    slug = "".join(c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in judge_name)
-    return f"j-{slug[:16] or '_'}-{digest}"
 
 
 def _content_text(content: Any) -> str:
@@ -97,7 +84,7 @@ def prompt_text(request: Mapping[str, Any]) -> str:
     return "\n\n".join(parts)
 
 
-class JudgeScorer(ScorerOptions):
+class JudgeScorer(BatchedScorer):
     """An LLM judge: a rubric rendered per item, a verdict by forced tool call."""
 
     type_name = "judge"
@@ -227,13 +214,6 @@ class JudgeScorer(ScorerOptions):
         """Row fields the templates read (check them against the dataset's columns)."""
         return super().row_variables - JUDGE_VARIABLES
 
-    def score(self, ctx: ScoreContext) -> Score:
-        """A failure when the candidate has no response; else invalid (needs the batch)."""
-        failed = no_response(ctx)
-        if failed is not None:
-            return failed
-        return Score.of_invalid("a judge scores from its own batch: build_request, then parse")
-
     def build_request(self, ctx: ScoreContext) -> dict[str, Any] | None:
         """The judge's Messages params for one item; ``None`` when the candidate failed.
 
@@ -286,6 +266,11 @@ class JudgeScorer(ScorerOptions):
         grade = verdict["grade"]
         value = (self.grades or {"PASS": 1.0, "FAIL": 0.0})[grade]
         return Score(value, value >= self._threshold, reasoning, answer=grade)
+
+    @property
+    def agreement_field(self) -> str | None:
+        """``human_label_field``: the judge's agreement with it goes in the report."""
+        return self.human_label_field
 
     def agreement_pair(self, ctx: ScoreContext, score: Score) -> tuple[Any, Any] | None:
         """``(judge's label, human's label)`` for agreement, or ``None`` (no label, invalid).

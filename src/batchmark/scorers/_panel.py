@@ -1,6 +1,7 @@
 """judge_panel: several judges on one item, combined by mean or majority.
 
-A panel names judges declared in the same ``scorers:`` list. Each judge is reported in
+A panel is a combining scorer (``CombiningScorer``): it names judges — batched scorers,
+``judge`` or a plugin's own — declared in the same ``scorers:`` list. Each judge is reported in
 its own column; the panel's column combines their scores for the item. Invalid verdicts
 are left out of the combination (and named in the explanation); if every member is
 invalid, so is the panel's score.
@@ -13,19 +14,23 @@ invalid, so is the panel's score.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from batchmark.scorers._base import Score, ScoreContext, ScorerOptions
+from batchmark.scorers._base import Score, ScoreContext, ScorerKind
+from batchmark.scorers._kinds import CombiningScorer
 
 __all__ = ["JudgePanel"]
 
 
-class JudgePanel(ScorerOptions):
+class JudgePanel(CombiningScorer):
     """Combines the scores of other judges of the same list for each item."""
 
     type_name = "judge_panel"
+    depends_kinds: ClassVar[frozenset[ScorerKind]] = frozenset({ScorerKind.BATCHED})
+    depends_field: ClassVar[str] = "judges"
+    depends_noun: ClassVar[str] = "judge"
 
     judges: list[str] = Field(min_length=1)
     """Names of the judges (``judge`` scorers of this list) to combine."""
@@ -41,11 +46,12 @@ class JudgePanel(ScorerOptions):
             raise ValueError("a judge is listed twice")
         return value
 
-    def score(self, ctx: ScoreContext) -> Score:
-        """Invalid: a panel's score comes from ``combine`` over its judges' scores."""
-        return Score.of_invalid("a panel combines its judges' scores: call combine")
+    @property
+    def depends_on(self) -> tuple[str, ...]:
+        """The judges it combines."""
+        return tuple(self.judges)
 
-    def combine(self, scores: Mapping[str, Score]) -> Score:
+    def combine(self, scores: Mapping[str, Score], ctx: ScoreContext | None = None) -> Score:
         """The panel's score for one item from its judges' scores, keyed by judge name."""
         valid: dict[str, Score] = {}
         invalid: list[str] = []
