@@ -24,7 +24,7 @@ from batchmark.scorers import (
     register_scorer,
 )
 
-from ..report_support import JUDGE, make_run, write_eval
+from ..reports.support import JUDGE, make_run, write_eval
 from .support import ROWS, LiveEmulator, write_config
 
 N_CELLS = len(ROWS)  # one variant, one model

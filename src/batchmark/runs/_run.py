@@ -235,11 +235,8 @@ class Run:
         them (``[]`` for scores stored before spec hashes were)."""
         from batchmark.runs._scoring import stored_spec_hashes
 
-        ledger = self._ledger()
-        try:
+        with self._ledger() as ledger:
             return stored_spec_hashes(ledger)
-        finally:
-            ledger.close()
 
     def score_summary(self) -> list[dict[str, Any]]:
         """Per model x variant x scorer: n, mean score, pass rate, invalid verdicts."""

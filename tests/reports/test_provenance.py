@@ -19,7 +19,7 @@ import batchmark.cli._report  # noqa: F401  (registers report and compare)
 from batchmark.cli import cli
 from batchmark.reports._render import render
 
-from .report_support import JUDGE, isolated, make_run, write_eval
+from .support import JUDGE, isolated, make_run, write_eval
 
 INCLUDES = {"includes": {"target": "{{ answer }}"}}
 
