@@ -285,11 +285,6 @@ class _CellTally:
         )
 
 
-def _packer(spec: EvalSpec) -> BatchPacker:
-    b = spec.batch
-    return BatchPacker(b.max_requests, b.max_bytes, b.max_in_flight)
-
-
 class _TokenCounter:
     """Prompt tokens: count_tokens for a sample of distinct prompts per model, else approx."""
 
@@ -438,7 +433,8 @@ class _Estimator:
         for judge in self.judges:
             self._add_cell(judge.model, f"judge:{judge.name}", judge.model, observed)
         self.prefixes: set[bytes] = set()
-        self.packer, self.judge_packer = _packer(spec), _packer(spec)
+        self.packer = BatchPacker.for_config(spec.batch)
+        self.judge_packer = BatchPacker.for_config(spec.batch)
         self.requests = self.bytes = self.cached = 0
         self.judge_requests = self.judge_cached = 0
 
