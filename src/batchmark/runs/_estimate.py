@@ -546,7 +546,7 @@ def estimate(
     """What running ``spec`` would send and cost; sends nothing but count_tokens calls.
 
     ``endpoint`` names the response cache to consult and the past runs to learn output
-    lengths from (``_store.endpoint_name``); ``use_cache=False`` estimates a
+    lengths from (``Endpoint.name``); ``use_cache=False`` estimates a
     ``--no-cache`` run. ``client``, when given, counts input tokens with the API (see
     the module docstring for the sampling). Raises what ``expand`` raises.
     """
