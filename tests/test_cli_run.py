@@ -161,6 +161,16 @@ def test_run_detach_with_emulate_is_refused_with_exit_2(results: Path) -> None:
     assert "Traceback" not in done.stderr and run_folders(results) == []
 
 
+@pytest.mark.parametrize("command", ["run", "estimate", "ci"])
+def test_emulate_with_a_base_url_is_refused_with_exit_2(command: str, results: Path) -> None:
+    flags = ["--emulate", "--base-url", "http://127.0.0.1:9", "--results", str(results)]
+    done = batchmark(command, QUICKSTART, *flags)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: --emulate cannot be combined with --base-url")
+    assert "hint: to use an emulator at a URL, start `batchmark emulator`" in done.stderr
+    assert "Traceback" not in done.stderr and run_folders(results) == []
+
+
 def test_run_detach_prints_the_run_id_and_status_shows_its_batches(
     live_emulator: dict[str, str], results: Path
 ) -> None:

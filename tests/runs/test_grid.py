@@ -23,6 +23,7 @@ from batchmark.runs._grid import (
     min_cacheable_tokens,
     validate_spec,
 )
+from batchmark.runs._packing import BatchPacker
 
 REPO = Path(__file__).resolve().parents[2]
 ROWS = [{"id": f"q{i}", "question": f"question {i}?"} for i in range(3)]
@@ -377,6 +378,13 @@ def test_validate_spec_counts_the_grid(tmp_path: Path) -> None:
 def test_validate_spec_counts_batches_under_the_limits(tmp_path: Path) -> None:
     spec = make_spec(tmp_path, extra="batch: {max_requests: 5}\n")
     assert validate_spec(spec).batches == 3  # 12 requests, 5 per batch
+
+
+def test_a_configs_packer_takes_its_batch_section(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path, extra="batch: {max_requests: 5, max_in_flight: 3}\n")
+    packer = BatchPacker.for_config(spec.batch)
+    assert [packer.cap(i) for i in range(4)] == [5, 4, 3, 5]  # staggered by max_in_flight
+    assert packer.max_bytes == spec.batch.max_bytes and packer.first == 0
 
 
 def test_validate_spec_packs_batches_greedily_by_bytes(tmp_path: Path) -> None:

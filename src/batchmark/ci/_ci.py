@@ -39,6 +39,7 @@ from batchmark.ci._baseline import (
 from batchmark.ci._gates import EPS, GateOutcome, apply_gates, fmt_number
 from batchmark.config._schema import CiConfig, EvalSpec, load_config
 from batchmark.reports._compare import COST_COLUMNS, Comparison, compare_scores, report
+from batchmark.runs._endpoint import Endpoint
 from batchmark.runs._run import DEFAULT_RESULTS, Run, open_run
 from batchmark.runs._store import write_atomic
 
@@ -125,7 +126,7 @@ def run_ci(
     estimated to cost more (``BudgetExceeded``, exit 2), ``on_created`` is called with the
     run before anything is submitted, as for ``batchmark.run``.
     """
-    from batchmark.runs._driver import resume, run
+    from batchmark.runs._driver import finish_run, start_run
 
     spec = config if isinstance(config, EvalSpec) else load_config(config)
     base = _baseline_for(spec.name, baseline, results)
@@ -134,28 +135,30 @@ def run_ci(
             "--wait-timeout cannot be combined with --emulate: the in-process emulator "
             "stops when the command exits"
         )
+    endpoint = Endpoint.resolve(emulate=emulate, base_url=base_url, api_key=api_key, config=spec)
     started = time.monotonic()
-    common: dict[str, Any] = {
-        "results": results,
-        "base_url": base_url,
-        "api_key": api_key,
-        "on_progress": on_progress,
-        "poll_interval": poll_interval,
-    }
-    handle = run(
+    handle = start_run(
         spec,
-        emulate=emulate,
+        endpoint,
+        results=results,
         use_cache=use_cache,
         detach=wait_timeout is not None,
-        max_cost=max_cost,
+        on_progress=on_progress,
+        poll_interval=poll_interval,
         on_created=on_created,
-        **common,
+        max_cost=max_cost,
     )
     _remember(handle, baseline, base)
-    handle.allow_external_code = spec.allow_external_code  # resume reads the snapshot
     if wait_timeout is not None and not is_finished(handle):
         left = max(0.0, wait_timeout - (time.monotonic() - started))
-        handle = resume(handle, wait_timeout=left, **common)
+        finish_run(
+            handle,
+            spec,
+            endpoint,
+            on_progress=on_progress,
+            poll_interval=poll_interval,
+            wait_timeout=left,
+        )
     return write_reports(evaluate(handle, spec.ci, base, config_hash=spec.hash))
 
 
@@ -178,7 +181,7 @@ def resume_ci(
     ``python:`` hooks name code from outside its repository (a ``Run`` passed in keeps
     its own setting).
     """
-    from batchmark.runs._driver import resume
+    from batchmark.runs._driver import finish_run
 
     if isinstance(run_ref, Run):
         handle = run_ref
@@ -190,11 +193,13 @@ def resume_ci(
     base = _baseline_for(spec.name, baseline, results)
     _remember(handle, baseline, base)
     if not is_finished(handle):
-        handle = resume(
+        endpoint = Endpoint.resolve(
+            run=handle.info, base_url=base_url, api_key=api_key, config=spec
+        )
+        finish_run(
             handle,
-            results=results,
-            base_url=base_url,
-            api_key=api_key,
+            spec,
+            endpoint,
             on_progress=on_progress,
             poll_interval=poll_interval,
             wait_timeout=wait_timeout,

@@ -54,8 +54,8 @@ base_url_option = click.option(
     help="API endpoint (default: ANTHROPIC_BASE_URL, else the real API); a run records "
     "it, and resume, score and cancel go back to it.",
 )
-# What ``_driver._drive_existing`` does: ``base_url or info["base_url"]``, and with
-# neither the SDK's own default (ANTHROPIC_BASE_URL, else the real API).
+# What ``Endpoint.resolve(run=...)`` does: ``base_url`` or run.json's ``base_url``; for a
+# run made against the real API, ANTHROPIC_BASE_URL, else the real API.
 run_base_url_option = click.option(
     "--base-url",
     default=None,

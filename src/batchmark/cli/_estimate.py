@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import anthropic
 import click
 import orjson
 from rich.table import Table
@@ -22,20 +20,8 @@ from batchmark.cli._common import (
 )
 from batchmark.cli._validate import _size, _user_errors
 from batchmark.config._schema import load_config
-from batchmark.runs._backend import make_client
+from batchmark.runs._endpoint import Endpoint
 from batchmark.runs._estimate import Estimate, EstimateRow, estimate
-from batchmark.runs._store import endpoint_name
-
-
-def _client(base_url: str | None, api_version: str | None) -> anthropic.Anthropic | None:
-    """A client for count_tokens when a key is set or a base URL points somewhere."""
-    key = os.environ.get("ANTHROPIC_API_KEY")
-    if not key and not base_url:
-        return None
-    # A local emulator or gateway may need no key; the SDK insists on one.
-    return make_client(
-        base_url=base_url, api_key=key or "unset", api_version=api_version, max_retries=2
-    )
 
 
 @cli.command("estimate")
@@ -76,14 +62,14 @@ def estimate_command(
     is what `batchmark run --max-cost` checks.
     """
     spec = load_config(config, allow_external_code=allow_external_code)
-    url = None if emulate else base_url or os.environ.get("ANTHROPIC_BASE_URL")
-    client = _client(url, spec.api_version) if count_tokens and not emulate else None
+    endpoint = Endpoint.resolve(emulate=emulate, base_url=base_url, config=spec, strict=False)
+    client = endpoint.token_counter() if count_tokens else None
     try:
         est = estimate(
             spec,
             results=results,
             client=client,
-            endpoint=endpoint_name(url, emulate),
+            endpoint=endpoint.name,
             use_cache=not no_cache,
         )
     finally:

@@ -36,11 +36,11 @@ from yaml.composer import ComposerError
 from batchmark._errors import ConfigError, UnsafeConfig
 from batchmark._hooks import ALLOW_HINT, repository_root
 from batchmark.config._checks import LoadContext, resolve_path
-from batchmark.config._schema import EvalConfig, EvalSpec
+from batchmark.config._schema import EvalConfig, EvalSpec, RunSettings
 from batchmark.scorers import ScorerSet, build_scorers
 from batchmark.scorers._set import scorer_files
 
-__all__ = ["MAX_CONFIG_BYTES", "MAX_CONFIG_NODES", "load"]
+__all__ = ["MAX_CONFIG_BYTES", "MAX_CONFIG_NODES", "load", "load_settings"]
 
 MAX_CONFIG_BYTES = 4_000_000
 """Largest config file read (4 MB): real configs are a few kB; this parses in ~1 s."""
@@ -99,6 +99,23 @@ def load(
     spec._scorers = scorers
     spec._allow_external_code = allow_external_code
     return spec
+
+
+def load_settings(path: str | os.PathLike[str], *, text: str | None = None) -> RunSettings:
+    """The ``RunSettings`` of a config (``text``: a run's snapshot of it), reading no file
+    but the config: its dataset, templates and hooks need not exist. Raises
+    ``ConfigError`` for YAML, or settings, that do not validate."""
+    config_path = Path(path).expanduser().resolve()
+    file = str(config_path)
+    if text is None:
+        text = _read(config_path)
+    elif len(text) > MAX_CONFIG_BYTES:
+        raise _too_large(file, len(text.encode("utf-8")))
+    raw, root = _parse_yaml(file, text)
+    try:
+        return RunSettings.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(file, _format_errors(err, root)) from None
 
 
 def _read(config_path: Path) -> str:

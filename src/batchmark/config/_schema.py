@@ -69,6 +69,7 @@ __all__ = [
     "Params",
     "Price",
     "PromptVariant",
+    "RunSettings",
     "config_json_schema",
     "load_config",
 ]
@@ -537,6 +538,30 @@ class EvalConfig(_Model):
     @classmethod
     def _no_ci(cls, value: Any) -> Any:
         return {} if value is None else value
+
+
+class RunSettings(BaseModel):
+    """A config's settings that reading a run needs, without loading the config whole.
+
+    ``cancel``, ``doctor`` and a run's cost table read these from the run's config
+    snapshot (``load_settings``): the one source of a run's settings, readable even when
+    the dataset, templates or ``python:`` hooks it named have moved since. The other
+    sections are not looked at (``load_config`` validated them when the run was made).
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
+
+    api_version: str | None = None
+    """As ``EvalConfig.api_version``."""
+    batch: BatchConfig = Field(default_factory=BatchConfig)
+    """As ``EvalConfig.batch``."""
+    pricing: dict[str, Price] = Field(default_factory=dict)
+    """As ``EvalConfig.pricing``."""
+
+    @field_validator("api_version", mode="before")
+    @classmethod
+    def _date_as_string(cls, value: Any) -> Any:
+        return value.isoformat() if isinstance(value, _dt.date) else value
 
 
 class EvalSpec(EvalConfig):

@@ -9,6 +9,8 @@ The flow, one module per box:
 - ``_store``: run folders, the ledger and the response cache (``_sqlite``: opening
   and the failures a user can fix); ``_claims``: the cross-run registry of batches and
   requests in flight;
+- ``_endpoint``: where a command's requests go (URL, key, API version, the in-process
+  emulator), resolved once per command;
 - ``_packing``: requests into batches within the API's limits;
   ``_backend``: the Message Batches API through the ``anthropic`` SDK;
   ``_batches``: submit, poll, collect, retry and resume (used for candidates and judges);

@@ -11,7 +11,6 @@ every other hook is called from the runner's own thread only.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ import httpx2
 import orjson
 from anthropic.types.messages import MessageBatch
 
-from batchmark._errors import BatchNotFound, CredentialsError, ResultsStreamError
+from batchmark._errors import BatchNotFound, ResultsStreamError
 
 __all__ = [
     "BODY_PIECE_BYTES",
@@ -36,7 +35,6 @@ __all__ = [
     "ResultsStreamError",
     "body_length",
     "body_pieces",
-    "make_client",
 ]
 
 
@@ -82,26 +80,6 @@ class BatchBackend(Protocol):
     def fetch(self, batch_id: str) -> Iterator[ResultLine]: ...
     def list_recent(self, since: datetime) -> Iterator[BatchInfo]: ...
     def cancel(self, batch_id: str) -> BatchInfo: ...
-
-
-def make_client(
-    *,
-    base_url: str | None = None,
-    api_key: str | None = None,
-    api_version: str | None = None,
-    max_retries: int = 4,
-) -> anthropic.Anthropic:
-    """An SDK client; the key comes from the argument or ``ANTHROPIC_API_KEY``, never disk."""
-    key = api_key or os.environ.get("ANTHROPIC_API_KEY")
-    if not key:
-        raise CredentialsError(
-            "no API key: set ANTHROPIC_API_KEY, or pass --emulate to run against the "
-            "bundled emulator offline"
-        )
-    headers = {"anthropic-version": api_version} if api_version else None
-    return anthropic.Anthropic(
-        api_key=key, base_url=base_url, max_retries=max_retries, default_headers=headers
-    )
 
 
 def _info(batch: Any) -> BatchInfo:

@@ -18,8 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from batchmark._errors import BatchmarkError
+from batchmark.config._load import load_settings
+from batchmark.config._schema import RunSettings
+from batchmark.runs._endpoint import Endpoint
 from batchmark.runs._run import DEFAULT_RESULTS, command_ref
-from batchmark.runs._store import RunFolder, cache_path, resolve_run
+from batchmark.runs._store import RunFolder, resolve_run
 
 __all__ = ["Check", "Diagnosis", "KeyBatch", "SalvagedBatch", "diagnose"]
 
@@ -112,14 +115,23 @@ def diagnose(
     folder = resolve_run(ref, Path(results))
     diagnosis = Diagnosis(run_id=folder.id, path=str(folder.path))
     info = _check_info(folder, diagnosis)
-    _check_config(folder, diagnosis)
+    settings = _check_config(folder, info, diagnosis)
     ledger_ok = _check_ledger(folder, diagnosis)
     diagnosis.salvaged = salvage_batch_ids(folder.ledger_path)
-    cache = cache_path(folder.results_root, info.get("endpoint", "emulator")) if info else None
+    # What is missing to reach the endpoint (a key, a URL's credentials) only keeps the
+    # key's batches from being listed: the files are checked all the same.
+    endpoint = (
+        Endpoint.resolve(
+            run=info, base_url=base_url, api_key=api_key, config=settings, strict=False
+        )
+        if info
+        else None
+    )
+    cache = endpoint.cache_path(folder.results_root) if endpoint is not None else None
     if cache is not None:
         _check_cache(cache, diagnosis)
-    if list_batches:
-        _list_key_batches(folder, info, diagnosis, base_url, api_key, limit)
+    if list_batches and endpoint is not None:
+        _list_key_batches(info, endpoint, diagnosis, limit)
     diagnosis.next_steps = _next_steps(folder, info, diagnosis, ledger_ok, cache)
     return diagnosis
 
@@ -145,16 +157,25 @@ def _check_info(folder: RunFolder, diagnosis: Diagnosis) -> dict[str, Any]:
     return info
 
 
-def _check_config(folder: RunFolder, diagnosis: Diagnosis) -> None:
+def _check_config(
+    folder: RunFolder, info: dict[str, Any], diagnosis: Diagnosis
+) -> RunSettings | None:
+    """The snapshot's settings (the run's API version, for listing), if they can be read."""
     path = folder.path / "config.yaml"
     try:
-        size = path.stat().st_size
-    except OSError as err:
+        text = path.read_text(encoding="utf-8")
+        settings = load_settings(info.get("config_path", path), text=text)
+    except (OSError, UnicodeDecodeError) as err:
         diagnosis.checks.append(Check("config.yaml", str(path), False, f"unreadable: {err}"))
-        return
+        return None
+    except BatchmarkError as err:
+        diagnosis.checks.append(Check("config.yaml", str(path), False, f"damaged: {err}"))
+        return None
+    size = len(text.encode("utf-8"))
     diagnosis.checks.append(
         Check("config.yaml", str(path), True, f"the config snapshot, {size:,} bytes")
     )
+    return settings
 
 
 def _integrity(path: Path) -> tuple[bool, str, sqlite3.Connection | None]:
@@ -268,14 +289,9 @@ def _scan_batch_ids(paths: list[Path]) -> list[str]:
 
 
 def _list_key_batches(
-    folder: RunFolder,
-    info: dict[str, Any],
-    diagnosis: Diagnosis,
-    base_url: str | None,
-    api_key: str | None,
-    limit: int,
+    info: dict[str, Any], endpoint: Endpoint, diagnosis: Diagnosis, limit: int
 ) -> None:
-    if info.get("emulated"):
+    if endpoint.emulated:
         diagnosis.key_batches_note = (
             "the run was made with --emulate: its batches lived in an in-process emulator "
             "that stopped with it"
@@ -283,17 +299,10 @@ def _list_key_batches(
         return
     import anthropic
 
-    from batchmark.runs._backend import make_client
-
     since = _created_at(info)
     known = {b.batch_id for b in diagnosis.salvaged}
     try:
-        client = make_client(
-            base_url=base_url or info.get("base_url"),
-            api_key=api_key,
-            api_version=info.get("api_version"),
-            max_retries=2,
-        )
+        client = endpoint.client(max_retries=2)
     except BatchmarkError as err:
         diagnosis.key_batches_note = f"the key's batches were not listed: {err}"
         return

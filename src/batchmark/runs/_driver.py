@@ -25,12 +25,13 @@ from typing import Any
 
 import orjson
 
-from batchmark._errors import BatchmarkError, ConfigError, CredentialsError
-from batchmark.config._schema import EvalSpec, load_config
-from batchmark.runs._backend import AnthropicBackend, make_client
+from batchmark._errors import BatchmarkError, ConfigError
+from batchmark.config._schema import BatchConfig, EvalSpec, load_config
+from batchmark.runs._backend import AnthropicBackend
 from batchmark.runs._batches import BatchRunner, BatchSettings, Progress, crashpoint
-from batchmark.runs._claims import Claims, claims_path
+from batchmark.runs._claims import Claims
 from batchmark.runs._datasets import iter_rows
+from batchmark.runs._endpoint import Endpoint
 from batchmark.runs._gc import gc_paused
 from batchmark.runs._grid import expand
 from batchmark.runs._packing import API_MAX_BYTES, BODY_OVERHEAD
@@ -44,18 +45,9 @@ from batchmark.runs._scoring import (
     score_run,
     scores_summary,
 )
-from batchmark.runs._store import (
-    REDACTED,
-    Ledger,
-    ResponseCache,
-    RunFolder,
-    cache_path,
-    endpoint_name,
-    redact_url,
-    write_atomic,
-)
+from batchmark.runs._store import Ledger, ResponseCache, RunFolder, write_atomic
 
-__all__ = ["cancel", "resume", "run", "score"]
+__all__ = ["cancel", "finish_run", "resume", "run", "score", "start_run"]
 
 ProgressFn = Callable[[Progress], None]
 INSERT_CHUNK = 5000
@@ -84,8 +76,8 @@ def _new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
 
 
-def _settings(spec: EvalSpec) -> BatchSettings:
-    b = spec.batch
+def _settings(b: BatchConfig) -> BatchSettings:
+    """The runner's settings: the config's ``batch:`` section, field by field."""
     return BatchSettings(
         max_requests=b.max_requests,
         max_bytes=b.max_bytes,
@@ -205,65 +197,72 @@ def run(
 
     Everything is rendered and written to the ledger before the first batch is sent, so
     a template or dataset error costs nothing. ``emulate`` runs against the bundled
-    emulator in-process with the config's ``emulator:`` settings. ``on_created`` is
-    called with the new run before anything is submitted (the CLI prints its id, so an
-    interrupted run can be resumed). ``max_cost`` (USD) refuses, before anything is
-    written or sent, a run whose estimated maximum cost is over it (``BudgetExceeded``).
+    emulator in-process with the config's ``emulator:`` settings; otherwise the endpoint
+    is ``base_url``, else ``ANTHROPIC_BASE_URL``, else the real API, with ``api_key``,
+    else ``ANTHROPIC_API_KEY`` (``Endpoint.resolve``). ``on_created`` is called with the
+    new run before anything is submitted (the CLI prints its id, so an interrupted run
+    can be resumed). ``max_cost`` (USD) refuses, before anything is written or sent, a
+    run whose estimated maximum cost is over it (``BudgetExceeded``).
     """
     spec = config if isinstance(config, EvalSpec) else load_config(config)
-    if emulate and detach:
+    endpoint = Endpoint.resolve(emulate=emulate, base_url=base_url, api_key=api_key, config=spec)
+    return start_run(
+        spec,
+        endpoint,
+        results=results,
+        use_cache=use_cache,
+        detach=detach,
+        on_progress=on_progress,
+        poll_interval=poll_interval,
+        on_created=on_created,
+        max_cost=max_cost,
+    )
+
+
+def start_run(
+    spec: EvalSpec,
+    endpoint: Endpoint,
+    *,
+    results: str | os.PathLike[str] = DEFAULT_RESULTS,
+    use_cache: bool = True,
+    detach: bool = False,
+    on_progress: ProgressFn | None = None,
+    poll_interval: float | None = None,
+    on_created: Callable[[Run], None] | None = None,
+    max_cost: float | None = None,
+) -> Run:
+    """``run`` against a resolved endpoint (``ci`` drives the same endpoint afterwards)."""
+    if endpoint.emulated and detach:
         raise ConfigError(
             None,
             "--detach cannot be combined with --emulate: the in-process emulator stops "
             "when the command exits",
             hint="start `batchmark emulator` separately and set ANTHROPIC_BASE_URL",
         )
-    if not emulate:
-        make_client(base_url=base_url, api_key=api_key).close()  # fail early without a key
     _check_scorer_variables(spec, spec.build_scorers())
     if max_cost is not None:
-        _check_budget(spec, max_cost, Path(results), emulate, base_url, api_key, use_cache)
-    folder = _create_run_folder(
-        Path(results), spec, use_cache=use_cache, emulate=emulate, base_url=base_url
-    )
+        _check_budget(spec, max_cost, Path(results), endpoint, use_cache)
+    folder = _create_run_folder(Path(results), spec, endpoint, use_cache=use_cache)
     handle = Run(folder)
     if on_created is not None:
         on_created(handle)
     crashpoint("after_expand")
-    with _endpoint(spec, emulate, base_url, api_key) as (url, key):
-        _drive(
-            handle,
-            spec,
-            base_url=url,
-            api_key=key,
-            detach=detach,
-            on_progress=on_progress,
-            poll_interval=poll_interval,
-        )
+    _drive(
+        handle, spec, endpoint, detach=detach, on_progress=on_progress, poll_interval=poll_interval
+    )
     return handle
 
 
 def _check_budget(
-    spec: EvalSpec,
-    max_cost: float,
-    results: Path,
-    emulate: bool,
-    base_url: str | None,
-    api_key: str | None,
-    use_cache: bool,
+    spec: EvalSpec, max_cost: float, results: Path, endpoint: Endpoint, use_cache: bool
 ) -> None:
     """Estimate the run (real token counts when an endpoint is reachable) against a budget."""
     from batchmark.runs._estimate import check_budget, estimate
 
-    url = None if emulate else base_url or os.environ.get("ANTHROPIC_BASE_URL")
-    client = None if emulate else make_client(base_url=base_url, api_key=api_key)
+    client = None if endpoint.emulated else endpoint.client()
     try:
         est = estimate(
-            spec,
-            results=results,
-            client=client,
-            endpoint=endpoint_name(url, emulate),
-            use_cache=use_cache,
+            spec, results=results, client=client, endpoint=endpoint.name, use_cache=use_cache
         )
     finally:
         if client is not None:
@@ -271,33 +270,15 @@ def _check_budget(
     check_budget(est, max_cost)
 
 
-@contextlib.contextmanager
-def _endpoint(
-    spec: EvalSpec, emulate: bool, base_url: str | None, api_key: str | None
-) -> Iterator[tuple[str | None, str | None]]:
-    """(base URL, key) to drive with: an in-process emulator when ``emulate``."""
-    if not emulate:
-        yield base_url, api_key
-        return
-    from batchmark.emulator import Emulator
-
-    settings = spec.emulator
-    emulator = Emulator(
-        responder=settings.responder,
-        faults=settings.faults,
-        processing_seconds=settings.processing_seconds,
-        seed=settings.seed,
-    )
-    with emulator.serve() as url:
-        yield url, "emulator"
-
-
 def _create_run_folder(
-    root: Path, spec: EvalSpec, *, use_cache: bool, emulate: bool, base_url: str | None
+    root: Path, spec: EvalSpec, endpoint: Endpoint, *, use_cache: bool
 ) -> RunFolder:
-    """Expand into a hidden folder, then rename: a failed expansion leaves nothing."""
+    """Expand into a hidden folder, then rename: a failed expansion leaves nothing.
+
+    run.json holds the run's facts (ids, the endpoint's name and URL without its
+    credentials, times, the config's hash); its settings are the config snapshot's.
+    """
     run_id = _new_run_id()
-    endpoint_url = None if emulate else base_url or os.environ.get("ANTHROPIC_BASE_URL")
     partial = root / spec.name / f".{run_id}.partial"
     partial.mkdir(parents=True)
     try:
@@ -308,17 +289,12 @@ def _create_run_folder(
             "created_at": datetime.now(UTC).isoformat(),
             "config_path": str(spec.path),
             "config_hash": spec.hash,
-            "base_url": redact_url(endpoint_url),
-            "endpoint": endpoint_name(endpoint_url, emulate),
-            "api_version": spec.api_version,
-            "emulated": emulate,
+            **endpoint.record(),
             "use_cache": use_cache,
-            "pricing": {k: dict(v) for k, v in (spec.pricing or {}).items()},
-            "settings": dataclasses.asdict(_settings(spec)),
         }
         RunFolder(partial).write_info(info)
         ledger = Ledger(partial / "ledger.sqlite")
-        cache = ResponseCache(cache_path(root, info["endpoint"])) if use_cache else None
+        cache = ResponseCache(endpoint.cache_path(root)) if use_cache else None
         try:
             _insert_requests(
                 ledger, expand(spec), cache, file=str(spec.path), max_bytes=spec.batch.max_bytes
@@ -361,9 +337,8 @@ def _lock(folder: RunFolder) -> Iterator[None]:
 def _drive(
     handle: Run,
     spec: EvalSpec,
+    endpoint: Endpoint,
     *,
-    base_url: str | None,
-    api_key: str | None,
     detach: bool = False,
     on_progress: ProgressFn | None = None,
     poll_interval: float | None = None,
@@ -371,10 +346,13 @@ def _drive(
     only_scorers: Iterable[str] | None = None,
     resend_lost: bool = False,
 ) -> bool:
-    """Candidates, then judges, then scores and files. True once everything ended."""
+    """Candidates, then judges, then scores and files. True once everything ended.
+
+    An emulated endpoint's in-process emulator serves for as long as this drives.
+    """
     folder = handle.folder
     info = folder.read_info()
-    settings = _settings(spec)
+    settings = _settings(spec.batch)
     if poll_interval is not None:
         settings = dataclasses.replace(
             settings,
@@ -384,18 +362,16 @@ def _drive(
             ),
         )
     scorers = spec.build_scorers()
-    with _lock(folder), contextlib.ExitStack() as stack:
-        client = make_client(
-            base_url=base_url, api_key=api_key, api_version=info.get("api_version")
-        )
+    with endpoint.serving() as live, _lock(folder), contextlib.ExitStack() as stack:
+        client = live.client()
         stack.callback(client.close)
         ledger = Ledger(folder.ledger_path)
         stack.callback(ledger.close)
         cache = None
         if info.get("use_cache", True):
-            cache = ResponseCache(folder.cache_path)
+            cache = ResponseCache(live.cache_path(folder.results_root))
             stack.callback(cache.close)
-        claims = _claims(folder, info, client.api_key)
+        claims = _claims(folder, live)
         stack.callback(claims.close)
         runner = BatchRunner(
             ledger,
@@ -420,16 +396,16 @@ def _drive(
         return finished
 
 
-def _claims(folder: RunFolder, info: dict[str, Any], api_key: str) -> Claims:
+def _claims(folder: RunFolder, endpoint: Endpoint) -> Claims:
     """The registry this run shares with every run under its results root, endpoint and
-    API key (``api_key``: the client's own; only its fingerprint names the file).
+    API key (only the key's fingerprint names the file).
 
     An emulated run's batches live in its own in-process emulator: another run cannot
     read them, so its claims are taken over as soon as it stops."""
     return Claims(
-        claims_path(folder.results_root, info.get("endpoint", "emulator"), api_key),
+        endpoint.claims_path(folder.results_root),
         folder.path,
-        shared_batches=not info.get("emulated"),
+        shared_batches=not endpoint.emulated,
     )
 
 
@@ -465,42 +441,6 @@ def _finalize(handle: Run, ledger: Ledger) -> None:
         folder.write_info(info)
 
 
-def _drive_existing(
-    handle: Run, spec: EvalSpec, *, base_url: str | None, api_key: str | None, **drive: Any
-) -> None:
-    """Drive a run that already exists against its own endpoint (or ``base_url``).
-
-    A run made with --emulate is only ever driven by an in-process emulator: its batches
-    exist nowhere else, and its cache holds stand-in answers.
-    """
-    info = handle.info
-    emulated = bool(info.get("emulated"))
-    url = _recorded_url(info, base_url)
-    with _endpoint(spec, emulated, url, api_key) as (endpoint_url, key):
-        _drive(handle, spec, base_url=endpoint_url, api_key=key, **drive)
-
-
-def _recorded_url(info: dict[str, Any], base_url: str | None) -> str | None:
-    """The URL to reach a run's endpoint: ``base_url`` when given, else the recorded one.
-
-    A recorded URL had its credentials replaced by ``***`` (they are never written to
-    disk): then ``ANTHROPIC_BASE_URL`` serves when it is that URL with its credentials,
-    else the user must pass the URL again.
-    """
-    if base_url:
-        return base_url
-    recorded = info.get("base_url")
-    if not recorded or REDACTED not in recorded:
-        return recorded
-    env = os.environ.get("ANTHROPIC_BASE_URL")
-    if env and redact_url(env) == recorded:
-        return env
-    raise CredentialsError(
-        f"run {info.get('run_id')} used the endpoint {recorded}, whose credentials were not "
-        "stored; pass it again with --base-url URL (or set ANTHROPIC_BASE_URL to it)"
-    )
-
-
 def resume(
     ref: str | os.PathLike[str] | Run,
     *,
@@ -514,23 +454,46 @@ def resume(
 ) -> Run:
     """Finish a detached or interrupted run without sending anything twice.
 
-    Batches written off as lost (404 and missing from the batch list for
+    It goes back to the endpoint it was made against (``base_url`` overrides the
+    recorded URL). Batches written off as lost (404 and missing from the batch list for
     ``batch.lost_after_seconds``) are looked for again; ``resend_lost`` sends the
     requests of those still not found again (they may have been billed already).
     """
     handle = ref if isinstance(ref, Run) else open_run(ref, results)
-    info = handle.info
-    if info.get("emulated") and not handle.status.complete:
+    spec = handle.spec()
+    endpoint = Endpoint.resolve(run=handle.info, base_url=base_url, api_key=api_key, config=spec)
+    return finish_run(
+        handle,
+        spec,
+        endpoint,
+        on_progress=on_progress,
+        poll_interval=poll_interval,
+        wait_timeout=wait_timeout,
+        resend_lost=resend_lost,
+    )
+
+
+def finish_run(
+    handle: Run,
+    spec: EvalSpec,
+    endpoint: Endpoint,
+    *,
+    on_progress: ProgressFn | None = None,
+    poll_interval: float | None = None,
+    wait_timeout: float | None = None,
+    resend_lost: bool = False,
+) -> Run:
+    """``resume`` against a resolved endpoint (the run's own, see ``Endpoint.resolve``)."""
+    if endpoint.emulated and not handle.status.complete:
         raise BatchmarkError(
             f"run {handle.id} ran against an in-process emulator that stopped with it; "
             "start a new run with `batchmark run CONFIG --emulate`"
         )
     deadline = time.time() + wait_timeout if wait_timeout is not None else None
-    _drive_existing(
+    _drive(
         handle,
-        handle.spec(),
-        base_url=base_url,
-        api_key=api_key,
+        spec,
+        endpoint,
         on_progress=on_progress,
         poll_interval=poll_interval,
         deadline=deadline,
@@ -554,7 +517,9 @@ def score(
 
     The scorers come from ``config`` when given (edit a scorer, score again), else from
     the run's own config snapshot; ``scorers`` names a subset. Judges not yet asked
-    about an item are asked now, through the batch machinery (cached, resumable).
+    about an item are asked now, through the batch machinery (cached, resumable), at the
+    run's own endpoint (``base_url`` overrides the recorded URL) with the API version of
+    the config the scorers come from.
     """
     handle = ref if isinstance(ref, Run) else open_run(ref, results)
     spec = load_config(config) if config is not None else handle.spec()
@@ -571,11 +536,11 @@ def score(
             f"run {handle.id} has requests still in flight; `batchmark resume {handle.id}` "
             "finishes it (and scores it)"
         )
-    _drive_existing(
+    endpoint = Endpoint.resolve(run=handle.info, base_url=base_url, api_key=api_key, config=spec)
+    _drive(
         handle,
         spec,
-        base_url=base_url,
-        api_key=api_key,
+        endpoint,
         on_progress=on_progress,
         poll_interval=poll_interval,
         only_scorers=list(scorers) if scorers else None,
@@ -596,26 +561,27 @@ def cancel(
     Returns the ids of the batches asked to cancel. Their results (requests that
     finished before the cancel still succeed) are collected by ``resume``. A batch
     adopted after a lost create and not yet proved ours is not canceled (it may be
-    another run's): ``on_skipped`` receives those ids.
+    another run's): ``on_skipped`` receives those ids. The run's settings are read from
+    its config snapshot (``Run.settings``: its dataset and templates need not exist any
+    more). An emulated run's batches stopped with its emulator: its requests not yet
+    submitted are failed, and nothing leaves the machine.
     """
     handle = ref if isinstance(ref, Run) else open_run(ref, results)
+    settings = handle.settings()
     info = handle.info
-    client = make_client(
-        base_url=_recorded_url(info, base_url),
-        api_key=api_key,
-        api_version=info.get("api_version"),
-    )
-    ledger = Ledger(handle.folder.ledger_path)
-    claims = _claims(handle.folder, info, client.api_key)
-    try:
-        settings = BatchSettings(**info["settings"])
-        runner = BatchRunner(ledger, AnthropicBackend(client), settings, claims=claims)
+    endpoint = Endpoint.resolve(run=info, base_url=base_url, api_key=api_key, config=settings)
+    with endpoint.serving() as live, contextlib.ExitStack() as stack:
+        client = live.client()
+        stack.callback(client.close)
+        ledger = Ledger(handle.folder.ledger_path)
+        stack.callback(ledger.close)
+        claims = _claims(handle.folder, live)
+        stack.callback(claims.close)
+        runner = BatchRunner(
+            ledger, AnthropicBackend(client), _settings(settings.batch), claims=claims
+        )
         runner.fail_pending("the run was canceled before this request was submitted")
         canceled = runner.cancel_open_batches()
-    finally:
-        claims.close()
-        ledger.close()
-        client.close()
     if runner.not_canceled and on_skipped is not None:
         on_skipped(runner.not_canceled)
     info["canceled"] = datetime.now(UTC).isoformat()

@@ -284,11 +284,6 @@ class _CellTally:
         )
 
 
-def _packer(spec: EvalSpec) -> BatchPacker:
-    b = spec.batch
-    return BatchPacker(b.max_requests, b.max_bytes, b.max_in_flight)
-
-
 class _TokenCounter:
     """Prompt tokens: count_tokens for a sample of distinct prompts per model, else approx."""
 
@@ -436,7 +431,8 @@ class _Estimator:
             for variant in spec.prompts:
                 self._add_cell(model.key, variant.name, model.model, observed)
         self.prefixes: set[bytes] = set()
-        self.packer, self.judge_packer = _packer(spec), _packer(spec)
+        self.packer = BatchPacker.for_config(spec.batch)
+        self.judge_packer = BatchPacker.for_config(spec.batch)
         self.requests = self.bytes = self.cached = 0
         self.judge_requests = self.judge_cached = 0
 
@@ -553,7 +549,7 @@ def estimate(
     """What running ``spec`` would send and cost; sends nothing but count_tokens calls.
 
     ``endpoint`` names the response cache to consult and the past runs to learn output
-    lengths from (``_store.endpoint_name``); ``use_cache=False`` estimates a
+    lengths from (``Endpoint.name``); ``use_cache=False`` estimates a
     ``--no-cache`` run. ``client``, when given, counts input tokens with the API (see
     the module docstring for the sampling). Raises what ``expand`` raises.
     """

@@ -297,7 +297,7 @@ def validate_spec(spec: EvalSpec) -> ValidationReport:
     larger than ``batch.max_bytes``.
     """
     pairs = _plan(spec)
-    packer = BatchPacker(spec.batch.max_requests, spec.batch.max_bytes, spec.batch.max_in_flight)
+    packer = BatchPacker.for_config(spec.batch)
     rows = requests = total = largest = tokens = out_tokens = 0
     largest_id = ""
     last_row = None

@@ -18,6 +18,8 @@ counts the batches a run makes.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 __all__ = [
     "API_MAX_BYTES",
     "API_MAX_REQUESTS",
@@ -32,6 +34,9 @@ from batchmark.config._limits import (
     BODY_OVERHEAD,
     ENTRY_OVERHEAD,
 )
+
+if TYPE_CHECKING:
+    from batchmark.config._schema import BatchConfig
 
 
 class BatchPacker:
@@ -53,6 +58,12 @@ class BatchPacker:
         self._cap = self.max_requests
         self._n = 0
         self._size = 0
+
+    @classmethod
+    def for_config(cls, batch: BatchConfig, first: int = 0) -> BatchPacker:
+        """The packer of a config's ``batch:`` section (its request and byte caps and
+        ``max_in_flight``): how ``validate``, ``estimate`` and the runner count batches."""
+        return cls(batch.max_requests, batch.max_bytes, batch.max_in_flight, first)
 
     def cap(self, index: int) -> int:
         """How many requests the ``index``-th batch of a pass may hold."""

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from batchmark.config._schema import EvalSpec, load_config
+from batchmark.config._load import load_settings
+from batchmark.config._schema import EvalSpec, RunSettings, load_config
 from batchmark.runs._responses import final_responses, summarize
 from batchmark.runs._store import Ledger, RunFolder, resolve_run
 
@@ -70,17 +71,19 @@ class Run:
 
     @property
     def info(self) -> dict[str, Any]:
+        """run.json: the run's facts (ids, its endpoint, times, the config's hash)."""
         return self.folder.read_info()
 
     def spec(self) -> EvalSpec:
-        """The config snapshot this run was made from.
+        """The config snapshot this run was made from: the one source of its settings.
 
         Relative paths in it resolve against the original config file's folder, as they
         did when the run was made.
         """
-        snapshot = (self.path / "config.yaml").read_text(encoding="utf-8")
         return load_config(
-            self.info["config_path"], text=snapshot, allow_external_code=self.allow_external_code
+            self.info["config_path"],
+            text=self._snapshot(),
+            allow_external_code=self.allow_external_code,
         )
 
     @contextlib.contextmanager
@@ -91,6 +94,14 @@ class Run:
             yield ledger
         finally:
             ledger.close()
+
+    def settings(self) -> RunSettings:
+        """The snapshot's ``api_version``, ``batch`` and ``pricing``, read without loading
+        the config whole: its dataset, templates and hooks need not exist any more."""
+        return load_settings(self.info["config_path"], text=self._snapshot())
+
+    def _snapshot(self) -> str:
+        return (self.path / "config.yaml").read_text(encoding="utf-8")
 
     @property
     def status(self) -> RunStatus:
@@ -184,12 +195,12 @@ class Run:
         to add up), as long as the ledger's request states are still those the file
         was written from; ``fresh=True`` always recomputes.
         """
-        pricing = self.info.get("pricing") or {}
         with self._ledger() as ledger:
             if not fresh:
                 stored = self._stored_summary(ledger)
                 if stored is not None:
                     return stored["cells"]
+            pricing = self.settings().pricing
             cells = summarize(final_responses(ledger), pricing)
             for judge in ledger.db.execute(
                 "SELECT DISTINCT scorer FROM requests WHERE kind = 'judge'"
