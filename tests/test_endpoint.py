@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from batchmark import ConfigError, CredentialsError, load_config
+from batchmark import CredentialsError, load_config
+from batchmark._errors import UsageError
 from batchmark.config._schema import RunSettings
 from batchmark.emulator import Emulator
 from batchmark.runs._endpoint import MAX_RETRIES, Endpoint, endpoint_name, redact_url
@@ -111,7 +112,7 @@ def test_an_emulated_endpoint_needs_no_key_and_ignores_anthropic_base_url() -> N
 
 
 def test_emulate_with_a_base_url_is_refused() -> None:
-    with pytest.raises(ConfigError, match="--emulate cannot be combined with --base-url"):
+    with pytest.raises(UsageError, match="--emulate cannot be combined with --base-url"):
         resolve(emulate=True, base_url="http://127.0.0.1:9")
 
 

@@ -16,6 +16,9 @@ hint (``hint`` is None): a message without one names its next step itself.
     │   └── UnsafeConfig         exit 2  a config asks to run code from outside its repository
     ├── DatasetError             exit 2  the dataset: names the file, the row and the field
     ├── RunNotFound              exit 2  a RUN argument that names no run folder
+    ├── RunBusy                  exit 2  another process is driving the run
+    ├── RunStateError            exit 2  the run is not in a state the command can act on
+    ├── UsageError               exit 2  options that cannot go together
     ├── CredentialsError         exit 2  no API key and no --emulate
     ├── BudgetExceeded           exit 2  the estimated maximum cost is over --max-cost
     ├── BaselineError            exit 2  a baseline that cannot be found, read or saved
@@ -48,9 +51,12 @@ __all__ = [
     "RequestsLost",
     "ResultsStreamError",
     "RunIncomplete",
+    "RunBusy",
     "RunNotFound",
+    "RunStateError",
     "StoreError",
     "UnsafeConfig",
+    "UsageError",
 ]
 
 
@@ -105,6 +111,19 @@ class DatasetError(BatchmarkError):
 
 class RunNotFound(BatchmarkError):
     """A RUN argument names neither a run id under the results root nor a run folder."""
+
+
+class RunBusy(BatchmarkError):
+    """Another batchmark process holds the run folder's lock (it is driving the run)."""
+
+
+class RunStateError(BatchmarkError):
+    """The run is not in a state the command can act on (scoring a run with requests in
+    flight; resuming a run whose in-process emulator stopped with it)."""
+
+
+class UsageError(BatchmarkError):
+    """Options that cannot go together (``--detach`` with ``--emulate``)."""
 
 
 class CredentialsError(BatchmarkError):

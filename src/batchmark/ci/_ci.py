@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from batchmark._errors import BatchmarkError
+from batchmark._errors import UsageError
 from batchmark.ci._baseline import (
     Baseline,
     BaselineError,
@@ -131,9 +131,10 @@ def run_ci(
     spec = config if isinstance(config, EvalSpec) else load_config(config)
     base = _baseline_for(spec.name, baseline, results)
     if wait_timeout is not None and emulate:
-        raise BatchmarkError(
+        raise UsageError(
             "--wait-timeout cannot be combined with --emulate: the in-process emulator "
-            "stops when the command exits"
+            "stops when the command exits",
+            hint="start `batchmark emulator` separately and set ANTHROPIC_BASE_URL",
         )
     endpoint = Endpoint.resolve(emulate=emulate, base_url=base_url, api_key=api_key, config=spec)
     started = time.monotonic()

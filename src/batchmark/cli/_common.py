@@ -25,7 +25,6 @@ __all__ = [
     "allow_external_code_option",
     "base_url_option",
     "echo",
-    "fmt_cost",
     "fmt_int",
     "forget_run",
     "format_option",
@@ -175,10 +174,6 @@ def echo(message: str, *, err: bool = False, nl: bool = True) -> None:
 
 def fmt_int(n: int | None) -> str:
     return "-" if n is None else f"{n:,}"
-
-
-def fmt_cost(x: float | None) -> str:
-    return "n/a" if x is None else f"${x:,.4f}"
 
 
 def stdout_console() -> Console:

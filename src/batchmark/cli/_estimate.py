@@ -12,13 +12,13 @@ from batchmark.cli import cli
 from batchmark.cli._common import (
     allow_external_code_option,
     base_url_option,
-    fmt_cost,
     fmt_int,
     format_option,
     results_option,
     stdout_console,
 )
 from batchmark.cli._validate import _size, _user_errors
+from batchmark.config._pricing import fmt_usd
 from batchmark.config._schema import load_config
 from batchmark.runs._endpoint import Endpoint
 from batchmark.runs._estimate import Estimate, EstimateRow, estimate
@@ -96,8 +96,8 @@ def _row(table: Table, r: EstimateRow, source: str | None = None) -> None:
         fmt_int(r.output_tokens),
         _source(r) if source is None else source,
         fmt_int(r.output_tokens_max),
-        fmt_cost(r.cost_usd),
-        fmt_cost(r.cost_max_usd),
+        fmt_usd(r.cost_usd),
+        fmt_usd(r.cost_max_usd),
     )
 
 
@@ -131,8 +131,8 @@ def print_estimate(est: Estimate) -> None:
             f"~{_batches(est.judge_batches)} to send"
         )
     console.print(
-        f"cost at batch prices: expected {fmt_cost(est.cost_usd)}, at most "
-        f"{fmt_cost(est.cost_max_usd)} (the figure --max-cost checks)"
+        f"cost at batch prices: expected {fmt_usd(est.cost_usd)}, at most "
+        f"{fmt_usd(est.cost_max_usd)} (the figure --max-cost checks)"
     )
     for note in est.notes:
         console.print(f"note: {note}", highlight=False)

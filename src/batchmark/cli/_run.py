@@ -15,7 +15,6 @@ from batchmark.cli._common import (
     allow_external_code_option,
     base_url_option,
     echo,
-    fmt_cost,
     fmt_int,
     format_option,
     max_cost_option,
@@ -26,6 +25,7 @@ from batchmark.cli._common import (
     run_base_url_option,
     stdout_console,
 )
+from batchmark.config._pricing import fmt_usd
 from batchmark.config._schema import load_config
 from batchmark.runs._driver import cancel, resume, run
 from batchmark.runs._run import Run, open_run
@@ -57,7 +57,7 @@ def print_summary(handle: Run, console: Console | None = None) -> None:
             fmt_int(c["input_tokens"]),
             fmt_int(c["output_tokens"]),
             f"{fmt_int(c['cache_write_tokens'])}/{fmt_int(c['cache_read_tokens'])}",
-            fmt_cost(c["cost_usd"]),
+            fmt_usd(c["cost_usd"]),
         )
         if c["cost_usd"] is None or total_cost is None or standard is None:
             total_cost = standard = None
@@ -67,14 +67,14 @@ def print_summary(handle: Run, console: Console | None = None) -> None:
     console.print(table)
     if total_cost is not None and standard is not None:
         console.print(
-            f"cost {fmt_cost(total_cost)} at batch prices "
-            f"(standard API: {fmt_cost(standard)}, saved {fmt_cost(standard - total_cost)})"
+            f"cost {fmt_usd(total_cost)} at batch prices "
+            f"(standard API: {fmt_usd(standard)}, saved {fmt_usd(standard - total_cost)})"
         )
     else:
         console.print("cost: n/a for models without a price (add them under `pricing:`)")
     if reused:
         console.print(
-            f"{reused:,} responses reused from the cache (worth {fmt_cost(reused_cost)}, "
+            f"{reused:,} responses reused from the cache (worth {fmt_usd(reused_cost)}, "
             "not paid again; --no-cache sends them anyway)"
         )
     console.print(f"results: {handle.path}")
@@ -156,9 +156,9 @@ def _check_losses(handle: Run, status: Any) -> None:
         raise RequestsLost(
             f"run {handle.id}: {status.lost} request(s) lost: their batch answered 404 and "
             "was missing from the batch list, so they were not sent again (the batch may "
-            "still run and be billed)\n"
-            f"  hint: `batchmark resume {handle.id}` looks for it again; "
-            f"`batchmark resume {handle.id} --resend-lost` sends them again"
+            "still run and be billed)",
+            hint=f"`batchmark resume {handle.id}` looks for it again; "
+            f"`batchmark resume {handle.id} --resend-lost` sends them again",
         )
     too_large = handle.failures_by_error().get("request_too_large", 0)
     if too_large:

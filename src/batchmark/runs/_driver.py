@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from batchmark._errors import BatchmarkError, ConfigError
+from batchmark._errors import ConfigError, RunBusy, RunStateError, UsageError
 from batchmark.config._schema import BatchConfig, EvalSpec, load_config
 from batchmark.runs._backend import AnthropicBackend
 from batchmark.runs._batches import BatchRunner, BatchSettings, Progress, crashpoint
@@ -233,8 +233,7 @@ def start_run(
 ) -> Run:
     """``run`` against a resolved endpoint (``ci`` drives the same endpoint afterwards)."""
     if endpoint.emulated and detach:
-        raise ConfigError(
-            None,
+        raise UsageError(
             "--detach cannot be combined with --emulate: the in-process emulator stops "
             "when the command exits",
             hint="start `batchmark emulator` separately and set ANTHROPIC_BASE_URL",
@@ -324,9 +323,9 @@ def _lock(folder: RunFolder) -> Iterator[None]:
                 break
             except BlockingIOError:
                 if attempt == LOCK_TRIES - 1:
-                    raise BatchmarkError(
-                        f"run {folder.id} is being driven by another batchmark process; "
-                        "wait for it, or stop it first"
+                    raise RunBusy(
+                        f"run {folder.id} is being driven by another batchmark process",
+                        hint="wait for it, or stop it first",
                     ) from None
                 time.sleep(0.1)
         yield
@@ -485,9 +484,9 @@ def finish_run(
 ) -> Run:
     """``resume`` against a resolved endpoint (the run's own, see ``Endpoint.resolve``)."""
     if endpoint.emulated and not handle.status.complete:
-        raise BatchmarkError(
-            f"run {handle.id} ran against an in-process emulator that stopped with it; "
-            "start a new run with `batchmark run CONFIG --emulate`"
+        raise RunStateError(
+            f"run {handle.id} ran against an in-process emulator that stopped with it",
+            hint="start a new run with `batchmark run CONFIG --emulate`",
         )
     deadline = time.time() + wait_timeout if wait_timeout is not None else None
     _drive(
@@ -532,9 +531,9 @@ def score(
             hint=f"scorers in this config: {', '.join(sorted(known)) or 'none'}",
         )
     if not handle.status.complete:
-        raise BatchmarkError(
-            f"run {handle.id} has requests still in flight; `batchmark resume {handle.id}` "
-            "finishes it (and scores it)"
+        raise RunStateError(
+            f"run {handle.id} has requests still in flight",
+            hint=f"`batchmark resume {handle.id}` finishes it (and scores it)",
         )
     endpoint = Endpoint.resolve(run=handle.info, base_url=base_url, api_key=api_key, config=spec)
     _drive(

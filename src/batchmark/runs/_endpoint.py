@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from batchmark._errors import ConfigError, CredentialsError
+from batchmark._errors import CredentialsError, UsageError
 from batchmark.config._schema import EmulatorConfig, EvalConfig, RunSettings
 from batchmark.runs._claims import claims_path
 from batchmark.runs._store import cache_path
@@ -121,8 +121,7 @@ class Endpoint:
         emulated = bool(run.get("emulated")) if run is not None else emulate
         if emulated:
             if base_url and run is None:
-                raise ConfigError(
-                    None,
+                raise UsageError(
                     "--emulate cannot be combined with --base-url: --emulate starts its own "
                     "emulator in-process",
                     hint="to use an emulator at a URL, start `batchmark emulator` and pass "
