@@ -199,7 +199,11 @@ def score_run(
 
     def flush() -> None:
         with ledger.transaction() as db:
-            db.executemany("INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            db.executemany(
+                "INSERT OR REPLACE INTO scores (seq, scorer, value, passed, invalid, "
+                "explanation, answer) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
         rows.clear()
         # The loop runs with the cyclic GC paused, but scorers may make reference cycles
         # (jsonschema's errors point at each other; custom scorers can do anything):
