@@ -134,7 +134,7 @@ def phase_expand(config: Path) -> dict:
 
 def phase_ledger(config: Path) -> dict:
     from batchmark.config._schema import load_config
-    from batchmark.runs._store import Ledger
+    from batchmark.runs._ledger import Ledger
 
     spec = load_config(config)
     ledger = Ledger(config.parent / "ledger-expand.sqlite")
@@ -154,7 +154,7 @@ def phase_ingest(config: Path) -> dict:
     from batchmark.runs._backend import AnthropicBackend, make_client
     from batchmark.runs._batches import BatchRunner, BatchSettings
     from batchmark.config._schema import load_config
-    from batchmark.runs._store import Ledger
+    from batchmark.runs._ledger import Ledger
     from batchmark.emulator import Emulator
 
     spec = load_config(config)
