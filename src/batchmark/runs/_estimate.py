@@ -56,18 +56,19 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import anthropic
 import orjson
 
-from batchmark.config._schema import EvalSpec
-from batchmark.runs._datasets import Row, iter_rows
 from batchmark._errors import BudgetExceeded, StoreError
+from batchmark.config._pricing import Price, cost_usd, price_for
+from batchmark.config._schema import EvalSpec
+from batchmark.config._tokens import prefix_units
+from batchmark.runs._datasets import Row, iter_rows
 from batchmark.runs._grid import Request, expand, min_cacheable_tokens
 from batchmark.runs._keys import cache_key
+from batchmark.runs._ledger import Ledger
 from batchmark.runs._packing import ENTRY_OVERHEAD, BatchPacker
-from batchmark.config._pricing import Price, cost_usd, price_for
 from batchmark.runs._responses import final_responses
 from batchmark.runs._run import Run
 from batchmark.runs._scoring import judges_of
-from batchmark.runs._store import Ledger, ResponseCache, RunFolder, cache_path
-from batchmark.config._tokens import prefix_units
+from batchmark.runs._store import ResponseCache, RunFolder, cache_path
 
 if TYPE_CHECKING:
     from batchmark.scorers import JudgeScorer
