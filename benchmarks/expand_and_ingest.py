@@ -134,7 +134,7 @@ def phase_expand(config: Path) -> dict:
 
 def phase_ledger(config: Path) -> dict:
     from batchmark.config._schema import load_config
-    from batchmark.runs._store import Ledger
+    from batchmark.runs._ledger import Ledger
 
     spec = load_config(config)
     ledger = Ledger(config.parent / "ledger-expand.sqlite")
@@ -151,11 +151,11 @@ def phase_ledger(config: Path) -> dict:
 
 
 def phase_ingest(config: Path) -> dict:
+    from batchmark.config._schema import load_config
+    from batchmark.emulator import Emulator
     from batchmark.runs._backend import AnthropicBackend, make_client
     from batchmark.runs._batches import BatchRunner, BatchSettings
-    from batchmark.config._schema import load_config
-    from batchmark.runs._store import Ledger
-    from batchmark.emulator import Emulator
+    from batchmark.runs._ledger import Ledger
 
     spec = load_config(config)
     ledger = Ledger(config.parent / "ledger-ingest.sqlite")

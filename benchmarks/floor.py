@@ -34,6 +34,7 @@ are printed, then written to the ``floor`` block of the README's performance sec
 from __future__ import annotations
 
 import argparse
+import datetime
 import hashlib
 import json
 import os
@@ -244,7 +245,7 @@ def _expanded_ledger(spec: Any, path: Path) -> tuple[Any, int]:
     """A fresh ledger at ``path`` with the grid written in as a run writes it; (ledger, n)."""
     from batchmark.runs._driver import _insert_requests
     from batchmark.runs._grid import expand
-    from batchmark.runs._store import Ledger
+    from batchmark.runs._ledger import Ledger
 
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
@@ -255,11 +256,13 @@ def _expanded_ledger(spec: Any, path: Path) -> tuple[Any, int]:
 def bm_prepare_ledger(spec: Any, path: Path) -> tuple[Any, list[str], dict[str, str]]:
     """A ledger holding the grid, every request submitted in one batch (untimed);
     with its custom_ids in grid order and each one's row id."""
-    ledger, _ = _expanded_ledger(spec, path)
-    with ledger.transaction() as db:
-        db.execute(
-            "UPDATE requests SET state = 'submitted', attempts = 1, batch_id = ?", (BATCH_ID,)
-        )
+    from batchmark.runs._backend import BatchInfo
+
+    ledger, n = _expanded_ledger(spec, path)
+    intent = ledger.record_intent(range(n))
+    ledger.mark_sending([intent])
+    ended = BatchInfo(BATCH_ID, "ended", {"succeeded": n}, datetime.datetime.now(datetime.UTC))
+    ledger.record_batch(intent, ended, adopted=False)
     row_of = dict(ledger.db.execute("SELECT custom_id, row_id FROM requests ORDER BY seq"))
     return ledger, list(row_of), row_of
 

@@ -67,15 +67,6 @@ def ledger_rows(run: batchmark.Run, sql: str, args: tuple[Any, ...] = ()) -> lis
         db.close()
 
 
-def ledger_exec(run: batchmark.Run, sql: str, args: tuple[Any, ...] = ()) -> None:
-    db = sqlite3.connect(run.path / "ledger.sqlite")
-    try:
-        with db:
-            db.execute(sql, args)
-    finally:
-        db.close()
-
-
 def assert_exact_accounting(run: batchmark.Run, live: LiveEmulator) -> None:
     """Every request ended exactly once; attempts == times the server saw it submitted;
     nothing was submitted that the ledger does not account for."""

@@ -8,16 +8,18 @@ stream shapes the emulator does not produce (a stream that ends early without an
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-import batchmark.runs._batches
-from batchmark.runs._backend import ResultLine
+import batchmark.runs._collect
+from batchmark.runs._backend import BatchInfo, ResultLine
 from batchmark.runs._batches import BatchRunner, BatchSettings
 from batchmark.runs._driver import _insert_requests
 from batchmark.runs._grid import Request
-from batchmark.runs._store import Ledger, ResponseCache
+from batchmark.runs._ledger import Ledger
+from batchmark.runs._store import ResponseCache
 
 BATCH = "msgbatch_edges"
 
@@ -48,15 +50,18 @@ def ledger(tmp_path: Path) -> Iterator[Ledger]:
         for i in range(4)
     ]
     _insert_requests(ledger, requests, None)
-    with ledger.transaction() as db:
-        db.execute("UPDATE requests SET state = 'submitted', attempts = 1, batch_id = ?", (BATCH,))
-        db.execute(
-            "INSERT INTO batches (batch_id, n_requests, status, recorded_at) "
-            "VALUES (?, 4, 'ended', 0)",
-            (BATCH,),
-        )
+    _submit_all(ledger)
     yield ledger
     ledger.close()
+
+
+def _submit_all(ledger: Ledger) -> None:
+    """Every request sent in one batch ``BATCH``, now ended: as a run records it."""
+    intent = ledger.record_intent(range(ledger.total_requests()))
+    ledger.mark_sending([intent])
+    n = ledger.total_requests()
+    ended = BatchInfo(BATCH, "ended", {"succeeded": n}, datetime.now(UTC))
+    ledger.record_batch(intent, ended, adopted=False)
 
 
 def _states(ledger: Ledger) -> dict[str, str]:
@@ -81,7 +86,7 @@ def test_a_success_written_before_a_stop_survives_a_later_stream_that_lacks_it(
     settings = BatchSettings()
     first = ReplayBackend([_ok("r0"), _ok("r1"), _ok("r2"), _ok("r3")], die_after=3)
     # one line per transaction, so r0-r2 are committed when the process stops
-    monkeypatch.setattr(batchmark.runs._batches, "COLLECT_CHUNK", 1)
+    monkeypatch.setattr(batchmark.runs._collect, "COLLECT_CHUNK", 1)
     with pytest.raises(KeyboardInterrupt):
         BatchRunner(ledger, first, settings).collect(BATCH)
     monkeypatch.undo()
@@ -110,8 +115,7 @@ def test_answers_reach_the_cache_when_the_working_directory_changed(
     cache = ResponseCache(tmp_path / "cache.sqlite")
     requests = [Request("r0", "v", "m", "model-x", "row0", 0, {"max_tokens": 5}, "key0")]
     _insert_requests(ledger, requests, None)
-    with ledger.transaction() as db:
-        db.execute("UPDATE requests SET state = 'submitted', attempts = 1, batch_id = ?", (BATCH,))
+    _submit_all(ledger)
     monkeypatch.chdir(tmp_path / "elsewhere")
     try:
         BatchRunner(ledger, ReplayBackend([_ok("r0")]), BatchSettings(), cache=cache).collect(BATCH)
@@ -135,8 +139,8 @@ def test_an_answer_kept_from_an_interrupted_collect_reaches_the_cache(
             if len(hits) == 2:  # r1's chunk: in the ledger, not yet staged
                 raise KeyboardInterrupt
 
-    monkeypatch.setattr(batchmark.runs._batches, "COLLECT_CHUNK", 1)
-    monkeypatch.setattr(batchmark.runs._batches, "crashpoint", stop_at_second_staging)
+    monkeypatch.setattr(batchmark.runs._collect, "COLLECT_CHUNK", 1)
+    monkeypatch.setattr(batchmark.runs._collect, "crashpoint", stop_at_second_staging)
     first = ReplayBackend([_ok("r0"), _ok("r1"), _ok("r2"), _ok("r3")])
     with pytest.raises(KeyboardInterrupt):
         BatchRunner(ledger, first, BatchSettings(), cache=cache).collect(BATCH)

@@ -20,8 +20,8 @@ import yaml
 
 import batchmark
 from batchmark.runs._keys import judge_custom_id
+from batchmark.runs._ledger import Ledger
 from batchmark.runs._responses import final_responses
-from batchmark.runs._store import Ledger
 
 PLUGIN = '''"""A batchmark plugin: a batched scorer of its own."""
 

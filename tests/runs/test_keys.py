@@ -27,7 +27,7 @@ from batchmark.runs._keys import (
     params_bytes,
     row_slug,
 )
-from batchmark.runs._store import Ledger
+from batchmark.runs._ledger import Ledger
 
 from ..reports.support import JUDGE, write_eval
 from .test_grid import make_spec

@@ -1,207 +1,236 @@
-"""Ledger migrations: a ledger written by an earlier version opens, migrated, losing nothing."""
+"""The store's schemas and migrations: one squashed schema per file, registered by
+decorator, applied on open; files of the pre-release chain refused with a clear message."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 
-import orjson
 import pytest
 
-from batchmark.runs._responses import final_responses
-from batchmark.runs._store import LEDGER_MIGRATIONS, Ledger, _connect, _migrate
+from batchmark._errors import StoreError
+from batchmark.runs._ledger import Ledger
+from batchmark.runs._migrations import Migrations
+from batchmark.runs._schema import cache_migrations, ledger_migrations
+from batchmark.runs._sqlite import connect_store
+from batchmark.runs._store import ResponseCache
+
+# The pre-release chain (m001-m004, c001-c002) as it was before the squash, data copies
+# left out: applied in order to an empty file, it builds the schema "0001_schema" must
+# equal (the ledger's plus scores.spec_hash).
+_OLD_LEDGER_CHAIN = {
+    "m001_initial": """
+        CREATE TABLE requests (custom_id TEXT PRIMARY KEY, seq INTEGER NOT NULL,
+            variant TEXT NOT NULL, model_key TEXT NOT NULL, model TEXT NOT NULL,
+            row_id TEXT NOT NULL, epoch INTEGER NOT NULL, cache_key TEXT NOT NULL,
+            params BLOB NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+            intent_id INTEGER, batch_id TEXT);
+        CREATE INDEX requests_by_state ON requests (state, seq);
+        CREATE INDEX requests_by_batch ON requests (batch_id);
+        CREATE INDEX requests_by_intent ON requests (intent_id);
+        CREATE TABLE intents (id INTEGER PRIMARY KEY, created_at REAL NOT NULL,
+            n_requests INTEGER NOT NULL, status TEXT NOT NULL, batch_id TEXT);
+        CREATE TABLE batches (batch_id TEXT PRIMARY KEY, intent_id INTEGER, created_at TEXT,
+            n_requests INTEGER NOT NULL, status TEXT NOT NULL, counts TEXT,
+            collected INTEGER NOT NULL DEFAULT 0, adopted INTEGER NOT NULL DEFAULT 0,
+            recorded_at REAL NOT NULL);
+        CREATE TABLE responses (custom_id TEXT NOT NULL, attempt INTEGER NOT NULL,
+            batch_id TEXT, status TEXT NOT NULL, data BLOB NOT NULL,
+            PRIMARY KEY (custom_id, attempt));
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+    "m002_judges_and_scores": """
+        ALTER TABLE requests ADD COLUMN kind TEXT NOT NULL DEFAULT 'candidate';
+        ALTER TABLE requests ADD COLUMN parent_id TEXT;
+        ALTER TABLE requests ADD COLUMN scorer TEXT;
+        CREATE INDEX requests_by_kind ON requests (kind, seq);
+        CREATE TABLE scores (custom_id TEXT NOT NULL, scorer TEXT NOT NULL, value REAL,
+            passed INTEGER, invalid INTEGER NOT NULL DEFAULT 0,
+            explanation TEXT NOT NULL DEFAULT '', answer TEXT,
+            PRIMARY KEY (custom_id, scorer));
+    """,
+    "m003_params_apart": """
+        CREATE TABLE params (seq INTEGER PRIMARY KEY, params BLOB NOT NULL);
+        CREATE TABLE requests_narrow (seq INTEGER PRIMARY KEY, custom_id TEXT NOT NULL UNIQUE,
+            variant TEXT NOT NULL, model_key TEXT NOT NULL, model TEXT NOT NULL,
+            row_id TEXT NOT NULL, epoch INTEGER NOT NULL, cache_key TEXT NOT NULL,
+            state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, intent_id INTEGER,
+            batch_id TEXT, kind TEXT NOT NULL DEFAULT 'candidate', parent_id TEXT,
+            scorer TEXT);
+        DROP TABLE requests;
+        ALTER TABLE requests_narrow RENAME TO requests;
+        CREATE INDEX requests_by_state ON requests (state, seq);
+        CREATE INDEX requests_by_batch ON requests (batch_id) WHERE batch_id IS NOT NULL;
+        CREATE INDEX requests_by_intent ON requests (intent_id) WHERE intent_id IS NOT NULL;
+        CREATE INDEX requests_by_kind ON requests (kind, seq);
+        CREATE TABLE responses_by_seq (seq INTEGER NOT NULL, attempt INTEGER NOT NULL,
+            batch_id TEXT, status TEXT NOT NULL, data BLOB NOT NULL,
+            PRIMARY KEY (seq, attempt));
+        DROP TABLE responses;
+        ALTER TABLE responses_by_seq RENAME TO responses;
+    """,
+    "m004_scores_by_seq": """
+        CREATE TABLE scores_by_seq (seq INTEGER NOT NULL, scorer TEXT NOT NULL, value REAL,
+            passed INTEGER, invalid INTEGER NOT NULL DEFAULT 0,
+            explanation TEXT NOT NULL DEFAULT '', answer TEXT, PRIMARY KEY (seq, scorer));
+        DROP TABLE scores;
+        ALTER TABLE scores_by_seq RENAME TO scores;
+    """,
+}
+_OLD_CACHE_CHAIN = {
+    "c001_initial": "CREATE TABLE responses (cache_key TEXT PRIMARY KEY, data BLOB NOT NULL, "
+    "created_at REAL NOT NULL);",
+    "c002_staged": "CREATE TABLE staged (cache_key TEXT NOT NULL, data BLOB NOT NULL, "
+    "created_at REAL NOT NULL);",
+}
 
 
-def _old_ledger(path: Path, upto: str) -> None:
-    """A ledger as the version whose last migration was ``upto`` left it, with data."""
-    names = [name for name, _ in LEDGER_MIGRATIONS]
-    db = _connect(path)
-    _migrate(db, LEDGER_MIGRATIONS[: names.index(upto) + 1])
-    rows = [
-        (
-            f"v-m-r{i}",
-            10 + i,
-            "v",
-            "m",
-            "model-x",
-            f"r{i}",
-            0,
-            f"key{i}",
-            orjson.dumps({"i": i}),
-            state,
-            attempts,
-            None,
-            "msgbatch_1" if state != "pending" else None,
-        )
-        for i, (state, attempts) in enumerate([("done", 1), ("failed", 3), ("pending", 0)])
-    ]
-    db.executemany(
-        "INSERT INTO requests (custom_id, seq, variant, model_key, model, row_id, epoch, "
-        "cache_key, params, state, attempts, intent_id, batch_id) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        rows,
-    )
-    db.execute(
-        "UPDATE requests SET kind = 'judge', parent_id = 'v-m-r0', scorer = 'j' WHERE seq = 12"
-    )
-    db.executemany("INSERT INTO responses VALUES (?, ?, ?, ?, ?)", _OLD_RESPONSES)
+def _old_file(path: Path, chain: dict[str, str]) -> None:
+    """A file as the pre-release chain left it, its migrations recorded by name."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at REAL)")
+    for name, sql in chain.items():
+        db.executescript(sql)
+        db.execute("INSERT INTO _migrations VALUES (?, 0)", (name,))
     db.close()
 
 
-# (custom_id, attempt, batch_id, status, data), in no particular order: v-m-r1 failed
-# after three attempts, v-m-r0 succeeded at its first.
-_OLD_RESPONSES = [
-    ("v-m-r1", 3, "msgbatch_3", "errored", b'{"error_type":"overloaded_error","n":3}'),
-    ("v-m-r0", 1, "msgbatch_1", "succeeded", b'{"text":"yes"}'),
-    ("v-m-r1", 1, "msgbatch_1", "expired", b'{"error_type":"expired","n":1}'),
-    ("v-m-r1", 2, None, "missing", b'{"error_type":"batch_not_found","n":2}'),
-]
+def _schema(db: sqlite3.Connection) -> dict[str, object]:
+    """Every table and index of ``db``, as SQLite describes them: a table's columns
+    (name, type, not null, default, primary key position), an index's table, columns,
+    uniqueness, origin and condition. Auto-indexes are keyed by their table."""
+    found: dict[str, object] = {}
+    for kind, name, table, sql in db.execute(
+        "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name"
+    ):
+        if kind == "table":
+            found[name] = [row[1:6] for row in db.execute(f"PRAGMA table_xinfo({name})")]
+        else:
+            flags = next(r[2:] for r in db.execute(f"PRAGMA index_list({table})") if r[1] == name)
+            columns = [r[2] for r in db.execute(f"PRAGMA index_info({name})")]
+            where = re.sub(r"\s+", " ", sql.partition(" WHERE ")[2]) if sql else ""
+            key = f"{table}:auto" if name.startswith("sqlite_autoindex") else name
+            found[key] = (table, columns, flags, where)
+    return found
 
 
-def test_params_move_to_their_own_table_and_every_column_survives(tmp_path: Path) -> None:
-    path = tmp_path / "ledger.sqlite"
-    _old_ledger(path, "m002_judges_and_scores")
-    before = (
-        sqlite3.connect(path)
-        .execute(
-            "SELECT custom_id, seq, variant, model_key, model, row_id, epoch, cache_key, state, "
-            "attempts, intent_id, batch_id, kind, parent_id, scorer, params "
-            "FROM requests ORDER BY seq"
-        )
-        .fetchall()
-    )
+def test_a_new_ledger_has_the_schema_the_pre_release_chain_ended_with_plus_spec_hash(
+    tmp_path: Path,
+) -> None:
+    _old_file(tmp_path / "old.sqlite", _OLD_LEDGER_CHAIN)
+    old = sqlite3.connect(tmp_path / "old.sqlite")
+    old.execute("ALTER TABLE scores ADD COLUMN spec_hash TEXT")
+    expected = _schema(old)
+    old.close()
 
-    ledger = Ledger(path)
-    after = ledger.db.execute(
-        "SELECT q.custom_id, q.seq, q.variant, q.model_key, q.model, q.row_id, q.epoch, "
-        "q.cache_key, q.state, q.attempts, q.intent_id, q.batch_id, q.kind, q.parent_id, "
-        "q.scorer, p.params FROM requests q JOIN params p ON p.seq = q.seq ORDER BY q.seq"
-    ).fetchall()
-    columns = [r[1] for r in ledger.db.execute("PRAGMA table_info(requests)")]
-    indexes = {r[1] for r in ledger.db.execute("PRAGMA index_list(requests)")}
-    responses = ledger.db.execute("SELECT count(*) FROM responses").fetchone()[0]
-    ledger.close()
-
-    assert after == before and len(after) == 3
-    assert "params" not in columns
-    assert {"requests_by_state", "requests_by_batch", "requests_by_intent"} <= indexes
-    assert {"requests_by_kind"} <= indexes
-    assert responses == len(_OLD_RESPONSES)
-    assert Ledger(path).state_counts() == {"done": 1, "failed": 1, "pending": 1}  # reopens
-
-
-def test_custom_ids_stay_unique_after_the_rebuild(tmp_path: Path) -> None:
-    path = tmp_path / "ledger.sqlite"
-    _old_ledger(path, "m002_judges_and_scores")
-    ledger = Ledger(path)
+    ledger = Ledger(tmp_path / "ledger.sqlite")
     try:
-        with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
-            ledger.db.execute(
-                "INSERT INTO requests (seq, custom_id, variant, model_key, model, row_id, "
-                "epoch, cache_key, state) VALUES (99, 'v-m-r0', 'v', 'm', 'x', 'r', 0, 'k', "
-                "'pending')"
-            )
+        assert _schema(ledger.db) == expected
+        columns = [r[1:4] for r in ledger.db.execute("PRAGMA table_info(scores)")]
+        assert columns[-1] == ("spec_hash", "TEXT", 0)  # nullable, last
     finally:
         ledger.close()
 
 
-def test_responses_are_keyed_by_seq_each_attached_to_its_request_and_attempt(
+def test_a_new_cache_has_the_schema_the_pre_release_chain_ended_with(tmp_path: Path) -> None:
+    _old_file(tmp_path / "old.sqlite", _OLD_CACHE_CHAIN)
+    old = sqlite3.connect(tmp_path / "old.sqlite")
+    expected = _schema(old)
+    old.close()
+
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    try:
+        assert _schema(cache.db) == expected
+    finally:
+        cache.close()
+
+
+def test_the_schema_keeps_its_comments_in_the_file(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    try:
+        (sql,) = ledger.db.execute("SELECT sql FROM sqlite_master WHERE name = 'requests'")
+        assert "-- pending | waiting | submitting | submitted | done | failed" in sql[0]
+    finally:
+        ledger.close()
+
+
+def test_pending_lists_the_schema_for_a_new_file_and_nothing_once_opened(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    db = connect_store(path)
+    assert ledger_migrations.pending(db) == ["0001_schema"]
+    assert db.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)  # nothing ran
+    db.close()
+
+    Ledger(path).close()
+    db = connect_store(path)
+    try:
+        assert ledger_migrations.pending(db) == []
+        assert [r[0] for r in db.execute("SELECT name FROM _migrations")] == ["0001_schema"]
+    finally:
+        db.close()
+
+
+def test_a_ledger_of_the_pre_release_chain_is_refused_naming_the_file_and_left_as_it_was(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "ledger.sqlite"
-    _old_ledger(path, "m002_judges_and_scores")
-    seq_of = dict(sqlite3.connect(path).execute("SELECT custom_id, seq FROM requests"))
+    _old_file(path, _OLD_LEDGER_CHAIN)
 
-    ledger = Ledger(path)
-    stored = ledger.db.execute(
-        "SELECT seq, attempt, batch_id, status, data FROM responses ORDER BY seq, attempt"
-    ).fetchall()
-    columns = ledger.db.execute("PRAGMA table_info(responses)").fetchall()
-    key = [c[1] for c in sorted(columns, key=lambda c: c[5]) if c[5]]
-    final = {r["custom_id"]: (r["attempts"], r["status"]) for r in final_responses(ledger)}
-    ledger.close()
-
-    assert stored == sorted((seq_of[c], *rest) for c, *rest in _OLD_RESPONSES)
-    assert key == ["seq", "attempt"]
-    # The readers find each request's last attempt through the new key.
-    assert final == {"v-m-r0": (1, "succeeded"), "v-m-r1": (3, "errored")}
-
-
-def test_scores_are_keyed_by_seq_each_item_keeping_its_scorers_order(tmp_path: Path) -> None:
-    from batchmark.runs._scoring import iter_scores
-
-    path = tmp_path / "ledger.sqlite"
-    _old_ledger(path, "m002_judges_and_scores")
-    names = [name for name, _ in LEDGER_MIGRATIONS]
-    db = _connect(path)
-    _migrate(db, LEDGER_MIGRATIONS[: names.index("m003_params_apart") + 1])  # scores by id
-    # (custom_id, scorer, value, passed, invalid, explanation, answer), written item by item
-    # in an order that is neither the items' seq order nor the scorers' names' order
-    old = [
-        ("v-m-r1", "zeta", 0.0, 0, 0, "expected 4", '"5"'),
-        ("v-m-r1", "alpha", None, None, 1, "unparseable verdict", None),
-        ("v-m-r0", "zeta", 1.0, 1, 0, "", '"4"'),
-        ("v-m-r0", "alpha", 0.5, None, 0, "half", None),
-    ]
-    db.executemany("INSERT INTO scores VALUES (?, ?, ?, ?, ?, ?, ?)", old)
-    db.commit()
-    seq_of = dict(db.execute("SELECT custom_id, seq FROM requests"))
-    db.close()
-
-    ledger = Ledger(path)
-    stored = ledger.db.execute(
-        "SELECT seq, scorer, value, passed, invalid, explanation, answer FROM scores"
-    ).fetchall()
-    columns = ledger.db.execute("PRAGMA table_info(scores)").fetchall()
-    key = [c[1] for c in sorted(columns, key=lambda c: c[5]) if c[5]]
-    records = [(r["custom_id"], r["scorer"], r["score"], r["passed"]) for r in iter_scores(ledger)]
-    ledger.close()
-
-    assert sorted(stored) == sorted((seq_of[c], *rest) for c, *rest in old)
-    assert key == ["seq", "scorer"]
-    # grid order (r0 before r1), and within an item the order its scorers were written in
-    assert records == [
-        ("v-m-r0", "zeta", 1.0, True),
-        ("v-m-r0", "alpha", 0.5, None),
-        ("v-m-r1", "zeta", 0.0, False),
-        ("v-m-r1", "alpha", None, None),
-    ]
-
-
-def test_scores_from_before_spec_hashes_open_with_none(tmp_path: Path) -> None:
-    from batchmark.runs._scoring import iter_scores, stored_spec_hashes
-
-    path = tmp_path / "ledger.sqlite"
-    _old_ledger(path, "m002_judges_and_scores")
-    db = _connect(path)
-    names = [name for name, _ in LEDGER_MIGRATIONS]
-    _migrate(db, LEDGER_MIGRATIONS[: names.index("m004_scores_by_seq") + 1])
-    db.execute("INSERT INTO scores VALUES (10, 'exact', 1.0, 1, 0, '', NULL)")
-    db.commit()
-    db.close()
-
-    ledger = Ledger(path)
-    [record] = iter_scores(ledger)
-    specs = stored_spec_hashes(ledger)
-    ledger.close()
-
-    assert (record["scorer"], record["score"], record["spec_hash"]) == ("exact", 1.0, None)
-    assert specs == {"exact": []}  # not checked by reports: no provenance to compare
-
-
-def test_a_cache_from_before_staging_opens_with_its_entries(tmp_path: Path) -> None:
-    from batchmark.runs._store import CACHE_MIGRATIONS, ResponseCache
-
-    path = tmp_path / "cache.sqlite"
-    db = _connect(path)
-    _migrate(db, CACHE_MIGRATIONS[:1])
-    db.execute("INSERT INTO responses VALUES ('k1', ?, 0)", (b'{"text":"old"}',))
-    db.close()
-
-    cache = ResponseCache(path)
-    cache.merge_staged()  # nothing staged: a no-op
-    try:
-        assert cache.get_many(["k1", "k2"]) == {"k1": {"text": "old"}}
-        assert cache.db.execute("SELECT count(*) FROM staged").fetchone() == (0,)
+    for readonly in (False, True):
+        with pytest.raises(StoreError) as refused:
+            Ledger(path, readonly=readonly)
+        message = str(refused.value)
+        assert message.startswith(f"{path}: this ledger was written by another version")
+        assert "m001_initial" in message and "`batchmark run CONFIG`" in message
+    db = sqlite3.connect(path)
+    try:  # nothing was applied to it
+        assert [r[0] for r in db.execute("SELECT name FROM _migrations")] == list(_OLD_LEDGER_CHAIN)
+        assert "spec_hash" not in {r[1] for r in db.execute("PRAGMA table_info(scores)")}
     finally:
-        cache.close()
+        db.close()
+
+
+def test_a_cache_of_the_pre_release_chain_is_refused_with_a_hint_to_move_it_aside(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "responses-emulator.sqlite"
+    _old_file(path, _OLD_CACHE_CHAIN)
+
+    with pytest.raises(StoreError, match=re.escape(f"`mv {path} {path}.old`")):
+        ResponseCache(path)
+
+
+def test_migrations_apply_in_order_each_in_its_own_transaction(tmp_path: Path) -> None:
+    registry = Migrations("thing", hint="move {file} aside")
+
+    @registry.migration("0001_first")
+    def _first(db: sqlite3.Connection) -> None:
+        db.execute("CREATE TABLE first (x)")
+
+    @registry.migration("0002_broken")
+    def _broken(db: sqlite3.Connection) -> None:
+        db.execute("CREATE TABLE second (x)")
+        raise RuntimeError("half way")
+
+    db = connect_store(tmp_path / "thing.sqlite")
+    try:
+        with pytest.raises(RuntimeError, match="half way"):
+            registry.apply(db, "thing.sqlite")
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert tables == {"_migrations", "first"}  # the broken one left nothing behind
+        assert registry.pending(db) == ["0002_broken"]
+    finally:
+        db.close()
+
+
+def test_a_migration_name_is_registered_once() -> None:
+    registry = Migrations("thing", hint="")
+    registry.migration("0001_schema")(lambda db: None)
+    with pytest.raises(ValueError, match="registered twice"):
+        registry.migration("0001_schema")(lambda db: None)
+
+
+def test_the_cache_and_the_ledger_start_from_one_schema_migration_each() -> None:
+    assert ledger_migrations.names == ["0001_schema"]
+    assert cache_migrations.names == ["0001_schema"]

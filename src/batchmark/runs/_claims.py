@@ -32,9 +32,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from batchmark.runs._store import CACHE_DIRNAME, _Transactions
-from batchmark.runs._store import _connect as connect
-from batchmark.runs._store import _migrate as migrate
+from batchmark.runs._ledger_reads import sending_intent
+from batchmark.runs._migrations import Migrations
+from batchmark.runs._sqlite import Transactions, connect_store
+from batchmark.runs._store import CACHE_DIRNAME
 
 __all__ = ["Claim", "Claims", "claims_path", "owner_alive"]
 
@@ -48,6 +49,14 @@ def claims_path(root: Path, endpoint: str, api_key: str | None = None) -> Path:
     return root / CACHE_DIRNAME / f"claims-{endpoint}-{print_}.sqlite"
 
 
+migrations = Migrations(
+    "registry of runs in flight",
+    hint="stop the runs under this results root, then move the file aside "
+    "(`mv {file} {file}.old`): the next run starts a new registry",
+)
+
+
+@migrations.migration("k001_initial")
 def _k001_initial(db: sqlite3.Connection) -> None:
     db.execute(
         "CREATE TABLE batches (batch_id TEXT PRIMARY KEY, owner TEXT NOT NULL, "
@@ -60,8 +69,6 @@ def _k001_initial(db: sqlite3.Connection) -> None:
     )
     db.execute("CREATE INDEX inflight_by_batch ON inflight (owner, batch_id)")
 
-
-MIGRATIONS = [("k001_initial", _k001_initial)]
 
 _CHUNK = 500  # keys per IN (...) list
 
@@ -100,15 +107,7 @@ def owner_sending(owner: str) -> bool:
     ledger = Path(owner) / "ledger.sqlite"
     if not ledger.is_file():
         return False
-    try:
-        db = sqlite3.connect(ledger.as_uri() + "?mode=ro", uri=True, timeout=30.0)
-        try:
-            row = db.execute("SELECT 1 FROM intents WHERE status = 'sending' LIMIT 1")
-            return row.fetchone() is not None
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return True  # unreadable: in doubt, it may have sent
+    return sending_intent(ledger)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +122,7 @@ class Claim:
     claimed_at: float = 0.0
 
 
-class Claims(_Transactions):
+class Claims(Transactions):
     """The registry of one endpoint under one results root; ``owner`` is this run."""
 
     def __init__(
@@ -136,8 +135,8 @@ class Claims(_Transactions):
         # in-process emulator stops with its run): its claims are then taken over.
         self.shared_batches = shared_batches
         self._last_token = 0.0
-        self.db = connect(path)
-        migrate(self.db, MIGRATIONS)
+        self.db = connect_store(path)
+        migrations.apply(self.db, path)
 
     # --- batches ----------------------------------------------------------------------
 

@@ -28,12 +28,14 @@ import orjson
 from batchmark._errors import ConfigError, RunBusy, RunStateError, UsageError
 from batchmark.config._schema import BatchConfig, EvalSpec, load_config
 from batchmark.runs._backend import AnthropicBackend
-from batchmark.runs._batches import BatchRunner, BatchSettings, Progress, crashpoint
+from batchmark.runs._batches import BatchRunner, BatchSettings, Progress
 from batchmark.runs._claims import Claims
+from batchmark.runs._crashpoints import crashpoint
 from batchmark.runs._datasets import iter_rows
 from batchmark.runs._endpoint import Endpoint
 from batchmark.runs._gc import gc_paused
 from batchmark.runs._grid import expand
+from batchmark.runs._ledger import Ledger
 from batchmark.runs._packing import API_MAX_BYTES, BODY_OVERHEAD
 from batchmark.runs._responses import final_responses
 from batchmark.runs._run import DEFAULT_RESULTS, Run, open_run
@@ -45,7 +47,7 @@ from batchmark.runs._scoring import (
     score_run,
     scores_summary,
 )
-from batchmark.runs._store import Ledger, ResponseCache, RunFolder, write_atomic
+from batchmark.runs._store import ResponseCache, RunFolder, write_atomic
 
 __all__ = ["cancel", "finish_run", "resume", "run", "score", "start_run"]
 
@@ -106,67 +108,36 @@ def _insert_requests(
     before anything is sent.
     """
     limit = None if max_bytes is None else min(max_bytes, API_MAX_BYTES) - BODY_OVERHEAD - 1
-    seq = ledger.db.execute("SELECT coalesce(max(seq), -1) + 1 FROM requests").fetchone()[0]
+    seq = ledger.next_seq()
     written = 0
     chunk: list[Any] = []
 
     def flush() -> None:
         nonlocal seq, written
         hits = cache.get_many([r.cache_key for r in chunk]) if cache is not None else {}
-        rows: list[tuple[Any, ...]] = []
-        params: list[tuple[int, bytes]] = []
-        responses: list[tuple[Any, ...]] = []
-        for r in chunk:
-            if limit is not None and r.nbytes > limit:
-                raise ConfigError(
-                    file,
-                    f"request {r.custom_id} (variant {r.variant!r}, model {r.model_key!r}, "
-                    f"row {r.row_id!r}) is {r.nbytes} bytes, over batch.max_bytes "
-                    f"({max_bytes}); nothing was sent",
-                    "shorten the prompt or raise batch.max_bytes (`batchmark validate` "
-                    "checks every request)",
-                )
-            hit = hits.get(r.cache_key)
-            rows.append(
-                (
-                    r.custom_id,
-                    seq,
-                    r.variant,
-                    r.model_key,
-                    r.model,
-                    r.row_id,
-                    r.epoch,
-                    r.cache_key,
-                    "done" if hit else "pending",
-                    kind,
-                    getattr(r, "parent_id", None),
-                    getattr(r, "scorer", None),
-                )
-            )
-            params.append((seq, orjson.dumps(r.params)))
-            if hit:
-                data = orjson.dumps({**hit, "cached": True})
-                responses.append((seq, 0, None, "succeeded", data))
-            seq += 1
-        with ledger.transaction() as db:
-            try:
-                db.executemany(
-                    "INSERT INTO requests (custom_id, seq, variant, model_key, model, row_id, "
-                    "epoch, cache_key, state, kind, parent_id, scorer) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    rows,
-                )
-            except sqlite3.IntegrityError as err:
-                if err.sqlite_errorname == "SQLITE_CONSTRAINT_UNIQUE":  # requests.custom_id
+        if limit is not None:
+            for r in chunk:
+                if r.nbytes > limit:
                     raise ConfigError(
                         file,
-                        f"two requests share a custom_id ({err}); rename a variant, model, "
-                        "row id or scorer",
-                    ) from err
-                raise
-            db.executemany("INSERT INTO params VALUES (?, ?)", params)
-            db.executemany("INSERT INTO responses VALUES (?, ?, ?, ?, ?)", responses)
-        written += len(rows)
+                        f"request {r.custom_id} (variant {r.variant!r}, model "
+                        f"{r.model_key!r}, row {r.row_id!r}) is {r.nbytes} bytes, over "
+                        f"batch.max_bytes ({max_bytes}); nothing was sent",
+                        "shorten the prompt or raise batch.max_bytes (`batchmark validate` "
+                        "checks every request)",
+                    )
+        try:
+            ledger.insert_requests(chunk, seq, hits, kind=kind)
+        except sqlite3.IntegrityError as err:
+            if err.sqlite_errorname == "SQLITE_CONSTRAINT_UNIQUE":  # requests.custom_id
+                raise ConfigError(
+                    file,
+                    f"two requests share a custom_id ({err}); rename a variant, model, "
+                    "row id or scorer",
+                ) from err
+            raise
+        seq += len(chunk)
+        written += len(chunk)
         chunk.clear()
 
     with gc_paused():  # rendering and hashing make no reference cycles

@@ -63,11 +63,12 @@ from batchmark.config._tokens import prefix_units
 from batchmark.runs._datasets import Row, iter_rows
 from batchmark.runs._grid import Request, expand, min_cacheable_tokens
 from batchmark.runs._keys import cache_key, judge_custom_id
+from batchmark.runs._ledger import Ledger
 from batchmark.runs._packing import ENTRY_OVERHEAD, BatchPacker
 from batchmark.runs._responses import final_responses
 from batchmark.runs._run import Run
 from batchmark.runs._scoring import judges_of, scorer_request
-from batchmark.runs._store import Ledger, ResponseCache, RunFolder, cache_path
+from batchmark.runs._store import ResponseCache, RunFolder, cache_path
 
 if TYPE_CHECKING:
     from batchmark.scorers import BatchedScorer

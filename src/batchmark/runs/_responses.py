@@ -14,19 +14,9 @@ import orjson
 
 from batchmark.config._pricing import cost_usd, price_for
 from batchmark.runs._backend import expand_message
-from batchmark.runs._store import Ledger
+from batchmark.runs._ledger import Ledger
 
 __all__ = ["LazyParams", "final_responses", "response_data", "summarize"]
-
-_RESPONSE_SQL = """
-SELECT q.custom_id, q.variant, q.model_key, q.model, q.row_id, q.epoch, q.attempts,
-       r.attempt, r.batch_id, r.status, r.data, {params}, q.seq
-FROM requests q JOIN responses r ON r.seq = q.seq {join}
-WHERE q.kind = ? AND (? IS NULL OR q.scorer = ?) AND q.state IN ('done', 'failed')
-  AND r.attempt = (SELECT max(attempt) FROM responses r2 WHERE r2.seq = q.seq)
-ORDER BY q.seq
-"""
-
 
 _DEFAULTS: dict[str, Any] = {
     "stop_reason": None,
@@ -85,11 +75,7 @@ def final_responses(
     ``"params"`` (a read-only mapping, parsed from the ledger's JSON when first read) and
     its ledger key under ``"seq"``.
     """
-    if with_params:
-        sql = _RESPONSE_SQL.format(params="p.params", join="JOIN params p ON p.seq = q.seq")
-    else:
-        sql = _RESPONSE_SQL.format(params="NULL", join="")
-    for row in ledger.db.execute(sql, (kind, scorer, scorer)):
+    for row in ledger.iter_final(kind, scorer, with_params=with_params):
         data = response_data(row[9], row[10])
         record: dict[str, Any] = {
             "custom_id": row[0],

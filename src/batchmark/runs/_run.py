@@ -18,8 +18,9 @@ import orjson
 
 from batchmark.config._load import load_settings
 from batchmark.config._schema import EvalSpec, RunSettings, load_config
+from batchmark.runs._ledger import Ledger
 from batchmark.runs._responses import final_responses, summarize
-from batchmark.runs._store import Ledger, RunFolder, resolve_run
+from batchmark.runs._store import RunFolder, resolve_run
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -135,13 +136,8 @@ class Run:
     def failures_by_error(self) -> dict[str, int]:
         """Failed requests by the error type of their last response."""
         with self._ledger() as ledger:
-            rows = ledger.db.execute(
-                "SELECT r.data FROM requests q JOIN responses r "
-                "ON r.seq = q.seq WHERE q.state = 'failed' "
-                "AND r.attempt = (SELECT max(attempt) FROM responses r2 WHERE r2.seq = q.seq)"
-            )
             counts: dict[str, int] = {}
-            for (data,) in rows:
+            for data in ledger.failed_errors():
                 kind = orjson.loads(data).get("error_type") or "unknown"
                 counts[kind] = counts.get(kind, 0) + 1
         return counts
@@ -153,15 +149,7 @@ class Run:
     def requests(self) -> Iterator[dict[str, Any]]:
         """Every expanded request: ids, cell coordinates, state and the API params."""
         with self._ledger() as ledger:
-            cur = ledger.db.execute(
-                "SELECT q.custom_id, q.variant, q.model_key, q.model, q.row_id, q.epoch, "
-                "q.cache_key, q.state, q.attempts, q.batch_id, p.params "
-                "FROM requests q JOIN params p ON p.seq = q.seq "
-                "WHERE q.kind = 'candidate' ORDER BY q.seq"
-            )
-            cols = [c[0] for c in cur.description]
-            for row in cur:
-                record = dict(zip(cols, row, strict=True))
+            for record in ledger.iter_requests("candidate"):
                 record["params"] = orjson.loads(record["params"])
                 yield record
 
@@ -202,12 +190,10 @@ class Run:
                     return stored["cells"]
             pricing = self.settings().pricing
             cells = summarize(final_responses(ledger), pricing)
-            for judge in ledger.db.execute(
-                "SELECT DISTINCT scorer FROM requests WHERE kind = 'judge'"
-            ):
+            for judge in ledger.judge_names():
                 records = (
-                    {**r, "variant": f"judge:{judge[0]}", "model_key": r["model"]}
-                    for r in final_responses(ledger, kind="judge", scorer=judge[0])
+                    {**r, "variant": f"judge:{judge}", "model_key": r["model"]}
+                    for r in final_responses(ledger, kind="judge", scorer=judge)
                 )
                 cells += summarize(records, pricing)
             return cells

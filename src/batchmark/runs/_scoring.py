@@ -29,8 +29,8 @@ from batchmark.runs._datasets import iter_rows
 from batchmark.runs._gc import gc_paused
 from batchmark.runs._grid import Request
 from batchmark.runs._keys import cache_key, judge_custom_id
+from batchmark.runs._ledger import Ledger
 from batchmark.runs._responses import final_responses, response_data
-from batchmark.runs._store import Ledger
 from batchmark.scorers import (
     BatchedScorer,
     CombiningScorer,

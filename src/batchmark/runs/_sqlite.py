@@ -1,5 +1,6 @@
-"""The store's SQLite files (a run's ledger, the response cache): read-only opening, and
-the failures a user can fix as one ``StoreError``.
+"""The store's SQLite files (a run's ledger, the response cache, the cross-run registry):
+opening them (for their one writer, or read-only), transactions, and the failures a user
+can fix as one ``StoreError``.
 
 Reading a run (``status``, ``report``) opens its ledger read-only (``mode=ro``), so it
 works in a read-only results folder. A WAL database needs its index file (``-shm``)
@@ -29,9 +30,10 @@ from batchmark._errors import StoreError
 
 __all__ = [
     "Connection",
+    "Transactions",
     "connect_readonly",
+    "connect_store",
     "failure_kind",
-    "pending_migrations",
     "store_error",
     "store_errors",
 ]
@@ -91,13 +93,43 @@ def connect_readonly(path: Path) -> Connection:
     return db
 
 
-def pending_migrations(db: sqlite3.Connection, names: Iterable[str]) -> list[str]:
-    """The migrations (by name) not yet applied to ``db``, read without writing."""
-    try:
-        done = {row[0] for row in db.execute("SELECT name FROM _migrations")}
-    except sqlite3.OperationalError:  # no _migrations table: nothing applied
-        done = set()
-    return [name for name in names if name not in done]
+def connect_store(path: Path, *, readonly: bool = False) -> Connection:
+    """A connection to one of the store's files, set up for its one writer: WAL mode,
+    foreign keys on; ``readonly``: one that never writes (``connect_readonly``)."""
+    if readonly:
+        return connect_readonly(path)
+    db = connect(path, path)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    # Checkpoint the WAL every ~40 MB instead of every 4 MB: ingesting a batch rewrites
+    # the same index pages many times, and each checkpoint writes (and syncs) them again.
+    db.execute("PRAGMA wal_autocheckpoint=10000")
+    db.execute("PRAGMA foreign_keys=ON")
+    return db
+
+
+class Transactions:
+    """``with store.transaction():`` — BEGIN IMMEDIATE … COMMIT, ROLLBACK on error."""
+
+    db: sqlite3.Connection
+
+    def transaction(self) -> _Tx:
+        return _Tx(self.db)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class _Tx:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
 
 
 # --- failures -----------------------------------------------------------------------------
