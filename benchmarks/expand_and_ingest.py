@@ -151,15 +151,15 @@ def phase_ledger(config: Path) -> dict:
 
 
 def phase_ingest(config: Path) -> dict:
-    from batchmark.config._schema import load_config
+    from batchmark.config._schema import BatchConfig, load_config
     from batchmark.emulator import Emulator
     from batchmark.runs._backend import AnthropicBackend, make_client
-    from batchmark.runs._batches import BatchRunner, BatchSettings
+    from batchmark.runs._batches import BatchRunner
     from batchmark.runs._ledger import Ledger
 
     spec = load_config(config)
     ledger = Ledger(config.parent / "ledger-ingest.sqlite")
-    settings = BatchSettings(max_requests=100_000, poll_interval=0.01, max_poll_interval=0.05)
+    settings = BatchConfig(max_requests=100_000, poll_interval=0.01, max_poll_interval=0.05)
     try:
         _expand_into(ledger, spec)
         with Emulator(processing_seconds=0).serve() as url:

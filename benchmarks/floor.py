@@ -272,7 +272,8 @@ def bm_ingest(
 ) -> tuple[float, float, int]:
     """(collect seconds, score seconds, items scored); with ``cache_path``, the answers
     also go to a fresh response cache there, as in a run (which has one by default)."""
-    from batchmark.runs._batches import BatchRunner, BatchSettings
+    from batchmark.config._schema import BatchConfig
+    from batchmark.runs._batches import BatchRunner
     from batchmark.runs._scoring import score_run
     from batchmark.runs._store import ResponseCache
 
@@ -281,7 +282,7 @@ def bm_ingest(
         for suffix in ("", "-wal", "-shm"):
             Path(f"{cache_path}{suffix}").unlink(missing_ok=True)
         cache = ResponseCache(cache_path)
-    runner = BatchRunner(ledger, FileBackend(results), BatchSettings(), cache=cache)
+    runner = BatchRunner(ledger, FileBackend(results), BatchConfig(), cache=cache)
     scorers = spec.build_scorers()
     started = time.perf_counter()
     runner.collect(BATCH_ID)

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 import batchmark.runs._collect
+from batchmark.config._schema import BatchConfig
 from batchmark.runs._backend import BatchInfo, ResultLine
-from batchmark.runs._batches import BatchRunner, BatchSettings
+from batchmark.runs._batches import BatchRunner
 from batchmark.runs._driver import _insert_requests
 from batchmark.runs._grid import Request
 from batchmark.runs._ledger import Ledger
@@ -70,7 +71,7 @@ def _states(ledger: Ledger) -> dict[str, str]:
 
 def test_a_full_stream_marks_every_answered_request_done_at_the_end(ledger: Ledger) -> None:
     lines = [_ok(f"r{i}") for i in (2, 0, 3)]  # r1 never answered
-    BatchRunner(ledger, ReplayBackend(lines), BatchSettings()).collect(BATCH)
+    BatchRunner(ledger, ReplayBackend(lines), BatchConfig()).collect(BATCH)
     assert _states(ledger) == {"r0": "done", "r1": "pending", "r2": "done", "r3": "done"}
     statuses = dict(
         ledger.db.execute(
@@ -83,7 +84,7 @@ def test_a_full_stream_marks_every_answered_request_done_at_the_end(ledger: Ledg
 def test_a_success_written_before_a_stop_survives_a_later_stream_that_lacks_it(
     ledger: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = BatchSettings()
+    settings = BatchConfig()
     first = ReplayBackend([_ok("r0"), _ok("r1"), _ok("r2"), _ok("r3")], die_after=3)
     # one line per transaction, so r0-r2 are committed when the process stops
     monkeypatch.setattr(batchmark.runs._collect, "COLLECT_CHUNK", 1)
@@ -118,7 +119,7 @@ def test_answers_reach_the_cache_when_the_working_directory_changed(
     _submit_all(ledger)
     monkeypatch.chdir(tmp_path / "elsewhere")
     try:
-        BatchRunner(ledger, ReplayBackend([_ok("r0")]), BatchSettings(), cache=cache).collect(BATCH)
+        BatchRunner(ledger, ReplayBackend([_ok("r0")]), BatchConfig(), cache=cache).collect(BATCH)
         assert cache.get_many(["key0"]) == {"key0": {"text": "answer r0"}}
         assert not (tmp_path / "elsewhere" / "run").exists()
     finally:
@@ -143,11 +144,11 @@ def test_an_answer_kept_from_an_interrupted_collect_reaches_the_cache(
     monkeypatch.setattr(batchmark.runs._collect, "crashpoint", stop_at_second_staging)
     first = ReplayBackend([_ok("r0"), _ok("r1"), _ok("r2"), _ok("r3")])
     with pytest.raises(KeyboardInterrupt):
-        BatchRunner(ledger, first, BatchSettings(), cache=cache).collect(BATCH)
+        BatchRunner(ledger, first, BatchConfig(), cache=cache).collect(BATCH)
     monkeypatch.undo()
 
     again = ReplayBackend([_ok("r3"), _ok("r0"), _ok("r2")])
-    BatchRunner(ledger, again, BatchSettings(), cache=cache).collect(BATCH)
+    BatchRunner(ledger, again, BatchConfig(), cache=cache).collect(BATCH)
 
     assert _states(ledger)["r1"] == "done"
     assert sorted(cache.get_many([f"key{i}" for i in range(4)])) == [f"key{i}" for i in range(4)]

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from batchmark.runs._batches import BatchRunner, BatchSettings
+from batchmark.config._schema import BatchConfig
+from batchmark.runs._batches import BatchRunner
 from batchmark.runs._grid import Request
 from batchmark.runs._ledger import Ledger
 from batchmark.runs._responses import final_responses
@@ -16,7 +17,9 @@ from batchmark.runs._states import RequestState
 
 from .replay import EXPIRED, NO_LINE, ReplayBackend, errored, ok
 
-SETTINGS = BatchSettings(max_in_flight=1, poll_interval=0, max_poll_interval=0, max_attempts=3)
+SETTINGS = BatchConfig(
+    max_in_flight=1, poll_interval=0.001, max_poll_interval=0.001, max_attempts=3
+)
 
 
 def _no_sleep(seconds: float) -> None:
@@ -91,7 +94,9 @@ def test_a_create_whose_answer_was_lost_is_adopted_on_resume_and_sent_once(
 def test_a_vanished_batch_ends_its_requests_lost_until_resend_lost(ledger: Ledger) -> None:
     backend = ReplayBackend({})
     backend.vanish = True  # 404 on retrieve, missing from the list
-    settings = BatchSettings(max_in_flight=1, poll_interval=0, max_poll_interval=0, lost_after=0)
+    settings = BatchConfig(
+        max_in_flight=1, poll_interval=0.001, max_poll_interval=0.001, lost_after_seconds=0.001
+    )
 
     assert BatchRunner(ledger, backend, settings, sleep=_no_sleep).run()
     assert _ended(ledger) == {f"r{i}": ("lost", 1) for i in range(5)}

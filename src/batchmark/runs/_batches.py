@@ -37,34 +37,22 @@ from typing import Any
 import anthropic
 
 from batchmark._errors import BatchNotFound, ResultsStreamError
+from batchmark.config._schema import BatchConfig
 from batchmark.runs._backend import BatchBackend, BatchInfo
 from batchmark.runs._claims import Claims
 from batchmark.runs._collect import COLLECT_CHUNK, Collector
 from batchmark.runs._crashpoints import crashpoint
 from batchmark.runs._ledger import Ledger
-from batchmark.runs._packing import API_MAX_BYTES, API_MAX_REQUESTS, ENTRY_OVERHEAD, BatchPacker
+from batchmark.runs._packing import ENTRY_OVERHEAD, BatchPacker
 from batchmark.runs._recovery import Lookout, Recovery
 from batchmark.runs._states import BatchStatus, RequestState
 from batchmark.runs._store import ResponseCache
 from batchmark.runs._waiting import Waiting
 
 # COLLECT_CHUNK (``_collect``) is re-exported: the kill -9 tests read it here.
-__all__ = ["COLLECT_CHUNK", "BatchRunner", "BatchSettings", "Progress"]
+__all__ = ["COLLECT_CHUNK", "BatchRunner", "Progress"]
 
 MAX_CONSECUTIVE_FAILURES = 8
-
-
-@dataclass(frozen=True, slots=True)
-class BatchSettings:
-    """How requests become batches; validated against the API's limits by the config."""
-
-    max_requests: int = API_MAX_REQUESTS
-    max_bytes: int = API_MAX_BYTES
-    max_in_flight: int = 4
-    poll_interval: float = 5.0
-    max_poll_interval: float = 60.0
-    max_attempts: int = 3
-    lost_after: float = 900.0
 
 
 @dataclass(slots=True)
@@ -99,7 +87,7 @@ class BatchRunner:
         self,
         ledger: Ledger,
         backend: BatchBackend,
-        settings: BatchSettings,
+        batch: BatchConfig,
         cache: ResponseCache | None = None,
         on_progress: Callable[[Progress], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -108,7 +96,7 @@ class BatchRunner:
     ) -> None:
         self.ledger = ledger
         self.backend = backend
-        self.settings = settings
+        self.batch = batch  # the config's batch: section (see BatchConfig)
         self.cache = cache
         self.on_progress = on_progress
         self.sleep = sleep
@@ -118,9 +106,9 @@ class BatchRunner:
         self.resend_lost = resend_lost
         self.submitted_now = 0
         self._creates = 0  # intents recorded in this pass: the next chunk's index
-        self.lookout = Lookout(backend, settings.lost_after)
+        self.lookout = Lookout(backend, batch.lost_after_seconds)
         self.recovery = Recovery(ledger, backend, self.lookout, claims, resend_lost)
-        self.collector = Collector(ledger, backend, settings, cache, claims)
+        self.collector = Collector(ledger, backend, batch, cache, claims)
         self.waiting = Waiting(ledger, backend, self.recovery, cache, claims, resend_lost)
         # Unverified adopted batches left alone by ``cancel_open_batches``.
         self.not_canceled: list[str] = []
@@ -133,7 +121,7 @@ class BatchRunner:
         ``submit_only`` returns once nothing is left to submit (``--detach``);
         ``deadline`` (a ``time.time()`` value) returns False when passed.
         """
-        interval = self.settings.poll_interval
+        interval = self.batch.poll_interval
         failures = 0
         self._creates = 0  # a new pass: request caps start over (as ``estimate`` counts)
         # Until one pass has gone through, a connection failure means a wrong endpoint or
@@ -180,9 +168,9 @@ class BatchRunner:
             if deadline is not None and _now() >= deadline:
                 return False
             interval = (
-                self.settings.poll_interval
+                self.batch.poll_interval
                 if changed
-                else min(interval * 1.5, self.settings.max_poll_interval)
+                else min(interval * 1.5, self.batch.max_poll_interval)
             )
             self.sleep(interval)
 
@@ -226,7 +214,7 @@ class BatchRunner:
         if self.ledger.canceled:  # a canceled run never sends again: what is left fails
             return self.fail_pending("the run was canceled before this request was submitted") > 0
         submitted = False
-        while (slots := self.settings.max_in_flight - len(self.ledger.open_batches())) > 0:
+        while (slots := self.batch.max_in_flight - len(self.ledger.open_batches())) > 0:
             intents = self._prepare(slots)
             if not intents:
                 break
@@ -265,8 +253,7 @@ class BatchRunner:
         Only ids and sizes are read here; the params are streamed from the ledger into the
         create body, so a 100,000-request chunk is never held in memory.
         """
-        s = self.settings
-        packer = BatchPacker(s.max_requests, s.max_bytes, s.max_in_flight, first=index)
+        packer = BatchPacker.for_config(self.batch, first=index)
         chunk: list[int] = []
         rows = self.ledger.pending_sizes()
         too_large: list[tuple[int, int]] = []

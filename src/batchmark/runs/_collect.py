@@ -23,7 +23,7 @@ from batchmark.runs._states import BatchStatus, ResponseStatus
 from batchmark.runs._store import ResponseCache
 
 if TYPE_CHECKING:
-    from batchmark.runs._batches import BatchSettings
+    from batchmark.config._schema import BatchConfig
 
 __all__ = ["COLLECT_CHUNK", "Collector"]
 
@@ -39,13 +39,13 @@ class Collector:
         self,
         ledger: Ledger,
         backend: BatchBackend,
-        settings: BatchSettings,
+        batch: BatchConfig,
         cache: ResponseCache | None = None,
         claims: Claims | None = None,
     ) -> None:
         self.ledger = ledger
         self.backend = backend
-        self.settings = settings
+        self.batch = batch
         self.cache = cache
         self.claims = claims
 
@@ -95,7 +95,7 @@ class Collector:
         if not lines:
             return
         newest, succeeded = self.ledger.apply_results(
-            batch_id, lines, expected, self.settings.max_attempts
+            batch_id, lines, expected, self.batch.max_attempts
         )
         if self.cache is not None and succeeded:
             # After the ledger: a crash between leaves the chunk to be collected (and
@@ -128,7 +128,7 @@ class Collector:
         else:
             message = (
                 f"batch {batch_id} answered 404 and was missing from the batch list for "
-                f"{self.settings.lost_after:g} s; not sent again (it may still run and be "
+                f"{self.batch.lost_after_seconds:g} s; not sent again (it may still run and be "
                 "billed): `batchmark resume RUN --resend-lost` sends it again"
             )
             self._settle(
@@ -172,5 +172,5 @@ class Collector:
             error_type=error_type,
             message=message,
             batch_status=batch_status,
-            max_attempts=self.settings.max_attempts,
+            max_attempts=self.batch.max_attempts,
         )

@@ -11,7 +11,6 @@ run's files (responses.jsonl, scores.jsonl, summary.json).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import fcntl
 import os
 import secrets
@@ -26,9 +25,9 @@ from typing import Any
 import orjson
 
 from batchmark._errors import ConfigError, RunBusy, RunStateError, UsageError
-from batchmark.config._schema import BatchConfig, EvalSpec, load_config
+from batchmark.config._schema import EvalSpec, load_config
 from batchmark.runs._backend import AnthropicBackend
-from batchmark.runs._batches import BatchRunner, BatchSettings, Progress
+from batchmark.runs._batches import BatchRunner, Progress
 from batchmark.runs._claims import Claims
 from batchmark.runs._crashpoints import crashpoint
 from batchmark.runs._datasets import iter_rows
@@ -76,19 +75,6 @@ def _check_scorer_variables(spec: EvalSpec, scorers: list[Any]) -> None:
 
 def _new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
-
-
-def _settings(b: BatchConfig) -> BatchSettings:
-    """The runner's settings: the config's ``batch:`` section, field by field."""
-    return BatchSettings(
-        max_requests=b.max_requests,
-        max_bytes=b.max_bytes,
-        max_in_flight=b.max_in_flight,
-        poll_interval=b.poll_interval,
-        max_poll_interval=b.max_poll_interval,
-        max_attempts=b.max_attempts,
-        lost_after=b.lost_after_seconds,
-    )
 
 
 def _insert_requests(
@@ -322,14 +308,15 @@ def _drive(
     """
     folder = handle.folder
     info = folder.read_info()
-    settings = _settings(spec.batch)
-    if poll_interval is not None:
-        settings = dataclasses.replace(
-            settings,
-            poll_interval=poll_interval,
-            max_poll_interval=max(
-                poll_interval, min(settings.max_poll_interval, poll_interval * 10)
-            ),
+    batch = spec.batch
+    if poll_interval is not None:  # --poll-interval: a faster start, the same growth cap
+        batch = batch.model_copy(
+            update={
+                "poll_interval": poll_interval,
+                "max_poll_interval": max(
+                    poll_interval, min(batch.max_poll_interval, poll_interval * 10)
+                ),
+            }
         )
     scorers = spec.build_scorers()
     with endpoint.serving() as live, _lock(folder), contextlib.ExitStack() as stack:
@@ -346,7 +333,7 @@ def _drive(
         runner = BatchRunner(
             ledger,
             AnthropicBackend(client),
-            settings,
+            batch,
             cache,
             on_progress,
             claims=claims,
@@ -547,9 +534,7 @@ def cancel(
         stack.callback(ledger.close)
         claims = _claims(handle.folder, live)
         stack.callback(claims.close)
-        runner = BatchRunner(
-            ledger, AnthropicBackend(client), _settings(settings.batch), claims=claims
-        )
+        runner = BatchRunner(ledger, AnthropicBackend(client), settings.batch, claims=claims)
         runner.fail_pending("the run was canceled before this request was submitted")
         canceled = runner.cancel_open_batches()
     if runner.not_canceled and on_skipped is not None:

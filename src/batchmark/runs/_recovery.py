@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 # A batch we created may 404 for a while (SDK issue #1432). It is never written off while
-# the batch list still shows it; after ``BatchSettings.lost_after`` seconds of 404s and
+# the batch list still shows it; after ``batch.lost_after_seconds`` seconds of 404s and
 # absence from the list, its requests are reported lost, and not sent again by themselves.
 # How far before an intent a matching batch's created_at may lie (clock skew).
 ADOPT_SKEW_SECONDS = 300.0
