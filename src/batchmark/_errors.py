@@ -183,7 +183,14 @@ class UnsafeConfig(ConfigError):
 
 class StoreError(BatchmarkError):
     """A ledger, the response cache or a results folder cannot be read or written
-    (disk full, read-only, damaged file); the message names the file and what to do."""
+    (disk full, read-only, damaged file); the message names the file and what to do.
+
+    ``run_id`` is the run whose file failed, when the file is a run's (None for the
+    shared response cache or the results folder)."""
+
+    def __init__(self, message: str, *, hint: str | None = None, run_id: str | None = None):
+        self.run_id = run_id
+        super().__init__(message, hint=hint)
 
 
 class EmulatorError(BatchmarkError):

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     except BatchmarkError as err:
         code = _error(err)
         if isinstance(err, StoreError):  # found where the run was not known: name it
-            _name_the_run(str(err))
+            _name_the_run(err)
         sys.exit(code)
     except anthropic.APIError as err:
         sys.exit(_api_error(err))
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
         if failure is None:
             raise  # not the disk or a file: a bug, with its traceback
         code = _error(failure)
-        _name_the_run(str(failure))
+        _name_the_run(failure)
         sys.exit(code)
     sys.exit(rc if isinstance(rc, int) else 0)
 
@@ -69,13 +69,13 @@ def _error(err: BatchmarkError) -> int:
     return err.exit_code
 
 
-def _name_the_run(message: str) -> None:
+def _name_the_run(err: StoreError) -> None:
     """After a store failure: the run the command worked on and how to continue it,
-    unless the message already says."""
+    unless the error is about that run's own files (its message names the run)."""
     from batchmark.cli._common import noted_run, stopped_run_message
 
     noted = noted_run()
-    if noted is not None and noted.id not in message:
+    if noted is not None and noted.id != err.run_id:
         click.echo(visible(stopped_run_message() or ""), err=True)
 
 

@@ -189,21 +189,23 @@ def store_error(
     detail = getattr(err, "strerror", None) or str(err)
     if kind == "damaged" and path is not None and path.name.startswith("responses-"):
         return StoreError(
-            f"{where}: the response cache is damaged ({detail})\n"
-            f"  hint: run with --no-cache, or move the file aside (`mv {where} {where}.bad`): "
-            "the next run starts a new cache; nothing of any run is lost"
+            f"{where}: the response cache is damaged ({detail})",
+            hint=f"run with --no-cache, or move the file aside (`mv {where} {where}.bad`): "
+            "the next run starts a new cache; nothing of any run is lost",
         )
     if kind == "damaged":
         doctor = f"batchmark doctor {run_id}" if run_id else "batchmark doctor RUN"
         what = "the run's ledger is" if path is not None else "a file of the run is"
         return StoreError(
-            f"{where}: {what} damaged ({detail})\n"
-            f"  hint: `{doctor}` checks the run's files, salvages the batch ids the ledger "
-            "still holds and lists the API key's recent batches"
+            f"{where}: {what} damaged ({detail})",
+            hint=f"`{doctor}` checks the run's files, salvages the batch ids the ledger "
+            "still holds and lists the API key's recent batches",
+            run_id=run_id,
         )
     return StoreError(
-        f"{where}: {_WHY[kind]} ({detail})\n"
-        f"  hint: free space or check permissions, then {_next_step(run_folder, run_id)}"
+        f"{where}: {_WHY[kind]} ({detail})",
+        hint=f"free space or check permissions, then {_next_step(run_folder, run_id)}",
+        run_id=run_id,
     )
 
 
