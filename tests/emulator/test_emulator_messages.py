@@ -164,3 +164,71 @@ def test_batch_requests_share_the_cache_in_finish_order(client, emu):
     assert all(u.service_tier == "batch" for u in usages)
     assert sum(u.cache_creation.ephemeral_1h_input_tokens > 0 for u in usages) == 1
     assert sum(u.cache_read_input_tokens > 0 for u in usages) == 4
+
+
+AUTO = {"type": "ephemeral"}
+
+
+def test_automatic_caching_writes_the_prompt_then_reads_it(client):
+    def ask():
+        return client.messages.create(
+            model="claude-sonnet-4-6",
+            max_tokens=5,
+            cache_control=AUTO,
+            system=BIG,
+            messages=_user("question"),
+        ).usage
+
+    first, second = ask(), ask()
+    assert first.cache_read_input_tokens == 0 and first.input_tokens == 0
+    assert first.cache_creation.ephemeral_5m_input_tokens == first.cache_creation_input_tokens
+    assert first.cache_creation_input_tokens > 1500  # through the last block
+    assert second.cache_read_input_tokens == first.cache_creation_input_tokens
+    assert second.cache_creation_input_tokens == 0
+
+
+def test_automatic_caching_reads_a_conversation_that_grew_by_a_turn(client):
+    turn = [{"role": "user", "content": "first question"}]
+    first = client.messages.create(
+        model="claude-sonnet-4-6", max_tokens=5, cache_control=AUTO, system=BIG, messages=turn
+    ).usage
+    grown = [
+        *turn,
+        {"role": "assistant", "content": "first answer"},
+        {"role": "user", "content": "second question"},
+    ]
+    second = client.messages.create(
+        model="claude-sonnet-4-6", max_tokens=5, cache_control=AUTO, system=BIG, messages=grown
+    ).usage
+    assert second.cache_read_input_tokens == first.cache_creation_input_tokens
+    assert 0 < second.cache_creation_input_tokens < 20  # only the new turn is written
+
+
+def test_automatic_caching_with_an_explicit_breakpoint_shares_the_marked_prefix(client):
+    def ask(question: str):
+        return client.messages.create(
+            model="claude-sonnet-4-6",
+            max_tokens=5,
+            cache_control={"type": "ephemeral", "ttl": "5m"},
+            system=_cached_system(BIG, ttl="1h"),
+            messages=_user(question),
+        ).usage
+
+    first, second = ask("one"), ask("two")
+    assert first.cache_creation.ephemeral_1h_input_tokens > 1500
+    assert 0 < first.cache_creation.ephemeral_5m_input_tokens < 10
+    assert second.cache_read_input_tokens == first.cache_creation.ephemeral_1h_input_tokens
+    assert second.cache_creation.ephemeral_5m_input_tokens > 0
+    assert second.cache_creation.ephemeral_1h_input_tokens == 0
+
+
+def test_automatic_caching_in_a_batch_counts_like_explicit_breakpoints(client):
+    params = {"model": "claude-sonnet-4-6", "max_tokens": 5, "cache_control": {**AUTO, "ttl": "1h"}}
+    request = {**params, "system": BIG, "messages": _user("same question")}
+    batch = client.messages.batches.create(
+        requests=[{"custom_id": f"c{i}", "params": request} for i in range(3)]
+    )
+    client.messages.batches.retrieve(batch.id)
+    usages = [line.result.message.usage for line in read_results(client, batch.id)]
+    assert sum(u.cache_creation.ephemeral_1h_input_tokens > 1500 for u in usages) == 1
+    assert sum(u.cache_read_input_tokens > 1500 for u in usages) == 2

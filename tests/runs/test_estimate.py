@@ -91,6 +91,24 @@ def test_prompt_cache_counts_one_write_then_reads_and_the_maximum_writes_every_t
     assert row.cost_max_usd == pytest.approx(0.5 * maximum / 1e6)
 
 
+def test_estimate_agrees_with_the_emulator_under_automatic_caching(tmp_path: Path) -> None:
+    # The grid marks the long static system prompt (1h); a top-level cache_control marks
+    # each request's last block (5m). Two epochs: the second of each row reads it all.
+    prompts = [{"name": "long", "system": "x" * 4400, "user": "{{ question }}"}]
+    params = {"max_tokens": 64, "cache_control": {"type": "ephemeral"}}
+    spec = _spec(tmp_path, prompts=prompts, models=["claude-sonnet-4-6"], params=params, epochs=2)
+    row = _cell(estimate(spec, results=tmp_path / "results"), "long")
+    run = batchmark.run(spec, emulate=True, results=tmp_path / "results")
+    [cell] = run.summary()
+    assert row.cache_write_tokens == cell["cache_write_tokens"] == 1103 + 3 * 7
+    assert row.cache_read_tokens == cell["cache_read_tokens"] == 2 * 1103 + 3 * (1103 + 7)
+    assert cell["input_tokens"] == 0  # nothing after the automatic breakpoint
+    assert row.input_tokens == cell["cache_write_tokens"] + cell["cache_read_tokens"]
+    usages = [r["usage"] for r in run.responses()]
+    assert sum(u["cache_creation"]["ephemeral_1h_input_tokens"] for u in usages) == 1103
+    assert sum(u["cache_creation"]["ephemeral_5m_input_tokens"] for u in usages) == 3 * 7
+
+
 def test_after_an_emulated_run_every_request_is_a_cache_hit(tmp_path: Path) -> None:
     results = tmp_path / "results"
     spec = _spec(tmp_path, scorers=[JUDGE])

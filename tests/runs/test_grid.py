@@ -333,6 +333,29 @@ def test_no_breakpoint_is_added_to_tools_that_already_carry_four(tmp_path: Path)
     assert breakpoints(first_params(spec)) == [0, 1, 2, 3]
 
 
+def automatic(*tools: dict) -> str:
+    params = json.dumps({"tools": list(tools), "cache_control": {"type": "ephemeral"}})
+    return f"  - {{name: sonnet, model: claude-sonnet-4-6, params: {params}}}\n"
+
+
+def test_automatic_caching_adds_a_breakpoint_on_the_last_block_after_the_grids(
+    tmp_path: Path,
+) -> None:
+    spec = make_spec(tmp_path, prompts=fewshot(LONG, "1"), models=automatic())
+    params = first_params(spec)
+    units = prefix_units(params)
+    assert breakpoints(params) == [2, 3]  # the grid's on the example's answer, then the last
+    assert [u.automatic for u in units if u.cache_control] == [False, True]
+
+
+def test_automatic_caching_counts_toward_the_four_breakpoints(tmp_path: Path) -> None:
+    marked = [{**SHORT_TOOL, "name": f"t{i}", "cache_control": BREAKPOINT} for i in range(3)]
+    spec = make_spec(tmp_path, prompts=fewshot(LONG, "1"), models=automatic(*marked))
+    params = first_params(spec)
+    assert params["messages"][1]["content"] == "42"  # the grid added none
+    assert len(breakpoints(params)) == 4  # three tools and the automatic one
+
+
 def test_moving_the_breakpoint_changes_the_cache_key(tmp_path: Path) -> None:
     # Same rendered text; `row_id[:0]` (empty) only makes the first example row-dependent,
     # which moves the breakpoint from the few-shot answer back to the system prompt.

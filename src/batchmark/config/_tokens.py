@@ -6,6 +6,12 @@ token per 4 bytes of UTF-8 text (rounded up), plus a small fixed overhead per me
 and per content block. Real Claude tokenizers give different numbers (Claude 4.7+
 models use ~30% more tokens for the same text); use ``count_tokens`` on the real API
 when exact figures matter.
+
+A ``thinking`` block counts its thinking text (not its signature), a
+``redacted_thinking`` block its opaque ``data``: in an answer these are output tokens
+(the API bills thinking as output, docs "extended thinking"), in a later request's
+assistant turn input tokens [unverified: the API drops earlier turns' thinking from
+the context window on some models; the approximation keeps it].
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ __all__ = [
     "MESSAGE_OVERHEAD",
     "PrefixUnit",
     "approx_tokens",
+    "automatic_cache_control",
     "block_tokens",
     "prefix_units",
     "request_prefix_tokens",
@@ -48,8 +55,10 @@ def block_tokens(block: Any) -> int:
             if isinstance(content, list):
                 return sum(block_tokens(b) for b in content)
             return approx_tokens(str(content))
-        if kind == "thinking":
+        if kind == "thinking":  # the signature is not counted
             return approx_tokens(block.get("thinking", ""))
+        if kind == "redacted_thinking":
+            return approx_tokens(str(block.get("data", "")))
         clean = {k: v for k, v in block.items() if k != "cache_control"}
         return _json_tokens(clean)
     return _json_tokens(block)
@@ -74,6 +83,8 @@ class PrefixUnit(NamedTuple):
     content: Any
     """The unit without its ``cache_control`` (messages wrapped with their role): what a
     prompt cache hashes."""
+    automatic: bool = False
+    """The marker is the request's top-level ``cache_control`` (automatic caching)."""
 
 
 def _marker(unit: Any) -> dict[str, Any] | None:
@@ -88,24 +99,55 @@ def _without_marker(unit: Any) -> Any:
     return unit
 
 
+def _cacheable(block: Any) -> bool:
+    """Whether a block may carry a breakpoint: not a thinking or redacted_thinking block
+    (the SDK's params for them have no ``cache_control``), not empty text (the API
+    answers "cache_control cannot be set for empty text blocks")."""
+    if isinstance(block, str):
+        return bool(block)
+    if not isinstance(block, dict):
+        return False
+    kind = block.get("type")
+    if kind == "text":
+        return bool(block.get("text"))
+    return kind not in ("thinking", "redacted_thinking")
+
+
+def automatic_cache_control(params: dict[str, Any]) -> dict[str, Any] | None:
+    """The request's top-level ``cache_control`` (automatic caching), or None."""
+    marker = params.get("cache_control")
+    return marker if isinstance(marker, dict) else None
+
+
 def prefix_units(params: dict[str, Any]) -> list[PrefixUnit]:
     """The units of a Messages request in prefix order (tools, system, messages).
 
     One unit per tool, per system block, per message content block (a message with
     string content is one unit). The sum of the tokens is the request's input.
+
+    A top-level ``cache_control`` (automatic caching) puts its marker on the last
+    cacheable unit (SDK: "automatically applies a cache_control marker to the last
+    cacheable block in the request"), flagged ``automatic``. When that unit already
+    carries a marker of its own, the two are one breakpoint and the unit's own marker
+    (its ``ttl``) stands [unverified: the API's answer to differing TTLs there].
     """
     units: list[PrefixUnit] = []
+    last_cacheable = -1
     for tool in params.get("tools") or []:
         units.append(PrefixUnit(_json_tokens(_without_marker(tool)), _marker(tool), tool))
+        last_cacheable = len(units) - 1
     system = params.get("system")
     if isinstance(system, str) and system:
         units.append(PrefixUnit(approx_tokens(system) + MESSAGE_OVERHEAD, None, system))
+        last_cacheable = len(units) - 1
     elif isinstance(system, list):
         for i, block in enumerate(system):
             extra = MESSAGE_OVERHEAD if i == 0 else 0
             units.append(
                 PrefixUnit(block_tokens(block) + extra, _marker(block), _without_marker(block))
             )
+            if _cacheable(block):
+                last_cacheable = len(units) - 1
     for message in params.get("messages") or []:
         role = message.get("role")
         content = message.get("content", "")
@@ -114,9 +156,16 @@ def prefix_units(params: dict[str, Any]) -> list[PrefixUnit]:
                 extra = MESSAGE_OVERHEAD if i == 0 else 0
                 wrapped = {"role": role, "block": _without_marker(block)}
                 units.append(PrefixUnit(block_tokens(block) + extra, _marker(block), wrapped))
+                if _cacheable(block):
+                    last_cacheable = len(units) - 1
         else:
             tokens = _content_tokens(content) + MESSAGE_OVERHEAD
             units.append(PrefixUnit(tokens, None, {"role": role, "content": content}))
+            if _cacheable(content):
+                last_cacheable = len(units) - 1
+    marker = automatic_cache_control(params)
+    if marker is not None and last_cacheable >= 0 and units[last_cacheable].cache_control is None:
+        units[last_cacheable] = units[last_cacheable]._replace(cache_control=marker, automatic=True)
     return units
 
 

@@ -270,6 +270,8 @@ def _maybe_time(ts: float | None) -> str | None:
 
 
 def _has_breakpoint(params: dict[str, Any]) -> bool:
+    if isinstance(params.get("cache_control"), dict):  # automatic caching
+        return True
     system = params.get("system")
     blocks = [*(params.get("tools") or []), *(system if isinstance(system, list) else [])]
     for message in params.get("messages") or []:

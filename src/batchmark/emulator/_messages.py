@@ -1,9 +1,11 @@
 """Messages requests: validate ``params`` and turn a responder's reply into a Message.
 
 The reply is shaped as the real API would: a forced ``tool_choice`` yields one
-``tool_use`` block, ``stop_sequences`` cut the text at the first occurrence,
-``max_tokens`` truncates by the token approximation, and ``usage`` carries every key
-of the SDK's ``Usage`` type.
+``tool_use`` block, a request that thinks (``_thinking``) gets a thinking block before
+the answer unless the responder gave one, ``stop_sequences`` cut the text at the first
+occurrence, ``max_tokens`` truncates thinking and text together by the token
+approximation, and ``usage`` carries every key of the SDK's ``Usage`` type (thinking
+counted in ``output_tokens``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,13 @@ from batchmark.config._tokens import approx_tokens, block_tokens
 from batchmark.emulator._cache import CacheUsage
 from batchmark.emulator._responders import Reply, Responder
 from batchmark.emulator._schema import minimal_instance
+from batchmark.emulator._thinking import (
+    THINKING_TYPES,
+    display,
+    signature,
+    thinking_block,
+    thinking_on,
+)
 
 __all__ = ["build_message", "count_tokens_error", "params_error"]
 
@@ -128,15 +137,28 @@ def _truncate(text: str, tokens: int) -> str:
 
 
 def _shape(params: dict[str, Any], reply: Reply) -> tuple[list[dict[str, Any]], str, str | None]:
-    """Content blocks, stop_reason and stop_sequence after stops and max_tokens."""
+    """Content blocks, stop_reason and stop_sequence after thinking, stops and max_tokens."""
     forced = _forced_tool(params, reply)
     if forced is not None:
         return [{"type": "tool_use", **forced}], "tool_use", None
-    budget = params["max_tokens"]
+    content = list(reply.content)
+    if thinking_on(params) and not any(b["type"] in THINKING_TYPES for b in content):
+        content.insert(0, thinking_block(params))
+    budget = params["max_tokens"]  # thinking and text together (docs: a hard limit)
     stops = params.get("stop_sequences") or []
     blocks: list[dict[str, Any]] = []
     reason = reply.stop_reason or ("tool_use" if _has_tool_use(reply) else "end_turn")
-    for block in reply.content:
+    for block in content:
+        if block["type"] == "thinking":
+            tokens = approx_tokens(block["thinking"])
+            if tokens > budget:
+                blocks.append({**block, "thinking": _truncate(block["thinking"], budget)})
+                return blocks, "max_tokens", None
+            budget -= tokens
+            blocks.append(block)
+            continue
+        if block["type"] == "redacted_thinking":  # opaque: counted, never cut
+            budget -= min(budget, block_tokens(block))
         if block["type"] != "text":
             blocks.append(block)
             continue
@@ -155,9 +177,20 @@ def _has_tool_use(reply: Reply) -> bool:
     return any(b.get("type") == "tool_use" for b in reply.content)
 
 
-def _wire_block(block: dict[str, Any], tool_id: Callable[[], str]) -> dict[str, Any]:
+def _wire_block(
+    block: dict[str, Any], tool_id: Callable[[], str], model: str, shown: str
+) -> dict[str, Any]:
     if block["type"] == "text":
         return {"type": "text", "text": block["text"], "citations": None}
+    if block["type"] == "thinking":
+        text = block["thinking"]
+        return {
+            "type": "thinking",
+            "thinking": "" if shown == "omitted" else text,
+            "signature": block.get("signature") or signature(model, text),
+        }
+    if block["type"] == "redacted_thinking":
+        return {"type": "redacted_thinking", "data": block["data"]}
     return {
         "type": "tool_use",
         "id": block.get("id") or tool_id(),
@@ -168,7 +201,9 @@ def _wire_block(block: dict[str, Any], tool_id: Callable[[], str]) -> dict[str, 
     }
 
 
-def _usage(cache: CacheUsage, output_tokens: int, service_tier: str) -> dict[str, Any]:
+def _usage(
+    cache: CacheUsage, output_tokens: int, thinking_tokens: int, service_tier: str
+) -> dict[str, Any]:
     return {
         "input_tokens": cache.input_tokens,
         "output_tokens": output_tokens,
@@ -181,7 +216,7 @@ def _usage(cache: CacheUsage, output_tokens: int, service_tier: str) -> dict[str
         "service_tier": service_tier,
         "inference_geo": None,
         "server_tool_use": None,
-        "output_tokens_details": {"thinking_tokens": 0},
+        "output_tokens_details": {"thinking_tokens": thinking_tokens},
         "speed": "standard",
     }
 
@@ -197,7 +232,9 @@ def build_message(
 ) -> dict[str, Any]:
     """The ``Message`` JSON for valid ``params`` (raises ``ResponderError``)."""
     blocks, stop_reason, stop_sequence = _shape(params, responder(params))
-    content = [_wire_block(b, tool_id) for b in blocks]
+    model, shown = params["model"], display(params)
+    content = [_wire_block(b, tool_id, model, shown) for b in blocks]
+    thinking_tokens = sum(block_tokens(b) for b in blocks if b["type"] in THINKING_TYPES)
     output_tokens = max(1, sum(block_tokens(b) for b in blocks))
     return {
         "id": message_id,
@@ -210,5 +247,5 @@ def build_message(
         "stop_details": None,
         "container": None,
         "diagnostics": None,
-        "usage": _usage(cache, output_tokens, service_tier),
+        "usage": _usage(cache, output_tokens, thinking_tokens, service_tier),
     }

@@ -9,7 +9,8 @@ Specs (``parse_responder``):
 - ``"echo"``: the text of the last user message, verbatim.
 - ``"scripted:PATH"``: rules from a YAML list or a JSONL file; first match wins, no match
   echoes.
-- ``"python:MODULE:FUNC"`` or ``"python:FILE.py:FUNC"``: a callable taking ``params``.
+- ``"python:MODULE:FUNC"`` or ``"python:FILE.py:FUNC"``: a callable taking ``params``;
+  it may answer thinking blocks too (see ``Reply``).
 - ``"PATH.yaml"``: a mapping of model globs to specs (relative paths resolved next to it).
 - a callable, or a mapping ``{model glob: spec}`` (first matching glob wins, none echoes).
 """
@@ -44,7 +45,12 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Reply:
-    """What a responder says: content blocks (``text`` / ``tool_use``) and a stop reason."""
+    """What a responder says: content blocks and a stop reason.
+
+    Blocks: ``{"type": "text", "text"}``, ``{"type": "tool_use", "name", "input"}``,
+    ``{"type": "thinking", "thinking", "signature"?}`` (a signature is made up when
+    missing) and ``{"type": "redacted_thinking", "data"}``.
+    """
 
     content: tuple[dict[str, Any], ...]
     stop_reason: str | None = None
@@ -112,6 +118,14 @@ def _check_block(block: Any) -> dict[str, Any]:
             and isinstance(block.get("name"), str)
             and isinstance(block.get("input"), Mapping)
         ):
+            return dict(block)
+        if (
+            block.get("type") == "thinking"
+            and isinstance(block.get("thinking"), str)
+            and isinstance(block.get("signature", ""), str)
+        ):
+            return dict(block)
+        if block.get("type") == "redacted_thinking" and isinstance(block.get("data"), str):
             return dict(block)
     raise ResponderError(f"unusable content block from a responder: {block!r}")
 

@@ -103,6 +103,7 @@ SAMPLE_COLUMNS = [
     "status",
     "prompt",
     "response",
+    "thinking",
     "scores",
 ]
 
@@ -115,7 +116,8 @@ class Comparison:
     against its baseline cell, paired on shared items. ``items``: the shared items whose
     pass/fail outcome changed. ``cost``: tokens and cost per run x model x variant (judge
     requests as variant ``judge:<name>``). ``samples``: one row per response with its
-    prompt, response text and scores, for the per-item view of the HTML report.
+    prompt, response text (the answer and tool calls), thinking (apart) and scores, for
+    the per-item view of the HTML report.
     ``notes``: one line each where stored scores come from another scorer config than
     the run's, or than another run's (``_provenance``).
     """
@@ -301,6 +303,7 @@ def _samples(runs: Sequence[Run], scores: pd.DataFrame) -> pd.DataFrame:
                     "status": resp.get("status", req["state"]),
                     "prompt": _prompt(req["params"]),
                     "response": text.strip(),
+                    "thinking": resp.get("thinking") or "",
                     "scores": by_id.get((run.id, req["custom_id"]), []),
                 }
             )

@@ -363,6 +363,7 @@ th{background:#eef1f6}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .note{color:#555}.warn{color:#8a5300}.chart{margin:8px 0 16px}
 pre{white-space:pre-wrap;margin:0;max-width:520px;font-size:12px}
 details{margin:4px 0}summary{cursor:pointer;font-weight:600}
+.thinking summary{font-weight:normal;color:#555}.thinking pre{color:#555}
 .pass{color:#137333}.fail{color:#b3261e}.invalid{color:#8a6d00}
 """
 
@@ -444,7 +445,8 @@ def _svg_chart(comp: Comparison, scorer: str) -> str:
 
 
 def _html_samples(comp: Comparison) -> str:
-    """Per item: each cell's prompt, response, scores and the scorers' explanations."""
+    """Per item: each cell's prompt, response, scores and the scorers' explanations; a
+    response's thinking folded above its answer, never part of it."""
     out = []
     samples = comp.samples
     for row_id, group in samples.groupby("row_id", sort=False):
@@ -464,10 +466,17 @@ def _html_samples(comp: Comparison) -> str:
                 scores.append(
                     f'<div class="{state}"><b>{_esc(sc["scorer"])}</b> {value}{why}</div>'
                 )
+            thinking = (
+                f'<details class="thinking"><summary>thinking</summary>'
+                f"<pre>{_esc(s['thinking'])}</pre></details>"
+                if s["thinking"]
+                else ""
+            )
             out.append(
                 f"<tr><td>{_esc(label)}<br><small>{_esc(s['custom_id'])}</small></td>"
                 f"<td><pre>{_esc(s['prompt'])}</pre></td>"
-                f"<td><pre>{_esc(s['response'])}</pre></td><td>{''.join(scores)}</td></tr>"
+                f"<td>{thinking}<pre>{_esc(s['response'])}</pre></td>"
+                f"<td>{''.join(scores)}</td></tr>"
             )
         out.append("</table></details>")
     return "".join(out)

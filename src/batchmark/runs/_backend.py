@@ -169,6 +169,8 @@ def normalize_message(message: dict[str, Any]) -> dict[str, Any]:
     Fields at their default (no tool calls, no thinking, no stop sequence, zero token
     counts) are left out: a stored response is about half the size, which is most of
     what writing it costs. ``expand_message`` puts the defaults back when it is read.
+    ``text`` joins the text blocks (the answer); ``thinking`` joins the thinking blocks'
+    text, apart from it.
     """
     content = message.get("content") or ()
     out: dict[str, Any] = {

@@ -21,12 +21,13 @@ per model x variant and in total:
   ``output_tokens`` of the succeeded responses of past runs of this eval against the
   same endpoint (``results/<eval>/*/``, matched on model key, variant and model id),
   capped at ``max_tokens``; without past responses the expected output is the bound;
-- **prompt caching**: a request carrying a ``cache_control`` breakpoint whose prefix
-  (up to its last breakpoint) reaches the model's minimum cacheable length pays, in the
-  *expected* figures, the first request per (model, prefix) as a cache write (at the
-  marker's TTL rate) and every later one as a cache read: an optimistic bound, since
-  batch cache hits are best-effort. The *maximum* assumes no hit at all: every such
-  request writes the prefix;
+- **prompt caching**: the emulator's arithmetic (``config._prompt_cache``), on every
+  ``cache_control`` breakpoint whose prefix reaches the model's minimum cacheable length,
+  the automatic one of a top-level ``cache_control`` included. In the *expected*
+  figures a request reads the longest prefix an earlier request of the estimate wrote
+  and writes each later breakpoint's segment (at its marker's TTL rate), as if every
+  entry stayed cached: an optimistic bound, since batch cache hits are best-effort. The
+  *maximum* assumes no hit at all: every request writes up to its last breakpoint;
 - **judge requests**: for each judge scorer, one request per candidate (as if every
   candidate succeeds). For a candidate served from the cache the judge's request is built
   exactly from the cached response and looked up in the cache too; for the others it is
@@ -58,6 +59,7 @@ import orjson
 
 from batchmark._errors import BudgetExceeded, StoreError
 from batchmark.config._pricing import Price, cost_usd, fmt_usd, price_for
+from batchmark.config._prompt_cache import CacheSplit, cache_prefixes
 from batchmark.config._schema import EvalSpec
 from batchmark.config._tokens import prefix_units
 from batchmark.runs._datasets import Row, iter_rows
@@ -234,23 +236,16 @@ class _CellTally:
     def expected_output(self, max_tokens: int) -> float:
         return max_tokens if self.mean_output is None else min(self.mean_output, max_tokens)
 
-    def add(self, tokens: int, tokens_max: int, cache: tuple[int, str, bool] | None) -> None:
-        """A request to send: prompt tokens; ``cache`` is (prefix tokens, ttl, first)."""
-        prefix, ttl, first = cache or (0, "5m", True)
-        self.plain += tokens - prefix
-        self.plain_max += tokens_max - prefix
-        if cache is None:
-            return
-        if not first:
-            self.cr += prefix
-        elif ttl == "1h":
-            self.cw1h += prefix
-        else:
-            self.cw5 += prefix
-        if ttl == "1h":
-            self.cw1h_max += prefix
-        else:
-            self.cw5_max += prefix
+    def add(self, tokens: int, tokens_max: int, expected: CacheSplit, worst: CacheSplit) -> None:
+        """A request to send: its prompt tokens and how its prompt meets the prompt cache,
+        ``expected`` (prefixes written before are read) and ``worst`` (nothing read)."""
+        self.plain += max(0, tokens - expected.creation_5m - expected.creation_1h - expected.read)
+        self.cw5 += expected.creation_5m
+        self.cw1h += expected.creation_1h
+        self.cr += expected.read
+        self.plain_max += max(0, tokens_max - worst.creation_5m - worst.creation_1h)
+        self.cw5_max += worst.creation_5m
+        self.cw1h_max += worst.creation_1h
 
     def row(self) -> EstimateRow:
         def cost(plain: int, cw5: int, cw1h: int, cr: int, out: float) -> float | None:
@@ -322,25 +317,16 @@ class _TokenCounter:
         return counted
 
 
-def _cache_split(params: dict[str, Any], tokens: int, approx: int) -> tuple[int, str, bytes] | None:
-    """(prefix tokens, ttl, prefix key) of the request's last cache breakpoint, or None.
-
-    None when there is no breakpoint or the prefix is under the model's minimum
-    cacheable length (the API then simply does not cache). Prefix tokens are the
-    approximation scaled like the request's whole prompt.
-    """
-    units = prefix_units(params)
-    last = max((i for i, u in enumerate(units) if u.cache_control is not None), default=None)
-    if last is None:
-        return None
-    prefix = units[: last + 1]
-    scale = tokens / approx if approx else 1.0
-    n = round(sum(u.tokens for u in prefix) * scale)
-    if n < min_cacheable_tokens(params["model"]):
-        return None
-    ttl = str(units[last].cache_control.get("ttl", "5m"))  # type: ignore[union-attr]
-    blob = orjson.dumps([params["model"], [u.content for u in prefix]], option=orjson.OPT_SORT_KEYS)
-    return n, ttl, hashlib.sha256(blob).digest()
+def _scaled(split: CacheSplit, scale: float) -> CacheSplit:
+    """A cache split in approximated tokens, scaled like the request's whole prompt."""
+    if scale == 1.0:
+        return split
+    return CacheSplit(
+        round(split.input_tokens * scale),
+        round(split.creation_5m * scale),
+        round(split.creation_1h * scale),
+        round(split.read * scale),
+    )
 
 
 def _observed(
@@ -471,18 +457,25 @@ class _Estimator:
 
     def _prompt(self, cell: _CellTally, params: dict[str, Any], extra: int, extra_max: int) -> None:
         """A request to send: its prompt tokens, cache split and output."""
-        approx = sum(u.tokens for u in prefix_units(params))
+        units = prefix_units(params)
+        approx = sum(u.tokens for u in units)
         if cell.variant.startswith("judge:"):
             tokens = round(approx * self.counter.ratio(params["model"]))
         else:
             tokens = self.counter.tokens(params, approx)
-        split = _cache_split(params, tokens, approx)
-        cache = None
-        if split is not None:
-            prefix, ttl, key = split
-            cache = (prefix, ttl, key not in self.prefixes)
-            self.prefixes.add(key)
-        cell.add(tokens + extra, tokens + extra_max, cache)
+        # The cache arithmetic is the emulator's (``_prompt_cache``), on approximated
+        # tokens: the model's minimum is compared with the prefix scaled like the prompt.
+        scale = tokens / approx if tokens and approx else 1.0
+        prefixes = cache_prefixes(params, min_cacheable_tokens(params["model"]) / scale, units)
+        expected = prefixes.apply(self.prefixes.__contains__)
+        self.prefixes.update(point.key for point in expected.written)
+        worst = prefixes.apply(lambda key: False).split
+        cell.add(
+            tokens + extra,
+            tokens + extra_max,
+            _scaled(expected.split, scale),
+            _scaled(worst, scale),
+        )
         max_tokens = params["max_tokens"]
         cell.out += cell.expected_output(max_tokens)
         cell.out_max += max_tokens

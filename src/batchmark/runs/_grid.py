@@ -18,8 +18,9 @@ marks its last unit: the last tool, the system prompt (sent as one text block) o
 last static message (its content sent as one text block). One breakpoint at the end of
 the prefix caches all of it. None is added when the unit there already carries one, or
 when the request would then carry more than ``MAX_CACHE_BREAKPOINTS`` (tools given in
-``params`` may bring their own). The breakpoint is part of ``params``, so moving it
-changes the cache_key.
+``params`` may bring their own; a top-level ``cache_control`` in ``params``, automatic
+caching, counts as one more, on each request's last block). The breakpoint is part of
+``params``, so moving it changes the cache_key.
 """
 
 from __future__ import annotations
@@ -31,7 +32,11 @@ from typing import Any
 from batchmark._errors import ConfigError
 from batchmark._templates import CompiledVariant, compile_prompts
 from batchmark.config._schema import EvalSpec, ModelConfig
-from batchmark.config._tokens import prefix_units, request_prefix_tokens
+from batchmark.config._tokens import (
+    automatic_cache_control,
+    prefix_units,
+    request_prefix_tokens,
+)
 from batchmark.runs._datasets import iter_rows
 from batchmark.runs._keys import (
     CUSTOM_ID_RE,
@@ -173,7 +178,11 @@ def _plan_cache(
     units = prefix_units(prefix)
     if not units or units[-1].cache_control is not None:
         return system, (), None
-    if sum(1 for u in units if u.cache_control) >= MAX_CACHE_BREAKPOINTS:
+    # A top-level ``cache_control`` in params (automatic caching) marks each request's
+    # last block, after this prefix: one more breakpoint [unverified whether the API counts
+    # it toward the limit; counted, so a request never risks the 400].
+    automatic = automatic_cache_control(tail) is not None
+    if sum(1 for u in units if u.cache_control) + automatic >= MAX_CACHE_BREAKPOINTS:
         return system, (), None
     if sum(u.tokens for u in units) < min_cacheable_tokens(model.model):
         return system, (), None

@@ -1,8 +1,10 @@
 """Response records: the final answer of each request, and per-cell totals.
 
 A record is plain data (see README, "The run folder"): the cell's coordinates, the
-status, the normalized message (text, tool calls, usage) or the error, attempts, and
-whether it came from the response cache.
+status, the normalized message (text, thinking, tool calls, usage) or the error,
+attempts, and whether it came from the response cache. ``text`` is the answer (its text
+blocks); ``thinking`` the text of its thinking blocks, kept apart and never part of the
+answer (None when it did not think; redacted thinking has no text to keep).
 """
 
 from __future__ import annotations
@@ -89,6 +91,7 @@ def final_responses(
             "batch_id": row[8],
             "cached": bool(data.pop("cached", False)),
             "text": None,
+            "thinking": None,
             "tool_calls": [],  # a new list per record, never shared
             **_DEFAULTS,
         }

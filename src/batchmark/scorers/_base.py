@@ -55,8 +55,9 @@ class ScoreContext:
     """The Messages API params that were sent (``system``, ``messages``, ...)."""
     response: Mapping[str, Any]
     """The normalized response record: ``status`` (``succeeded``, ``errored``, ``expired``,
-    ``canceled``, ``missing``), ``text``, ``tool_calls`` ``[{id, name, input}]``,
-    ``stop_reason``, ``usage``, ``error_type``, ``error_message``, ..."""
+    ``canceled``, ``missing``), ``text``, ``thinking`` (the thinking blocks' text, apart
+    from the answer, or None), ``tool_calls`` ``[{id, name, input}]``, ``stop_reason``,
+    ``usage``, ``error_type``, ``error_message``, ..."""
 
     @property
     def status(self) -> str:
@@ -65,7 +66,8 @@ class ScoreContext:
 
     @property
     def text(self) -> str:
-        """The response's text (``""`` when it has none)."""
+        """The answer: the response's text blocks (``""`` when it has none), never its
+        thinking."""
         return self.response.get("text") or ""
 
 
