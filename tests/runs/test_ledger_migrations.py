@@ -191,14 +191,44 @@ def test_a_ledger_of_the_pre_release_chain_is_refused_naming_the_file_and_left_a
         db.close()
 
 
-def test_a_cache_of_the_pre_release_chain_is_refused_with_a_hint_to_move_it_aside(
+def test_a_cache_of_the_pre_release_chain_is_adopted_with_the_answers_it_holds(
+    tmp_path: Path,
+) -> None:
+    """Every user's shared cache was made by that chain: its answers were paid for."""
+    path = tmp_path / "responses-emulator.sqlite"
+    _old_file(path, _OLD_CACHE_CHAIN)
+    db = sqlite3.connect(path)
+    db.execute("INSERT INTO responses VALUES ('k1', ?, 0)", (b'{"text": "one"}',))
+    db.execute("INSERT INTO staged VALUES ('k2', ?, 0)", (b'{"text": "two"}',))  # killed run
+    db.commit()
+    db.close()
+
+    cache = ResponseCache(path)
+    try:
+        assert cache.get_many(["k1", "k2"]) == {"k1": {"text": "one"}, "k2": {"text": "two"}}
+        assert cache_migrations.pending(cache.db) == []
+        applied = {r[0] for r in cache.db.execute("SELECT name FROM _migrations")}
+        assert applied == {*_OLD_CACHE_CHAIN, "0001_schema"}
+    finally:
+        cache.close()
+    new = ResponseCache(tmp_path / "new.sqlite")
+    adopted = ResponseCache(path)
+    try:
+        assert _schema(adopted.db) == _schema(new.db)
+    finally:
+        new.close()
+        adopted.close()
+
+
+def test_a_cache_of_part_of_a_chain_is_refused_with_a_hint_to_move_it_aside(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "responses-emulator.sqlite"
-    _old_file(path, _OLD_CACHE_CHAIN)
+    _old_file(path, {"c001_initial": _OLD_CACHE_CHAIN["c001_initial"]})
 
-    with pytest.raises(StoreError, match=re.escape(f"`mv {path} {path}.old`")):
+    with pytest.raises(StoreError, match=re.escape(f"`mv {path} {path}.old`")) as refused:
         ResponseCache(path)
+    assert "c001_initial" in str(refused.value)
 
 
 def test_migrations_apply_in_order_each_in_its_own_transaction(tmp_path: Path) -> None:

@@ -8,11 +8,12 @@ so the chains are squashed into ``0001_schema``: the tables, columns and indexes
 chains ended with, plus ``scores.spec_hash``. Later changes are new migrations
 (``@ledger_migrations.migration("0002_...")``), never edits of this one.
 
-A ledger or cache written by the pre-release chain is not converted: opening one raises a
-``StoreError`` naming the file (its ``_migrations`` records names this version does not
-know, see ``_migrations``). Its run is re-made with ``batchmark run CONFIG``: the answers
-it collected are in the response cache of a current version, or are paid for again;
-a pre-release cache is moved aside and the next run starts a new one.
+A response cache written by the pre-release chain (``c001_initial``, ``c002_staged``)
+already has exactly these tables: it is adopted as it is (``0001_schema`` is recorded
+beside the old names), so the answers it holds, paid for, keep being served. A ledger or
+cache written by only part of a chain, or by a newer version, is refused: opening one
+raises a ``StoreError`` naming the file (its ``_migrations`` records names this version
+does not know, see ``_migrations``).
 """
 
 from __future__ import annotations
@@ -146,6 +147,7 @@ CREATE TABLE staged (
 """
 
 
-@cache_migrations.migration("0001_schema")
+# The pre-release chain ended with these very tables: its files are adopted unchanged.
+@cache_migrations.migration("0001_schema", replaces=("c001_initial", "c002_staged"))
 def _cache_schema(db: sqlite3.Connection) -> None:
     run_script(db, CACHE_SCHEMA)
