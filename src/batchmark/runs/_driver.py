@@ -238,7 +238,7 @@ def _create_run_folder(
     partial = root / spec.name / f".{run_id}.partial"
     partial.mkdir(parents=True)
     try:
-        (partial / "config.yaml").write_text(spec.text)
+        (partial / "config.yaml").write_text(spec.text, encoding="utf-8")
         info = {
             "run_id": run_id,
             "eval": spec.name,
