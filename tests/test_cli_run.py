@@ -100,6 +100,32 @@ def test_run_emulate_exits_0_and_prints_a_row_per_model_and_variant(results: Pat
     assert f"results: {results / 'quickstart'}" in done.stdout
 
 
+def test_a_config_that_is_not_ascii_runs_and_reports_under_an_ascii_locale(
+    tmp_path: Path, results: Path
+) -> None:
+    """The snapshot is the run's one source of settings: it is written as read (UTF-8),
+    whatever the locale's encoding (here ASCII: C locale, no UTF-8 mode)."""
+    config = write_config(tmp_path, VALID.replace('"{{ q }}"', '"Réponds : {{ q }}"'))
+    ascii_locale = {"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+
+    made = batchmark(
+        "run",
+        str(config),
+        "--emulate",
+        "--results",
+        str(results),
+        "--poll-interval",
+        "0.02",
+        env=ascii_locale,
+    )
+    assert made.returncode == 0, made.stderr
+    (folder,) = run_folders(results)
+    report = batchmark("report", folder.name, "--results", str(results), env=ascii_locale)
+
+    assert (folder / "config.yaml").read_bytes() == config.read_bytes()
+    assert report.returncode == 0, report.stderr
+
+
 def test_run_without_api_key_exits_2_naming_anthropic_api_key(results: Path) -> None:
     done = batchmark("run", QUICKSTART, "--results", str(results))
     assert done.returncode == 2

@@ -8,7 +8,10 @@ still work once those have moved.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -113,3 +116,37 @@ def test_an_emulated_run_is_canceled_without_reaching_any_endpoint(
     assert run.status.state == "canceled"
     assert len(live.batch_list()) == sent
     assert all(b.processing_status != "canceling" for b in live.batch_list())
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "batchmark", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+        timeout=120,
+    )
+
+
+def test_a_run_whose_snapshot_is_gone_is_still_canceled_and_reported_without_a_traceback(
+    live: LiveEmulator, tmp_path: Path
+) -> None:
+    # run.json once held the settings cancel needs: a folder that lost its config.yaml
+    # (or whose snapshot no longer parses) must not keep its batches from being canceled.
+    live.emu.processing_seconds = 30.0
+    results = tmp_path / "results"
+    run = batchmark.run(write_config(tmp_path / "cfg"), results=results, detach=True)
+    snapshot = run.path / "config.yaml"
+    snapshot.unlink()
+
+    report = _cli("report", run.id, "--results", str(results))
+    canceled = _cli("cancel", run.id, "--results", str(results))
+
+    assert report.returncode == 2, report.stderr
+    assert report.stderr.startswith(f"error: {snapshot}: ") and "Traceback" not in report.stderr
+    assert "`batchmark doctor " in report.stderr
+    assert canceled.returncode == 0, canceled.stderr
+    assert "Traceback" not in canceled.stderr
+    assert run.status.state == "canceled"
+    batches = live.batch_list()
+    assert batches and all(b.request_counts.canceled for b in batches)  # asked, and done

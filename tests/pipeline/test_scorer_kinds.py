@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 import batchmark
+from batchmark import ConfigError
 from batchmark.runs._keys import judge_custom_id
 from batchmark.scorers import (
     BatchedScorer,
@@ -159,3 +160,71 @@ def test_scoring_only_a_panel_asks_the_judges_it_combines(tmp_path: Path) -> Non
     scores = [s for s in run.scores() if s["scorer"] in ("grader", "panel")]
     assert len(scores) == 2 * len(list(run.requests()))
     assert not any(s["invalid"] for s in scores)  # the judge was asked, not skipped
+
+
+class Sloppy(BatchedScorer):
+    """Breaks the contract the ways a plugin can without raising: ``parse`` gives ``True``
+    for q1 (not a ``Score``); ``build_request`` puts a set (not JSON) in q5's params."""
+
+    type_name = "sloppy"
+
+    def build_request(self, ctx: ScoreContext) -> dict[str, Any] | None:
+        params: dict[str, Any] = {
+            "model": "claude-haiku-4-5",
+            "max_tokens": 8,
+            "messages": [{"role": "user", "content": f"about {ctx.row_id}"}],
+        }
+        if ctx.row_id == "q5" and self.name == "sloppy_params":
+            params["metadata"] = {"tags": {"a", "b"}}
+        return params
+
+    def parse(self, ctx: ScoreContext, answer: Mapping[str, Any]) -> Any:
+        return True if ctx.row_id == "q1" else Score.success()
+
+
+class Lenient(CombiningScorer):
+    """Returns the number of its scorers that passed: not a ``Score``."""
+
+    type_name = "lenient"
+    of: list[str]
+
+    @property
+    def depends_on(self) -> tuple[str, ...]:
+        return tuple(self.of)
+
+    def combine(self, scores: Mapping[str, Score], ctx: ScoreContext | None = None) -> Any:
+        return sum(bool(s.passed) for s in scores.values())
+
+
+def _sloppy_run(tmp_path: Path, scorers: list[Any]) -> batchmark.Run:
+    register_scorer("sloppy", Sloppy)
+    register_scorer("lenient", Lenient)
+    config = write_config(
+        tmp_path / "cfg",
+        prompts=[{"name": "plain", "user": "{{ question }}"}],
+        models=["claude-haiku-4-5"],
+        scorers=scorers,
+    )
+    return batchmark.run(config, results=tmp_path / "results")
+
+
+def test_a_parse_or_combine_that_returns_no_score_makes_the_item_invalid(
+    live: LiveEmulator, tmp_path: Path
+) -> None:
+    # Not a traceback halfway through scoring, with the scorer's old scores deleted.
+    handle = _sloppy_run(tmp_path, ["sloppy", {"lenient": {"of": ["sloppy"]}}])
+
+    scores = {(s["scorer"], s["row_id"]): s for s in handle.scores()}
+    assert scores["sloppy", "q1"]["invalid"]
+    assert "Sloppy.parse returned bool, not a Score" in scores["sloppy", "q1"]["explanation"]
+    assert scores["sloppy", "q2"]["passed"] is True
+    assert all(scores["lenient", row["id"]]["invalid"] for row in ROWS)
+    assert "Lenient.combine returned int, not a Score" in scores["lenient", "q2"]["explanation"]
+    assert (handle.path / "scores.jsonl").is_file()
+
+
+def test_params_that_are_not_json_stop_the_run_naming_the_scorer_and_row(
+    live: LiveEmulator, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError, match=r"scorer 'sloppy_params', row 'q5'.*not JSON"):
+        _sloppy_run(tmp_path, [{"sloppy": {"name": "sloppy_params"}}])

@@ -1,5 +1,6 @@
 """The store's schemas and migrations: one squashed schema per file, registered by
-decorator, applied on open; files of the pre-release chain refused with a clear message."""
+decorator, applied on open; files of the pre-release chain adopted, files of part of a
+chain (or of a newer version) refused with a clear message."""
 
 from __future__ import annotations
 
@@ -171,11 +172,41 @@ def test_pending_lists_the_schema_for_a_new_file_and_nothing_once_opened(tmp_pat
         db.close()
 
 
-def test_a_ledger_of_the_pre_release_chain_is_refused_naming_the_file_and_left_as_it_was(
+@pytest.mark.parametrize("readonly", [False, True])
+def test_a_ledger_of_the_pre_release_chain_is_adopted_with_spec_hash_added(
+    tmp_path: Path, readonly: bool
+) -> None:
+    """A run the pre-release build made (finished, or left in flight) stays readable and
+    resumable: the chain ended with the current tables but for ``scores.spec_hash``."""
+    path = tmp_path / "ledger.sqlite"
+    _old_file(path, _OLD_LEDGER_CHAIN)
+    db = sqlite3.connect(path)
+    db.execute("INSERT INTO scores (seq, scorer, value) VALUES (0, 'exact_match', 1.0)")
+    db.commit()
+    db.close()
+
+    ledger = Ledger(path, readonly=readonly)
+    try:
+        assert ledger_migrations.pending(ledger.db) == []
+        row = ledger.db.execute("SELECT scorer, value, spec_hash FROM scores").fetchall()
+        assert row == [("exact_match", 1.0, None)]  # kept, from before spec hashes
+    finally:
+        ledger.close()
+    new = Ledger(tmp_path / "new.sqlite")
+    adopted = Ledger(path)
+    try:
+        assert _schema(adopted.db) == _schema(new.db)
+    finally:
+        new.close()
+        adopted.close()
+
+
+def test_a_ledger_of_part_of_the_pre_release_chain_is_refused_and_left_as_it_was(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "ledger.sqlite"
-    _old_file(path, _OLD_LEDGER_CHAIN)
+    partial = dict(list(_OLD_LEDGER_CHAIN.items())[:3])  # a build before m004_scores_by_seq
+    _old_file(path, partial)
 
     for readonly in (False, True):
         with pytest.raises(StoreError) as refused:
@@ -185,20 +216,49 @@ def test_a_ledger_of_the_pre_release_chain_is_refused_naming_the_file_and_left_a
         assert "m001_initial" in message and "`batchmark run CONFIG`" in message
     db = sqlite3.connect(path)
     try:  # nothing was applied to it
-        assert [r[0] for r in db.execute("SELECT name FROM _migrations")] == list(_OLD_LEDGER_CHAIN)
-        assert "spec_hash" not in {r[1] for r in db.execute("PRAGMA table_info(scores)")}
+        assert [r[0] for r in db.execute("SELECT name FROM _migrations")] == list(partial)
     finally:
         db.close()
 
 
-def test_a_cache_of_the_pre_release_chain_is_refused_with_a_hint_to_move_it_aside(
+def test_a_cache_of_the_pre_release_chain_is_adopted_with_the_answers_it_holds(
+    tmp_path: Path,
+) -> None:
+    """Every user's shared cache was made by that chain: its answers were paid for."""
+    path = tmp_path / "responses-emulator.sqlite"
+    _old_file(path, _OLD_CACHE_CHAIN)
+    db = sqlite3.connect(path)
+    db.execute("INSERT INTO responses VALUES ('k1', ?, 0)", (b'{"text": "one"}',))
+    db.execute("INSERT INTO staged VALUES ('k2', ?, 0)", (b'{"text": "two"}',))  # killed run
+    db.commit()
+    db.close()
+
+    cache = ResponseCache(path)
+    try:
+        assert cache.get_many(["k1", "k2"]) == {"k1": {"text": "one"}, "k2": {"text": "two"}}
+        assert cache_migrations.pending(cache.db) == []
+        applied = {r[0] for r in cache.db.execute("SELECT name FROM _migrations")}
+        assert applied == {*_OLD_CACHE_CHAIN, "0001_schema"}
+    finally:
+        cache.close()
+    new = ResponseCache(tmp_path / "new.sqlite")
+    adopted = ResponseCache(path)
+    try:
+        assert _schema(adopted.db) == _schema(new.db)
+    finally:
+        new.close()
+        adopted.close()
+
+
+def test_a_cache_of_part_of_a_chain_is_refused_with_a_hint_to_move_it_aside(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "responses-emulator.sqlite"
-    _old_file(path, _OLD_CACHE_CHAIN)
+    _old_file(path, {"c001_initial": _OLD_CACHE_CHAIN["c001_initial"]})
 
-    with pytest.raises(StoreError, match=re.escape(f"`mv {path} {path}.old`")):
+    with pytest.raises(StoreError, match=re.escape(f"`mv {path} {path}.old`")) as refused:
         ResponseCache(path)
+    assert "c001_initial" in str(refused.value)
 
 
 def test_migrations_apply_in_order_each_in_its_own_transaction(tmp_path: Path) -> None:

@@ -4,6 +4,9 @@ and gives each its spec hash."""
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -244,3 +247,46 @@ def test_function_scorers_hash_their_options() -> None:
 def test_a_set_made_by_hand_has_no_hashes() -> None:
     [exact] = build_scorers([{"exact_match": {"target": "x"}}], base_dir=HERE)
     assert ScorerSet([exact]).spec_hash("exact_match") is None
+
+
+def weighted(ctx: ScoreContext, weights: Mapping[Any, float], tags: Any = ()) -> float:
+    """A function scorer with options YAML can write as no JSON can: ``{1: 0.5}``, a set."""
+    return weights.get(len(ctx.text), 0.0)
+
+
+def test_options_keyed_by_numbers_hash_instead_of_failing_the_config() -> None:
+    item = {"python": "tests.scorers.test_kinds:weighted", "weights": {1: 0.5, 2: 1.0}}
+    first = build_scorers([item], base_dir=HERE, allow_external_code=True)
+    again = build_scorers([item], base_dir=HERE, allow_external_code=True)
+    other = {**item, "weights": {1: 0.5, 2: 0.0}}
+    changed = build_scorers([other], base_dir=HERE, allow_external_code=True)
+    assert first.spec_hash("weighted") == again.spec_hash("weighted") is not None
+    assert changed.spec_hash("weighted") != first.spec_hash("weighted")
+
+
+_HASH_OF_A_SET = """
+from pathlib import Path
+from batchmark.scorers import build_scorers
+item = {"python": "tests.scorers.test_kinds:weighted", "weights": {},
+        "tags": {"alpha", "beta", "gamma", "delta", "epsilon", "zeta"}}  # YAML's !!set
+print(build_scorers([item], base_dir=Path("."), allow_external_code=True).spec_hash("weighted"))
+"""
+
+
+def test_a_set_among_the_options_hashes_alike_in_every_process() -> None:
+    """String hashing is salted per process (PYTHONHASHSEED): a set's order is not a
+    config's, and the report would take one scorer config for two."""
+    root = Path(__file__).resolve().parents[2]
+    hashes = set()
+    for seed in ("1", "2", "3", "4"):
+        done = subprocess.run(
+            [sys.executable, "-c", _HASH_OF_A_SET],
+            capture_output=True,
+            text=True,
+            cwd=root,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        hashes.add(done.stdout.strip())
+    assert len(hashes) == 1

@@ -24,8 +24,8 @@ from typing import Any
 
 import orjson
 
-from batchmark._errors import ConfigError, RunBusy, RunStateError, UsageError
-from batchmark.config._schema import EvalSpec, load_config
+from batchmark._errors import BatchmarkError, ConfigError, RunBusy, RunStateError, UsageError
+from batchmark.config._schema import EvalSpec, RunSettings, load_config
 from batchmark.runs._backend import AnthropicBackend
 from batchmark.runs._batches import BatchRunner, Progress
 from batchmark.runs._claims import Claims
@@ -238,7 +238,7 @@ def _create_run_folder(
     partial = root / spec.name / f".{run_id}.partial"
     partial.mkdir(parents=True)
     try:
-        (partial / "config.yaml").write_text(spec.text)
+        (partial / "config.yaml").write_text(spec.text, encoding="utf-8")
         info = {
             "run_id": run_id,
             "eval": spec.name,
@@ -520,11 +520,17 @@ def cancel(
     adopted after a lost create and not yet proved ours is not canceled (it may be
     another run's): ``on_skipped`` receives those ids. The run's settings are read from
     its config snapshot (``Run.settings``: its dataset and templates need not exist any
-    more). An emulated run's batches stopped with its emulator: its requests not yet
-    submitted are failed, and nothing leaves the machine.
+    more; without a readable snapshot the defaults serve). An emulated run's batches
+    stopped with its emulator: its requests not yet submitted are failed, and nothing
+    leaves the machine.
     """
     handle = ref if isinstance(ref, Run) else open_run(ref, results)
-    settings = handle.settings()
+    try:
+        settings = handle.settings()
+    except BatchmarkError:
+        # A missing or damaged snapshot must not keep batches running (and billed): the
+        # cancel needs none of the run's batch settings, and the SDK's API version.
+        settings = RunSettings()
     info = handle.info
     endpoint = Endpoint.resolve(run=info, base_url=base_url, api_key=api_key, config=settings)
     with endpoint.serving() as live, contextlib.ExitStack() as stack:

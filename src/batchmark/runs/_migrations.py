@@ -16,17 +16,24 @@ its record; ``pending(db)`` lists them without applying anything (and without wr
 it also works on a read-only connection).
 
 Append-only: a shipped migration is never edited, the next change is the next migration.
-A file whose ``_migrations`` names a migration this registry does not know was written by
-another version of batchmark (a newer one, or a pre-release one whose chain was squashed
-into ``0001_schema``): ``apply`` refuses it with a ``StoreError`` naming the file and the
-store's hint, instead of guessing at its tables.
+
+A migration that squashes an older chain names it (``replaces``): a file whose
+``_migrations`` records every migration of that chain already has the tables the
+squashed migration creates, so it is not rebuilt: ``adopt(db)`` (when given) brings it
+the rest of the way and the migration is recorded beside the old names. Its data, and
+the answers and runs it holds, are kept.
+
+A file whose ``_migrations`` names a migration this registry does not know (one of a
+newer version, or a chain this one only partly replaces) was written by another version
+of batchmark: ``apply`` refuses it with a ``StoreError`` naming the file and the store's
+hint, instead of guessing at its tables.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from batchmark._errors import StoreError
@@ -47,15 +54,23 @@ class Migrations:
         self.store = store
         self.hint = hint
         self._migrations: list[tuple[str, Migration]] = []
+        # name -> (the chain it squashed, what brings a file of that chain to it)
+        self._replaces: dict[str, tuple[frozenset[str], Migration | None]] = {}
 
-    def migration(self, name: str) -> Callable[[Migration], Migration]:
+    def migration(
+        self, name: str, *, replaces: Iterable[str] = (), adopt: Migration | None = None
+    ) -> Callable[[Migration], Migration]:
         """Register the decorated function as the migration ``name`` (applied after every
-        migration registered before it)."""
+        migration registered before it). ``replaces``: the names of the chain it
+        squashes; a file that recorded all of them is adopted (``adopt(db)``, nothing
+        when ``None``) instead of migrated."""
 
         def register(fn: Migration) -> Migration:
             if name in self.names:
                 raise ValueError(f"{self.store}: migration {name!r} is registered twice")
             self._migrations.append((name, fn))
+            if replaces:
+                self._replaces[name] = (frozenset(replaces), adopt)
             return fn
 
         return register
@@ -72,7 +87,12 @@ class Migrations:
     def check(self, db: sqlite3.Connection, file: str | Path) -> None:
         """Refuse a file written by another version: one that recorded a migration this
         registry does not know (``StoreError`` naming the file and what to do)."""
-        unknown = sorted(_applied(db) - set(self.names))
+        applied = _applied(db)
+        known = set(self.names)
+        for chain, _ in self._replaces.values():
+            if chain <= applied:
+                known |= chain
+        unknown = sorted(applied - known)
         if unknown:
             raise StoreError(
                 f"{file}: this {self.store} was written by another version of batchmark "
@@ -91,10 +111,16 @@ class Migrations:
             try:
                 # Read again under the write lock: another process opening the same new
                 # file (two runs sharing a cache) may have applied it meanwhile.
-                if db.execute("SELECT 1 FROM _migrations WHERE name = ?", (name,)).fetchone():
+                applied = _applied(db)
+                if name in applied:
                     db.execute("COMMIT")
                     continue
-                fn(db)
+                chain, adopt = self._replaces.get(name, (frozenset(), None))
+                if chain and chain <= applied:  # a file of the chain it squashed
+                    if adopt is not None:
+                        adopt(db)
+                else:
+                    fn(db)
                 db.execute("INSERT INTO _migrations VALUES (?, ?)", (name, time.time()))
                 db.execute("COMMIT")
             except BaseException:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from batchmark._errors import StoreError
 from batchmark.config._load import load_settings
 from batchmark.config._schema import EvalSpec, RunSettings, load_config
 from batchmark.runs._ledger import Ledger
@@ -102,7 +103,17 @@ class Run:
         return load_settings(self.info["config_path"], text=self._snapshot())
 
     def _snapshot(self) -> str:
-        return (self.path / "config.yaml").read_text(encoding="utf-8")
+        """The config snapshot's text; a ``StoreError`` naming the file (and ``doctor``)
+        when it is missing or unreadable."""
+        path = self.path / "config.yaml"
+        try:
+            return path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            why = "missing" if isinstance(err, FileNotFoundError) else f"unreadable ({err})"
+            raise StoreError(
+                f"{path}: the run's config snapshot is {why}; the run's settings are read from it",
+                hint=f"`batchmark doctor {command_ref(self.path)}` checks the run's files",
+            ) from None
 
     @property
     def status(self) -> RunStatus:

@@ -8,11 +8,14 @@ so the chains are squashed into ``0001_schema``: the tables, columns and indexes
 chains ended with, plus ``scores.spec_hash``. Later changes are new migrations
 (``@ledger_migrations.migration("0002_...")``), never edits of this one.
 
-A ledger or cache written by the pre-release chain is not converted: opening one raises a
+A file the pre-release chain wrote already has these tables (the ledger's without
+``scores.spec_hash``), so it is adopted, not rebuilt (``0001_schema`` is recorded beside
+the old names): a response cache as it is, so the answers it holds, paid for, keep being
+served; a ledger with ``spec_hash`` added (``NULL``: its scores predate spec hashes), so
+its run can still be resumed, canceled, scored and reported. A ledger or cache written by
+only part of a chain, or by a newer version, is refused: opening one raises a
 ``StoreError`` naming the file (its ``_migrations`` records names this version does not
-know, see ``_migrations``). Its run is re-made with ``batchmark run CONFIG``: the answers
-it collected are in the response cache of a current version, or are paid for again;
-a pre-release cache is moved aside and the next run starts a new one.
+know, see ``_migrations``).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ __all__ = ["CACHE_SCHEMA", "LEDGER_SCHEMA", "cache_migrations", "ledger_migratio
 
 ledger_migrations = Migrations(
     "ledger",
-    hint="a run made before batchmark's first release cannot be opened by this version: "
+    hint="a run made by another build of batchmark cannot be opened by this version: "
     "run its config again (`batchmark run CONFIG`), or open it with the version that made it",
 )
 cache_migrations = Migrations(
@@ -121,7 +124,16 @@ CREATE TABLE scores (
 """
 
 
-@ledger_migrations.migration("0001_schema")
+def _adopt_pre_release_ledger(db: sqlite3.Connection) -> None:
+    """A ledger of the pre-release chain: the same tables, but for ``scores.spec_hash``."""
+    db.execute("ALTER TABLE scores ADD COLUMN spec_hash TEXT")
+
+
+@ledger_migrations.migration(
+    "0001_schema",
+    replaces=("m001_initial", "m002_judges_and_scores", "m003_params_apart", "m004_scores_by_seq"),
+    adopt=_adopt_pre_release_ledger,
+)
 def _ledger_schema(db: sqlite3.Connection) -> None:
     run_script(db, LEDGER_SCHEMA)
 
@@ -146,6 +158,7 @@ CREATE TABLE staged (
 """
 
 
-@cache_migrations.migration("0001_schema")
+# The pre-release chain ended with these very tables: its files are adopted unchanged.
+@cache_migrations.migration("0001_schema", replaces=("c001_initial", "c002_staged"))
 def _cache_schema(db: sqlite3.Connection) -> None:
     run_script(db, CACHE_SCHEMA)

@@ -126,7 +126,23 @@ def scorer_request(scorer: BatchedScorer, ctx: ScoreContext) -> dict[str, Any] |
             f"scorer {scorer.name!r}, row {ctx.row_id!r}: build_request returned "
             f"{short(params)}, not Messages params with `model` and `max_tokens`",
         )
+    try:
+        orjson.dumps(params)
+    except TypeError as err:
+        raise ConfigError(
+            None,
+            f"scorer {scorer.name!r}, row {ctx.row_id!r}: build_request returned params that "
+            f"are not JSON ({err})",
+        ) from None
     return dict(params)
+
+
+def _checked(scorer: Scorer, method: str, result: Any) -> Score:
+    """What a plugin's ``parse`` or ``combine`` returned, if a ``Score``; else invalid."""
+    if isinstance(result, Score):
+        return result
+    name = type(result).__name__
+    return Score.of_invalid(f"{type(scorer).__name__}.{method} returned {name}, not a Score")
 
 
 def judge_requests(
@@ -197,7 +213,7 @@ def _batched_score(
         detail = answer.get("error_type") or answer["status"]
         return Score.of_invalid(f"the {scorer.name} request failed: {detail}")
     try:
-        return scorer.parse(ctx, answer)
+        return _checked(scorer, "parse", scorer.parse(ctx, answer))
     except BatchmarkError:
         raise
     except Exception as err:
@@ -208,7 +224,7 @@ def _combined_score(scorer: CombiningScorer, ctx: ScoreContext, done: Mapping[st
     """A combining scorer's score of one item, from its dependencies' scores."""
     scores = {name: done[name] for name in scorer.depends_on if name in done}
     try:
-        return scorer.combine(scores, ctx)
+        return _checked(scorer, "combine", scorer.combine(scores, ctx))
     except BatchmarkError:
         raise
     except Exception as err:

@@ -52,7 +52,8 @@ class BatchedScorer(ScorerOptions):
         built, and again at scoring time for an item without an answer. It must be
         deterministic (the response cache and ``resume`` rely on it). Raising a
         ``BatchmarkError`` (a ``ConfigError`` for a template the row cannot fill) stops
-        the run with that message; any other exception makes the item invalid.
+        the run with that message, as params without ``model`` and ``max_tokens``, or
+        that are not JSON, do; any other exception makes the item invalid.
         """
         raise NotImplementedError
 
@@ -60,8 +61,8 @@ class BatchedScorer(ScorerOptions):
         """The item's score from the answer to its request.
 
         ``answer`` is a response record like ``ctx.response`` (``text``, ``tool_calls``,
-        ``stop_reason``, ``usage``, ...) whose ``status`` is ``succeeded``. An exception
-        makes the item invalid.
+        ``stop_reason``, ``usage``, ...) whose ``status`` is ``succeeded``. An exception,
+        or a value that is not a ``Score``, makes the item invalid.
         """
         raise NotImplementedError
 
@@ -106,7 +107,8 @@ class CombiningScorer(ScorerOptions):
         raise NotImplementedError
 
     def combine(self, scores: Mapping[str, Score], ctx: ScoreContext | None = None) -> Score:
-        """The item's score from its dependencies' scores for the item, keyed by name."""
+        """The item's score from its dependencies' scores for the item, keyed by name (an
+        exception, or a value that is not a ``Score``, makes the item invalid)."""
         raise NotImplementedError
 
     def score(self, ctx: ScoreContext) -> Score:

@@ -17,6 +17,10 @@ the canonical JSON (orjson, keys sorted) of ``{"spec": item, "files": digests}``
 - ``digests`` are the sha256 hex digests of the files the item names (``*_file``
   options, a ``python:`` file), in that order, ``null`` for one that cannot be read.
 
+Keys that are not strings (YAML's ``{1: 0.5}``) are written as strings; a set (YAML's
+``!!set``) as the sorted list of its members; any other value JSON has no form for as
+its ``str``: the hash is the same in every process.
+
 Editing a scorer's options or the rubric or schema file it names changes its hash;
 reordering the list, renaming the config or editing another scorer does not. Code
 behind a registered type or an installed package is not hashed: its version is not
@@ -196,5 +200,18 @@ def spec_hash(spec: Mapping[str, Any], files: Iterable[Path] = ()) -> str:
             digests.append(hashlib.sha256(path.read_bytes()).hexdigest())
         except OSError:
             digests.append(None)
-    blob = orjson.dumps({"spec": spec, "files": digests}, option=orjson.OPT_SORT_KEYS, default=str)
+    blob = orjson.dumps({"spec": spec, "files": digests}, option=_HASH_OPTIONS, default=_canonical)
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+_HASH_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+
+
+def _canonical(value: Any) -> Any:
+    """A value of an item that JSON has no form for, in a form that is the same in every
+    process: a set (YAML's ``!!set``) as its members' canonical JSON, sorted (a set's own
+    order follows the per-process salt of string hashes); anything else as ``str``."""
+    if isinstance(value, set | frozenset):
+        members = [orjson.dumps(v, option=_HASH_OPTIONS, default=_canonical) for v in value]
+        return [orjson.loads(m) for m in sorted(members)]
+    return str(value)
