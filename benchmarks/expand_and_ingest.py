@@ -153,8 +153,9 @@ def phase_ledger(config: Path) -> dict:
 def phase_ingest(config: Path) -> dict:
     from batchmark.config._schema import BatchConfig, load_config
     from batchmark.emulator import Emulator
-    from batchmark.runs._backend import AnthropicBackend, make_client
+    from batchmark.runs._backend import AnthropicBackend
     from batchmark.runs._batches import BatchRunner
+    from batchmark.runs._endpoint import Endpoint
     from batchmark.runs._ledger import Ledger
 
     spec = load_config(config)
@@ -163,7 +164,8 @@ def phase_ingest(config: Path) -> dict:
     try:
         _expand_into(ledger, spec)
         with Emulator(processing_seconds=0).serve() as url:
-            client = make_client(base_url=url, api_key="x")
+            endpoint = Endpoint.resolve(emulate=False, base_url=url, api_key="x", config=spec)
+            client = endpoint.client()
             runner = BatchRunner(ledger, AnthropicBackend(client), settings, cache=None)
             started = time.perf_counter()
             runner.submit_available()
