@@ -198,3 +198,18 @@ def test_a_rate_limit_outlasting_the_retries_is_waited_for(
     _assert_each_request_sent_and_answered_once(run, live)
     assert live.emu.fault_state.fired == {"http_429": 7}
     assert "rate-limited: waiting to submit" in shown
+
+
+def test_the_configs_emulator_queue_limit_reaches_emulate(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path / "cfg",
+        rows=ROWS[:10],  # 40 requests through a queue of 30
+        batch=BATCH,
+        emulator={"queue_limit": 30, "processing_seconds": 0.3},
+    )
+    run = batchmark.run(config, results=tmp_path / "results", emulate=True)
+
+    assert run.status.complete and run.status.done == 40
+    intents = Counter(s for (s,) in ledger_rows(run, "SELECT status FROM intents"))
+    assert intents["abandoned"] >= 1  # a create was refused, and waited for
+    assert sum(b["n_requests"] for b in run.batches()) == 40  # each request sent once
