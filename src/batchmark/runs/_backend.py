@@ -185,11 +185,19 @@ def _retry_wait(err: anthropic.APIStatusError, attempt: int) -> float:
     return min(0.5 * 2**attempt, 8.0)
 
 
+def api_message(err: anthropic.APIStatusError) -> str:
+    """The API's own ``error.message`` of an error answer (else the SDK's summary)."""
+    body = err.body
+    error = body.get("error") if isinstance(body, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    return message if isinstance(message, str) and message else err.message
+
+
 def is_queue_full(err: anthropic.APIStatusError) -> bool:
     """Whether a 429 on create says the queue of batch requests is full (``_QUEUE_WORDS``)."""
     if err.status_code != 429:
         return False
-    message = str(getattr(err, "message", "") or "").lower()
+    message = api_message(err).lower()
     return any(word in message for word in _QUEUE_WORDS)
 
 
@@ -336,7 +344,7 @@ class AnthropicBackend:
                 return _info(batch)
             except anthropic.APIStatusError as err:
                 if is_queue_full(err):
-                    raise QueueFull(err.message, retry_after(err)) from err
+                    raise QueueFull(api_message(err), retry_after(err)) from err
                 if err.status_code not in _CREATE_REFUSED or attempt >= self.client.max_retries:
                     raise
                 self.sleep(_retry_wait(err, attempt))

@@ -47,7 +47,13 @@ import anthropic
 
 from batchmark._errors import BatchNotFound, QueueTooSmall, ResultsStreamError
 from batchmark.config._schema import BatchConfig
-from batchmark.runs._backend import BatchBackend, BatchInfo, QueueFull, retry_after
+from batchmark.runs._backend import (
+    BatchBackend,
+    BatchInfo,
+    QueueFull,
+    api_message,
+    retry_after,
+)
 from batchmark.runs._claims import Claims
 from batchmark.runs._collect import COLLECT_CHUNK, Collector
 from batchmark.runs._crashpoints import crashpoint
@@ -395,7 +401,13 @@ class BatchRunner:
         self._retry_at = _now() + wait
         queue = [(i, e) for i, e in refused if isinstance(e, QueueFull)]
         intent, err = min(queue or refused, key=lambda pair: pair[0].n_requests)
-        message = err.message if isinstance(err, QueueFull) else str(err)
+        message = (
+            err.message
+            if isinstance(err, QueueFull)
+            else api_message(err)
+            if isinstance(err, anthropic.APIStatusError)
+            else str(err)
+        )
         kind = WaitKind.QUEUE if queue else WaitKind.RATE_LIMIT
         self.ledger.note_queue_wait(kind, intent.n_requests, message, self._retry_at)
         self._waiting = True
