@@ -26,6 +26,8 @@ hint (``hint`` is None): a message without one names its next step itself.
     ├── StoreError               exit 2  a ledger, cache or results folder cannot be read
     │                                    or written
     ├── EmulatorError            exit 2  the emulator cannot start (a port in use)
+    ├── QueueTooSmall            exit 2  one batch is larger than the API's whole queue of
+    │                                    batch requests
     ├── RunIncomplete            exit 3  the run stopped before every request ended
     │   ├── ResultsStreamError   exit 3  a batch's results stream broke off on every attempt
     │   └── BatchNotFound        exit 3  the API answers 404 for a batch (transient, or gone)
@@ -47,6 +49,7 @@ __all__ = [
     "CredentialsError",
     "DatasetError",
     "EmulatorError",
+    "QueueTooSmall",
     "RenderError",
     "RequestsLost",
     "ResultsStreamError",
@@ -191,6 +194,12 @@ class StoreError(BatchmarkError):
     def __init__(self, message: str, *, hint: str | None = None, run_id: str | None = None):
         self.run_id = run_id
         super().__init__(message, hint=hint)
+
+
+class QueueTooSmall(BatchmarkError):
+    """The API refused a batch for its queue of batch requests while the queue held
+    nothing: the batch can never fit (``batch.max_requests`` is above the organization's
+    queue limit). Nothing was sent twice; what was answered is kept."""
 
 
 class EmulatorError(BatchmarkError):

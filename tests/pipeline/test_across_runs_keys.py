@@ -70,7 +70,7 @@ def test_a_create_that_failed_with_500_adopts_and_trusts_a_look_alike_of_another
         tmp_path / "b", batch={**SMALL, "max_in_flight": 10}, prompts=[PLAIN_B, TERSE]
     )
     batchmark.run(cfg_b, results=tmp_path / "results-b", detach=True)
-    live.emu.faults = "http_500_next=1,endpoints=create"
+    live.emu.faults = "http_500_next=1,endpoints=create,retry_after_ms=10"
 
     with bounded(120):
         a = batchmark.run(cfg_a, results=tmp_path / "results", poll_interval=0.02)
@@ -96,7 +96,7 @@ def test_same_root_a_failed_create_adopts_a_killed_runs_unrecorded_batch(
     cfg_b = write_config(tmp_path / "b", batch=ONE, prompts=[PLAIN_B, TERSE_B])
     a = _kill_at("after_create", cfg_a, results, live)
     (x,) = {b.id for b in live.batch_list()}
-    live.emu.faults = "http_500_next=1,endpoints=create"
+    live.emu.faults = "http_500_next=1,endpoints=create,retry_after_ms=10"
 
     with bounded(120):
         b = batchmark.run(cfg_b, results=results, poll_interval=0.02)

@@ -103,7 +103,9 @@ def test_a_create_failing_among_concurrent_ones_is_settled_and_the_others_record
     # sent with it succeed. They are recorded as created (not adopted by the recovery
     # that follows), and the failed chunk's intent is abandoned and its requests re-sent.
     live.emu.create_latency = 0.2
-    live.emu.faults = parse_faults({"http_500_next": 1, "endpoints": "create"})
+    live.emu.faults = parse_faults(
+        {"http_500_next": 1, "endpoints": "create", "retry_after_ms": 10}
+    )
     with bounded(30):
         run = batchmark.run(_config(tmp_path / "cfg", CONCURRENT), results=tmp_path / "results")
 
@@ -163,7 +165,9 @@ def test_create_bodies_have_an_exact_content_length_and_are_not_chunked(
 def test_a_refused_create_is_sent_again_with_a_fresh_body(
     live: LiveEmulator, tmp_path: Path
 ) -> None:
-    live.emu.faults = parse_faults({"http_429_next": 2, "endpoints": "create"})
+    live.emu.faults = parse_faults(
+        {"http_429_next": 2, "endpoints": "create", "retry_after_ms": 10}
+    )
     run = batchmark.run(_config(tmp_path / "cfg", CONCURRENT), results=tmp_path / "results")
 
     assert run.status.done == len(ROWS)

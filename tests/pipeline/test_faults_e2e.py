@@ -52,6 +52,7 @@ def test_faults_on_every_endpoint_at_once_lose_nothing_and_send_nothing_twice(
             "http_429": 0.1,
             "http_500": 0.05,
             "http_529": 0.1,
+            "retry_after_ms": 10,
             "errored": 0.2,
             "expired": 0.1,
             "drop_results": 0.3,
@@ -102,7 +103,9 @@ def test_mixed_outcomes_are_accounted_exactly(live: LiveEmulator, tmp_path: Path
 def test_create_failing_with_500_then_succeeding_submits_each_request_once(
     live: LiveEmulator, tmp_path: Path
 ) -> None:
-    live.emu.faults = parse_faults({"http_500_next": 3, "endpoints": "create"})
+    live.emu.faults = parse_faults(
+        {"http_500_next": 3, "endpoints": "create", "retry_after_ms": 10}
+    )
     run = batchmark.run(write_config(tmp_path / "cfg", batch=SMALL), results=tmp_path / "results")
 
     assert run.status.done == N_CELLS
@@ -114,7 +117,9 @@ def test_create_failing_with_500_then_succeeding_submits_each_request_once(
 def test_create_failing_past_every_retry_raises_then_resume_finishes_without_duplicates(
     live: LiveEmulator, tmp_path: Path
 ) -> None:
-    live.emu.faults = parse_faults({"http_500_next": 60, "endpoints": "create"})
+    live.emu.faults = parse_faults(
+        {"http_500_next": 60, "endpoints": "create", "retry_after_ms": 10}
+    )
     results = tmp_path / "results"
     with pytest.raises(anthropic.InternalServerError):
         batchmark.run(write_config(tmp_path / "cfg", batch=SMALL), results=results)
@@ -154,7 +159,9 @@ def test_a_failed_create_with_a_failing_batch_list_leaves_no_request_stranded(
 ) -> None:
     # create fails for good, then the list that would settle it fails too: the intent
     # must be settled later in the same run, not left 'submitting' forever.
-    live.emu.faults = parse_faults({"http_500_next": 10, "endpoints": "create+list"})
+    live.emu.faults = parse_faults(
+        {"http_500_next": 10, "endpoints": "create+list", "retry_after_ms": 10}
+    )
     config = write_config(tmp_path / "cfg", batch=SMALL)
     with bounded(20):
         run = batchmark.run(config, results=tmp_path / "results")
@@ -266,6 +273,7 @@ def test_kill_at_a_seeded_random_instant_then_resume_matches_a_clean_run(
             "drop_results_next": 1,
             "http_529": 0.05,
             "http_529_next": 1,
+            "retry_after_ms": 10,
         }
     )
     batch = {"max_requests": 3, "max_in_flight": 2, "max_attempts": 10}

@@ -115,7 +115,9 @@ def test_failed_candidates_are_not_judged_and_score_as_failures(
 
 def test_faults_in_the_judge_batch_are_retried(judged: LiveEmulator, tmp_path: Path) -> None:
     config = write_config(tmp_path / "cfg", scorers=SCORERS, batch={"max_attempts": 8})
-    judged.emu.faults = parse_faults({"errored": 0.3, "http_529": 0.2, "drop_results": 0.3})
+    judged.emu.faults = parse_faults(
+        {"errored": 0.3, "http_529": 0.2, "drop_results": 0.3, "retry_after_ms": 10}
+    )
     run = batchmark.run(config, results=tmp_path / "results")
 
     grader = [s for s in run.scores() if s["scorer"] == "grader"]

@@ -233,7 +233,9 @@ def test_a_results_stream_cut_midway_is_collected_again(live: LiveEmulator, tmp_
 
 
 def test_http_errors_are_recovered_by_sdk_retries(live: LiveEmulator, tmp_path: Path) -> None:
-    live.emu.faults = parse_faults({"http_429": 0.2, "http_529": 0.2, "http_500": 0.2})
+    live.emu.faults = parse_faults(
+        {"http_429": 0.2, "http_529": 0.2, "http_500": 0.2, "retry_after_ms": 10}
+    )
     run = batchmark.run(write_config(tmp_path / "cfg"), results=tmp_path / "results")
 
     assert run.status.done == N_CELLS

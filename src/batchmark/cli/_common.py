@@ -113,6 +113,8 @@ def progress_display(quiet: bool) -> Iterator[Any]:
             f"{p.states.get('pending', 0) + p.states.get('submitting', 0)} · failed "
             f"{p.states.get('failed', 0)} · batches {open_batches} open / {len(p.batches)}"
         )
+        if p.waiting:
+            detail += f" · {p.waiting}"
         if not bar.live.is_started:
             bar.start()  # drawn from the first progress on: an early error prints alone
         bar.update(task, total=p.total, completed=p.ended, detail=detail)

@@ -55,6 +55,15 @@ from batchmark.emulator import Emulator
     type=float,
     help="Seconds until an unfinished batch expires (24 h on the real service).",
 )
+@click.option(
+    "--queue-limit",
+    default=None,
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Refuse (429 rate_limit_error) a batch create that would bring the requests of "
+    "unfinished batches above N, as the real API does when the organization's queue of "
+    "batch requests is full (default: no limit).",
+)
 def emulator_command(
     host: str,
     port: int,
@@ -63,6 +72,7 @@ def emulator_command(
     processing_seconds: float,
     seed: int | None,
     batch_ttl_seconds: float,
+    queue_limit: int | None,
 ) -> None:
     """Serve a local emulator of the Messages and Message Batches API.
 
@@ -75,6 +85,7 @@ def emulator_command(
         processing_seconds=processing_seconds,
         seed=seed,
         batch_ttl_seconds=batch_ttl_seconds,
+        queue_limit=queue_limit,
     )
     emu.run(host=host, port=port, ready=_announce)
 

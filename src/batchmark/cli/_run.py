@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -234,7 +235,7 @@ def status_command(run_ref: str | None, results: Path, fmt: str) -> None:
             table.add_row(
                 r["run"],
                 r["eval"],
-                r["state"],
+                f"{r['state']}, {r['waiting']}" if r.get("waiting") else r["state"],
                 *(fmt_int(r[k]) for k in ("total", "done", "failed", "in_flight", "pending")),
             )
         console = stdout_console()
@@ -256,6 +257,8 @@ def status_command(run_ref: str | None, results: Path, fmt: str) -> None:
         f"{row['failed']} failed, {row['in_flight']} in flight, {row['pending']} queued "
         f"of {row['total']}"
     )
+    if row["waiting"]:
+        console.print(_waiting_line(row["waiting"], row["waiting_detail"] or {}))
     if batches:
         table = Table(title="batches", title_justify="left")
         for col in ("batch", "status", "requests", "counts", "collected", "adopted"):
@@ -272,12 +275,28 @@ def status_command(run_ref: str | None, results: Path, fmt: str) -> None:
         console.print(table)
 
 
+def _waiting_line(waiting: str, detail: dict[str, Any]) -> str:
+    """``waiting for queue room since 12:03:04 (a batch of 19 requests was refused; next
+    try after 12:03:09): <the API's message>``."""
+
+    def clock(ts: float | None) -> str:
+        return "?" if ts is None else datetime.fromtimestamp(ts).strftime("%H:%M:%S")
+
+    return (
+        f"{waiting} since {clock(detail.get('since'))} (a batch of "
+        f"{fmt_int(detail.get('n_requests'))} requests was refused; next try after "
+        f"{clock(detail.get('retry_at'))}): {detail.get('message', '')}"
+    )
+
+
 def _status_row_or_damage(handle: Run) -> dict[str, Any]:
     """A run's row; one whose files cannot be read is listed as such, with what to do."""
     try:
         return _status_row(handle)
     except StoreError as err:
-        empty = dict.fromkeys(("total", "done", "failed", "in_flight", "pending"))
+        empty = dict.fromkeys(
+            ("total", "done", "failed", "in_flight", "pending", "waiting", "waiting_detail")
+        )
         return {
             "run": handle.id,
             "eval": handle.folder.eval_name,
@@ -300,6 +319,8 @@ def _status_row(handle: Run) -> dict[str, Any]:
         "failed": s.failed,
         "in_flight": s.in_flight,
         "pending": s.pending,
+        "waiting": s.waiting,
+        "waiting_detail": s.waiting_detail,
     }
 
 

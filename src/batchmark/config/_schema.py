@@ -371,6 +371,9 @@ class EmulatorConfig(_Model):
     seed: int | None = None
     """Seed of the emulator's random choices and ids (default: draws as with seed 0, ids
     unique to each emulator process)."""
+    queue_limit: int | None = Field(default=None, ge=1)
+    """The most requests unfinished batches may hold together; a create past it is refused
+    with 429, as the real API refuses a full queue of batch requests (default: no limit)."""
 
     @field_validator("responder", mode="before")
     @classmethod

@@ -2,7 +2,8 @@
 
 Every answer carries a ``request-id`` header; errors use the API's envelope. The order
 of checks for each call: auth (401), ``anthropic-version`` (400), injected HTTP faults,
-then the endpoint's own validation.
+then the endpoint's own validation. Every answer past auth reports the rate limits
+(``_ratelimits``); a 429 carries ``retry-after`` in whole seconds.
 """
 
 from __future__ import annotations
@@ -91,10 +92,19 @@ class _Routes:
                 _check_auth(request)
                 version = _check_version(request)
                 self._inject_fault(group)
-                return await handler(request, request_id, version)
+                response = await handler(request, request_id, version)
             except ApiError as err:
                 body = error_body(err.error_type, err.message, request_id)
-                return json_response(body, request_id, err.status, err.headers)
+                headers = err.headers
+                if err.status != 401:  # the rate limits of an authenticated caller
+                    headers = {**self.emu.rate_limits.answered(group), **headers}
+                return json_response(body, request_id, err.status, headers)
+            limits = self.emu.rate_limits.answered(group)
+            if isinstance(response, _Jsonl):
+                response.headers += [(k.encode(), v.encode()) for k, v in limits.items()]
+            else:
+                response.headers.update(limits)
+            return response
 
         return run
 
@@ -103,8 +113,10 @@ class _Routes:
         if status is None:
             return
         error_type, message = HTTP_FAULTS[status]
-        ms = self.emu.faults.retry_after_ms
-        headers = {"retry-after-ms": str(ms), "retry-after": str(max(1, -(-ms // 1000)))}
+        faults = self.emu.faults
+        headers = self.emu.rate_limits.limited(group, faults.retry_after) if status == 429 else {}
+        if faults.retry_after_ms is not None:
+            headers["retry-after-ms"] = str(faults.retry_after_ms)
         raise ApiError(status, error_type, message, headers)
 
     @contextmanager
@@ -138,6 +150,9 @@ class _Routes:
             )
         except ResponderError as err:
             raise ApiError(500, "api_error", str(err)) from err
+        usage = message["usage"]  # cache reads do not count against input limits [docs]
+        uncached = usage["input_tokens"] + (usage.get("cache_creation_input_tokens") or 0)
+        self.emu.rate_limits.spend_tokens(uncached, usage["output_tokens"])
         return json_response(message, request_id)
 
     async def count_tokens(self, request: Request, request_id: str, version: str) -> Response:
@@ -158,13 +173,19 @@ class _Routes:
             requests = _batch_requests(_object(_parse_json(raw), "body"))
             if emu.create_latency > 0:
                 await asyncio.sleep(emu.create_latency)  # other calls are served meanwhile
-            batch = emu.store.create(
-                requests,
-                anthropic_version=version,
-                processing_seconds=emu.processing_seconds,
-                ttl_seconds=emu.batch_ttl_seconds,
-                faults=emu.fault_state.for_batch(),
-            )
+            try:
+                batch = emu.store.create(
+                    requests,
+                    anthropic_version=version,
+                    processing_seconds=emu.processing_seconds,
+                    ttl_seconds=emu.batch_ttl_seconds,
+                    faults=emu.fault_state.for_batch(),
+                    queue_limit=emu.queue_limit,
+                )
+            except ApiError as err:
+                if err.status == 429:
+                    creates.refuse(len(requests))
+                raise
             creates.record(
                 CreateCall(
                     batch_id=batch["id"],

@@ -18,6 +18,7 @@ from batchmark.emulator._clock import Clock, rfc3339
 from batchmark.emulator._faults import Faults, request_fault
 from batchmark.emulator._http import ApiError
 from batchmark.emulator._messages import params_error
+from batchmark.emulator._ratelimits import retry_after_header
 from batchmark.emulator._seeded import Seeded
 
 __all__ = ["Batch", "BatchStore", "Outcomes", "SubmittedBatch"]
@@ -120,12 +121,18 @@ class BatchStore:
         processing_seconds: float,
         ttl_seconds: float,
         faults: Faults,
+        queue_limit: int | None = None,
     ) -> dict[str, Any]:
-        """Store a new batch; its JSON as of creation (always ``in_progress``)."""
+        """Store a new batch; its JSON as of creation (always ``in_progress``).
+
+        With ``queue_limit``, a create whose requests would bring the requests of
+        unfinished batches above it is refused with 429 (``_queue_full``)."""
         with self._lock:
+            now = self.clock.now()
+            if queue_limit is not None:
+                self._admit(len(requests), queue_limit, now)
             seq = len(self._seq_of)
             batch_id = self.seeded.ident("msgbatch", "batch", seq)
-            now = self.clock.now()
             batch = Batch(
                 id=batch_id,
                 seq=seq,
@@ -141,6 +148,45 @@ class BatchStore:
             self._seq_of[batch_id] = seq
             self._submitted.append(SubmittedBatch(batch_id, tuple(requests), anthropic_version))
             return self._wire(batch, now, base_url=None, fresh=True)
+
+    def queued(self) -> int:
+        """Requests in unfinished (``in_progress`` or ``canceling``) batches now."""
+        with self._lock:
+            now = self.clock.now()
+            return sum(len(b.requests) for b in self._unfinished(now))
+
+    def _unfinished(self, now: float) -> list[Batch]:
+        return [b for b in self._batches.values() if b.status(now) != "ended"]
+
+    def _admit(self, n: int, limit: int, now: float) -> None:
+        """Refuse (429) a create of ``n`` requests that the queue has no room for.
+
+        The real API limits "the number of requests within a batch waiting to be
+        processed" per organization [docs batch-processing]; the per-tier figures and
+        the wording of its 429 are [unverified]: the message follows the API's other
+        rate-limit messages. ``retry-after`` is when enough of the queue will have
+        ended for this create to fit; for a create larger than the whole queue (it
+        never fits: also a 429 here, as the real answer is unknown) when the queue is
+        empty.
+        """
+        unfinished = sorted(self._unfinished(now), key=Batch.ends_at)
+        queued = sum(len(b.requests) for b in unfinished)
+        if queued + n <= limit:
+            return
+        left, room_at = queued, now
+        for batch in unfinished:
+            left -= len(batch.requests)
+            room_at = batch.ends_at()
+            if left + n <= limit:
+                break
+        message = (
+            f"This request would exceed your organization's limit of {limit:,} batch "
+            f"requests in the processing queue ({queued:,} queued, {n:,} in this "
+            "request). For details, refer to: https://docs.claude.com/en/api/rate-limits. "
+            "Please wait for batches in progress to end, or try again later."
+        )
+        retry_after = retry_after_header(max(room_at - now, 1.0))
+        raise ApiError(429, "rate_limit_error", message, {"retry-after": retry_after})
 
     def get(self, batch_id: str, *, transient_404: bool = False) -> Batch:
         """The batch, or a 404 ``ApiError`` (also while a transient-404 fault lasts)."""

@@ -37,11 +37,13 @@ class CreateCall:
 
 
 class CreateLog:
-    """Every create that made a batch, and the most creates ever in progress at once."""
+    """Every create that made a batch, the creates the queue limit refused, and the most
+    creates ever in progress at once."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._calls: list[CreateCall] = []
+        self._refused: list[int] = []
         self._now = 0
         self._max = 0
 
@@ -57,6 +59,17 @@ class CreateLog:
     def record(self, call: CreateCall) -> None:
         with self._lock:
             self._calls.append(call)
+
+    def refuse(self, n_requests: int) -> None:
+        with self._lock:
+            self._refused.append(n_requests)
+
+    @property
+    def refused(self) -> list[int]:
+        """The number of requests of each create refused because the queue of batch
+        requests was full (``Emulator.queue_limit``), in order."""
+        with self._lock:
+            return list(self._refused)
 
     @property
     def calls(self) -> list[CreateCall]:

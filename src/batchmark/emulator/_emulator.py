@@ -14,6 +14,7 @@ from batchmark.emulator._cache import PromptCache
 from batchmark.emulator._clock import Clock
 from batchmark.emulator._creates import CreateLog
 from batchmark.emulator._faults import Faults, FaultState, parse_faults
+from batchmark.emulator._ratelimits import RateLimits
 from batchmark.emulator._responders import Responder, parse_responder
 from batchmark.emulator._seeded import Seeded
 from batchmark.emulator._server import base_url_of, bind, serve_forever, serve_in_thread
@@ -32,11 +33,14 @@ class Emulator:
     ``processing_seconds`` how long a batch takes; ``seed`` makes ids, fault draws and
     result order reproducible (without one, draws use seed 0 and ids are unique to this
     process, as the real service's are); ``batch_ttl_seconds`` when unfinished batches
-    expire.
+    expire; ``queue_limit`` (default: none) the most requests unfinished batches may hold
+    together: a create that would go past it is refused with 429 ``rate_limit_error``,
+    as the real API refuses a full queue of batch requests.
     Attributes ``responder``, ``faults``, ``processing_seconds``, ``batch_ttl_seconds``,
-    ``max_batch_bytes``, ``max_message_bytes``, ``cancel_seconds`` and
+    ``queue_limit``, ``max_batch_bytes``, ``max_message_bytes``, ``cancel_seconds`` and
     ``create_latency`` may be changed on a live emulator; ``clock.advance(s)`` moves its
-    time forward. ``creates`` records how batch creates arrived (for tests).
+    time forward. ``creates`` records how batch creates arrived, and which the queue
+    refused (for tests); ``rate_limits`` what the ``anthropic-ratelimit-*`` headers say.
     """
 
     def __init__(
@@ -50,6 +54,7 @@ class Emulator:
         max_batch_bytes: int = MAX_BATCH_BYTES,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
         cancel_seconds: float = 0.0,
+        queue_limit: int | None = None,
     ) -> None:
         self.responder = responder
         self.seeded = Seeded(seed)
@@ -57,6 +62,8 @@ class Emulator:
         self.cache = PromptCache(self.clock.now)
         self.store = BatchStore(self.clock, self.seeded, self.cache)
         self.fault_state = FaultState(parse_faults(faults), self.seeded)
+        self.rate_limits = RateLimits(self.clock.now)
+        self.queue_limit = queue_limit
         self.processing_seconds = processing_seconds
         self.batch_ttl_seconds = batch_ttl_seconds
         self.max_batch_bytes = max_batch_bytes
@@ -92,6 +99,19 @@ class Emulator:
     @faults.setter
     def faults(self, value: Faults | str | Mapping[str, Any] | None) -> None:
         self.fault_state.set(parse_faults(value))
+
+    @property
+    def queue_limit(self) -> int | None:
+        """The most requests unfinished batches may hold together (None: no limit)."""
+        return self._queue_limit
+
+    @queue_limit.setter
+    def queue_limit(self, value: int | None) -> None:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise TypeError(f"queue_limit must be a whole number or None, not {value!r}")
+        if value is not None and value < 1:
+            raise ValueError(f"queue_limit must be at least 1, got {value}")
+        self._queue_limit = value
 
     @property
     def cancel_seconds(self) -> float:
@@ -138,8 +158,11 @@ def serve(
     batch_ttl_seconds: float = 86400.0,
     host: str = "127.0.0.1",
     port: int = 0,
+    queue_limit: int | None = None,
 ) -> Iterator[str]:
     """Shorthand: build an ``Emulator`` and serve it; yield its base URL."""
-    emu = Emulator(responder, faults, processing_seconds, seed, batch_ttl_seconds)
+    emu = Emulator(
+        responder, faults, processing_seconds, seed, batch_ttl_seconds, queue_limit=queue_limit
+    )
     with emu.serve(host=host, port=port) as base_url:
         yield base_url

@@ -71,8 +71,13 @@ class Faults:
     """The next N matching calls answer 529."""
     endpoints: frozenset[str] = field(default_factory=lambda: frozenset(ENDPOINTS))
     """Endpoint groups the HTTP faults apply to (see ``ENDPOINTS``)."""
-    retry_after_ms: int = 10
-    """``retry-after-ms`` sent with injected HTTP errors, so SDK retries take milliseconds."""
+    retry_after: int = 1
+    """``retry-after`` of an injected 429, in whole seconds as the real API sends it (the
+    SDK waits that long; 0 makes it fall back to its own backoff, 0.5 s doubling)."""
+    retry_after_ms: int | None = None
+    """If set, every injected HTTP error also carries ``retry-after-ms``, which the SDK
+    reads before ``retry-after``: retries in milliseconds, for tests. The real API is not
+    known to send it."""
     errored: float = 0.0
     """Fraction of batch requests that end ``errored`` with a retryable type
     (``overloaded_error`` or ``api_error``)."""
@@ -128,8 +133,10 @@ def _problems(faults: Faults) -> Iterable[str]:
     unknown = sorted(faults.endpoints - set(ENDPOINTS))
     if unknown:
         yield f"faults.endpoints: unknown endpoint group(s) {', '.join(unknown)}"
-    if faults.drop_after_lines is not None and faults.drop_after_lines < 0:
-        yield "faults.drop_after_lines: must be >= 0"
+    for name in ("drop_after_lines", "retry_after_ms"):
+        value = getattr(faults, name)
+        if value is not None and not (isinstance(value, int) and value >= 0):
+            yield f"faults.{name}: must be a whole number >= 0, got {value!r}"
 
 
 _FIELD_TYPES = {f.name: f.type for f in fields(Faults)}

@@ -3,7 +3,9 @@
 ``BatchBackend`` is what ``_batches.BatchRunner`` talks to: create a batch, check it,
 fetch its results, list recent batches (to adopt one whose create response was lost)
 and cancel. ``AnthropicBackend`` implements them with the official SDK; retries of
-transient HTTP errors are the SDK's (``max_retries``), never repeated here.
+transient HTTP errors are the SDK's (``max_retries``), never repeated here. A create the
+API refuses because its queue of batch requests is full raises ``QueueFull`` at once,
+without retries: room comes only as batches end, which the runner waits for.
 
 The runner calls ``create`` from several threads at once (one per batch being created);
 every other hook is called from the runner's own thread only.
@@ -31,6 +33,7 @@ __all__ = [
     "BatchInfo",
     "BatchNotFound",
     "BatchRequests",
+    "QueueFull",
     "ResultLine",
     "ResultsStreamError",
     "body_length",
@@ -74,8 +77,21 @@ class BatchRequests(Protocol):
         ...
 
 
+class QueueFull(Exception):
+    """The API refused a create because its queue of batch requests has no room for it
+    (429): no batch was made. ``retry_after``: the seconds it said to wait, if any."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+
 class BatchBackend(Protocol):
-    def create(self, requests: BatchRequests) -> BatchInfo: ...
+    def create(self, requests: BatchRequests) -> BatchInfo:
+        """Create a batch; raises ``QueueFull`` when the queue has no room for it."""
+        ...
+
     def check(self, batch_id: str) -> BatchInfo: ...
     def fetch(self, batch_id: str) -> Iterator[ResultLine]: ...
     def list_recent(self, since: datetime) -> Iterator[BatchInfo]: ...
@@ -105,6 +121,12 @@ def _info(batch: Any) -> BatchInfo:
 # the batch list instead of re-sending (see ``BatchRunner._submit``).
 _CREATE_REFUSED = (429, 529)
 _MAX_RETRY_WAIT = 60.0
+# What tells a full queue from a per-minute rate limit in a 429 on create. The real
+# API's wording is [unverified] ("Rate limits apply to ... the number of requests within a
+# batch waiting to be processed" [docs batch-processing]; the emulator says "... limit of N
+# batch requests in the processing queue"). A full queue not recognized is retried like
+# any 429 and, once the retries are spent, waited for all the same (``BatchRunner``).
+_QUEUE_WORDS = ("queue",)
 
 # The create body: ``{"requests":[`` entries joined by commas ``]}``, each entry
 # ``{"custom_id":<JSON string>,"params":<stored JSON>}``. It is sent in pieces of about
@@ -141,8 +163,9 @@ def body_pieces(requests: Iterable[tuple[str, bytes]]) -> Iterator[bytes]:
     yield _BODY_CLOSE
 
 
-def _retry_wait(err: anthropic.APIStatusError, attempt: int) -> float:
-    """The server's ``retry-after-ms`` / ``retry-after``, else capped exponential backoff."""
+def retry_after(err: anthropic.APIStatusError) -> float | None:
+    """The wait the server asked for, in seconds: ``retry-after-ms``, else ``retry-after``
+    (seconds; the real API sends whole seconds); None when it asked for none."""
     headers = err.response.headers
     for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
         try:
@@ -150,8 +173,32 @@ def _retry_wait(err: anthropic.APIStatusError, attempt: int) -> float:
         except ValueError:
             continue
         if wait > 0:
-            return min(wait, _MAX_RETRY_WAIT)
+            return wait
+    return None
+
+
+def _retry_wait(err: anthropic.APIStatusError, attempt: int) -> float:
+    """The server's ``retry-after-ms`` / ``retry-after``, else capped exponential backoff."""
+    wait = retry_after(err)
+    if wait is not None:
+        return min(wait, _MAX_RETRY_WAIT)
     return min(0.5 * 2**attempt, 8.0)
+
+
+def api_message(err: anthropic.APIStatusError) -> str:
+    """The API's own ``error.message`` of an error answer (else the SDK's summary)."""
+    body = err.body
+    error = body.get("error") if isinstance(body, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    return message if isinstance(message, str) and message else err.message
+
+
+def is_queue_full(err: anthropic.APIStatusError) -> bool:
+    """Whether a 429 on create says the queue of batch requests is full (``_QUEUE_WORDS``)."""
+    if err.status_code != 429:
+        return False
+    message = api_message(err).lower()
+    return any(word in message for word in _QUEUE_WORDS)
 
 
 _ZERO_USAGE = (
@@ -278,7 +325,9 @@ class AnthropicBackend:
         the server committed the batch, re-sent, is a second (paid) batch of the same
         requests. Only refusals (429, 529) are retried here, as often as the client's
         ``max_retries``, each attempt with a body read afresh from ``requests``; anything
-        else is raised for the runner to settle from the batch list.
+        else is raised for the runner to settle from the batch list. A 429 saying the
+        queue of batch requests is full is not retried: ``QueueFull`` (room comes only as
+        batches end, minutes or hours later).
 
         Safe to call from several threads at once (they share the SDK client)."""
         headers = {
@@ -296,6 +345,8 @@ class AnthropicBackend:
                 )
                 return _info(batch)
             except anthropic.APIStatusError as err:
+                if is_queue_full(err):
+                    raise QueueFull(api_message(err), retry_after(err)) from err
                 if err.status_code not in _CREATE_REFUSED or attempt >= self.client.max_retries:
                     raise
                 self.sleep(_retry_wait(err, attempt))

@@ -24,6 +24,14 @@ distinct numbers of requests: after a crash, two open intents of one size could 
 adopt the other's batch, since their creates raced. The packing's staggered request
 caps (``_packing``) make full chunks differ; a chunk whose size is taken anyway waits
 for the next round.
+
+The API's queue of batch requests is limited (per organization, by tier): a create it
+refuses with 429 made no batch, so its intent is abandoned at once and its requests go
+back to ``pending``, never matched by ``recover()``. The run then waits for room: it
+polls and collects its own batches as usual, sends no create before the ``retry-after``
+the API gave, and tries again at a later pass (``Ledger.note_queue_wait`` tells
+``status`` meanwhile). A batch refused twice while the queue holds nothing at all (none
+of ours, none listed) can never fit: ``QueueTooSmall``.
 """
 
 from __future__ import annotations
@@ -32,20 +40,27 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import anthropic
 
-from batchmark._errors import BatchNotFound, ResultsStreamError
+from batchmark._errors import BatchNotFound, QueueTooSmall, ResultsStreamError
 from batchmark.config._schema import BatchConfig
-from batchmark.runs._backend import BatchBackend, BatchInfo
+from batchmark.runs._backend import (
+    BatchBackend,
+    BatchInfo,
+    QueueFull,
+    api_message,
+    retry_after,
+)
 from batchmark.runs._claims import Claims
 from batchmark.runs._collect import COLLECT_CHUNK, Collector
 from batchmark.runs._crashpoints import crashpoint
 from batchmark.runs._ledger import Ledger
 from batchmark.runs._packing import ENTRY_OVERHEAD, BatchPacker
 from batchmark.runs._recovery import Lookout, Recovery
-from batchmark.runs._states import BatchStatus, RequestState
+from batchmark.runs._states import WAIT_TEXT, BatchStatus, RequestState, WaitKind
 from batchmark.runs._store import ResponseCache
 from batchmark.runs._waiting import Waiting
 
@@ -53,6 +68,11 @@ from batchmark.runs._waiting import Waiting
 __all__ = ["COLLECT_CHUNK", "BatchRunner", "Progress"]
 
 MAX_CONSECUTIVE_FAILURES = 8
+# How far back the batch list is read to see what holds the queue: a batch ends (or
+# expires) at most 24 hours after its creation; an hour more for clock skew.
+QUEUE_LOOKBACK_SECONDS = 25 * 3600.0
+# Refusals in a row, with nothing in the queue, after which a batch can never fit.
+EMPTY_QUEUE_REFUSALS = 2
 
 
 @dataclass(slots=True)
@@ -63,6 +83,9 @@ class Progress:
     states: dict[str, int]
     batches: list[dict[str, Any]] = field(default_factory=list)
     submitted_now: int = 0
+    waiting: str | None = None
+    """Why requests are held back, for people: "waiting for queue room" while the API's
+    queue of batch requests is full (``_states.WAIT_TEXT``); None when nothing is."""
 
     @property
     def ended(self) -> int:
@@ -71,6 +94,10 @@ class Progress:
 
 def _now() -> float:
     return time.time()
+
+
+def _api_retry_after(err: Exception) -> float | None:
+    return retry_after(err) if isinstance(err, anthropic.APIStatusError) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +139,12 @@ class BatchRunner:
         self.waiting = Waiting(ledger, backend, self.recovery, cache, claims, resend_lost)
         # Unverified adopted batches left alone by ``cancel_open_batches``.
         self.not_canceled: list[str] = []
+        # Waiting for room after a refused create: no create before ``_retry_at``
+        # (``time.time()``); refusals in a row while the queue held nothing.
+        wait = ledger.queue_wait()
+        self._waiting = wait is not None
+        self._retry_at = 0.0
+        self._empty_queue_refusals = 0
 
     # --- the loop ----------------------------------------------------------------------
 
@@ -179,11 +212,13 @@ class BatchRunner:
             self.on_progress(self.progress())
 
     def progress(self) -> Progress:
+        wait = self.ledger.queue_wait() if self._waiting else None
         return Progress(
             total=self.ledger.total_requests(),
             states=self.ledger.state_counts(),
             batches=self.ledger.batches(),
             submitted_now=self.submitted_now,
+            waiting=WAIT_TEXT.get(wait["kind"]) if wait else None,
         )
 
     # --- the steps of a pass (each also callable alone) ----------------------------------
@@ -213,13 +248,19 @@ class BatchRunner:
         then sends their creates at once (see the module docstring)."""
         if self.ledger.canceled:  # a canceled run never sends again: what is left fails
             return self.fail_pending("the run was canceled before this request was submitted") > 0
+        if self._waiting and not self.ledger.has_unsent():
+            self._end_wait()
+        if _now() < self._retry_at:
+            return False  # the queue (or a rate limit) has no room yet: poll meanwhile
         submitted = False
         while (slots := self.batch.max_in_flight - len(self.ledger.open_batches())) > 0:
             intents = self._prepare(slots)
             if not intents:
                 break
-            self._create_all(intents)
-            submitted = True
+            created = self._create_all(intents)
+            submitted = submitted or created > 0
+            if created < len(intents):
+                break  # refused: wait for room
         return submitted
 
     def _prepare(self, slots: int) -> list[_Intent]:
@@ -280,15 +321,20 @@ class BatchRunner:
         with self.ledger.intent_requests(intent_id) as requests:
             return self.backend.create(requests)
 
-    def _create_all(self, intents: list[_Intent]) -> None:
+    def _create_all(self, intents: list[_Intent]) -> int:
         """Send the intents' creates at once; record each batch as its create returns.
+        Returns how many batches were made.
 
-        A create refused with 400 made no batch: its intent is abandoned. After any
-        other failure it may or may not have made one: once every create of the round
-        has returned and the others are recorded, ``recover()`` settles it from the batch
-        list. Then the first failure (in the intents' order) is raised.
+        A create refused with 400 made no batch: its intent is abandoned. So did one
+        refused with 429 (the queue is full, or a rate limit held after the backend's
+        retries): its intent is abandoned and the run waits for room (``_wait_for_room``).
+        After any other failure it may or may not have made one: once every create of the
+        round has returned and the others are recorded, ``recover()`` settles it from the
+        batch list. Then the first failure (in the intents' order) is raised.
         """
         errors: dict[int, Exception] = {}
+        refused: list[tuple[_Intent, Exception]] = []
+        created = 0
         unsettled = False
         # From here on a create may reach the API. An intent still 'open' after a crash
         # never sent its create: ``recover`` returns it to the queue without looking for
@@ -302,6 +348,12 @@ class BatchRunner:
                 intent = futures[future]
                 try:
                     info = future.result()
+                except (QueueFull, anthropic.RateLimitError) as err:
+                    # Refused before anything was made: its requests wait for room.
+                    crashpoint("create_refused")
+                    self.ledger.abandon_intent(intent.id)
+                    refused.append((intent, err))
+                    continue
                 except anthropic.BadRequestError as err:
                     # The API refused the envelope synchronously: no batch exists.
                     self.ledger.abandon_intent(intent.id)
@@ -322,10 +374,76 @@ class BatchRunner:
                     errors[intent.id] = err
                     continue
                 self.submitted_now += intent.n_requests
+                created += 1
         if unsettled:
             self.recover()
+        if refused:
+            self._wait_for_room(refused)
+        elif created and self._waiting:
+            self._end_wait()
         if errors:
             raise errors[min(errors)]
+        return created
+
+    # --- waiting for room in the queue --------------------------------------------------
+
+    def _wait_for_room(self, refused: list[tuple[_Intent, Exception]]) -> None:
+        """Creates were refused with 429 (their intents abandoned): no create is sent
+        before the ``retry-after`` they gave (else the first poll interval), and the wait
+        is noted for ``status``. A queue that refuses a batch while it holds nothing can
+        never take it: ``QueueTooSmall`` once that happened ``EMPTY_QUEUE_REFUSALS`` times
+        in a row."""
+        waits = [
+            err.retry_after if isinstance(err, QueueFull) else _api_retry_after(err)
+            for _, err in refused
+        ]
+        wait = max((w for w in waits if w is not None), default=self.batch.poll_interval)
+        self._retry_at = _now() + wait
+        queue = [(i, e) for i, e in refused if isinstance(e, QueueFull)]
+        intent, err = min(queue or refused, key=lambda pair: pair[0].n_requests)
+        message = (
+            err.message
+            if isinstance(err, QueueFull)
+            else api_message(err)
+            if isinstance(err, anthropic.APIStatusError)
+            else str(err)
+        )
+        kind = WaitKind.QUEUE if queue else WaitKind.RATE_LIMIT
+        self.ledger.note_queue_wait(kind, intent.n_requests, message, self._retry_at)
+        self._waiting = True
+        crashpoint("queue_wait")
+        if queue:
+            self._check_fits(intent.n_requests, message)
+
+    def _check_fits(self, n_requests: int, message: str) -> None:
+        """Raise ``QueueTooSmall`` when the queue keeps refusing a batch of ``n_requests``
+        while it holds nothing: none of our batches is unfinished and the batch list
+        shows none of anyone's (read only then)."""
+        unfinished = (BatchStatus.IN_PROGRESS, BatchStatus.CANCELING)
+        if any(b["status"] in unfinished for b in self.ledger.open_batches()):
+            self._empty_queue_refusals = 0  # ours end in time, and make room
+            return
+        since = datetime.fromtimestamp(_now() - QUEUE_LOOKBACK_SECONDS, UTC)
+        if any(b.status != BatchStatus.ENDED for b in self.backend.list_recent(since)):
+            self._empty_queue_refusals = 0  # another run's (or user's) batches hold it
+            return
+        self._empty_queue_refusals += 1
+        if self._empty_queue_refusals < EMPTY_QUEUE_REFUSALS:
+            return
+        raise QueueTooSmall(
+            f"the API refused a batch of {n_requests:,} requests {EMPTY_QUEUE_REFUSALS} "
+            "times while its queue of batch requests held nothing (no batch of this run or "
+            f"any other was in progress): the batch is larger than the whole queue. The "
+            f"API said: {message}",
+            hint="set batch.max_requests below your organization's queue limit and run the "
+            "config again (answers already collected come from the cache); nothing was "
+            "sent twice",
+        )
+
+    def _end_wait(self) -> None:
+        self.ledger.end_queue_wait()
+        self._waiting = False
+        self._empty_queue_refusals = 0
 
     # --- polling -----------------------------------------------------------------------
 

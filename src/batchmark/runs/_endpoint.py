@@ -190,6 +190,7 @@ class Endpoint:
             faults=settings.faults,
             processing_seconds=settings.processing_seconds,
             seed=settings.seed,
+            queue_limit=settings.queue_limit,
         )
         with emulator.serve() as url:
             yield dataclasses.replace(self, url=url)

@@ -302,6 +302,30 @@ class Ledger(LedgerReads):
                 (intent_id,),
             )
 
+    def note_queue_wait(self, kind: str, n_requests: int, message: str, retry_at: float) -> None:
+        """A create of ``n_requests`` was refused (429) and its intent abandoned: the run
+        holds its requests back until ``retry_at`` (``kind``: ``queue``, the API's queue
+        of batch requests is full; ``rate_limit``, a per-minute limit). Kept for
+        ``status`` until ``end_queue_wait``; ``since`` is the first refusal of the wait."""
+        with self.transaction() as db:
+            row = db.execute("SELECT value FROM meta WHERE key = 'queue_wait'").fetchone()
+            since = orjson.loads(row[0])["since"] if row else time.time()
+            value = {
+                "kind": kind,
+                "since": since,
+                "n_requests": n_requests,
+                "message": message,
+                "retry_at": retry_at,
+            }
+            db.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('queue_wait', ?)",
+                (orjson.dumps(value).decode(),),
+            )
+
+    def end_queue_wait(self) -> None:
+        """The run no longer waits for room (a create went through, or nothing is left)."""
+        self.db.execute("DELETE FROM meta WHERE key = 'queue_wait'")
+
     def update_batch(self, info: BatchInfo) -> None:
         """The batch's status and request counts as the API reports them now."""
         self.db.execute(

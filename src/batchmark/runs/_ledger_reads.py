@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from batchmark.runs._sqlite import Transactions
 from batchmark.runs._states import ENDED
 
@@ -92,6 +94,12 @@ class LedgerReads(Transactions):
     def canceled(self) -> bool:
         """Whether the run was canceled (``fail_pending`` marks the ledger)."""
         return self.get_meta("canceled") is not None
+
+    def queue_wait(self) -> dict[str, Any] | None:
+        """Why the run holds requests back, if it does (``Ledger.note_queue_wait``):
+        ``kind``, ``since``, ``n_requests``, ``message``, ``retry_at``."""
+        raw = self.get_meta("queue_wait")
+        return orjson.loads(raw) if raw else None
 
     # --- counts and reads -------------------------------------------------------------
 

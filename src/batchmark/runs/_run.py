@@ -21,6 +21,7 @@ from batchmark.config._load import load_settings
 from batchmark.config._schema import EvalSpec, RunSettings, load_config
 from batchmark.runs._ledger import Ledger
 from batchmark.runs._responses import final_responses, summarize
+from batchmark.runs._states import WAIT_TEXT
 from batchmark.runs._store import RunFolder, resolve_run
 
 if TYPE_CHECKING:
@@ -45,6 +46,13 @@ class RunStatus:
     open_batches: int
     lost: int = 0
     """Failed requests whose batch could not be found (not re-sent; see ``resume``)."""
+    waiting: str | None = None
+    """Why requests are held back, while the run is not complete: "waiting for queue
+    room" after the API refused a create because its queue of batch requests was full
+    (the run polls its batches meanwhile and submits again once there is room)."""
+    waiting_detail: dict[str, Any] | None = None
+    """The refusal behind ``waiting``: ``since`` (when the wait began, epoch seconds),
+    ``n_requests`` (the batch refused), ``message`` (the API's), ``retry_at``."""
 
     @property
     def complete(self) -> bool:
@@ -121,6 +129,7 @@ class Run:
             states = ledger.state_counts()
             batches = ledger.batches()
             lost = ledger.lost_requests() if states.get("failed") else 0
+            wait = ledger.queue_wait()
         total = sum(states.values())
         done, failed = states.get("done", 0), states.get("failed", 0)
         info = self.info
@@ -130,6 +139,8 @@ class Run:
             state = "complete"
         else:
             state = "running" if batches else "submitted"
+        if state in ("canceled", "complete"):
+            wait = None
         return RunStatus(
             state=state,
             total=total,
@@ -142,6 +153,8 @@ class Run:
             batches=len(batches),
             open_batches=sum(1 for b in batches if not b["collected"]),
             lost=lost,
+            waiting=WAIT_TEXT.get(wait["kind"]) if wait else None,
+            waiting_detail=wait,
         )
 
     def failures_by_error(self) -> dict[str, int]:

@@ -24,6 +24,8 @@ __all__ = [
     "IntentStatus",
     "RequestState",
     "ResponseStatus",
+    "WAIT_TEXT",
+    "WaitKind",
     "next_state",
 ]
 
@@ -72,6 +74,21 @@ class ResponseStatus(StrEnum):
     CANCELED = "canceled"
     MISSING = "missing"  # its batch ended without a line for it (or was archived)
     LOST = "lost"  # its batch was lost: not sent again by itself
+
+
+class WaitKind(StrEnum):
+    """Why a run holds requests back after a create was refused with 429
+    (``Ledger.note_queue_wait``)."""
+
+    QUEUE = "queue"  # the API's queue of batch requests is full
+    RATE_LIMIT = "rate_limit"  # a per-minute rate limit held after the retries
+
+
+WAIT_TEXT = {
+    WaitKind.QUEUE: "waiting for queue room",
+    WaitKind.RATE_LIMIT: "rate-limited: waiting to submit",
+}
+"""What progress lines and ``status`` say while a run waits."""
 
 
 # Errors that sending the same request again cannot fix.
