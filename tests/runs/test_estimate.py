@@ -188,6 +188,7 @@ class _DoublingClient:
     def __init__(self) -> None:
         self.calls = 0
         self.messages = SimpleNamespace(count_tokens=self._count)
+        self.models = SimpleNamespace(retrieve=lambda model: SimpleNamespace(id=model))
 
     def _count(self, **prompt: Any) -> Any:
         self.calls += 1

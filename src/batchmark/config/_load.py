@@ -40,7 +40,7 @@ from batchmark.config._schema import EvalConfig, EvalSpec, RunSettings
 from batchmark.scorers import ScorerSet, build_scorers
 from batchmark.scorers._set import scorer_files
 
-__all__ = ["MAX_CONFIG_BYTES", "MAX_CONFIG_NODES", "load", "load_settings"]
+__all__ = ["MAX_CONFIG_BYTES", "MAX_CONFIG_NODES", "ConfigLines", "load", "load_settings"]
 
 MAX_CONFIG_BYTES = 4_000_000
 """Largest config file read (4 MB): real configs are a few kB; this parses in ~1 s."""
@@ -116,6 +116,22 @@ def load_settings(path: str | os.PathLike[str], *, text: str | None = None) -> R
         return RunSettings.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(file, _format_errors(err, root)) from None
+
+
+class ConfigLines:
+    """Field paths and YAML lines in a loaded config, for problems found after loading
+    (``validate`` checking the rendered requests): ``entry(loc, message, hint)`` is one
+    line of a ``ConfigError`` as ``load`` writes them; ``raw`` the parsed YAML."""
+
+    def __init__(self, file: str, text: str) -> None:
+        self.raw, self._root = _parse_yaml(file, text)
+
+    def entry(self, loc: tuple[Any, ...], message: str, hint: str = "") -> str:
+        """``field.path (line N): message`` and the hint on the next line (a scorer's
+        options may sit under its kind's key: ``- judge: {model: ...}``)."""
+        options_at = 1 if loc[:1] == ("scorers",) else -1
+        entry = f"{_loc_str(loc)}{_line_of(self._root, loc, options_at=options_at)}: {message}"
+        return entry + (f"\n    hint: {hint}" if hint else "")
 
 
 def _read(config_path: Path) -> str:

@@ -57,6 +57,7 @@ import anthropic
 import orjson
 
 from batchmark._errors import BudgetExceeded, StoreError
+from batchmark.config._models import Catalog
 from batchmark.config._pricing import Price, cost_usd, fmt_usd, price_for
 from batchmark.config._schema import EvalSpec
 from batchmark.config._tokens import prefix_units
@@ -253,9 +254,14 @@ class _CellTally:
             self.cw5_max += prefix
 
     def row(self) -> EstimateRow:
-        def cost(plain: int, cw5: int, cw1h: int, cr: int, out: float) -> float | None:
+        def cost(
+            plain: int, cw5: int, cw1h: int, cr: int, out: float, *, most: bool = False
+        ) -> float | None:
             if self.price is None:
                 return None
+            price = self.price
+            if most and price.long_context is not None:  # the bound: every request long
+                price = price.long_context[1]
             usage = {
                 "input_tokens": plain,
                 "cache_creation_input_tokens": cw5 + cw1h,
@@ -266,7 +272,7 @@ class _CellTally:
                 "cache_read_input_tokens": cr,
                 "output_tokens": out,
             }
-            return cost_usd(usage, self.price, batch=True)
+            return cost_usd(usage, price, batch=True, tiered=False)
 
         return EstimateRow(
             model=self.model,
@@ -281,7 +287,9 @@ class _CellTally:
             output_tokens_max=self.out_max,
             observed=self.observed,
             cost_usd=cost(self.plain, self.cw5, self.cw1h, self.cr, self.out),
-            cost_max_usd=cost(self.plain_max, self.cw5_max, self.cw1h_max, 0, self.out_max),
+            cost_max_usd=cost(
+                self.plain_max, self.cw5_max, self.cw1h_max, 0, self.out_max, most=True
+            ),
         )
 
 
@@ -322,7 +330,9 @@ class _TokenCounter:
         return counted
 
 
-def _cache_split(params: dict[str, Any], tokens: int, approx: int) -> tuple[int, str, bytes] | None:
+def _cache_split(
+    params: dict[str, Any], tokens: int, approx: int, catalog: Catalog
+) -> tuple[int, str, bytes] | None:
     """(prefix tokens, ttl, prefix key) of the request's last cache breakpoint, or None.
 
     None when there is no breakpoint or the prefix is under the model's minimum
@@ -336,7 +346,7 @@ def _cache_split(params: dict[str, Any], tokens: int, approx: int) -> tuple[int,
     prefix = units[: last + 1]
     scale = tokens / approx if approx else 1.0
     n = round(sum(u.tokens for u in prefix) * scale)
-    if n < min_cacheable_tokens(params["model"]):
+    if n < min_cacheable_tokens(params["model"], catalog):
         return None
     ttl = str(units[last].cache_control.get("ttl", "5m"))  # type: ignore[union-attr]
     blob = orjson.dumps([params["model"], [u.content for u in prefix]], option=orjson.OPT_SORT_KEYS)
@@ -423,6 +433,7 @@ class _Estimator:
         cache: ResponseCache | None,
     ) -> None:
         self.spec = spec
+        self.catalog = spec.model_catalog()
         self.counter = counter
         self.cache = cache
         self.judges = judges_of(spec.build_scorers())
@@ -439,7 +450,7 @@ class _Estimator:
 
     def _add_cell(self, key: str, variant: str, model: str, observed: Any) -> _CellTally:
         n, total = observed.get((key, variant, model), (0, 0))
-        price = price_for(model, self.spec.pricing or {})
+        price = price_for(model, self.spec.pricing or {}, self.catalog)
         cell = _CellTally(key, variant, price, total / n if n else None, n)
         self.cells[(key, variant)] = cell
         return cell
@@ -476,7 +487,7 @@ class _Estimator:
             tokens = round(approx * self.counter.ratio(params["model"]))
         else:
             tokens = self.counter.tokens(params, approx)
-        split = _cache_split(params, tokens, approx)
+        split = _cache_split(params, tokens, approx, self.catalog)
         cache = None
         if split is not None:
             prefix, ttl, key = split
@@ -552,7 +563,9 @@ def estimate(
     ``endpoint`` names the response cache to consult and the past runs to learn output
     lengths from (``Endpoint.name``); ``use_cache=False`` estimates a
     ``--no-cache`` run. ``client``, when given, counts input tokens with the API (see
-    the module docstring for the sampling). Raises what ``expand`` raises.
+    the module docstring for the sampling) and is asked (``GET /v1/models/{id}``)
+    whether each model exists: a note names any that does not. Raises what ``expand``
+    raises.
     """
     results = Path(results)
     counter = _TokenCounter(client, count_tokens_sample)
@@ -580,12 +593,32 @@ def estimate(
     finally:
         if cache is not None:
             cache.close()
-    return _result(spec, endpoint, est, counter)
+    online = _models_online(spec, client, endpoint) if client is not None else []
+    return _result(spec, endpoint, est, counter, online)
 
 
-def _result(spec: EvalSpec, endpoint: str, est: _Estimator, counter: _TokenCounter) -> Estimate:
+def _models_online(spec: EvalSpec, client: anthropic.Anthropic, endpoint: str) -> list[str]:
+    """Notes on the config's models that ``endpoint``'s Models API does not serve."""
+    from batchmark.runs._request_checks import models_online
+
+    ids = [m.model for m in spec.models]
+    ids += [m for s in spec.build_scorers() if isinstance(m := getattr(s, "model", None), str)]
+    try:
+        found = models_online(client, ids)
+    except anthropic.APIError as err:
+        return [f"could not ask {endpoint} which models exist ({type(err).__name__})"]
+    return [
+        f"model {model}: {why} at {endpoint}; a run would fail its requests"
+        for model, why in found.items()
+        if why is not None
+    ]
+
+
+def _result(
+    spec: EvalSpec, endpoint: str, est: _Estimator, counter: _TokenCounter, online: list[str]
+) -> Estimate:
     rows = tuple(c.row() for c in est.cells.values())
-    notes = []
+    notes = list(online)
     if counter.client is not None and counter.error is None:
         source = "count_tokens"
         notes.append(
@@ -602,6 +635,12 @@ def _result(spec: EvalSpec, endpoint: str, est: _Estimator, counter: _TokenCount
     if est.judges:
         notes.append(
             "judge inputs approximate the response they quote; every candidate assumed to succeed"
+        )
+    tiered = {c.model for c in est.cells.values() if c.price and c.price.long_context}
+    for model in sorted(tiered):
+        notes.append(
+            f"{model} bills long prompts at higher prices: the expected cost uses the "
+            "standard ones, the maximum the long-prompt ones"
         )
     for model in sorted({r.model for r in rows if r.cost_usd is None}):
         notes.append(f"no price for {model}: cost n/a (add it under `pricing:`)")
