@@ -129,7 +129,7 @@ class ConfigLines:
     def entry(self, loc: tuple[Any, ...], message: str, hint: str = "") -> str:
         """``field.path (line N): message`` and the hint on the next line (a scorer's
         options may sit under its kind's key: ``- judge: {model: ...}``)."""
-        options_at = 1 if loc[:1] == ("scorers",) else -1
+        options_at = 2 if loc[:1] == ("scorers",) else -1
         entry = f"{_loc_str(loc)}{_line_of(self._root, loc, options_at=options_at)}: {message}"
         return entry + (f"\n    hint: {hint}" if hint else "")
 
@@ -463,18 +463,33 @@ def _line_of(root: yaml.Node | None, loc: Sequence[Any], *, options_at: int = -1
 
 
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The config model class found at a location (to suggest field names)."""
-    model: Any = EvalConfig
+    """The config model class found at a location (to suggest field names); the key of a
+    mapping of models (``catalog.<id>``) leads to the mapping's model."""
+    annotation: Any = EvalConfig
     for part in loc:
         if not isinstance(part, str):
             continue
-        if not (isinstance(model, type) and issubclass(model, BaseModel)):
-            return None
-        info = model.model_fields.get(part)
+        values = _dict_values(annotation)
+        if values is not None:
+            annotation = values
+            continue
+        model = _inner_model(annotation)
+        info = model.model_fields.get(part) if model is not None else None
         if info is None:
             return None
-        model = _inner_model(info.annotation)
+        annotation = info.annotation
+    model = _inner_model(annotation)
     return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _dict_values(annotation: Any) -> Any:
+    """``V`` of ``dict[str, V]`` (also inside an optional), else None."""
+    if get_origin(annotation) is dict:
+        return get_args(annotation)[1]
+    for arg in get_args(annotation):
+        if get_origin(arg) is dict:
+            return get_args(arg)[1]
+    return None
 
 
 def _inner_model(annotation: Any) -> Any:
