@@ -66,7 +66,11 @@ def test_stop_sequences_cut_at_the_first_occurrence(client):
 @pytest.mark.parametrize("choice", [{"type": "tool", "name": "grade"}, {"type": "any"}])
 def test_forced_tool_choice_returns_a_schema_valid_tool_use(client, choice):
     raw = client.messages.with_raw_response.create(
-        model="claude-haiku-4-5", max_tokens=100, messages=_user("grade this"), tools=[TOOL], tool_choice=choice
+        model="claude-haiku-4-5",
+        max_tokens=100,
+        messages=_user("grade this"),
+        tools=[TOOL],
+        tool_choice=choice,
     )
     assert_strict(raw.http_response.json(), Message)
     message = raw.parse()
@@ -88,7 +92,9 @@ def test_forced_tool_must_exist(client):
 
 
 def test_count_tokens_matches_message_input(client):
-    raw = client.messages.with_raw_response.count_tokens(model="claude-haiku-4-5", messages=_user(LONG))
+    raw = client.messages.with_raw_response.count_tokens(
+        model="claude-haiku-4-5", messages=_user(LONG)
+    )
     assert_strict(raw.http_response.json(), MessageTokensCount)
     counted = raw.parse().input_tokens
     message = client.messages.create(model="claude-haiku-4-5", max_tokens=5, messages=_user(LONG))
