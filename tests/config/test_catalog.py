@@ -12,7 +12,13 @@ import pytest
 from anthropic.types import message_create_params, model_param
 
 from batchmark._errors import ConfigError
-from batchmark.config._models import CATALOG_PATH, ModelFacts, default_catalog, load_catalog
+from batchmark.config._models import (
+    CATALOG_PATH,
+    Catalog,
+    ModelFacts,
+    default_catalog,
+    load_catalog,
+)
 from batchmark.config._pricing import Price, cost_usd, price_for
 from batchmark.config._schema import config_json_schema, load_config
 
@@ -219,3 +225,63 @@ def test_the_json_schema_documents_the_catalog_section() -> None:
     assert "catalog" in schema["properties"]
     facts = schema["$defs"]["ModelFacts"]["properties"]
     assert "id" not in facts and facts["max_output_tokens"]["description"]
+
+
+# --- docs/models.md ------------------------------------------------------------------
+
+
+def _tokens(x: int | None) -> str:
+    if x is None:
+        return "—"
+    if x % 1_000_000 == 0:
+        return f"{x // 1_000_000}M"
+    return f"{x // 1000}K" if x % 1000 == 0 else str(x)
+
+
+def models_table(catalog: Catalog) -> str:
+    """The table of docs/models.md, made from the catalog."""
+    rows = [
+        "| model | aliases | status | context | max output | cache min | price in / out "
+        "| sampling (2023-06-01) | prefill | thinking when omitted |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for m in catalog.entries():
+        status = m.status or "—"
+        if m.retires_on is not None:
+            status += f" ({m.retires_on})" if m.status == "retired" else f", retires {m.retires_on}"
+        price = "—" if m.price is None else f"${m.price.input:g} / ${m.price.output:g}"
+        prefill = "—" if m.prefill is None else "yes" if m.prefill else "no"
+        aliases = ", ".join(f"`{a}`" for a in m.aliases)
+        rows.append(
+            f"| `{m.id}` | {aliases} | {status} | {_tokens(m.context_window)} "
+            f"| {_tokens(m.max_output_tokens)} | {_tokens(m.cache_min_tokens)} | {price} "
+            f"| {m.sampling or '—'} | {prefill} | {m.thinking.default or '—'} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def test_the_models_table_in_the_docs_is_the_catalogs() -> None:
+    docs = (REPO / "docs" / "models.md").read_text()
+    start, end = "<!-- models table: generated from models.json -->\n", "<!-- end -->"
+    table = docs.split(start, 1)[1].split(end, 1)[0]
+    assert table == models_table(default_catalog()), "regenerate it: see this test"
+
+
+def test_the_docs_example_of_a_new_model_validates(tmp_path: Path) -> None:
+    from batchmark.runs._grid import validate_spec
+
+    docs = (REPO / "docs" / "models.md").read_text()
+    example = re.search(r"```yaml\n(.*?)```", docs, flags=re.S).group(1)  # type: ignore[union-attr]
+    (tmp_path / "d.jsonl").write_text('{"id": "r1", "q": "hi"}\n')
+    head = (
+        'name: t\ndataset: {path: d.jsonl, id_field: id}\nprompts: [{name: p, user: "{{ q }}"}]\n'
+    )
+    path = tmp_path / "eval.yaml"
+    path.write_text(head + example)
+
+    spec = load_config(path)
+
+    assert validate_spec(spec).requests == 1
+    catalog = spec.model_catalog()
+    assert catalog.get("claude-sonnet-6").max_output_tokens == 256_000  # type: ignore[union-attr]
+    assert catalog.get("claude-haiku-4-5").cache_min_tokens == 2048  # type: ignore[union-attr]
