@@ -51,7 +51,8 @@ class RequestChecks:
     def __init__(self, spec: EvalSpec, *, today: _dt.date | None = None) -> None:
         self.spec = spec
         self.catalog = spec.model_catalog()
-        self.today = today
+        self.today = today or _dt.datetime.now(_dt.UTC).date()
+        self._pairs: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
         self.findings: dict[tuple[Any, ...], Finding] = {}
         self._lines: ConfigLines | None = None
         self._first: Request | None = None
@@ -60,18 +61,29 @@ class RequestChecks:
         self._variant_index = {v.name: i for i, v in enumerate(spec.prompts)}
 
     def check(self, request: Request) -> None:
-        """Check one request; remember its problems."""
+        """Check one request; remember its problems.
+
+        The problems of a grid request depend only on its (model, variant) pair: the
+        params, the roles of its messages and where ``cache_control`` sits are the same
+        for every row (templates render plain strings), so each pair is checked once
+        and its problems counted for each of its requests.
+        """
         if self._first is None:
             self._first = request
-        problems = check_request(
-            request.params, self.catalog, self.spec.api_version, today=self.today
-        )
-        for problem in problems:
-            loc = self._loc(request.model_key, request.variant, problem.field)
-            key = (loc, problem.message, problem.severity)
-            found = self.findings.get(key)
-            if found is None:
-                found = self.findings[key] = Finding(loc, problem, first_id=request.custom_id)
+        pair = (request.model_key, request.variant)
+        keys = self._pairs.get(pair)
+        if keys is None:
+            keys = self._pairs[pair] = []
+            for problem in check_request(
+                request.params, self.catalog, self.spec.api_version, today=self.today
+            ):
+                loc = self._loc(request.model_key, request.variant, problem.field)
+                key = (loc, problem.message, problem.severity)
+                if key not in self.findings:
+                    self.findings[key] = Finding(loc, problem, first_id=request.custom_id)
+                keys.append(key)
+        for key in keys:
+            found = self.findings[key]
             found.count += 1
             found.models.setdefault(request.model_key)
             found.variants.setdefault(request.variant)
@@ -84,14 +96,16 @@ class RequestChecks:
         if self._scorers_checked or request is None:
             return
         self._scorers_checked = True
+        scorers = self.spec.build_scorers()
+        judges = scorers.batched
+        if not judges:
+            return
         from batchmark.runs._datasets import iter_rows
-        from batchmark.runs._scoring import judges_of, scorer_request
+        from batchmark.runs._scoring import scorer_request
         from batchmark.scorers import ScoreContext
 
-        scorers = self.spec.build_scorers()
-        judges = judges_of(scorers)
-        row = next((r for r in iter_rows(self.spec) if r.id == request.row_id), None)
-        if not judges or row is None:
+        row = next(iter_rows(self.spec), None)  # the first request's row
+        if row is None or row.id != request.row_id:
             return
         response = {"status": "succeeded", "text": "", "tool_calls": []}
         for judge in judges:
