@@ -30,6 +30,13 @@ def test_validate_reports_the_grid_and_exits_0() -> None:
     assert "requests  64" in result.stdout and "batches   1" in result.stdout
 
 
+@pytest.mark.parametrize("config", sorted((REPO / "configs").glob("*.yaml")), ids=str)
+def test_every_shipped_config_passes_the_api_rules(config: Path) -> None:
+    result = CliRunner().invoke(cli, ["validate", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "warning" not in result.stderr
+
+
 def test_validate_json_output_is_machine_readable() -> None:
     result = CliRunner().invoke(cli, ["validate", QUICKSTART, "--format", "json"])
     assert result.exit_code == 0, result.output

@@ -66,6 +66,23 @@ def test_readme_complete_config_example_loads(tmp_path: Path) -> None:
     assert [s.name for s in spec.build_scorers()] == kinds and len(kinds) >= 2
 
 
+def test_readme_complete_config_example_passes_the_api_rules(tmp_path: Path) -> None:
+    from batchmark import load_config
+    from batchmark.runs._grid import validate_spec
+
+    shutil.copytree(ROOT / "configs", tmp_path / "configs")
+    shutil.copytree(ROOT / "evals", tmp_path / "evals")
+    section = README.split("### A complete example", 1)[1]
+    path = tmp_path / "configs" / "example.yaml"
+    example = re.search(r"```yaml\n(.*?)```", section, flags=re.S).group(1)
+    # its `fields:` maps a column the quickstart dataset does not have (`q`)
+    path.write_text(re.sub(r"(?m)^  fields: .*\n", "", example))
+
+    report = validate_spec(load_config(path))  # raises on a request the API would refuse
+
+    assert report.requests > 0 and report.warnings == ()
+
+
 def test_ci_docs_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     shutil.copytree(ROOT / "configs", tmp_path / "configs")
     shutil.copytree(ROOT / "evals", tmp_path / "evals")

@@ -46,7 +46,7 @@ def test_message_is_strict_and_echoes_the_model(client):
 
 
 def test_max_tokens_truncates_the_text(client):
-    message = client.messages.create(model="m", max_tokens=10, messages=_user(LONG))
+    message = client.messages.create(model="claude-haiku-4-5", max_tokens=10, messages=_user(LONG))
     assert message.stop_reason == "max_tokens" and message.stop_sequence is None
     assert message.content[0].text == LONG[:40]
     assert message.usage.output_tokens == 10
@@ -54,7 +54,7 @@ def test_max_tokens_truncates_the_text(client):
 
 def test_stop_sequences_cut_at_the_first_occurrence(client):
     message = client.messages.create(
-        model="m",
+        model="claude-haiku-4-5",
         max_tokens=100,
         messages=_user("alpha STOP beta END gamma"),
         stop_sequences=["END", "STOP"],
@@ -66,7 +66,11 @@ def test_stop_sequences_cut_at_the_first_occurrence(client):
 @pytest.mark.parametrize("choice", [{"type": "tool", "name": "grade"}, {"type": "any"}])
 def test_forced_tool_choice_returns_a_schema_valid_tool_use(client, choice):
     raw = client.messages.with_raw_response.create(
-        model="m", max_tokens=100, messages=_user("grade this"), tools=[TOOL], tool_choice=choice
+        model="claude-haiku-4-5",
+        max_tokens=100,
+        messages=_user("grade this"),
+        tools=[TOOL],
+        tool_choice=choice,
     )
     assert_strict(raw.http_response.json(), Message)
     message = raw.parse()
@@ -79,7 +83,7 @@ def test_forced_tool_choice_returns_a_schema_valid_tool_use(client, choice):
 def test_forced_tool_must_exist(client):
     with pytest.raises(anthropic.BadRequestError, match="tool_choice.name"):
         client.messages.create(
-            model="m",
+            model="claude-haiku-4-5",
             max_tokens=10,
             messages=_user("x"),
             tools=[TOOL],
@@ -88,10 +92,12 @@ def test_forced_tool_must_exist(client):
 
 
 def test_count_tokens_matches_message_input(client):
-    raw = client.messages.with_raw_response.count_tokens(model="m", messages=_user(LONG))
+    raw = client.messages.with_raw_response.count_tokens(
+        model="claude-haiku-4-5", messages=_user(LONG)
+    )
     assert_strict(raw.http_response.json(), MessageTokensCount)
     counted = raw.parse().input_tokens
-    message = client.messages.create(model="m", max_tokens=5, messages=_user(LONG))
+    message = client.messages.create(model="claude-haiku-4-5", max_tokens=5, messages=_user(LONG))
     assert counted == message.usage.input_tokens
 
 

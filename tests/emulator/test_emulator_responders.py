@@ -110,7 +110,9 @@ def test_python_responder_from_a_file_and_from_a_module(module_file, monkeypatch
 
 def test_python_callable_responder_through_messages(served):
     with served(responder=lambda params: "constant") as (_, client):
-        message = client.messages.create(model="m", max_tokens=5, messages=[_ask()["messages"][0]])
+        message = client.messages.create(
+            model="claude-haiku-4-5", max_tokens=5, messages=[_ask()["messages"][0]]
+        )
     assert message.content[0].text == "constant"
 
 

@@ -133,18 +133,23 @@ def test_message_body_over_the_limit_is_a_413():
     with emu.serve() as url, sdk_client(url, max_retries=0) as client:
         with pytest.raises(anthropic.APIStatusError) as caught:
             client.messages.create(
-                model="m", max_tokens=5, messages=[{"role": "user", "content": "x" * 2_000}]
+                model="claude-haiku-4-5",
+                max_tokens=5,
+                messages=[{"role": "user", "content": "x" * 2_000}],
             )
         assert caught.value.status_code == 413
 
 
 BAD_PARAMS = {
     "no-model": ({"max_tokens": 5}, "model: Field required"),
-    "no-max": ({"model": "m"}, "max_tokens: Field required"),
-    "zero-max": ({"model": "m", "max_tokens": 0}, "max_tokens: Input should be"),
-    "stream": ({"model": "m", "max_tokens": 5, "stream": True}, "stream:"),
-    "temperature": ({"model": "m", "max_tokens": 5, "temperature": 0.2}, "temperature:"),
-    "top-k": ({"model": "m", "max_tokens": 5, "top_k": 3}, "top_k:"),
+    "no-max": ({"model": "claude-haiku-4-5"}, "max_tokens: Field required"),
+    "zero-max": ({"model": "claude-haiku-4-5", "max_tokens": 0}, "max_tokens: Input should be"),
+    "stream": ({"model": "claude-haiku-4-5", "max_tokens": 5, "stream": True}, "stream:"),
+    "temperature": (
+        {"model": "claude-haiku-4-5", "max_tokens": 5, "temperature": 0.2},
+        "temperature:",
+    ),
+    "top-k": ({"model": "claude-haiku-4-5", "max_tokens": 5, "top_k": 3}, "top_k:"),
 }
 MESSAGES = [{"role": "user", "content": "hi"}]
 HEADERS_2026 = {"authorization": "Bearer k", "anthropic-version": "2026-10-21"}
@@ -155,13 +160,21 @@ def test_params_errors_come_back_as_errored_lines_not_a_failed_create(client):
         {"custom_id": name, "params": {**params, "messages": MESSAGES}}
         for name, (params, _) in BAD_PARAMS.items()
     ]
-    requests.append({"custom_id": "no-messages", "params": {"model": "m", "max_tokens": 5}})
+    requests.append(
+        {"custom_id": "no-messages", "params": {"model": "claude-haiku-4-5", "max_tokens": 5}}
+    )
     bad_role = [{"role": "system", "content": "x"}]
     requests.append(
-        {"custom_id": "bad-role", "params": {"model": "m", "max_tokens": 5, "messages": bad_role}}
+        {
+            "custom_id": "bad-role",
+            "params": {"model": "claude-haiku-4-5", "max_tokens": 5, "messages": bad_role},
+        }
     )
     requests.append(
-        {"custom_id": "good", "params": {"model": "m", "max_tokens": 5, "messages": MESSAGES}}
+        {
+            "custom_id": "good",
+            "params": {"model": "claude-haiku-4-5", "max_tokens": 5, "messages": MESSAGES},
+        }
     )
     batch = client.messages.batches.create(requests=requests)
     assert client.messages.batches.retrieve(batch.id).request_counts.errored == len(requests) - 1
@@ -178,7 +191,12 @@ def test_params_errors_come_back_as_errored_lines_not_a_failed_create(client):
 
 
 def test_sampling_params_are_accepted_with_api_version_2023_06_01(client):
-    params = {"model": "m", "max_tokens": 5, "messages": MESSAGES, "temperature": 0.0}
+    params = {
+        "model": "claude-haiku-4-5",
+        "max_tokens": 5,
+        "messages": MESSAGES,
+        "temperature": 0.0,
+    }
     batch = client.messages.batches.create(
         requests=[{"custom_id": "t", "params": params}],
         extra_headers={"anthropic-version": "2023-06-01"},

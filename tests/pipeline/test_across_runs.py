@@ -455,7 +455,10 @@ def test_unseeded_emulators_never_repeat_a_batch_id() -> None:
 
     def first_batch_id(seed: int | None) -> str:
         with Emulator(seed=seed).serve() as url, batchmark_client(url) as client:
-            request = {"custom_id": "a", "params": {"model": "m", "max_tokens": 1, "messages": []}}
+            request = {
+                "custom_id": "a",
+                "params": {"model": "claude-haiku-4-5", "max_tokens": 1, "messages": []},
+            }
             return client.messages.batches.create(requests=[request]).id
 
     assert first_batch_id(None) != first_batch_id(None)
@@ -470,7 +473,11 @@ def test_unseeded_emulators_still_draw_faults_reproducibly() -> None:
     def outcome() -> list[tuple[str, str]]:
         emu = Emulator(faults={"errored": 0.5})
         with emu.serve() as url, batchmark_client(url) as client:
-            params = {"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": "x"}]}
+            params = {
+                "model": "claude-haiku-4-5",
+                "max_tokens": 1,
+                "messages": [{"role": "user", "content": "x"}],
+            }
             batch = client.messages.batches.create(
                 requests=[{"custom_id": f"r{i}", "params": params} for i in range(20)]
             )

@@ -206,6 +206,7 @@ class _DoublingClient:
     def __init__(self) -> None:
         self.calls = 0
         self.messages = SimpleNamespace(count_tokens=self._count)
+        self.models = SimpleNamespace(retrieve=lambda model: SimpleNamespace(id=model))
 
     def _count(self, **prompt: Any) -> Any:
         self.calls += 1
@@ -321,3 +322,27 @@ def test_a_batched_scorer_of_its_own_is_priced_at_the_model_it_asks(tmp_path: Pa
     assert (est.judge_requests, est.judge_batches) == (3, 1)
     row = _cell(est, "judge:repeat_it")
     assert (row.model, row.output_tokens_max) == ("claude-sonnet-4-6", 3 * 10)
+
+
+def test_an_estimate_with_an_endpoint_notes_a_model_it_does_not_serve(tmp_path: Path) -> None:
+    catalog = {"claude-new-6": {"like": "claude-haiku-4-5"}}
+    spec = _spec(tmp_path, models=["claude-new-6", "claude-haiku-4-5"], catalog=catalog)
+    emu = Emulator(seed=1)  # batchmark's catalog: no claude-new-6
+    with emu.serve() as url, anthropic.Anthropic(base_url=url, api_key="k") as client:
+        est = estimate(spec, results=tmp_path / "results", client=client, endpoint="emu")
+    assert est.notes[0] == (
+        "model claude-new-6: not found (404 not_found_error) at emu; a run would fail its requests"
+    )
+    assert not any("claude-haiku-4-5" in note for note in est.notes)
+    # the config's catalog prices the new model like the one it is like
+    assert _cell(est, "plain").cost_usd is not None
+
+
+def test_the_maximum_cost_of_a_model_with_long_prompt_prices_uses_them(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, models=["claude-haiku-5-5"])
+    est = estimate(spec, results=tmp_path / "results")
+    row = _cell(est, "plain")
+    # expected: $0.10 / $0.50; maximum: the >100k-token prices, $0.50 / $2.50
+    assert row.cost_usd == pytest.approx(0.5 * (21 * 0.1 + 192 * 0.5) / 1e6)
+    assert row.cost_max_usd == pytest.approx(0.5 * (21 * 0.5 + 192 * 2.5) / 1e6)
+    assert any("claude-haiku-5-5 bills long prompts" in note for note in est.notes)

@@ -16,7 +16,6 @@ from batchmark.config._schema import EvalSpec, load_config
 from batchmark.config._tokens import prefix_units
 from batchmark.runs._grid import (
     CUSTOM_ID_RE,
-    MIN_CACHEABLE_TOKENS,
     Request,
     expand,
     make_custom_id,
@@ -375,12 +374,17 @@ def test_moving_the_breakpoint_changes_the_cache_key(tmp_path: Path) -> None:
         assert len({k[custom_id] for k in keys}) == 3
 
 
-def test_minimum_cacheable_prefix_by_model() -> None:
+def test_minimum_cacheable_prefix_by_model_comes_from_the_catalog() -> None:
     assert min_cacheable_tokens("claude-sonnet-4-6") == 1024
     assert min_cacheable_tokens("claude-opus-4-7") == 2048
     assert min_cacheable_tokens("claude-haiku-4-5-20251001") == 4096
+    assert min_cacheable_tokens("claude-opus-4-5") == 4096  # an alias
+    # Opus 5 was the 1,024 default before the catalog: 512 per the prompt-caching docs
+    # (docs_prompt_caching in models.json; batches-api.md does not list Opus 5).
+    assert min_cacheable_tokens("claude-opus-5") == 512
+    # not in the catalog, or a minimum not published (Opus 5.5): the fallback
     assert min_cacheable_tokens("some-new-model") == 1024
-    assert MIN_CACHEABLE_TOKENS["claude-opus-4-5"] == 4096
+    assert min_cacheable_tokens("claude-opus-5-5") == 1024
 
 
 # --- validation report ----------------------------------------------------------------
@@ -411,9 +415,10 @@ def test_a_configs_packer_takes_its_batch_section(tmp_path: Path) -> None:
 
 
 def test_validate_spec_packs_batches_greedily_by_bytes(tmp_path: Path) -> None:
-    sizes = [r.nbytes for r in expand(make_spec(tmp_path / "a", models="  - m\n"))]
+    sizes = [r.nbytes for r in expand(make_spec(tmp_path / "a", models="  - claude-opus-4-8\n"))]
     limit = max(sizes) * 2 + 16  # '{"requests":[' + two entries + ',' + ']}' fits, three not
-    spec = make_spec(tmp_path / "b", models="  - m\n", extra=f"batch: {{max_bytes: {limit}}}\n")
+    extra = f"batch: {{max_bytes: {limit}}}\n"
+    spec = make_spec(tmp_path / "b", models="  - claude-opus-4-8\n", extra=extra)
     expected, used = 0, limit
     for size in sizes:
         if used + 1 + size > limit:

@@ -13,9 +13,16 @@ import orjson
 
 from batchmark._errors import BatchmarkError
 from batchmark.cli import cli
-from batchmark.cli._common import allow_external_code_option, echo, format_option
+from batchmark.cli._common import (
+    allow_external_code_option,
+    base_url_option,
+    echo,
+    format_option,
+)
 from batchmark.config._schema import config_json_schema, load_config
+from batchmark.runs._endpoint import Endpoint
 from batchmark.runs._grid import validate_spec
+from batchmark.runs._request_checks import check_models_online
 
 
 def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -43,17 +50,39 @@ def _size(n: int) -> str:
 @cli.command()
 @click.argument("config", type=click.Path(path_type=Path))
 @format_option(["text", "json"], "Output for people (text) or programs (json).")
+@click.option(
+    "--online",
+    is_flag=True,
+    help="Also ask the endpoint's Models API (GET /v1/models/{id}) whether each model "
+    "exists; needs ANTHROPIC_API_KEY (and ANTHROPIC_BASE_URL or --base-url for another "
+    "endpoint).",
+)
+@base_url_option
 @allow_external_code_option
 @_user_errors
-def validate(config: Path, fmt: str, allow_external_code: bool) -> None:
+def validate(
+    config: Path, fmt: str, online: bool, base_url: str | None, allow_external_code: bool
+) -> None:
     """Check CONFIG and render every request without sending anything.
 
-    Loads the dataset, renders each prompt for each row, and reports the grid's size:
-    rows, variants, models, epochs, requests, bytes and batches. Exits 2 on the first
-    problem, naming the file, field, row and variable.
+    Loads the dataset, renders each prompt for each row, checks every request against
+    the API's rules for its model (the model catalog: unknown or retired models,
+    unknown parameters, sampling, thinking, prefill, max_tokens, cache breakpoints), and
+    reports the grid's size: rows, variants, models, epochs, requests, bytes and
+    batches. Exits 2 on problems, naming the file, field, YAML line and how many
+    requests each one affects. Sends nothing, except with --online.
     """
     spec = load_config(config, allow_external_code=allow_external_code)
     report = validate_spec(spec)
+    if online:
+        endpoint = Endpoint.resolve(base_url=base_url, config=spec)
+        client = endpoint.client()
+        try:
+            check_models_online(spec, client, endpoint.name)
+        finally:
+            client.close()
+    for warning in report.warnings:
+        echo(f"warning: {warning}", err=True)
     if fmt == "json":
         data = {"config": str(spec.path), "hash": spec.hash, **report.as_dict()}
         click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())

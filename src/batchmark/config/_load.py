@@ -40,7 +40,7 @@ from batchmark.config._schema import EvalConfig, EvalSpec, RunSettings
 from batchmark.scorers import ScorerSet, build_scorers
 from batchmark.scorers._set import scorer_files
 
-__all__ = ["MAX_CONFIG_BYTES", "MAX_CONFIG_NODES", "load", "load_settings"]
+__all__ = ["MAX_CONFIG_BYTES", "MAX_CONFIG_NODES", "ConfigLines", "load", "load_settings"]
 
 MAX_CONFIG_BYTES = 4_000_000
 """Largest config file read (4 MB): real configs are a few kB; this parses in ~1 s."""
@@ -116,6 +116,22 @@ def load_settings(path: str | os.PathLike[str], *, text: str | None = None) -> R
         return RunSettings.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(file, _format_errors(err, root)) from None
+
+
+class ConfigLines:
+    """Field paths and YAML lines in a loaded config, for problems found after loading
+    (``validate`` checking the rendered requests): ``entry(loc, message, hint)`` is one
+    line of a ``ConfigError`` as ``load`` writes them; ``raw`` the parsed YAML."""
+
+    def __init__(self, file: str, text: str) -> None:
+        self.raw, self._root = _parse_yaml(file, text)
+
+    def entry(self, loc: tuple[Any, ...], message: str, hint: str = "") -> str:
+        """``field.path (line N): message`` and the hint on the next line (a scorer's
+        options may sit under its kind's key: ``- judge: {model: ...}``)."""
+        options_at = 2 if loc[:1] == ("scorers",) else -1
+        entry = f"{_loc_str(loc)}{_line_of(self._root, loc, options_at=options_at)}: {message}"
+        return entry + (f"\n    hint: {hint}" if hint else "")
 
 
 def _read(config_path: Path) -> str:
@@ -447,18 +463,33 @@ def _line_of(root: yaml.Node | None, loc: Sequence[Any], *, options_at: int = -1
 
 
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The config model class found at a location (to suggest field names)."""
-    model: Any = EvalConfig
+    """The config model class found at a location (to suggest field names); the key of a
+    mapping of models (``catalog.<id>``) leads to the mapping's model."""
+    annotation: Any = EvalConfig
     for part in loc:
         if not isinstance(part, str):
             continue
-        if not (isinstance(model, type) and issubclass(model, BaseModel)):
-            return None
-        info = model.model_fields.get(part)
+        values = _dict_values(annotation)
+        if values is not None:
+            annotation = values
+            continue
+        model = _inner_model(annotation)
+        info = model.model_fields.get(part) if model is not None else None
         if info is None:
             return None
-        model = _inner_model(info.annotation)
+        annotation = info.annotation
+    model = _inner_model(annotation)
     return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _dict_values(annotation: Any) -> Any:
+    """``V`` of ``dict[str, V]`` (also inside an optional), else None."""
+    if get_origin(annotation) is dict:
+        return get_args(annotation)[1]
+    for arg in get_args(annotation):
+        if get_origin(arg) is dict:
+            return get_args(arg)[1]
+    return None
 
 
 def _inner_model(annotation: Any) -> Any:

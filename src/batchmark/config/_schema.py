@@ -46,6 +46,7 @@ from batchmark.config._checks import (
     responder_spec,
 )
 from batchmark.config._limits import API_MAX_BYTES, API_MAX_REQUESTS
+from batchmark.config._models import Catalog, ModelFacts, Price, catalog_for, default_catalog
 from batchmark.scorers import ScorerSet, build_scorers, scorers_json_schema
 
 if TYPE_CHECKING:
@@ -394,15 +395,6 @@ class EmulatorConfig(_Model):
         fail("expected a fault spec string or mapping")
 
 
-class Price(_Model):
-    """Standard (non-batch) prices of one model in USD per million tokens."""
-
-    input: float = Field(ge=0)
-    """Input tokens, USD per million."""
-    output: float = Field(ge=0)
-    """Output tokens, USD per million."""
-
-
 class Gate(_Model):
     """Checks on one scorer's cells that `batchmark ci` applies (see docs/ci.md).
 
@@ -509,7 +501,14 @@ class EvalConfig(_Model):
     emulator: EmulatorConfig = Field(default_factory=EmulatorConfig)
     """Emulator settings, used only with `--emulate`."""
     pricing: dict[str, Price] = Field(default_factory=dict)
-    """Price overrides: model id -> `{input, output}` in USD per million tokens."""
+    """Price overrides: model id (or id prefix) -> `{input, output}` in USD per million
+    tokens (optionally `cache_write_5m`, `cache_write_1h`, `cache_read`); they win over
+    the model catalog's prices."""
+    catalog: dict[str, ModelFacts] = Field(default_factory=dict)
+    """Model catalog entries to add or override (see docs/models.md): model id -> facts,
+    e.g. `claude-new-6: {like: claude-sonnet-5-5, max_output_tokens: 256000, price:
+    {input: 3, output: 15}}`. An id already in the catalog has the facts given here
+    replaced; a new one starts from `like`'s facts, else from none known."""
     scorers: list[Any] = Field(default_factory=list)
     """Scorers, each adding a score column: `- exact_match: {target: "{{ answer }}"}`,
     `- judge: {model: ..., rubric: ...}`, ... (see docs/scorers.md). Paths in them (schema
@@ -530,6 +529,26 @@ class EvalConfig(_Model):
     def _date_as_string(cls, value: Any) -> Any:
         # Unquoted 2023-06-01 is a date in YAML.
         return value.isoformat() if isinstance(value, _dt.date) else value
+
+    @field_validator("catalog", mode="before")
+    @classmethod
+    def _no_catalog(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+    @field_validator("catalog")
+    @classmethod
+    def _like_known(cls, value: dict[str, ModelFacts]) -> dict[str, ModelFacts]:
+        known = default_catalog()
+        for name, entry in value.items():
+            if entry.like is not None and entry.like not in known:
+                close = known.suggest(entry.like)
+                hint = f"did you mean `{close[0]}`?" if close else "name a model of the catalog"
+                fail(f"`like: {entry.like}` names no model of the catalog", field=name, hint=hint)
+        return value
+
+    def model_catalog(self) -> Catalog:
+        """The model catalog this config sees: batchmark's, with its `catalog:` entries."""
+        return catalog_for(self.catalog)
 
     @field_validator("scorers", mode="before")
     @classmethod
@@ -560,6 +579,17 @@ class RunSettings(BaseModel):
     """As ``EvalConfig.batch``."""
     pricing: dict[str, Price] = Field(default_factory=dict)
     """As ``EvalConfig.pricing``."""
+    catalog: dict[str, ModelFacts] = Field(default_factory=dict)
+    """As ``EvalConfig.catalog``."""
+
+    @field_validator("catalog", mode="before")
+    @classmethod
+    def _no_catalog(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+    def model_catalog(self) -> Catalog:
+        """As ``EvalConfig.model_catalog``."""
+        return catalog_for(self.catalog)
 
     @field_validator("api_version", mode="before")
     @classmethod

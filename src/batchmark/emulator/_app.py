@@ -29,6 +29,7 @@ from batchmark.emulator._creates import CreateCall
 from batchmark.emulator._faults import HTTP_FAULTS
 from batchmark.emulator._http import ApiError, error_body, json_response
 from batchmark.emulator._messages import build_message, count_tokens_error, params_error
+from batchmark.emulator._models import model_page, retrieve
 from batchmark.emulator._responders import ResponderError
 from batchmark.emulator._results import chunked, result_lines
 
@@ -138,6 +139,9 @@ class _Routes:
         problem = params_error(params, version, in_batch=False)
         if problem:
             raise ApiError(400, "invalid_request_error", problem)
+        refused = self.emu.rules.refusal(params, version)  # the model catalog's rules
+        if refused is not None:
+            raise refused
         tool_ids = (self.emu.seeded.ident("toolu", request_id, n) for n in itertools.count())
         try:
             message = build_message(
@@ -154,6 +158,26 @@ class _Routes:
         uncached = usage["input_tokens"] + (usage.get("cache_creation_input_tokens") or 0)
         self.emu.rate_limits.spend_tokens(uncached, usage["output_tokens"])
         return json_response(message, request_id)
+
+    async def models(self, request: Request, request_id: str, version: str) -> Response:
+        query = request.query_params
+        after_id, before_id = query.get("after_id"), query.get("before_id")
+        if after_id and before_id:
+            raise ApiError(400, "invalid_request_error", "give at most one of after_id, before_id")
+        page = model_page(
+            self.emu.rules.catalog,
+            limit=_limit(query.get("limit", "20")),
+            after_id=after_id or None,
+            before_id=before_id or None,
+            lifecycles=query.getlist("lifecycle[]") or query.getlist("lifecycle"),
+            today=self.emu.rules.today(),
+        )
+        return json_response(page, request_id)
+
+    async def model(self, request: Request, request_id: str, version: str) -> Response:
+        rules = self.emu.rules
+        info = retrieve(rules.catalog, request.path_params["model_id"], rules.today())
+        return json_response(info, request_id)
 
     async def count_tokens(self, request: Request, request_id: str, version: str) -> Response:
         params = _object(await _read_json(request, self.emu.max_message_bytes), "body")
@@ -372,6 +396,8 @@ def build_app(emu: Emulator) -> Starlette:
             r.endpoint("count_tokens", r.count_tokens),
             methods=["POST"],
         ),
+        Route("/v1/models", r.endpoint("models", r.models), methods=["GET"]),
+        Route("/v1/models/{model_id}", r.endpoint("models", r.model), methods=["GET"]),
         Route(base, r.endpoint("create", r.create), methods=["POST"]),
         Route(base, r.endpoint("list", r.list), methods=["GET"]),
         Route(base + "/{batch_id}", r.endpoint("retrieve", r.retrieve), methods=["GET"]),

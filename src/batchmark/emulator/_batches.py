@@ -18,6 +18,7 @@ from batchmark.emulator._clock import Clock, rfc3339
 from batchmark.emulator._faults import Faults, request_fault
 from batchmark.emulator._http import ApiError
 from batchmark.emulator._messages import params_error
+from batchmark.emulator._models import ModelRules
 from batchmark.emulator._ratelimits import retry_after_header
 from batchmark.emulator._seeded import Seeded
 
@@ -108,6 +109,8 @@ class BatchStore:
         self.seeded = seeded
         self.cache = cache
         self.cancel_seconds = 0.0
+        self.rules: ModelRules | None = None
+        """The model catalog's request rules (set by the ``Emulator``)."""
         self._batches: dict[str, Batch] = {}
         self._seq_of: dict[str, int] = {}  # every id ever created, for list cursors
         self._submitted: list[SubmittedBatch] = []
@@ -303,7 +306,7 @@ class BatchStore:
 
     def _settle(self, batch: Batch) -> None:
         if batch.outcomes is None:
-            batch.outcomes = settle(batch, self.seeded, self.cache)
+            batch.outcomes = settle(batch, self.seeded, self.cache, self.rules)
             batch.counts = batch.outcomes.counts()
 
 
@@ -327,14 +330,17 @@ def _has_breakpoint(params: dict[str, Any]) -> bool:
     return any(isinstance(b, dict) and b.get("cache_control") for b in blocks)
 
 
-def settle(batch: Batch, seeded: Seeded, cache: PromptCache) -> Outcomes:
-    """Decide every request's outcome; apply the cache in finish order."""
+def settle(
+    batch: Batch, seeded: Seeded, cache: PromptCache, rules: ModelRules | None = None
+) -> Outcomes:
+    """Decide every request's outcome (``rules``: the model catalog's); apply the cache
+    in finish order."""
     n = len(batch.requests)
     outcomes = Outcomes(kinds=bytearray(n))
     finish = [batch.finish_time(seeded, i) for i in range(n)]
     cached: list[int] = []
     for i, request in enumerate(batch.requests):
-        kind = _outcome(batch, seeded, request, finish[i], outcomes, i)
+        kind = _outcome(batch, seeded, request, finish[i], outcomes, i, rules)
         outcomes.kinds[i] = kind
         if kind == SUCCEEDED and _has_breakpoint(request["params"]):
             cached.append(i)
@@ -350,6 +356,7 @@ def _outcome(
     finish: float,
     outcomes: Outcomes,
     index: int,
+    rules: ModelRules | None = None,
 ) -> int:
     if batch.cancel_initiated_at is not None and finish > batch.cancel_initiated_at:
         return CANCELED
@@ -358,6 +365,10 @@ def _outcome(
     problem = params_error(request["params"], batch.anthropic_version, in_batch=True)
     if problem:
         outcomes.errors[index] = ("invalid_request_error", problem)
+        return ERRORED
+    refused = rules.refusal(request["params"], batch.anthropic_version) if rules else None
+    if refused is not None:  # the model catalog's rules: the same error as /v1/messages
+        outcomes.errors[index] = (refused.error_type, refused.message)
         return ERRORED
     fault = request_fault(batch.faults, seeded, batch.id, request["custom_id"])
     if fault == "expired":

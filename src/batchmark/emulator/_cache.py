@@ -18,26 +18,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from batchmark.config._models import Catalog, default_catalog
 from batchmark.config._prompt_cache import cache_prefixes
 
 __all__ = ["CacheUsage", "PromptCache", "min_cacheable_tokens"]
 
 TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
-DEFAULT_MIN_TOKENS = 1024
-MIN_TOKENS_BY_MODEL = (  # batches-api.md §6; matched as substrings of the model id
-    ("haiku-4-5", 4096),
-    ("opus-4-5", 4096),
-    ("opus-4-6", 4096),
-    ("opus-4-7", 2048),
-)
 
 
-def min_cacheable_tokens(model: str) -> int:
-    """The shortest prefix ``model`` caches."""
-    for fragment, tokens in MIN_TOKENS_BY_MODEL:
-        if fragment in model:
-            return tokens
-    return DEFAULT_MIN_TOKENS
+def min_cacheable_tokens(model: str, catalog: Catalog | None = None) -> int:
+    """The shortest prefix ``model`` caches: the model catalog's ``cache_min_tokens``."""
+    return (catalog or default_catalog()).min_cacheable_tokens(model)
 
 
 @dataclass(frozen=True)
@@ -55,12 +46,15 @@ class PromptCache:
 
     def __init__(self, now: Callable[[], float]) -> None:
         self._now = now
+        self.catalog: Catalog | None = None  # the emulator's model catalog
         self._entries: dict[bytes, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
     def usage(self, params: dict[str, Any], at: float | None = None) -> CacheUsage:
         """Apply one request to the cache at time ``at`` (default: now); its input usage."""
-        prefixes = cache_prefixes(params, min_cacheable_tokens(str(params.get("model"))))
+        prefixes = cache_prefixes(
+            params, min_cacheable_tokens(str(params.get("model")), self.catalog)
+        )
         if not prefixes.breakpoints:
             return CacheUsage(input_tokens=prefixes.total)
         now = self._now() if at is None else at

@@ -8,12 +8,14 @@ from typing import Any
 
 from starlette.applications import Starlette
 
+from batchmark.config._models import Catalog, default_catalog
 from batchmark.emulator._app import build_app
 from batchmark.emulator._batches import BatchStore, SubmittedBatch
 from batchmark.emulator._cache import PromptCache
 from batchmark.emulator._clock import Clock
 from batchmark.emulator._creates import CreateLog
 from batchmark.emulator._faults import Faults, FaultState, parse_faults
+from batchmark.emulator._models import ModelRules
 from batchmark.emulator._ratelimits import RateLimits
 from batchmark.emulator._responders import Responder, parse_responder
 from batchmark.emulator._seeded import Seeded
@@ -38,9 +40,12 @@ class Emulator:
     as the real API refuses a full queue of batch requests.
     Attributes ``responder``, ``faults``, ``processing_seconds``, ``batch_ttl_seconds``,
     ``queue_limit``, ``max_batch_bytes``, ``max_message_bytes``, ``cancel_seconds`` and
-    ``create_latency`` may be changed on a live emulator; ``clock.advance(s)`` moves its
-    time forward. ``creates`` records how batch creates arrived, and which the queue
-    refused (for tests); ``rate_limits`` what the ``anthropic-ratelimit-*`` headers say.
+    ``create_latency`` may be changed on a live emulator; so may ``catalog``, the model
+    catalog (default: batchmark's) whose rules it enforces (an unknown model is a 404,
+    a request the real API refuses for its model a 400 or an errored batch line).
+    ``clock.advance(s)`` moves its time forward. ``creates`` records how batch creates
+    arrived, and which the queue refused (for tests); ``rate_limits`` what the
+    ``anthropic-ratelimit-*`` headers say.
     """
 
     def __init__(
@@ -55,12 +60,16 @@ class Emulator:
         max_message_bytes: int = MAX_MESSAGE_BYTES,
         cancel_seconds: float = 0.0,
         queue_limit: int | None = None,
+        catalog: Catalog | None = None,
     ) -> None:
         self.responder = responder
         self.seeded = Seeded(seed)
         self.clock = Clock()
         self.cache = PromptCache(self.clock.now)
         self.store = BatchStore(self.clock, self.seeded, self.cache)
+        self.rules = ModelRules(default_catalog(), self.clock.now)
+        self.store.rules = self.rules
+        self.catalog = catalog or default_catalog()
         self.fault_state = FaultState(parse_faults(faults), self.seeded)
         self.rate_limits = RateLimits(self.clock.now)
         self.queue_limit = queue_limit
@@ -85,6 +94,17 @@ class Emulator:
     @responder.setter
     def responder(self, spec: Any) -> None:
         self._responder = parse_responder(spec)
+
+    @property
+    def catalog(self) -> Catalog:
+        """The model catalog whose rules requests must follow, whose prompt-cache minimums
+        apply and whose models ``/v1/models`` lists; assign one to change it."""
+        return self.rules.catalog
+
+    @catalog.setter
+    def catalog(self, value: Catalog) -> None:
+        self.rules.catalog = value
+        self.cache.catalog = value
 
     @property
     def seed(self) -> int:

@@ -36,6 +36,7 @@ from batchmark.runs._gc import gc_paused
 from batchmark.runs._grid import expand
 from batchmark.runs._ledger import Ledger
 from batchmark.runs._packing import API_MAX_BYTES, BODY_OVERHEAD
+from batchmark.runs._request_checks import RequestChecks
 from batchmark.runs._responses import final_responses
 from batchmark.runs._run import DEFAULT_RESULTS, Run, open_run
 from batchmark.runs._scoring import (
@@ -229,7 +230,8 @@ def _check_budget(
 def _create_run_folder(
     root: Path, spec: EvalSpec, endpoint: Endpoint, *, use_cache: bool
 ) -> RunFolder:
-    """Expand into a hidden folder, then rename: a failed expansion leaves nothing.
+    """Expand into a hidden folder, then rename: a failed expansion, or a request the
+    API would refuse (``RequestChecks``, as ``validate``), leaves nothing.
 
     run.json holds the run's facts (ids, the endpoint's name and URL without its
     credentials, times, the config's hash); its settings are the config snapshot's.
@@ -251,10 +253,16 @@ def _create_run_folder(
         RunFolder(partial).write_info(info)
         ledger = Ledger(partial / "ledger.sqlite")
         cache = ResponseCache(endpoint.cache_path(root)) if use_cache else None
+        checks = RequestChecks(spec)  # what validate refuses, run refuses before sending
         try:
             _insert_requests(
-                ledger, expand(spec), cache, file=str(spec.path), max_bytes=spec.batch.max_bytes
+                ledger,
+                checks.checked(expand(spec)),
+                cache,
+                file=str(spec.path),
+                max_bytes=spec.batch.max_bytes,
             )
+            checks.raise_errors(sending=True)
         finally:
             ledger.close()
             if cache is not None:

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from batchmark._errors import CredentialsError, UsageError
+from batchmark.config._models import Catalog
 from batchmark.config._schema import EmulatorConfig, EvalConfig, RunSettings
 from batchmark.runs._claims import claims_path
 from batchmark.runs._store import cache_path
@@ -82,6 +83,9 @@ class Endpoint:
     emulator: EmulatorConfig | None = field(default=None, compare=False)
     """The in-process emulator's settings (the config's ``emulator:``); ``None``: the
     defaults."""
+    catalog: Catalog | None = field(default=None, compare=False)
+    """The in-process emulator's model catalog (the config's, with its ``catalog:``
+    entries); ``None``: batchmark's."""
     _key: str | None = field(default=None, compare=False)
     _missing: str | None = field(default=None, compare=False)
     """Why no client can be made (no key, a URL whose credentials were not stored), for
@@ -133,6 +137,7 @@ class Endpoint:
                 api_version=api_version,
                 key_source=EMULATOR,
                 emulator=config.emulator if isinstance(config, EvalConfig) else None,
+                catalog=config.model_catalog() if config is not None else None,
                 _key=EMULATOR,
             )
         missing = None
@@ -191,6 +196,7 @@ class Endpoint:
             processing_seconds=settings.processing_seconds,
             seed=settings.seed,
             queue_limit=settings.queue_limit,
+            catalog=self.catalog,
         )
         with emulator.serve() as url:
             yield dataclasses.replace(self, url=url)

@@ -248,9 +248,14 @@ class _CellTally:
         self.cw1h_max += worst.creation_1h
 
     def row(self) -> EstimateRow:
-        def cost(plain: int, cw5: int, cw1h: int, cr: int, out: float) -> float | None:
+        def cost(
+            plain: int, cw5: int, cw1h: int, cr: int, out: float, *, most: bool = False
+        ) -> float | None:
             if self.price is None:
                 return None
+            price = self.price
+            if most and price.long_context is not None:  # the bound: every request long
+                price = price.long_context[1]
             usage = {
                 "input_tokens": plain,
                 "cache_creation_input_tokens": cw5 + cw1h,
@@ -261,7 +266,7 @@ class _CellTally:
                 "cache_read_input_tokens": cr,
                 "output_tokens": out,
             }
-            return cost_usd(usage, self.price, batch=True)
+            return cost_usd(usage, price, batch=True, tiered=False)
 
         return EstimateRow(
             model=self.model,
@@ -276,7 +281,9 @@ class _CellTally:
             output_tokens_max=self.out_max,
             observed=self.observed,
             cost_usd=cost(self.plain, self.cw5, self.cw1h, self.cr, self.out),
-            cost_max_usd=cost(self.plain_max, self.cw5_max, self.cw1h_max, 0, self.out_max),
+            cost_max_usd=cost(
+                self.plain_max, self.cw5_max, self.cw1h_max, 0, self.out_max, most=True
+            ),
         )
 
 
@@ -409,6 +416,7 @@ class _Estimator:
         cache: ResponseCache | None,
     ) -> None:
         self.spec = spec
+        self.catalog = spec.model_catalog()
         self.counter = counter
         self.cache = cache
         self.judges = judges_of(spec.build_scorers())
@@ -425,7 +433,7 @@ class _Estimator:
 
     def _add_cell(self, key: str, variant: str, model: str, observed: Any) -> _CellTally:
         n, total = observed.get((key, variant, model), (0, 0))
-        price = price_for(model, self.spec.pricing or {})
+        price = price_for(model, self.spec.pricing or {}, self.catalog)
         cell = _CellTally(key, variant, price, total / n if n else None, n)
         self.cells[(key, variant)] = cell
         return cell
@@ -466,7 +474,9 @@ class _Estimator:
         # The cache arithmetic is the emulator's (``_prompt_cache``), on approximated
         # tokens: the model's minimum is compared with the prefix scaled like the prompt.
         scale = tokens / approx if tokens and approx else 1.0
-        prefixes = cache_prefixes(params, min_cacheable_tokens(params["model"]) / scale, units)
+        prefixes = cache_prefixes(
+            params, min_cacheable_tokens(params["model"], self.catalog) / scale, units
+        )
         expected = prefixes.apply(self.prefixes.__contains__)
         self.prefixes.update(point.key for point in expected.written)
         worst = prefixes.apply(lambda key: False).split
@@ -545,7 +555,9 @@ def estimate(
     ``endpoint`` names the response cache to consult and the past runs to learn output
     lengths from (``Endpoint.name``); ``use_cache=False`` estimates a
     ``--no-cache`` run. ``client``, when given, counts input tokens with the API (see
-    the module docstring for the sampling). Raises what ``expand`` raises.
+    the module docstring for the sampling) and is asked (``GET /v1/models/{id}``)
+    whether each model exists: a note names any that does not. Raises what ``expand``
+    raises.
     """
     results = Path(results)
     counter = _TokenCounter(client, count_tokens_sample)
@@ -573,12 +585,32 @@ def estimate(
     finally:
         if cache is not None:
             cache.close()
-    return _result(spec, endpoint, est, counter)
+    online = _models_online(spec, client, endpoint) if client is not None else []
+    return _result(spec, endpoint, est, counter, online)
 
 
-def _result(spec: EvalSpec, endpoint: str, est: _Estimator, counter: _TokenCounter) -> Estimate:
+def _models_online(spec: EvalSpec, client: anthropic.Anthropic, endpoint: str) -> list[str]:
+    """Notes on the config's models that ``endpoint``'s Models API does not serve."""
+    from batchmark.runs._request_checks import models_online
+
+    ids = [m.model for m in spec.models]
+    ids += [m for s in spec.build_scorers() if isinstance(m := getattr(s, "model", None), str)]
+    try:
+        found = models_online(client, ids)
+    except anthropic.APIError as err:
+        return [f"could not ask {endpoint} which models exist ({type(err).__name__})"]
+    return [
+        f"model {model}: {why} at {endpoint}; a run would fail its requests"
+        for model, why in found.items()
+        if why is not None
+    ]
+
+
+def _result(
+    spec: EvalSpec, endpoint: str, est: _Estimator, counter: _TokenCounter, online: list[str]
+) -> Estimate:
     rows = tuple(c.row() for c in est.cells.values())
-    notes = []
+    notes = list(online)
     if counter.client is not None and counter.error is None:
         source = "count_tokens"
         notes.append(
@@ -595,6 +627,12 @@ def _result(spec: EvalSpec, endpoint: str, est: _Estimator, counter: _TokenCount
     if est.judges:
         notes.append(
             "judge inputs approximate the response they quote; every candidate assumed to succeed"
+        )
+    tiered = {c.model for c in est.cells.values() if c.price and c.price.long_context}
+    for model in sorted(tiered):
+        notes.append(
+            f"{model} bills long prompts at higher prices: the expected cost uses the "
+            "standard ones, the maximum the long-prompt ones"
         )
     for model in sorted({r.model for r in rows if r.cost_usd is None}):
         notes.append(f"no price for {model}: cost n/a (add it under `pricing:`)")

@@ -13,24 +13,27 @@ prefix order: the tools (params are never templated), then a system prompt that 
 row variable, then the leading messages that read none (few-shot examples). A variable
 system prompt ends the prefix at the tools; a missing one lets it run on into the
 messages. When the prefix's ``approx_tokens`` reach the model's minimum cacheable length
-(``MIN_CACHEABLE_TOKENS``), one breakpoint ``cache_control: {type: ephemeral, ttl: 1h}``
-marks its last unit: the last tool, the system prompt (sent as one text block) or the
-last static message (its content sent as one text block). One breakpoint at the end of
-the prefix caches all of it. None is added when the unit there already carries one, or
-when the request would then carry more than ``MAX_CACHE_BREAKPOINTS`` (tools given in
-``params`` may bring their own; a top-level ``cache_control`` in ``params``, automatic
-caching, counts as one more, on each request's last block). The breakpoint is part of
-``params``, so moving it changes the cache_key.
+(the model catalog's ``cache_min_tokens``), one breakpoint ``cache_control: {type:
+ephemeral, ttl: 1h}`` marks its last unit: the last tool, the system prompt (sent as one
+text block) or the last static message (its content sent as one text block). One
+breakpoint at the end of the prefix caches all of it. None is added when the unit there
+already carries one, or when the request would then carry more than
+``MAX_CACHE_BREAKPOINTS`` (tools given in ``params`` may bring their own; a top-level
+``cache_control`` in ``params``, automatic caching, counts as one more, on each
+request's last block). The breakpoint is part of ``params``, so moving it changes the
+cache_key.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from batchmark._errors import ConfigError
 from batchmark._templates import CompiledVariant, compile_prompts
+from batchmark.config._models import FALLBACK_CACHE_MIN_TOKENS, Catalog, default_catalog
 from batchmark.config._schema import EvalSpec, ModelConfig
 from batchmark.config._tokens import (
     automatic_cache_control,
@@ -48,12 +51,12 @@ from batchmark.runs._keys import (
     row_slug,
 )
 from batchmark.runs._packing import ENTRY_OVERHEAD, BatchPacker
+from batchmark.runs._request_checks import RequestChecks
 
 __all__ = [
     "CUSTOM_ID_RE",
     "DEFAULT_MIN_CACHEABLE_TOKENS",
     "MAX_CACHE_BREAKPOINTS",
-    "MIN_CACHEABLE_TOKENS",
     "Request",
     "ValidationReport",
     "expand",
@@ -62,33 +65,19 @@ __all__ = [
     "validate_spec",
 ]
 
-MIN_CACHEABLE_TOKENS: dict[str, int] = {
-    "claude-sonnet-4-5": 1024,
-    "claude-sonnet-4-6": 1024,
-    "claude-sonnet-5": 1024,
-    "claude-opus-4-8": 1024,
-    "claude-opus-4-7": 2048,
-    "claude-opus-4-6": 4096,
-    "claude-opus-4-5": 4096,
-    "claude-haiku-4-5": 4096,
-}
-"""Minimum cacheable prompt prefix in tokens, by model id prefix (batches-api.md §6)."""
-DEFAULT_MIN_CACHEABLE_TOKENS = 1024
-"""For models not in ``MIN_CACHEABLE_TOKENS``."""
+DEFAULT_MIN_CACHEABLE_TOKENS = FALLBACK_CACHE_MIN_TOKENS
+"""For models whose minimum the catalog does not have."""
 
-MAX_CACHE_BREAKPOINTS = 4
-"""Most ``cache_control`` markers one request may carry (batches-api.md §6)."""
+MAX_CACHE_BREAKPOINTS = default_catalog().api.max_cache_breakpoints
+"""Most ``cache_control`` markers one request may carry (the catalog's, batches-api.md §6)."""
 CACHE_TTL = "1h"
 CACHE_CONTROL = {"type": "ephemeral", "ttl": CACHE_TTL}
 
 
-def min_cacheable_tokens(model: str) -> int:
-    """The model's minimum cacheable prefix; dated ids match their family by prefix."""
-    best = ""
-    for family in MIN_CACHEABLE_TOKENS:
-        if (model == family or model.startswith(family + "-")) and len(family) > len(best):
-            best = family
-    return MIN_CACHEABLE_TOKENS[best] if best else DEFAULT_MIN_CACHEABLE_TOKENS
+def min_cacheable_tokens(model: str, catalog: Catalog | None = None) -> int:
+    """The model's minimum cacheable prefix, from the model catalog (``cache_min_tokens``
+    of the id or alias), else ``DEFAULT_MIN_CACHEABLE_TOKENS``."""
+    return (catalog or default_catalog()).min_cacheable_tokens(model)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +173,7 @@ def _plan_cache(
     automatic = automatic_cache_control(tail) is not None
     if sum(1 for u in units if u.cache_control) + automatic >= MAX_CACHE_BREAKPOINTS:
         return system, (), None
-    if sum(u.tokens for u in units) < min_cacheable_tokens(model.model):
+    if sum(u.tokens for u in units) < min_cacheable_tokens(model.model, spec.model_catalog()):
         return system, (), None
     messages = prefix.get("messages")
     if messages:
@@ -279,6 +268,9 @@ class ValidationReport:
     cache_breakpoints: tuple[tuple[str, str, str], ...] = ()
     """(variant, model key, where) for each cached pair: ``tools[i]``, ``system`` or
     ``messages[i]``, the unit that carries the breakpoint."""
+    warnings: tuple[str, ...] = ()
+    """What the API accepts but is worth knowing (a deprecated model or thinking mode),
+    each with its field path and YAML line."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -296,16 +288,21 @@ class ValidationReport:
             "max_output_tokens": self.max_output_tokens,
             "cached": [list(pair) for pair in self.cached],
             "cache_breakpoints": [list(t) for t in self.cache_breakpoints],
+            "warnings": list(self.warnings),
         }
 
 
-def validate_spec(spec: EvalSpec) -> ValidationReport:
-    """Render every request without sending anything; count and measure them.
+def validate_spec(spec: EvalSpec, *, today: _dt.date | None = None) -> ValidationReport:
+    """Render every request without sending anything; count, measure and check them.
 
-    Raises ``RenderError``, ``DatasetError``, or ``ConfigError`` when one request is
-    larger than ``batch.max_bytes``.
+    Each request is checked against the API's rules and the model catalog
+    (``_request_checks``; ``today`` decides which models are retired). Raises
+    ``RenderError``, ``DatasetError``, or ``ConfigError`` when one request is larger than
+    ``batch.max_bytes`` or when requests break the API's rules (every problem, each
+    once with its count).
     """
     pairs = _plan(spec)
+    checks = RequestChecks(spec, today=today)
     packer = BatchPacker.for_config(spec.batch)
     rows = requests = total = largest = tokens = out_tokens = 0
     largest_id = ""
@@ -315,6 +312,7 @@ def validate_spec(spec: EvalSpec) -> ValidationReport:
             rows += 1
             last_row = req.row_id
         requests += 1
+        checks.check(req)
         size = req.nbytes
         total += size
         if size > largest:
@@ -330,6 +328,7 @@ def validate_spec(spec: EvalSpec) -> ValidationReport:
         if req.epoch == 0:
             tokens += sum(t for t, _ in request_prefix_tokens(req.params))
             out_tokens += req.params["max_tokens"]
+    checks.raise_errors()
     return ValidationReport(
         name=spec.name,
         rows=rows,
@@ -347,4 +346,5 @@ def validate_spec(spec: EvalSpec) -> ValidationReport:
         cache_breakpoints=tuple(
             (p.variant.name, p.model.key, p.breakpoint) for p in pairs if p.breakpoint
         ),
+        warnings=tuple(checks.warnings()),
     )

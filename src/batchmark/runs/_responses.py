@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from batchmark.config._models import Catalog
 from batchmark.config._pricing import cost_usd, price_for
 from batchmark.runs._backend import expand_message
 from batchmark.runs._ledger import Ledger
@@ -102,8 +103,11 @@ def final_responses(
         yield record
 
 
-def summarize(responses: Iterable[dict[str, Any]], pricing: dict[str, Any]) -> list[dict[str, Any]]:
-    """Counts, tokens and cost per (model key, variant), from response records."""
+def summarize(
+    responses: Iterable[dict[str, Any]], pricing: dict[str, Any], catalog: Catalog | None = None
+) -> list[dict[str, Any]]:
+    """Counts, tokens and cost per (model key, variant), from response records; prices
+    from ``pricing`` overrides, else the model catalog (the config's)."""
     cells: dict[tuple[str, str], dict[str, Any]] = {}
     for r in responses:
         cell = cells.get((r["model_key"], r["variant"]))
@@ -135,7 +139,7 @@ def summarize(responses: Iterable[dict[str, Any]], pricing: dict[str, Any]) -> l
         cell["cache_write_tokens"] += usage.get("cache_creation_input_tokens", 0)
         cell["cache_read_tokens"] += usage.get("cache_read_input_tokens", 0)
         cell["cached"] += bool(r["cached"])
-        price = price_for(r["model"], pricing)
+        price = price_for(r["model"], pricing, catalog)
         if price is None:
             cell["priced"] = False
         elif r["cached"]:  # paid for by an earlier run

@@ -212,14 +212,15 @@ class Run:
                 stored = self._stored_summary(ledger)
                 if stored is not None:
                     return stored["cells"]
-            pricing = self.settings().pricing
-            cells = summarize(final_responses(ledger), pricing)
+            settings = self.settings()
+            pricing, catalog = settings.pricing, settings.model_catalog()
+            cells = summarize(final_responses(ledger), pricing, catalog)
             for judge in ledger.judge_names():
                 records = (
                     {**r, "variant": f"judge:{judge}", "model_key": r["model"]}
                     for r in final_responses(ledger, kind="judge", scorer=judge)
                 )
-                cells += summarize(records, pricing)
+                cells += summarize(records, pricing, catalog)
             return cells
 
     def _stored_summary(self, ledger: Ledger) -> dict[str, Any] | None:
