@@ -75,8 +75,7 @@ def test_readme_complete_config_example_passes_the_api_rules(tmp_path: Path) -> 
     section = README.split("### A complete example", 1)[1]
     path = tmp_path / "configs" / "example.yaml"
     example = re.search(r"```yaml\n(.*?)```", section, flags=re.S).group(1)
-    # its `fields:` maps a column the quickstart dataset does not have (`q`)
-    path.write_text(re.sub(r"(?m)^  fields: .*\n", "", example))
+    path.write_text(example)
 
     report = validate_spec(load_config(path))  # raises on a request the API would refuse
 
@@ -93,3 +92,25 @@ def test_ci_docs_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyP
     exec(compile(example, "docs/ci.md", "exec"), {})
 
     assert (tmp_path / "junit.xml").is_file()
+
+
+def test_readme_catalog_example_adds_a_model_that_validates(tmp_path: Path) -> None:
+    """The `catalog:` example: a model this version does not know, added in the config,
+    is accepted by the request rules and priced by its entry."""
+    from batchmark import load_config
+    from batchmark.runs._grid import validate_spec
+
+    section = README.split("#### `catalog`", 1)[1]
+    example = yaml.safe_load(re.search(r"```yaml\n(.*?)```", section, flags=re.S).group(1))
+    shutil.copytree(ROOT / "configs", tmp_path / "configs")
+    shutil.copytree(ROOT / "evals", tmp_path / "evals")
+    config = yaml.safe_load((ROOT / "configs" / "quickstart.yaml").read_text())
+    config.update(example)
+    path = tmp_path / "configs" / "added.yaml"
+    path.write_text(yaml.safe_dump(config))
+
+    spec = load_config(path)
+    validate_spec(spec)  # raises on a request the rules refuse
+
+    [model] = example["models"]
+    assert spec.model_catalog().get(model).price.input == 3
