@@ -175,3 +175,18 @@ def test_between_tools_thinks_only_after_a_tool_result():
     assert thinking_on({**between, "messages": tool_turns})
     assert not thinking_on({**between, "messages": _user()})
     assert not thinking_on({"model": MODEL, "messages": _user()})  # no model thinks by default yet
+
+
+@pytest.mark.parametrize(
+    ("model", "thinks"),
+    [("claude-sonnet-5", True), ("claude-opus-5-5", True), ("claude-haiku-4-5", False)],
+)
+def test_a_model_that_thinks_by_default_thinks_without_a_thinking_field(client, model, thinks):
+    """The model catalog's ``thinking.default`` (adaptive or always): such a model
+    answers with a thinking block, shown as its catalog's default display says."""
+    message = client.messages.create(model=model, max_tokens=2000, messages=_user())
+    kinds = [b.type for b in message.content]
+    assert kinds == (["thinking", "text"] if thinks else ["text"])
+    if thinks:  # these models omit the text by default; the signature and cost stay
+        assert message.content[0].thinking == "" and message.content[0].signature
+        assert message.usage.output_tokens_details.thinking_tokens > 0

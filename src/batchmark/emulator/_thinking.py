@@ -23,6 +23,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
+from batchmark.config._models import Catalog, default_catalog
 from batchmark.config._tokens import BYTES_PER_TOKEN, approx_tokens
 from batchmark.emulator._responders import last_user_text
 
@@ -43,21 +44,22 @@ _SNIPPET_CHARS = 400
 # --- hooks the model catalog answers -------------------------------------------------------
 
 
-def thinks_by_default(model: str) -> bool:
-    """Whether ``model`` thinks when a request has no ``thinking`` field.
+def thinks_by_default(model: str, catalog: Catalog | None = None) -> bool:
+    """Whether ``model`` thinks when a request has no ``thinking`` field: the model
+    catalog's ``thinking.default`` is ``adaptive`` or ``always`` (Opus 5, Sonnet 5 and
+    5.5, Haiku 5.5 by default; Opus 5.5, Fable and Mythos always). An unknown model, or
+    one whose default is not established, does not."""
+    facts = (catalog or default_catalog()).get(model)
+    thinking = facts.thinking if facts is not None else None
+    return thinking is not None and thinking.default in ("adaptive", "always")
 
-    The model catalog's answer (research: off on Opus 4.5-4.8, Sonnet 4.5/4.6, Haiku 4.5;
-    on by default on Opus 5, Sonnet 5, Sonnet 5.5, Haiku 5.5; always on on Opus 5.5,
-    Fable 5.x, Mythos 5.x). Until the catalog lands: False for every model.
-    """
-    return False
 
-
-def default_display(model: str) -> str:
-    """How ``model`` shows its thinking when the request does not say (``summarized`` or
-    ``omitted``). The model catalog's answer (research: ``omitted`` on Opus 4.7+ and 5.x);
-    until it lands: ``summarized`` for every model."""
-    return "summarized"
+def default_display(model: str, catalog: Catalog | None = None) -> str:
+    """How ``model`` shows its thinking when the request does not say: the catalog's
+    ``thinking.display`` (``omitted`` on Opus 4.7+ and 5.x), else ``summarized``."""
+    facts = (catalog or default_catalog()).get(model)
+    shown = facts.thinking.display if facts is not None and facts.thinking else None
+    return shown or "summarized"
 
 
 # --- the requests -----------------------------------------------------------------------
