@@ -49,6 +49,7 @@ __all__ = [
     "catalog_for",
     "default_catalog",
     "load_catalog",
+    "min_cacheable_tokens",
 ]
 
 CATALOG_PATH = Path(__file__).with_name("models.json")
@@ -353,6 +354,13 @@ def load_catalog(path: Path = CATALOG_PATH) -> Catalog:
 def default_catalog() -> Catalog:
     """The catalog shipped with batchmark (``models.json``), read once."""
     return load_catalog()
+
+
+def min_cacheable_tokens(model: str, catalog: Catalog | None = None) -> int:
+    """The shortest prompt prefix ``model`` caches, from ``catalog`` (default: the
+    shipped one): what the grid's breakpoint placement, the estimate and the emulator
+    all compare a prefix with."""
+    return (catalog or default_catalog()).min_cacheable_tokens(model)
 
 
 def catalog_for(entries: Mapping[str, ModelFacts] | None) -> Catalog:

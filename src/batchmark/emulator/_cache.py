@@ -18,17 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from batchmark.config._models import Catalog, default_catalog
+from batchmark.config._models import Catalog, min_cacheable_tokens
 from batchmark.config._prompt_cache import cache_prefixes
 
-__all__ = ["CacheUsage", "PromptCache", "min_cacheable_tokens"]
+__all__ = ["CacheUsage", "PromptCache"]
 
 TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
-
-
-def min_cacheable_tokens(model: str, catalog: Catalog | None = None) -> int:
-    """The shortest prefix ``model`` caches: the model catalog's ``cache_min_tokens``."""
-    return (catalog or default_catalog()).min_cacheable_tokens(model)
 
 
 @dataclass(frozen=True)

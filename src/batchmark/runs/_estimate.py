@@ -58,12 +58,13 @@ import anthropic
 import orjson
 
 from batchmark._errors import BudgetExceeded, StoreError
+from batchmark.config._models import min_cacheable_tokens
 from batchmark.config._pricing import Price, cost_usd, fmt_usd, price_for
 from batchmark.config._prompt_cache import CacheSplit, cache_prefixes
 from batchmark.config._schema import EvalSpec
 from batchmark.config._tokens import prefix_units
 from batchmark.runs._datasets import Row, iter_rows
-from batchmark.runs._grid import Request, expand, min_cacheable_tokens
+from batchmark.runs._grid import Request, expand
 from batchmark.runs._keys import cache_key, judge_custom_id
 from batchmark.runs._ledger import Ledger
 from batchmark.runs._packing import ENTRY_OVERHEAD, BatchPacker

@@ -33,7 +33,11 @@ from typing import Any
 
 from batchmark._errors import ConfigError
 from batchmark._templates import CompiledVariant, compile_prompts
-from batchmark.config._models import FALLBACK_CACHE_MIN_TOKENS, Catalog, default_catalog
+from batchmark.config._models import (
+    FALLBACK_CACHE_MIN_TOKENS,
+    default_catalog,
+    min_cacheable_tokens,
+)
 from batchmark.config._schema import EvalSpec, ModelConfig
 from batchmark.config._tokens import (
     automatic_cache_control,
@@ -61,7 +65,6 @@ __all__ = [
     "ValidationReport",
     "expand",
     "make_custom_id",
-    "min_cacheable_tokens",
     "validate_spec",
 ]
 
@@ -72,12 +75,6 @@ MAX_CACHE_BREAKPOINTS = default_catalog().api.max_cache_breakpoints
 """Most ``cache_control`` markers one request may carry (the catalog's, batches-api.md §6)."""
 CACHE_TTL = "1h"
 CACHE_CONTROL = {"type": "ephemeral", "ttl": CACHE_TTL}
-
-
-def min_cacheable_tokens(model: str, catalog: Catalog | None = None) -> int:
-    """The model's minimum cacheable prefix, from the model catalog (``cache_min_tokens``
-    of the id or alias), else ``DEFAULT_MIN_CACHEABLE_TOKENS``."""
-    return (catalog or default_catalog()).min_cacheable_tokens(model)
 
 
 @dataclass(frozen=True, slots=True)
