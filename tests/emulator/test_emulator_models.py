@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import datetime as _dt
+import random
+import time
 
 import anthropic
 import pytest
 from anthropic.types import ModelInfo
 
 from batchmark.config._models import ModelFacts, default_catalog
+from batchmark.config._rules import check_request, first_error
 from batchmark.emulator import Emulator
+from batchmark.emulator._models import ModelRules
 
 from .support import assert_strict, read_results
 
@@ -120,3 +124,93 @@ def test_the_prompt_cache_minimum_comes_from_the_catalog() -> None:
         {"claude-haiku-4-5": ModelFacts(cache_min_tokens=1024)}
     )
     assert emu.cache.usage({**params, "model": "claude-haiku-4-5"}).creation_5m > 0
+
+
+def test_a_catalog_given_to_the_emulator_decides_which_models_think_by_default(served) -> None:
+    """A model the emulator's own catalog says thinks by default answers with thinking,
+    in a message and in a batch (the thinking decision used batchmark's catalog)."""
+    thinker = ModelFacts(like="claude-haiku-4-5", thinking={"default": "adaptive"})
+    catalog = default_catalog().with_entries({"claude-thinker-1": thinker})
+    params = {"model": "claude-thinker-1", "max_tokens": 2000, "messages": HI}
+    with served(catalog=catalog) as (_, client):
+        message = client.messages.create(**params)
+        batch = client.messages.batches.create(requests=[{"custom_id": "a", "params": params}])
+        (line,) = read_results(client, batch.id)
+    assert [b.type for b in message.content] == ["thinking", "text"]
+    assert [b.type for b in line.result.message.content] == ["thinking", "text"]
+
+
+def _shapes() -> list[dict]:
+    """Requests that differ where the rules look: keys, sampling, thinking, effort,
+    tool_choice, the last turn, breakpoints, models (known, retired, unknown)."""
+    rng = random.Random(15)
+    cc = {"type": "ephemeral"}
+    shapes = []
+    for _ in range(600):
+        params: dict = {
+            "model": rng.choice(
+                [
+                    "claude-haiku-4-5",
+                    "claude-opus-4-7",
+                    "claude-sonnet-4-6",
+                    "claude-opus-5-5",
+                    "claude-3-haiku-20240307",
+                    "claude-nope",
+                ]
+            ),
+            "max_tokens": rng.choice([5, 2000, 64000, 200000]),
+            "messages": [{"role": "user", "content": "hi"}],
+        }
+        for key in ("temperature", "top_p", "top_k"):
+            if rng.random() < 0.3:
+                params[key] = rng.choice([0.5, 1.0, 5])
+        if rng.random() < 0.5:
+            params["thinking"] = rng.choice(
+                [
+                    {"type": "enabled", "budget_tokens": rng.choice([500, 1024, 3000])},
+                    {"type": "adaptive"},
+                    {"type": "disabled"},
+                    {"type": "between_tools"},
+                ]
+            )
+        if rng.random() < 0.3:
+            params["output_config"] = {"effort": rng.choice(["low", "high", "xhigh", "max"])}
+        if rng.random() < 0.3:
+            params["tool_choice"] = {"type": rng.choice(["auto", "any", "tool"]), "name": "t"}
+        if rng.random() < 0.3:
+            params["messages"].append({"role": "assistant", "content": "The answer is"})
+        if rng.random() < 0.3:
+            n = rng.randint(1, 6)
+            params["system"] = [{"type": "text", "text": "s", "cache_control": cc}] * n
+        if rng.random() < 0.1:
+            params["frobnicate"] = 1
+        shapes.append(params)
+    return shapes
+
+
+@pytest.mark.parametrize("version", ["2023-06-01", "2026-10-21"])
+def test_the_emulators_kept_answers_are_the_rules_answers(version) -> None:
+    """The emulator keeps each request shape's answer (``refusal_key``); on hundreds of
+    shapes, asked twice (kept the second time), it answers what ``check_request`` does."""
+    rules = ModelRules(default_catalog(), time.time)
+    today = rules.today()
+    refused = 0
+    for params in _shapes() * 2:
+        text = {
+            **params,
+            "messages": [
+                *params["messages"][:-1],
+                {**params["messages"][-1], "content": f"{random.random()}"},
+            ],
+        }  # other text, same shape
+        expected = first_error(check_request(text, rules.catalog, version, today=today))
+        got = rules.refusal(text, version)
+        assert (got is None) == (expected is None), (text, expected, got)
+        if got is not None:
+            refused += 1
+            assert (got.status, got.error_type, got.message) == (
+                expected.status,
+                expected.error_type,
+                expected.message,
+            )
+    assert 50 < refused < 1150  # both kinds of answer were compared

@@ -52,7 +52,7 @@ from typing import Any, Literal
 
 from batchmark.config._models import Catalog, ModelFacts
 
-__all__ = ["Problem", "check_request", "first_error"]
+__all__ = ["Problem", "check_request", "first_error", "refusal_key"]
 
 SAMPLING_KEYS = ("temperature", "top_p", "top_k")
 DEFAULT_TEMPERATURE = 1.0
@@ -127,6 +127,60 @@ def check_request(
     problems += _prefill(params, facts)
     problems += _breakpoints(params, catalog)
     return problems
+
+
+_SCALARS = frozenset((str, int, float, bool, type(None)))
+
+
+def refusal_key(params: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """Everything ``check_request``'s first error depends on besides the catalog, the API
+    version and the date: two requests with equal keys get the same answer (error type,
+    status and message; not the same field paths). It leaves out the text, so the
+    emulator checks a batch's requests once per shape, not once each. ``None`` for a
+    request whose shape is not plain JSON scalars where the rules look (check it
+    itself). Keep it in step with the rules above: tests compare the two on many
+    requests."""
+    get = params.get
+    key: list[Any] = [tuple(params)]
+    for name in ("thinking", "output_config", "tool_choice"):
+        part = get(name)
+        if part is None:
+            key.append(None)
+            continue
+        if type(part) is not dict:
+            return None
+        for value in part.values():
+            if type(value) not in _SCALARS:
+                return None
+        key.append(tuple(part.items()))
+    for name in ("model", "max_tokens", *SAMPLING_KEYS):
+        value = get(name)
+        if type(value) not in _SCALARS:
+            return None
+        key.append(value)
+    messages = get("messages")
+    last = messages[-1] if type(messages) is list and messages else None
+    role = last.get("role") if type(last) is dict else None
+    if type(role) not in _SCALARS:
+        return None
+    key.append(role)
+    key.append(_count_breakpoints(params))
+    return tuple(key)
+
+
+def _count_breakpoints(params: Mapping[str, Any]) -> int:
+    """``len(list(_breakpoint_fields(params)))``, without building the paths."""
+    count = 0
+    lists = [params.get("tools"), params.get("system")]
+    messages = params.get("messages")
+    if isinstance(messages, list):
+        lists += [m.get("content") for m in messages if isinstance(m, Mapping)]
+    for blocks in lists:
+        if type(blocks) is list:
+            for block in blocks:
+                if isinstance(block, Mapping) and block.get("cache_control"):
+                    count += 1
+    return count
 
 
 def _unknown_keys(params: Mapping[str, Any], catalog: Catalog, version: str) -> Iterator[Problem]:

@@ -151,6 +151,7 @@ class _Routes:
                 tool_id=tool_ids.__next__,
                 cache=self.emu.cache.usage(params),
                 service_tier="standard",
+                catalog=self.emu.catalog,
             )
         except ResponderError as err:
             raise ApiError(500, "api_error", str(err)) from err
@@ -253,7 +254,7 @@ class _Routes:
         batch_id = request.path_params["batch_id"]
         with self._counting_transient_404(batch_id):
             batch = emu.store.ended(batch_id)
-        lines: Iterator[bytes] = result_lines(batch, emu.seeded, emu.responder)
+        lines: Iterator[bytes] = result_lines(batch, emu.seeded, emu.responder, emu.catalog)
         drop = emu.fault_state.drop_results(batch.id)
         if drop:
             keep = batch.faults.drop_after_lines

@@ -9,6 +9,7 @@ observes the batch ended, and never change afterwards.
 
 from __future__ import annotations
 
+import datetime as _dt
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -95,6 +96,8 @@ class Batch:
 
     def finish_time(self, seeded: Seeded, index: int) -> float:
         """When request ``index`` finishes (a seeded point of the processing window)."""
+        if not self.processing_seconds:
+            return self.created_at  # every share of nothing is nothing (and draws are pure)
         custom_id = self.requests[index]["custom_id"]
         share = 1.0 - seeded.fraction("finish", self.id, custom_id)  # in (0, 1]
         return self.created_at + self.processing_seconds * share
@@ -339,8 +342,9 @@ def settle(
     outcomes = Outcomes(kinds=bytearray(n))
     finish = [batch.finish_time(seeded, i) for i in range(n)]
     cached: list[int] = []
+    today = rules.today() if rules else None  # one date for the whole batch
     for i, request in enumerate(batch.requests):
-        kind = _outcome(batch, seeded, request, finish[i], outcomes, i, rules)
+        kind = _outcome(batch, seeded, request, finish[i], outcomes, i, rules, today)
         outcomes.kinds[i] = kind
         if kind == SUCCEEDED and _has_breakpoint(request["params"]):
             cached.append(i)
@@ -357,6 +361,7 @@ def _outcome(
     outcomes: Outcomes,
     index: int,
     rules: ModelRules | None = None,
+    today: _dt.date | None = None,
 ) -> int:
     if batch.cancel_initiated_at is not None and finish > batch.cancel_initiated_at:
         return CANCELED
@@ -366,7 +371,7 @@ def _outcome(
     if problem:
         outcomes.errors[index] = ("invalid_request_error", problem)
         return ERRORED
-    refused = rules.refusal(request["params"], batch.anthropic_version) if rules else None
+    refused = rules.refusal(request["params"], batch.anthropic_version, today) if rules else None
     if refused is not None:  # the model catalog's rules: the same error as /v1/messages
         outcomes.errors[index] = (refused.error_type, refused.message)
         return ERRORED

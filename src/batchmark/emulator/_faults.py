@@ -315,6 +315,8 @@ def _request_fault(
     faults: Faults, seeded: Seeded, batch_id: str, custom_id: str
 ) -> tuple[str | None, str | None]:
     """(the name of the fault, the outcome it injects), or (None, None)."""
+    if not (faults.errored or faults.errored_fatal or faults.expired):
+        return None, None  # no draw could inject one (draws are pure: skipping changes none)
     draw = seeded.fraction("outcome", batch_id, custom_id)
     if draw < faults.errored:
         flip = seeded.fraction("retryable-type", batch_id, custom_id)

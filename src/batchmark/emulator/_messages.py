@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from batchmark.config._models import Catalog
 from batchmark.config._tokens import approx_tokens, block_tokens
 from batchmark.emulator._cache import CacheUsage
 from batchmark.emulator._responders import Reply, Responder
@@ -136,13 +137,15 @@ def _truncate(text: str, tokens: int) -> str:
     return text.encode("utf-8")[: tokens * 4].decode("utf-8", errors="ignore")
 
 
-def _shape(params: dict[str, Any], reply: Reply) -> tuple[list[dict[str, Any]], str, str | None]:
+def _shape(
+    params: dict[str, Any], reply: Reply, catalog: Catalog | None
+) -> tuple[list[dict[str, Any]], str, str | None]:
     """Content blocks, stop_reason and stop_sequence after thinking, stops and max_tokens."""
     forced = _forced_tool(params, reply)
     if forced is not None:
         return [{"type": "tool_use", **forced}], "tool_use", None
     content = list(reply.content)
-    if thinking_on(params) and not any(b["type"] in THINKING_TYPES for b in content):
+    if thinking_on(params, catalog) and not any(b["type"] in THINKING_TYPES for b in content):
         content.insert(0, thinking_block(params))
     budget = params["max_tokens"]  # thinking and text together (docs: a hard limit)
     stops = params.get("stop_sequences") or []
@@ -229,12 +232,17 @@ def build_message(
     tool_id: Callable[[], str],
     cache: CacheUsage,
     service_tier: str,
+    catalog: Catalog | None = None,
 ) -> dict[str, Any]:
-    """The ``Message`` JSON for valid ``params`` (raises ``ResponderError``)."""
-    blocks, stop_reason, stop_sequence = _shape(params, responder(params))
-    model, shown = params["model"], display(params)
+    """The ``Message`` JSON for valid ``params`` (raises ``ResponderError``); ``catalog``:
+    the emulator's model catalog (default: batchmark's), for the models that think by
+    default and how they show it."""
+    blocks, stop_reason, stop_sequence = _shape(params, responder(params), catalog)
+    thinks = [b for b in blocks if b["type"] in THINKING_TYPES]
+    model = params["model"]
+    shown = display(params, catalog) if thinks else "summarized"
     content = [_wire_block(b, tool_id, model, shown) for b in blocks]
-    thinking_tokens = sum(block_tokens(b) for b in blocks if b["type"] in THINKING_TYPES)
+    thinking_tokens = sum(block_tokens(b) for b in thinks)
     output_tokens = max(1, sum(block_tokens(b) for b in blocks))
     return {
         "id": message_id,

@@ -22,12 +22,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from batchmark.config._models import Catalog, ModelFacts
-from batchmark.config._rules import check_request, first_error
+from batchmark.config._rules import Problem, check_request, first_error, refusal_key
 from batchmark.emulator._http import ApiError
 
 __all__ = ["ModelRules", "model_info", "model_page", "retrieve"]
 
 LIFECYCLES = ("active", "deprecated", "retired")
+_MEMO_SIZE = 4096  # request shapes whose answer the emulator keeps
 EPOCH = "1970-01-01T00:00:00Z"  # the API's created_at when the release date is unknown
 
 
@@ -35,16 +36,47 @@ class ModelRules:
     """The catalog and the clock the emulator's request rules use."""
 
     def __init__(self, catalog: Catalog, now: Callable[[], float]) -> None:
-        self.catalog = catalog
+        self._catalog = catalog
         self._now = now
+        self._answers: dict[tuple[Any, ...], Problem | None] = {}
+
+    @property
+    def catalog(self) -> Catalog:
+        return self._catalog
+
+    @catalog.setter
+    def catalog(self, value: Catalog) -> None:
+        self._catalog = value
+        self._answers = {}
 
     def today(self) -> _dt.date:
         """The emulator's date (its clock may have been advanced)."""
         return _dt.datetime.fromtimestamp(self._now(), _dt.UTC).date()
 
-    def refusal(self, params: dict[str, Any], api_version: str) -> ApiError | None:
-        """What the API answers to ``params`` when it refuses them for their model."""
-        problem = first_error(check_request(params, self.catalog, api_version, today=self.today()))
+    def refusal(
+        self, params: dict[str, Any], api_version: str, today: _dt.date | None = None
+    ) -> ApiError | None:
+        """What the API answers to ``params`` when it refuses them for their model.
+
+        Answers are kept by ``refusal_key`` (with the version and the date): a batch's
+        requests mostly differ in their text only, and checking each one again cost more
+        than the rest of settling a batch. The memo is bounded: it is emptied when full.
+        """
+        today = today or self.today()
+        shape = refusal_key(params)
+        if shape is None:
+            problem = first_error(check_request(params, self._catalog, api_version, today=today))
+        else:
+            key = (api_version, today, shape)
+            try:
+                problem = self._answers[key]
+            except KeyError:
+                problem = first_error(
+                    check_request(params, self._catalog, api_version, today=today)
+                )
+                if len(self._answers) >= _MEMO_SIZE:
+                    self._answers = {}
+                self._answers[key] = problem
         if problem is None:
             return None
         return ApiError(problem.status, problem.error_type, problem.message)

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from batchmark.config._models import Catalog
 from batchmark.config._tokens import request_prefix_tokens
 from batchmark.emulator._batches import CANCELED, ERRORED, EXPIRED, Batch
 from batchmark.emulator._cache import CacheUsage
@@ -27,15 +28,20 @@ __all__ = ["chunked", "result_lines"]
 CHUNK_BYTES = 64 * 1024
 
 
-def result_lines(batch: Batch, seeded: Seeded, responder: Responder) -> Iterator[bytes]:
-    """One JSONL line per request of a settled batch, in a seeded shuffled order."""
+def result_lines(
+    batch: Batch, seeded: Seeded, responder: Responder, catalog: Catalog | None = None
+) -> Iterator[bytes]:
+    """One JSONL line per request of a settled batch, in a seeded shuffled order
+    (``catalog``: the emulator's model catalog)."""
     order = list(range(len(batch.requests)))
     random.Random(f"{seeded.seed}:{seeded.plain_id(batch.id)}").shuffle(order)
     for index in order:
-        yield orjson.dumps(_line(batch, seeded, responder, index)) + b"\n"
+        yield orjson.dumps(_line(batch, seeded, responder, index, catalog)) + b"\n"
 
 
-def _line(batch: Batch, seeded: Seeded, responder: Responder, index: int) -> dict[str, Any]:
+def _line(
+    batch: Batch, seeded: Seeded, responder: Responder, index: int, catalog: Catalog | None
+) -> dict[str, Any]:
     assert batch.outcomes is not None
     request = batch.requests[index]
     custom_id = request["custom_id"]
@@ -60,6 +66,7 @@ def _line(batch: Batch, seeded: Seeded, responder: Responder, index: int) -> dic
             tool_id=tool_ids.__next__,
             cache=cache,
             service_tier="batch",
+            catalog=catalog,
         )
     except ResponderError as err:
         return _errored(seeded, batch.id, custom_id, "api_error", str(err))

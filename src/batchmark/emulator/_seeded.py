@@ -23,7 +23,7 @@ _ID_LENGTH = 22  # like the real ids: "msg_01" + 22 base62 characters [unverifie
 
 
 def _digest(parts: tuple[object, ...]) -> bytes:
-    data = "\x1f".join(str(p) for p in parts).encode()
+    data = "\x1f".join(map(str, parts)).encode()
     return hashlib.blake2b(data, digest_size=16).digest()
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from batchmark.config._models import Catalog, default_catalog
@@ -49,17 +50,24 @@ def thinks_by_default(model: str, catalog: Catalog | None = None) -> bool:
     catalog's ``thinking.default`` is ``adaptive`` or ``always`` (Opus 5, Sonnet 5 and
     5.5, Haiku 5.5 by default; Opus 5.5, Fable and Mythos always). An unknown model, or
     one whose default is not established, does not."""
-    facts = (catalog or default_catalog()).get(model)
-    thinking = facts.thinking if facts is not None else None
-    return thinking is not None and thinking.default in ("adaptive", "always")
+    return _model_defaults(catalog or default_catalog(), model)[0]
 
 
 def default_display(model: str, catalog: Catalog | None = None) -> str:
     """How ``model`` shows its thinking when the request does not say: the catalog's
     ``thinking.display`` (``omitted`` on Opus 4.7+ and 5.x), else ``summarized``."""
-    facts = (catalog or default_catalog()).get(model)
-    shown = facts.thinking.display if facts is not None and facts.thinking else None
-    return shown or "summarized"
+    return _model_defaults(catalog or default_catalog(), model)[1]
+
+
+@lru_cache(maxsize=1024)
+def _model_defaults(catalog: Catalog, model: str) -> tuple[bool, str]:
+    """(thinks by default, default display): looked up once per catalog and model, not
+    once per answer (catalogs are immutable)."""
+    facts = catalog.get(model)
+    thinking = facts.thinking if facts is not None else None
+    if thinking is None:
+        return False, "summarized"
+    return thinking.default in ("adaptive", "always"), thinking.display or "summarized"
 
 
 # --- the requests -----------------------------------------------------------------------
@@ -81,22 +89,24 @@ def _after_tool_result(params: Mapping[str, Any]) -> bool:
     )
 
 
-def thinking_on(params: Mapping[str, Any]) -> bool:
+def thinking_on(params: Mapping[str, Any], catalog: Catalog | None = None) -> bool:
     """Whether the request thinks before it answers."""
     config = _config(params)
     if config is None:
-        return thinks_by_default(str(params.get("model")))
+        return thinks_by_default(str(params.get("model")), catalog)
     kind = config.get("type")
     if kind == "between_tools":
         return _after_tool_result(params)
     return kind in ("enabled", "adaptive")
 
 
-def display(params: Mapping[str, Any]) -> str:
+def display(params: Mapping[str, Any], catalog: Catalog | None = None) -> str:
     """``summarized`` (the text is returned) or ``omitted`` (empty, signature kept)."""
     config = _config(params) or {}
     shown = config.get("display")
-    return shown if shown in ("summarized", "omitted") else default_display(str(params["model"]))
+    if shown in ("summarized", "omitted"):
+        return shown
+    return default_display(str(params["model"]), catalog)
 
 
 def signature(model: str, text: str) -> str:
