@@ -102,3 +102,26 @@ def test_validate_says_where_the_cache_breakpoint_went(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["validate", str(config)])
     assert result.exit_code == 0, result.output
     assert "prompt cache: static prefix cached for p x claude-sonnet-4-6 at system" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("extra", "where"),
+    [
+        ("params: {max_tokens: 100000000000000000000000}\n", "params.max_tokens (line 5)"),
+        (
+            "params: {metadata: {user_id: -100000000000000000000000}}\n",
+            "params.metadata.user_id (line 5)",
+        ),
+        (
+            "scorers:\n  - judge: {rubric: r, params: {max_tokens: 100000000000000000000000}}\n",
+            "scorers[0].judge.params.max_tokens (line 6)",
+        ),
+    ],
+)
+def test_a_number_too_large_for_json_is_a_config_error_not_a_traceback(
+    tmp_path: Path, extra: str, where: str
+) -> None:
+    result = CliRunner().invoke(cli, ["validate", str(write_config(tmp_path, extra=extra))])
+    assert result.exit_code == 2, result.output
+    assert where in result.stderr and "does not fit in 64 bits" in result.stderr
+    assert "Traceback" not in result.output

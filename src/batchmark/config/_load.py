@@ -67,6 +67,9 @@ def load(
         raise _too_large(file, len(text.encode("utf-8")))
 
     raw, root = _parse_yaml(file, text)
+    huge = _huge_ints(raw, root)
+    if huge:  # nothing past here could serialize them (requests, hashes)
+        raise ConfigError(file, huge)
     ctx = LoadContext(
         base_dir=config_path.parent,
         api_version=_api_version_of(raw),
@@ -350,6 +353,23 @@ def _duplicate_keys(node: yaml.Node | None, path: str = "") -> list[str]:
         for i, item in enumerate(node.value):
             errors += _duplicate_keys(item, f"{path}[{i}]")
     return errors
+
+
+_JSON_INTS = (-(2**63), 2**64 - 1)
+"""The integers a request or a hash can hold (orjson's range, 64 bits)."""
+
+
+def _huge_ints(value: Any, root: yaml.Node | None, loc: tuple[Any, ...] = ()) -> list[str]:
+    """Integers anywhere in the config too large for JSON (64 bits): each is a problem
+    here, not a ``TypeError`` when the requests are serialized."""
+    if isinstance(value, dict):
+        return [e for k, v in value.items() for e in _huge_ints(v, root, (*loc, k))]
+    if isinstance(value, list):
+        return [e for i, v in enumerate(value) for e in _huge_ints(v, root, (*loc, i))]
+    low, high = _JSON_INTS
+    if isinstance(value, int) and not isinstance(value, bool) and not low <= value <= high:
+        return [_problem(root, loc, f"{value} does not fit in 64 bits", "use a smaller number")]
+    return []
 
 
 def _duplicate_names(raw: dict[str, Any], root: yaml.Node | None) -> list[str]:
