@@ -88,12 +88,18 @@ def test_a_model_is_found_by_id_or_alias_and_a_typo_gets_suggestions() -> None:
     assert len(list(catalog.entries())) == len(catalog)
 
 
-def test_retirement_follows_the_date() -> None:
+def test_retirement_is_the_status_and_a_date_gone_by_is_overdue() -> None:
+    """SDK ``ModelInfo``: a past ``retires_at`` on a deprecated model means retirement
+    is overdue, not that it has occurred; ``lifecycle`` is the signal."""
     sonnet_45 = default_catalog().get("claude-sonnet-4-5")
     assert sonnet_45 is not None and sonnet_45.retires_on == _dt.date(2026, 11, 30)
-    assert not sonnet_45.retired(_dt.date(2026, 11, 29))
-    assert sonnet_45.retired(_dt.date(2026, 11, 30))
-    assert sonnet_45.lifecycle(_dt.date(2026, 11, 1)) == "deprecated"
+    assert not sonnet_45.overdue(_dt.date(2026, 11, 29))
+    assert sonnet_45.overdue(_dt.date(2026, 11, 30))
+    assert not sonnet_45.retired(_dt.date(2026, 11, 30))
+    assert sonnet_45.lifecycle(_dt.date(2026, 12, 1)) == "deprecated"
+    opus_41 = default_catalog().get("claude-opus-4-1-20250805")
+    assert opus_41 is not None and opus_41.retired(_dt.date(2026, 1, 1))
+    assert opus_41.lifecycle(_dt.date(2026, 1, 1)) == "retired"
 
 
 def test_entries_override_facts_or_add_a_model_like_another() -> None:

@@ -141,3 +141,16 @@ def test_a_model_whose_facts_are_unknown_gets_only_the_general_rules() -> None:
     }
     found = check_request(request, catalog, "2026-10-21")
     assert [p.field for p in found] == ["tool_choice"]  # thinking with a forced tool, always
+
+
+def test_a_model_past_its_retirement_date_is_overdue_not_refused() -> None:
+    """The SDK's ``ModelInfo.retires_at``: "A past date on a `deprecated` model means
+    retirement is overdue, not that it has occurred: `lifecycle` is the retirement
+    signal." So a date gone by is a warning; only ``status: retired`` is a 404."""
+    found = problems("claude-sonnet-4-5")  # deprecated, retires_on 2026-11-30
+    assert [p for p in found if p.severity == "error"] == []
+    [warning] = found
+    assert warning.field == "model" and "overdue" in warning.message
+    assert "--online" in warning.hint
+    [gone] = problems("claude-opus-4-1-20250805")  # status: retired
+    assert (gone.status, gone.error_type) == (404, "not_found_error")

@@ -83,11 +83,17 @@ def test_a_catalog_given_to_the_emulator_adds_models(served) -> None:
 
 
 @pytest.mark.filterwarnings("ignore:The model 'claude-opus-4-5' is deprecated:DeprecationWarning")
-def test_a_model_retires_on_the_emulators_date(served) -> None:
+def test_a_model_past_its_retirement_date_is_overdue_until_it_is_retired(served) -> None:
+    """SDK ``ModelInfo.retires_at``: "A past date on a `deprecated` model means
+    retirement is overdue, not that it has occurred: `lifecycle` is the retirement
+    signal." The emulator still serves it; a catalog that says ``retired`` does not."""
     with served(seed=3) as (emu, client):
-        client.messages.create(model="claude-opus-4-5", max_tokens=5, messages=HI)
         days = (_dt.date(2027, 1, 23) - _dt.datetime.now(_dt.UTC).date()).days
         emu.clock.advance(max(days, 0) * 86400.0)
+        client.messages.create(model="claude-opus-4-5", max_tokens=5, messages=HI)
+        info = client.models.retrieve("claude-opus-4-5")
+        assert info.lifecycle == "deprecated" and info.retires_at is not None
+        emu.catalog = emu.catalog.with_entries({"claude-opus-4-5": ModelFacts(status="retired")})
         with pytest.raises(anthropic.NotFoundError):
             client.messages.create(model="claude-opus-4-5", max_tokens=5, messages=HI)
         assert client.models.retrieve("claude-opus-4-5").lifecycle == "retired"

@@ -151,7 +151,9 @@ class ModelFacts(_Facts):
     deprecated_on: _dt.date | None = None
     """When the model was deprecated."""
     retires_on: _dt.date | None = None
-    """Retirement date: from this day requests naming the model fail with 404."""
+    """Scheduled retirement date. Once it has passed the retirement is overdue, not
+    done (SDK ``ModelInfo.retires_at``: "`lifecycle` is the retirement signal"): validate
+    warns; only `status: retired` makes requests fail with 404."""
     retirement_not_before: _dt.date | None = None
     """The earliest retirement date announced, while none is scheduled."""
     replacement: str | None = None
@@ -199,10 +201,17 @@ class ModelFacts(_Facts):
         return _dt.date.fromisoformat(value) if isinstance(value, str) else value
 
     def retired(self, today: _dt.date) -> bool:
-        """Whether requests naming this model fail on ``today``."""
-        if self.status == "retired":
-            return True
-        return self.retires_on is not None and self.retires_on <= today
+        """Whether requests naming this model fail on ``today``: its status is
+        ``retired``. A ``retires_on`` gone by alone is ``overdue``: the SDK's
+        ``ModelInfo.retires_at`` says "A past date on a `deprecated` model means
+        retirement is overdue, not that it has occurred: `lifecycle` is the retirement
+        signal" (the schedule can be revised until then)."""
+        return self.status == "retired"
+
+    def overdue(self, today: _dt.date) -> bool:
+        """Whether the scheduled retirement date has come but the model is not retired:
+        requests may start failing (404) any day."""
+        return not self.retired(today) and self.retires_on is not None and self.retires_on <= today
 
     def lifecycle(self, today: _dt.date) -> Literal["active", "deprecated", "retired"]:
         """The Models API's ``lifecycle`` of this model on ``today``."""

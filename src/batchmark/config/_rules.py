@@ -10,8 +10,10 @@ it answers, so that what ``validate`` and ``--emulate`` accept the real API acce
 The rules, and where the facts come from (research for issue 15; messages seen on the
 wire in public issue threads unless marked [inferred]):
 
-- unknown model, or one past its retirement date: 404 ``not_found_error``
-  ``model: <id>`` (anthropics/claude-code#6169, vicharanashala/vibe#1259);
+- unknown model, or a retired one (``status: retired``): 404 ``not_found_error``
+  ``model: <id>`` (anthropics/claude-code#6169, vicharanashala/vibe#1259); a model past
+  its scheduled retirement date but not retired is a warning (SDK ``ModelInfo``: a past
+  ``retires_at`` means retirement is overdue, not that it has occurred);
 - a top-level key the API version does not know: 400 ``<key>: Extra inputs are not
   permitted`` (amrit110/oli#7); under 2026-10-21 this is how ``temperature``, ``top_p``
   and ``top_k`` are refused on every model (docs api/migration-2026-10-21);
@@ -111,7 +113,18 @@ def check_request(
     if facts is None or facts.retired(today):
         problems.append(_not_found(model, facts, catalog))
         return problems
-    if facts.status == "deprecated" and facts.retires_on is not None:
+    if facts.overdue(today):
+        problems.append(
+            Problem(
+                "model",
+                f"{model} was scheduled to retire on {facts.retires_on} (overdue): the API "
+                "may refuse it (404) from any day now",
+                hint="`batchmark validate --online` asks the endpoint whether it still "
+                "serves it" + (f"; move to {facts.replacement}" if facts.replacement else ""),
+                severity="warning",
+            )
+        )
+    elif facts.status == "deprecated" and facts.retires_on is not None:
         problems.append(
             Problem(
                 "model",
