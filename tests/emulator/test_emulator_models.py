@@ -132,20 +132,6 @@ def test_the_prompt_cache_minimum_comes_from_the_catalog() -> None:
     assert emu.cache.usage({**params, "model": "claude-haiku-4-5"}).creation_5m > 0
 
 
-def test_a_catalog_given_to_the_emulator_decides_which_models_think_by_default(served) -> None:
-    """A model the emulator's own catalog says thinks by default answers with thinking,
-    in a message and in a batch (the thinking decision used batchmark's catalog)."""
-    thinker = ModelFacts(like="claude-haiku-4-5", thinking={"default": "adaptive"})
-    catalog = default_catalog().with_entries({"claude-thinker-1": thinker})
-    params = {"model": "claude-thinker-1", "max_tokens": 2000, "messages": HI}
-    with served(catalog=catalog) as (_, client):
-        message = client.messages.create(**params)
-        batch = client.messages.batches.create(requests=[{"custom_id": "a", "params": params}])
-        (line,) = read_results(client, batch.id)
-    assert [b.type for b in message.content] == ["thinking", "text"]
-    assert [b.type for b in line.result.message.content] == ["thinking", "text"]
-
-
 def _shapes() -> list[dict]:
     """Requests that differ where the rules look: keys, sampling, thinking, effort,
     tool_choice, the last turn, breakpoints, models (known, retired, unknown)."""

@@ -8,6 +8,7 @@ import textwrap
 import pytest
 from anthropic.types import Message, RedactedThinkingBlock, TextBlock, ThinkingBlock
 
+from batchmark.config._models import ModelFacts, ThinkingFacts, default_catalog
 from batchmark.config._tokens import approx_tokens
 from batchmark.emulator._thinking import thinking_block, thinking_on
 
@@ -190,3 +191,24 @@ def test_a_model_that_thinks_by_default_thinks_without_a_thinking_field(client, 
     if thinks:  # these models omit the text by default; the signature and cost stay
         assert message.content[0].thinking == "" and message.content[0].signature
         assert message.usage.output_tokens_details.thinking_tokens > 0
+
+
+def test_thinking_defaults_come_from_the_emulators_catalog(served):
+    """A model a config adds like one that thinks by default thinks too (in a batch as
+    on /v1/messages), and an override of a model's default and display is obeyed: the
+    emulator's catalog, not batchmark's shipped one."""
+    catalog = default_catalog().with_entries(
+        {
+            "claude-new-6": ModelFacts(like="claude-sonnet-5"),
+            MODEL: ModelFacts(thinking=ThinkingFacts(default="adaptive", display="omitted")),
+        }
+    )
+    with served(catalog=catalog) as (_, client):
+        for model in ("claude-new-6", MODEL):
+            message = client.messages.create(model=model, max_tokens=2000, messages=_user())
+            assert [b.type for b in message.content] == ["thinking", "text"], model
+            assert message.content[0].thinking == "" and message.content[0].signature
+        params = {"model": "claude-new-6", "max_tokens": 2000, "messages": _user()}
+        batch = client.messages.batches.create(requests=[{"custom_id": "a", "params": params}])
+        [line] = read_results(client, batch.id)
+        assert [b.type for b in line.result.message.content] == ["thinking", "text"]
