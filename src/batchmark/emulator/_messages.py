@@ -144,9 +144,9 @@ def _shape(
     forced = _forced_tool(params, reply)
     if forced is not None:
         return [{"type": "tool_use", **forced}], "tool_use", None
-    content = list(reply.content)
+    content = reply.content
     if thinking_on(params, catalog) and not any(b["type"] in THINKING_TYPES for b in content):
-        content.insert(0, thinking_block(params))
+        content = (thinking_block(params), *content)
     budget = params["max_tokens"]  # thinking and text together (docs: a hard limit)
     stops = params.get("stop_sequences") or []
     blocks: list[dict[str, Any]] = []

@@ -27,12 +27,20 @@ def _digest(parts: tuple[object, ...]) -> bytes:
     return hashlib.blake2b(data, digest_size=16).digest()
 
 
+_PAIRS = [b + a for a in _ALPHABET for b in _ALPHABET]
+"""Two base-62 digits per entry, least significant first: ``_PAIRS[r]`` for r < 62**2."""
+
+
 def _base62(raw: bytes, length: int = _ID_LENGTH) -> str:
+    """The ``length`` least significant base-62 digits of ``raw``, least significant
+    first (two digits per division: ids are minted for every answer)."""
     n = int.from_bytes(raw, "big")
     chars = []
-    for _ in range(length):
-        n, r = divmod(n, 62)
-        chars.append(_ALPHABET[r])
+    for _ in range(length // 2):
+        n, r = divmod(n, 3844)
+        chars.append(_PAIRS[r])
+    if length % 2:
+        chars.append(_ALPHABET[n % 62])
     return "".join(chars)
 
 
@@ -63,12 +71,13 @@ class Seeded:
     def ident(self, prefix: str, *parts: object) -> str:
         """An id like ``msg_01…``: a function of the seed and ``parts`` when seeded on
         purpose, else also of this process's random salt."""
+        if self._salt and prefix != "msgbatch":  # only batch ids need their plain twin
+            return f"{prefix}_01{_base62(_digest((self._salt, self.seed, prefix, *parts)))}"
         plain = f"{prefix}_01{_base62(_digest((self.seed, prefix, *parts)))}"
         if not self._salt:
             return plain
         salted = f"{prefix}_01{_base62(_digest((self._salt, self.seed, prefix, *parts)))}"
-        if prefix == "msgbatch":
-            self._plain[salted] = plain
+        self._plain[salted] = plain
         return salted
 
     def request_id(self) -> str:

@@ -91,9 +91,9 @@ def _after_tool_result(params: Mapping[str, Any]) -> bool:
 
 def thinking_on(params: Mapping[str, Any], catalog: Catalog | None = None) -> bool:
     """Whether the request thinks before it answers."""
-    config = _config(params)
-    if config is None:
-        return thinks_by_default(str(params.get("model")), catalog)
+    config = params.get("thinking")
+    if config is None or not isinstance(config, Mapping):
+        return _model_defaults(catalog or default_catalog(), str(params.get("model")))[0]
     kind = config.get("type")
     if kind == "between_tools":
         return _after_tool_result(params)
