@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import textwrap
 
+import anthropic
 import pytest
 from anthropic.types import Message, RedactedThinkingBlock, TextBlock, ThinkingBlock
 
@@ -212,3 +213,20 @@ def test_thinking_defaults_come_from_the_emulators_catalog(served):
         batch = client.messages.batches.create(requests=[{"custom_id": "a", "params": params}])
         [line] = read_results(client, batch.id)
         assert [b.type for b in line.result.message.content] == ["thinking", "text"]
+
+
+@pytest.mark.parametrize(
+    ("thinking", "field"),
+    [
+        ("yes", "thinking:"),
+        ({"type": "sometimes"}, "thinking.type:"),
+        ({"type": "enabled"}, "thinking.enabled.budget_tokens:"),
+        ({"type": "adaptive", "display": "loud"}, "thinking.display:"),
+    ],
+)
+def test_a_malformed_thinking_field_is_a_400_not_an_answer(client, thinking, field):
+    """The API validates ``thinking`` against its config union; the emulator answered 200."""
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        client.messages.create(model=MODEL, max_tokens=2000, messages=_user(), thinking=thinking)
+    assert caught.value.body["error"]["type"] == "invalid_request_error"
+    assert caught.value.body["error"]["message"].startswith(field)

@@ -102,7 +102,31 @@ def params_error(params: dict[str, Any], api_version: str, *, in_batch: bool) ->
     stops = params.get("stop_sequences", [])
     if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
         return "stop_sequences: Input should be a list of strings"
-    return _tools_error(params)
+    return _thinking_error(params.get("thinking")) or _tools_error(params)
+
+
+_THINKING_TYPES = ("enabled", "adaptive", "disabled", "between_tools")  # SDK ThinkingConfigParam
+
+
+def _thinking_error(thinking: Any) -> str | None:
+    """The shape of ``thinking`` (the SDK's ``ThinkingConfigParam`` union); the model
+    rules on it are the catalog's (``config._rules``)."""
+    if thinking is None:
+        return None
+    if not isinstance(thinking, dict):
+        return "thinking: Input should be a valid dictionary or object to extract fields from"
+    kind = thinking.get("type")
+    if kind not in _THINKING_TYPES:
+        allowed = ", ".join(f"'{t}'" for t in _THINKING_TYPES)
+        return (
+            f"thinking.type: Input tag {kind!r} found using 'type' does not match any of "
+            f"the expected tags: {allowed}"
+        )
+    if kind == "enabled" and not _is_int(thinking.get("budget_tokens")):
+        return "thinking.enabled.budget_tokens: Field required (an integer)"
+    if thinking.get("display") not in (None, "summarized", "omitted"):
+        return "thinking.display: Input should be 'summarized' or 'omitted'"
+    return None
 
 
 def count_tokens_error(params: dict[str, Any]) -> str | None:
