@@ -262,3 +262,14 @@ def test_an_unreachable_api_exits_3_quickly_with_the_run_kept(results: Path) -> 
     assert "the API failed" in done.stderr and "batchmark resume" in done.stderr
     assert "Traceback" not in done.stderr
     assert len(list(results.glob("quickstart/*/ledger.sqlite"))) == 1
+
+
+def test_an_unreachable_api_during_validate_online_says_nothing_of_a_run_to_resume() -> None:
+    """validate starts no run: the API failure's hint must not send the user to
+    `batchmark resume RUN` (it did: the same text as a failed run's)."""
+    env = {"ANTHROPIC_API_KEY": "test", "ANTHROPIC_BASE_URL": "http://127.0.0.1:9"}
+    done = batchmark("validate", QUICKSTART, "--online", env=env)
+
+    assert done.returncode == 3, done.stderr
+    assert "the API failed" in done.stderr and "try again" in done.stderr
+    assert "resume" not in done.stderr and "Traceback" not in done.stderr

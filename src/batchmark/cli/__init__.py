@@ -105,11 +105,12 @@ def _api_error(err: anthropic.APIError) -> int:
         )
         click.echo("  hint: check ANTHROPIC_API_KEY (and --base-url, ANTHROPIC_BASE_URL)", err=True)
         return 2
+    from batchmark.cli._common import stopped_run_message
+
     where = f"HTTP {status}" if status else type(err).__name__
     click.echo(f"error: the API failed ({where}): {visible(err.message)}", err=True)
-    click.echo(
-        "  nothing is lost: `batchmark resume RUN` (the id printed above) continues", err=True
-    )
+    stopped = stopped_run_message()  # a command that started no run has none to resume
+    click.echo(f"  {visible(stopped)}" if stopped else "  try again when it answers", err=True)
     return 3
 
 
