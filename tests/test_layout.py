@@ -2,7 +2,7 @@
 
 config -> grid -> ledger -> batches -> responses -> scores -> reports -> CI: each box is
 one package of ``src/batchmark``. A package may import the packages below it in
-``LAYERS`` and the foundation modules (``batchmark._errors``, ``_hooks``,
+``LAYERS`` and the foundation modules (``batchmark._errors``, ``_hooks``, ``_conversations``,
 ``_templates``, ``_terminal``), never one above it, so there is no import cycle between
 packages. Imports under ``if TYPE_CHECKING:`` are annotations only and do not count.
 """
@@ -74,7 +74,8 @@ def test_packages_import_only_downward() -> None:
 
 def test_the_top_level_holds_only_the_facade_and_the_foundation() -> None:
     modules = {p.stem for p in PACKAGE.glob("*.py")}
-    assert modules == FACADE | {"_errors", "_facade", "_hooks", "_templates", "_terminal"}
+    foundation = {"_conversations", "_errors", "_facade", "_hooks", "_templates", "_terminal"}
+    assert modules == FACADE | foundation
 
 
 def test_no_package_shadows_a_public_name() -> None:

@@ -37,6 +37,7 @@ from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from jinja2.utils import missing
 
+from batchmark._conversations import conversation_of
 from batchmark._errors import ConfigError, RenderError
 
 if TYPE_CHECKING:
@@ -45,7 +46,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RESERVED_VARIABLES",
+    "CONVERSATION",
     "CompiledVariant",
+    "ConversationPart",
     "TemplatePart",
     "compile_prompts",
     "compile_variant",
@@ -259,26 +262,60 @@ def _compile(source: str, where: str, file: str, null_as_empty: bool = False) ->
 
 
 @dataclass(frozen=True, slots=True)
+class ConversationPart:
+    """A ``{field: NAME}`` entry of a variant's messages: the row's own conversation
+    (``_conversations``). Never static: it is different for every row."""
+
+    field: str
+    where: str
+    """``prompts[0].messages[2]``."""
+    file: str | None
+    """The dataset file, named in errors about a row's conversation."""
+    text: None = None
+    static: bool = False
+
+    @property
+    def variables(self) -> frozenset[str]:
+        return frozenset({self.field})
+
+
+CONVERSATION = "conversation"
+"""The role slot of a ``ConversationPart`` in ``CompiledVariant.messages``."""
+
+
+@dataclass(frozen=True, slots=True)
 class CompiledVariant:
     """A prompt variant with its templates compiled."""
 
     name: str
     system: TemplatePart | None
-    messages: tuple[tuple[str, TemplatePart], ...]
-    """``(role, content template)`` pairs in order."""
+    messages: tuple[tuple[str, TemplatePart | ConversationPart], ...]
+    """``(role, content template)`` pairs in order; ``(CONVERSATION, part)`` where the
+    row's conversation goes."""
 
-    def render(self, row: Row) -> tuple[str | None, list[dict[str, str]]]:
+    def render(self, row: Row) -> tuple[str | None, list[dict[str, Any]]]:
         """Render for one row: ``(system or None, messages)``.
 
         Raises ``RenderError`` naming the variant, the row id, the template and the
-        variable; also when a message renders to only whitespace (the API refuses it).
+        variable; also when a message renders to only whitespace (the API refuses it),
+        and when the row's conversation is malformed (naming the field and position).
         """
         context = {**row.data, "row": row.data, "row_id": row.id}
         system = None
         if self.system is not None:
             system = self.system.render(context, self.name, row.id) or None
-        messages = []
+        messages: list[dict[str, Any]] = []
         for role, part in self.messages:
+            if isinstance(part, ConversationPart):
+                messages += conversation_of(
+                    row.data,
+                    part.field,
+                    file=part.file,
+                    variant=self.name,
+                    row_id=row.id,
+                    alone=len(self.messages) == 1,
+                )
+                continue
             content = part.render(context, self.name, row.id)
             if not content.strip():
                 raise RenderError(
@@ -299,13 +336,15 @@ def compile_variant(
     index: int | None = None,
     *,
     null_as_empty: bool = False,
+    data_file: str | None = None,
 ) -> CompiledVariant:
     """Compile one variant's templates.
 
     ``sources`` maps absolute template file paths to their text (``EvalSpec.sources``);
     a file not in it is read from disk. ``index`` (the variant's position in the config)
     only makes error messages point at ``prompts[index]``. ``null_as_empty`` renders a
-    null value as an empty string instead of refusing the row.
+    null value as an empty string instead of refusing the row. ``data_file`` is named in
+    errors about a row's conversation.
     """
     sources = sources or {}
     index_where = f"prompts[{index if index is not None else repr(variant.name)}]"
@@ -325,7 +364,9 @@ def compile_variant(
     where, empty = index_where, null_as_empty
     if variant.messages is not None:
         messages = tuple(
-            (m.role, _compile(m.content, f"{where}.messages[{i}].content", config_file, empty))
+            (CONVERSATION, ConversationPart(m.field, f"{where}.messages[{i}]", data_file))
+            if m.kind == CONVERSATION
+            else (m.role, _compile(m.content, f"{where}.messages[{i}].content", config_file, empty))
             for i, m in enumerate(variant.messages)
         )
     else:
@@ -339,13 +380,14 @@ def compile_prompts(spec: EvalSpec) -> dict[str, CompiledVariant]:
     """Compile every variant of a spec, keyed by variant name (in config order)."""
     sources = dict(spec.sources)
     empty = spec.dataset.null_as_empty
+    data = spec.dataset.path or spec.dataset.hub
     return {
-        v.name: compile_variant(v, str(spec.path), sources, i, null_as_empty=empty)
+        v.name: compile_variant(v, str(spec.path), sources, i, null_as_empty=empty, data_file=data)
         for i, v in enumerate(spec.prompts)
     }
 
 
-def render(variant: CompiledVariant, row: Row) -> tuple[str | None, list[dict[str, str]]]:
+def render(variant: CompiledVariant, row: Row) -> tuple[str | None, list[dict[str, Any]]]:
     """Render a compiled variant for one row; see ``CompiledVariant.render``."""
     return variant.render(row)
 

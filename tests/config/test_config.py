@@ -317,10 +317,11 @@ def test_json_schema_documents_every_field() -> None:
     assert "stream" not in schema["$defs"]["Params"]["properties"]
 
 
-def test_shipped_quickstart_config_matches_the_json_schema() -> None:
+@pytest.mark.parametrize("config", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_config_matches_the_json_schema(config: Path) -> None:
     import yaml
 
-    data = yaml.safe_load((REPO / "configs" / "quickstart.yaml").read_text())
+    data = yaml.safe_load(config.read_text())
     jsonschema.validate(data, config_json_schema())
     bad = {**data, "colour": "blue"}
     with pytest.raises(jsonschema.ValidationError):

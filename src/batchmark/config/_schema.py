@@ -23,13 +23,15 @@ from __future__ import annotations
 import datetime as _dt
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     PrivateAttr,
+    Tag,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -65,6 +67,7 @@ __all__ = [
     "EvalConfig",
     "EvalSpec",
     "Gate",
+    "ConversationSlot",
     "MessageTemplate",
     "ModelConfig",
     "Params",
@@ -183,6 +186,8 @@ class DatasetConfig(_Model):
 class MessageTemplate(_Model):
     """One message of a `messages` variant."""
 
+    kind: ClassVar[str] = "message"
+
     role: Literal["user", "assistant"]
     """`user` or `assistant` (a final assistant message pre-fills the reply)."""
     content: str
@@ -193,6 +198,26 @@ class MessageTemplate(_Model):
     def _syntax(cls, value: str) -> str:
         check_syntax(value)
         return value
+
+
+class ConversationSlot(_Model):
+    """A `messages` entry `{field: NAME}`: the row's conversation goes here."""
+
+    kind: ClassVar[str] = "conversation"  # _templates.CONVERSATION
+
+    field: str = Field(min_length=1)
+    """The row field holding a conversation: a list of `{role, content}` (content a string
+    or a list of API content blocks), or a string holding that list as JSON (CSV)."""
+
+
+def _message_kind(value: Any) -> str:
+    return "slot" if isinstance(value, dict) and "field" in value else "message"
+
+
+MessageEntry = Annotated[
+    Annotated[MessageTemplate, Tag("message")] | Annotated[ConversationSlot, Tag("slot")],
+    Discriminator(_message_kind),
+]
 
 
 class PromptVariant(_Model):
@@ -208,9 +233,10 @@ class PromptVariant(_Model):
     """User message, an inline Jinja2 template."""
     user_file: str | None = None
     """User message template file, relative to the config file."""
-    messages: list[MessageTemplate] | None = Field(default=None, min_length=1)
+    messages: list[MessageEntry] | None = Field(default=None, min_length=1)
     """Full conversation `[{role, content}]`, each content a Jinja2 template (instead of
-    `user` / `user_file`)."""
+    `user` / `user_file`); an entry `{field: NAME}` puts the row's own conversation (the
+    list in field NAME) at that place, between templated messages if any."""
 
     @field_validator("system", "user")
     @classmethod

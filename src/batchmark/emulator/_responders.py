@@ -8,7 +8,9 @@ Specs (``parse_responder``):
 
 - ``"echo"``: the text of the last user message, verbatim.
 - ``"scripted:PATH"``: rules from a YAML list or a JSONL file; first match wins, no match
-  echoes.
+  echoes. A rule matches on ``model`` (a glob), ``system`` (a regex searched in the
+  system prompt), ``user`` (in the last user message) and ``transcript`` (in the whole
+  conversation, ``role: text`` per line); its ``text`` may use the groups of the match.
 - ``"python:MODULE:FUNC"`` or ``"python:FILE.py:FUNC"``: a callable taking ``params``;
   it may answer thinking blocks too (see ``Reply``).
 - ``"PATH.yaml"``: a mapping of model globs to specs (relative paths resolved next to it).
@@ -88,6 +90,15 @@ def system_text(params: Mapping[str, Any]) -> str:
     return _text_of(params.get("system"))
 
 
+def transcript_text(params: Mapping[str, Any]) -> str:
+    """Every message as ``role: text`` lines, in order (text blocks only)."""
+    return "\n".join(
+        f"{m.get('role')}: {_text_of(m.get('content'))}"
+        for m in params.get("messages") or []
+        if isinstance(m, dict)
+    )
+
+
 def echo(params: dict[str, Any]) -> Reply:
     """The ``echo`` responder: the last user message's text, verbatim."""
     return Reply(({"type": "text", "text": last_user_text(params)},))
@@ -154,6 +165,9 @@ class Rule:
     user: re.Pattern[str] | None
     text: str | None
     tool_use: Mapping[str, Any] | None
+    transcript: re.Pattern[str] | None = None
+    """Searched in the whole conversation, one ``role: text`` line per message (a
+    multi-turn eval's answer may depend on an earlier turn)."""
 
     def answer(self, params: Mapping[str, Any]) -> Reply | None:
         """The reply when this rule matches ``params``, else None."""
@@ -168,10 +182,15 @@ class Rule:
             user_match = self.user.search(last_user_text(params))
             if user_match is None:
                 return None
+        transcript_match = None
+        if self.transcript is not None:
+            transcript_match = self.transcript.search(transcript_text(params))
+            if transcript_match is None:
+                return None
         if self.tool_use is not None:
             block = {"type": "tool_use", **self.tool_use}
             return Reply((block,), "tool_use")
-        match = user_match or system_match
+        match = transcript_match or user_match or system_match
         try:
             text = match.expand(self.text or "") if match else self.text or ""
         except (re.error, IndexError) as err:
@@ -179,7 +198,7 @@ class Rule:
         return Reply(({"type": "text", "text": text},))
 
 
-_RULE_KEYS = {"model", "system", "user", "text", "tool_use"}
+_RULE_KEYS = {"model", "system", "user", "transcript", "text", "tool_use"}
 
 
 def _rule(raw: Any, where: str) -> Rule:
@@ -196,7 +215,7 @@ def _rule(raw: Any, where: str) -> Rule:
     ):
         raise ConfigError(None, f"{where}.tool_use: expected a mapping with an 'input' mapping")
     patterns = {}
-    for key in ("system", "user"):
+    for key in ("system", "user", "transcript"):
         try:
             patterns[key] = re.compile(str(raw[key])) if key in raw else None
         except re.error as err:
@@ -204,7 +223,7 @@ def _rule(raw: Any, where: str) -> Rule:
     tool = {"input": {}, **tool_use} if tool_use is not None else None
     text = None if tool is not None else str(raw["text"])
     model = str(raw["model"]) if "model" in raw else None
-    return Rule(model, patterns["system"], patterns["user"], text, tool)
+    return Rule(model, patterns["system"], patterns["user"], text, tool, patterns["transcript"])
 
 
 def load_rules(path: Path) -> list[Rule]:

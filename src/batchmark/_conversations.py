@@ -1,0 +1,139 @@
+"""Conversations from the data: a row field holding the messages of a chat.
+
+A prompt variant's ``messages`` may hold an entry ``{field: NAME}``; each row's value of
+``NAME`` is read here and its messages take that place in the request. The value is a
+list of ``{role, content}``, or a string holding that list as JSON (a CSV cell).
+
+Checked per row, before anything is sent; each problem is a ``RenderError`` naming the
+dataset file, the variant, the row, the field and the position in the conversation:
+
+- the value is a list (or JSON text of one) of objects with exactly ``role`` and
+  ``content``; ``role`` is ``user`` or ``assistant`` (a system prompt belongs in the
+  variant's ``system``);
+- ``content`` is a non-empty string (not only whitespace), or a non-empty list of
+  content blocks, each an object with a string ``type``; a ``text`` block's ``text`` is
+  a non-empty string (the API refuses empty text: "text content blocks must be
+  non-empty");
+- the conversation is not empty unless the variant has other messages.
+
+Consecutive turns of one role are sent as they are: the API combines them into one
+turn (SDK ``messages.create`` docstring: "Consecutive `user` or `assistant` turns in
+your request will be combined into a single turn"). A conversation that ends with an
+assistant message pre-fills the reply, which some models refuse: the model catalog's
+request rules check that for every request (``validate``, ``run``).
+
+Keys whose value is null are dropped from messages and blocks: a Parquet file holds a
+column of objects as one struct type, which gives every block every key seen in the
+column (a ``tool_use`` block read back carries ``text: null``); the API takes an absent
+key, not a null one. (``datasets`` reads such a JSONL column as JSON values, keys as
+written.) Values are data: nothing in them is rendered as a template.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from batchmark._errors import RenderError
+
+__all__ = ["ROLES", "conversation_of"]
+
+ROLES = ("user", "assistant")
+_HINT = (
+    "each message is {role: user|assistant, content: text or a list of content blocks}; "
+    "fix the row's data"
+)
+
+
+def _drop_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_nulls(v) for v in value]
+    return value
+
+
+class _Where:
+    """What a conversation error names: file, variant, row, field."""
+
+    def __init__(self, file: str | None, variant: str, row_id: str, field: str) -> None:
+        self.file, self.variant, self.row_id, self.field = file, variant, row_id, field
+
+    def error(self, detail: str, hint: str = _HINT) -> RenderError:
+        return RenderError(
+            self.file, self.variant, self.row_id, f"field {self.field!r}: {detail}", hint
+        )
+
+
+def conversation_of(
+    data: dict[str, Any],
+    field: str,
+    *,
+    file: str | None,
+    variant: str,
+    row_id: str,
+    alone: bool,
+) -> list[dict[str, Any]]:
+    """The checked messages of ``data[field]`` (new objects: the row is not changed).
+
+    ``alone``: the variant has no other messages, so an empty conversation is an error.
+    Raises ``RenderError``.
+    """
+    where = _Where(file, variant, row_id, field)
+    if field not in data or data[field] is None:
+        raise where.error(
+            "is null or absent in this row",
+            f"every row needs a conversation in {field!r} (a list of messages)",
+        )
+    value = data[field]
+    if isinstance(value, str):
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError as err:
+            raise where.error(f"holds text that is not JSON ({err})") from None
+    if not isinstance(value, list):
+        raise where.error(f"should be a list of messages, not {type(value).__name__}")
+    if not value and alone:
+        raise where.error("is an empty conversation", "the API needs at least one message")
+    return [_message(where, i, m) for i, m in enumerate(value)]
+
+
+def _message(where: _Where, i: int, message: Any) -> dict[str, Any]:
+    at = f"message {i}"
+    if not isinstance(message, dict):
+        raise where.error(f"{at} should be an object, not {type(message).__name__}")
+    message = _drop_nulls(message)
+    extra = sorted(str(k) for k in message if k not in ("role", "content"))
+    if extra:
+        raise where.error(f"{at} has keys the API does not take: {', '.join(extra)}")
+    role = message.get("role")
+    if role not in ROLES:
+        hint = (
+            "a system prompt goes in the variant's `system`, not in the conversation"
+            if role == "system"
+            else _HINT
+        )
+        raise where.error(f"{at} has role {role!r}: expected 'user' or 'assistant'", hint)
+    content = message.get("content")
+    if isinstance(content, str):
+        if not content.strip():
+            raise where.error(f"{at} ({role}) has empty content", "the API refuses empty messages")
+        return {"role": role, "content": content}
+    if not isinstance(content, list):
+        got = "nothing" if content is None else type(content).__name__
+        raise where.error(f"{at} ({role}) content should be text or a list of blocks, not {got}")
+    if not content:
+        raise where.error(f"{at} ({role}) has an empty list of blocks")
+    for j, block in enumerate(content):
+        _check_block(where, f"{at} block {j}", block)
+    return {"role": role, "content": content}
+
+
+def _check_block(where: _Where, at: str, block: Any) -> None:
+    if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+        raise where.error(f"{at} should be an object with a string `type`")
+    if block["type"] == "text":
+        text = block.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise where.error(f"{at} is a text block without text", "the API refuses empty text")

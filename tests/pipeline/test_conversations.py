@@ -1,0 +1,186 @@
+"""Conversations from the data, end to end: a row field holding a chat is spliced into a
+variant's messages (between templated ones), sent through the real SDK to the emulator,
+and every malformed conversation is an error naming the file, row, field and position,
+with nothing sent."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+import batchmark
+from batchmark._errors import RenderError
+
+from .support import write_config
+
+# Answers with what it was sent: each message's role and content, as JSON.
+RESPONDER = """
+import json
+
+def transcript(params):
+    return json.dumps([[m["role"], m["content"]] for m in params["messages"]])
+"""
+CHAT = [
+    {"role": "user", "content": "My name is Ada."},
+    {"role": "assistant", "content": "Hello Ada."},
+    {"role": "user", "content": "What is my name?"},
+]
+BLOCKS = [
+    {"role": "user", "content": [{"type": "text", "text": "What is 2 + 2?"}]},
+    {
+        "role": "assistant",
+        "content": [{"type": "tool_use", "id": "toolu_1", "name": "calc", "input": {"e": "2+2"}}],
+    },
+    {
+        "role": "user",
+        "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_1", "content": "4"},
+            {"type": "text", "text": "So?", "cache_control": {"type": "ephemeral"}},
+        ],
+    },
+]
+ROWS = [{"id": "c1", "chat": CHAT, "name": "Ada"}, {"id": "c2", "chat": BLOCKS, "name": "Bo"}]
+
+
+def _config(folder: Path, rows: list, prompts: list | None = None) -> Path:
+    config = write_config(
+        folder,
+        rows=rows,
+        prompts=prompts or [{"name": "chat", "messages": [{"field": "chat"}]}],
+        models=["claude-haiku-4-5"],
+        emulator={"responder": "python:echoes.py:transcript"},
+        params={"max_tokens": 2048},  # the whole transcript comes back
+    )
+    (folder / "echoes.py").write_text(RESPONDER)
+    return config
+
+
+def _sent(run: batchmark.Run) -> dict[str, list]:
+    return {r["row_id"]: json.loads(r["text"]) for r in run.responses()}
+
+
+def test_a_rows_conversation_is_sent_as_its_messages(tmp_path: Path) -> None:
+    run = batchmark.run(_config(tmp_path / "cfg", ROWS), results=tmp_path / "r", emulate=True)
+    assert run.status.done == 2
+    sent = _sent(run)
+    assert sent["c1"] == [[m["role"], m["content"]] for m in CHAT]
+    assert sent["c2"] == [[m["role"], m["content"]] for m in BLOCKS]
+
+
+def test_templated_messages_go_before_and_after_the_conversation(tmp_path: Path) -> None:
+    prompts = [
+        {
+            "name": "framed",
+            "system": "You talk to {{ name }}.",
+            "messages": [
+                {"role": "user", "content": "Remember: the user is {{ name }}."},
+                {"role": "assistant", "content": "Understood."},
+                {"field": "chat"},
+                {"role": "user", "content": "Answer in one word."},
+            ],
+        }
+    ]
+    config = _config(tmp_path / "cfg", ROWS[:1], prompts)
+    run = batchmark.run(config, results=tmp_path / "r", emulate=True)
+    assert _sent(run)["c1"] == [
+        ["user", "Remember: the user is Ada."],
+        ["assistant", "Understood."],
+        *[[m["role"], m["content"]] for m in CHAT],
+        ["user", "Answer in one word."],
+    ]
+
+
+def test_null_keys_a_parquet_struct_gives_every_block_are_not_sent(tmp_path: Path) -> None:
+    """Parquet holds a column of objects as one struct type: every block carries every
+    key seen in the column (a tool_use block gets ``text: null``); the API takes absent
+    keys, not nulls."""
+    folder = tmp_path / "cfg"
+    config = _config(folder, ROWS)
+    pq.write_table(pa.Table.from_pylist([{"id": "c2", "chat": BLOCKS}]), folder / "data.parquet")
+    raw = yaml.safe_load(config.read_text())
+    raw["dataset"]["path"] = "data.parquet"
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    run = batchmark.run(config, results=tmp_path / "r", emulate=True)
+    sent = _sent(run)["c2"]
+    assert sent == [[m["role"], m["content"]] for m in BLOCKS]
+    assert "null" not in json.dumps(sent)
+
+
+def test_a_csv_cell_may_hold_the_conversation_as_json(tmp_path: Path) -> None:
+    folder = tmp_path / "cfg"
+    config = _config(folder, ROWS[:1])
+    with open(folder / "data.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id", "chat"])
+        writer.writerow(["c1", json.dumps(CHAT)])
+    raw = yaml.safe_load(config.read_text())
+    raw["dataset"]["path"] = "data.csv"
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    run = batchmark.run(config, results=tmp_path / "r", emulate=True)
+    assert _sent(run)["c1"] == [[m["role"], m["content"]] for m in CHAT]
+
+
+BAD = [
+    ([{"role": "system", "content": "Be brief."}], "message 0 has role 'system'", "`system`"),
+    ([{"role": "user", "content": "  "}], "message 0 (user) has empty content", "empty"),
+    (
+        [{"role": "user", "content": "hi"}, {"role": "assistant", "content": []}],
+        "message 1 (assistant) has an empty list of blocks",
+        "",
+    ),
+    (
+        [{"role": "user", "content": [{"type": "text", "text": ""}]}],
+        "message 0 block 0 is a text block without text",
+        "empty text",
+    ),
+    ([{"role": "user", "content": "hi", "name": "x"}], "keys the API does not take: name", ""),
+    ([{"role": "user"}], "message 0 (user) content should be text or a list of blocks", ""),
+    ("[not json", "holds text that is not JSON", ""),
+    ({"role": "user", "content": "hi"}, "should be a list of messages, not dict", ""),
+    ([], "is an empty conversation", "at least one message"),
+    (None, "is null or absent in this row", "every row needs a conversation"),
+]
+
+
+@pytest.mark.parametrize(("chat", "detail", "hint"), BAD)
+def test_a_malformed_conversation_names_the_row_field_and_position(
+    tmp_path: Path, chat: object, detail: str, hint: str
+) -> None:
+    rows = [{"id": "good", "chat": CHAT}, {"id": "bad", "chat": chat}]
+    config = _config(tmp_path / "cfg", rows)
+    with pytest.raises(RenderError) as caught:
+        batchmark.run(config, results=tmp_path / "r", emulate=True)
+    message = str(caught.value)
+    assert "row 'bad'" in message and "field 'chat'" in message and detail in message
+    assert str(tmp_path / "cfg" / "data.jsonl") in message  # the file holding the row
+    assert hint in (caught.value.hint or "")
+    assert not list((tmp_path / "r").glob("*/*/ledger.sqlite"))  # nothing started, nothing sent
+
+
+def test_validate_reports_a_malformed_conversation_and_exits_2(tmp_path: Path) -> None:
+    rows = [{"id": "r1", "chat": [{"role": "robot", "content": "beep"}]}]
+    config = _config(tmp_path / "cfg", rows)
+    done = subprocess.run(
+        [sys.executable, "-m", "batchmark", "validate", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "row 'r1'" in done.stderr and "message 0 has role 'robot'" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_conversation_entry_with_other_keys_is_a_config_error(tmp_path: Path) -> None:
+    prompts = [{"name": "chat", "messages": [{"field": "chat", "role": "user"}]}]
+    config = _config(tmp_path / "cfg", ROWS, prompts)
+    with pytest.raises(batchmark.ConfigError, match=r"prompts.*messages.*role"):
+        batchmark.load_config(config)
