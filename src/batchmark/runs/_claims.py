@@ -136,7 +136,11 @@ class Claims(Transactions):
         self.shared_batches = shared_batches
         self._last_token = 0.0
         self.db = connect_store(path)
-        migrations.apply(self.db, path)
+        try:
+            migrations.apply(self.db, path)
+        except BaseException:  # a refused or damaged registry: leave no connection open
+            self.db.close()
+            raise
 
     # --- batches ----------------------------------------------------------------------
 
