@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+import scipy.stats
 
 import batchmark
 from batchmark.reports._compare import (
@@ -24,7 +25,6 @@ from batchmark.reports._compare import (
     compare_scores,
     report,
 )
-from batchmark.reports._stats import Z95
 
 from .support import JUDGE, RIGHT, ROWS, isolated, make_run
 
@@ -85,7 +85,8 @@ def test_cell_mean_se_and_interval_are_over_items() -> None:
     se = math.sqrt(0.3) / math.sqrt(5)  # deviations .4 .4 -.6 .4 -.6: s² = 1.2 / 4
     assert (a["mean"], a["n"], a["n_missing"], a["pass_rate"]) == (0.6, 5, 0, 0.6)
     assert a["se"] == pytest.approx(se)
-    assert (a["ci_low"], a["ci_high"]) == pytest.approx((0.6 - Z95 * se, 0.6 + Z95 * se))
+    wilson = scipy.stats.binomtest(3, 5).proportion_ci(0.95, method="wilson")  # pass/fail
+    assert (a["ci_low"], a["ci_high"]) == pytest.approx((wilson.low, wilson.high))
     assert list(tables.cells.columns) == CELL_COLUMNS
 
 
@@ -103,7 +104,8 @@ def test_only_shared_items_are_paired_and_the_rest_reported() -> None:
     assert (d["n"], d["n_only_candidate"], d["n_only_baseline"]) == (4, 1, 1)
     assert (d["mean"], d["mean_baseline"], d["diff"]) == (0.75, 0.75, 0.0)
     assert d["se"] == pytest.approx(se)
-    assert (d["ci_low"], d["ci_high"]) == pytest.approx((-Z95 * se, Z95 * se))
+    t = scipy.stats.t.ppf(0.975, 3)  # paired: t with n - 1 df, within [-1, 1]
+    assert (d["ci_low"], d["ci_high"]) == pytest.approx((max(-1, -t * se), min(1, t * se)))
     assert d["corr"] == pytest.approx(-1 / 3)
     assert d["mde"] == pytest.approx((1.959964 + 0.841621) * se)
     assert not d["significant"]
@@ -268,6 +270,9 @@ def test_cluster_field_is_read_from_the_dataset(runs: dict[str, batchmark.Run]) 
     assert (cell["se"], cell["n_clusters"]) == (pytest.approx(0.5), 2)
     d = one(comp.diffs, model_key="claude-haiku-4-5", scorer="includes")
     assert d["n_clusters"] == 2
+    # Two clusters: the report says the intervals are rough (t with 1 df is very wide).
+    assert any("only 2 cluster(s)" in n and "'topic'" in n for n in comp.notes)
+    assert not any("cluster" in n for n in report(runs["main"]).notes)
     with pytest.raises(CompareError, match="cluster field 'nope' is not a column"):
         report(runs["main"], cluster_field="nope")
 

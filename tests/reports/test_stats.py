@@ -47,7 +47,12 @@ def test_mean_ci_of_five_pass_fail_items_by_hand() -> None:
     assert (est.mean, est.n, est.n_clusters) == (pytest.approx(0.6), 5, None)
     assert est.se == pytest.approx(se)
     assert est.se == pytest.approx(0.2449490, abs=1e-7)
-    assert (est.ci_low, est.ci_high) == pytest.approx((0.1199088, 1.0800912), abs=1e-7)
+    # Pass/fail: the Wilson interval of 3/5 (z = 1.959964): centre (0.6 + 3.841459/10) /
+    # 1.768292 = 0.556543, half 1.959964 · √(0.048 + 0.038415) / 1.768292 = 0.325833.
+    assert est.method == "wilson"
+    assert (est.ci_low, est.ci_high) == pytest.approx((0.2307, 0.8824), abs=1e-4)
+    wald = mean_ci([True, False, True, True, False], dist="normal")
+    assert wald.method == "wilson"  # dist chooses the quantile, not the kind, for [0, 1]
 
 
 A = {"q1": 0.9, "q2": 0.5, "q3": 0.8, "q4": 0.2, "q5": 0.6, "q6": 1.0}
@@ -56,14 +61,17 @@ B = {"q1": 0.7, "q2": 0.5, "q3": 0.4, "q4": 0.1, "q5": 0.8, "q7": 0.0}
 
 def test_paired_diff_of_five_shared_items_by_hand() -> None:
     # d = a - b on q1..q5: .2 0 .4 .1 -.2, mean .1; residuals .1 -.1 .3 0 -.3, squares
-    # sum to .2; sd² = .2 / 4 = .05; SE = √(.05 / 5) = 0.1; CI .1 ± 1.959964 · .1.
+    # sum to .2; sd² = .2 / 4 = .05; SE = √(.05 / 5) = 0.1; CI .1 ± t(0.975, 4) · .1
+    # (2.776445), or ± 1.959964 · .1 with dist="normal".
     # Pearson: a - ā = .3 -.1 .2 -.4 0, b - b̄ = .2 0 -.1 -.4 .3; Σ products = .2,
     # Σ squares = .3 and .3, r = 2/3.
     diff = paired_diff(A, B)
     assert diff.n == 5
     assert diff.mean == pytest.approx(0.1)
     assert diff.se == pytest.approx(0.1)
-    assert (diff.ci_low, diff.ci_high) == pytest.approx((-0.0959964, 0.2959964), abs=1e-7)
+    assert (diff.ci_low, diff.ci_high) == pytest.approx((-0.1776445, 0.3776445), abs=1e-7)
+    z = paired_diff(A, B, dist="normal")
+    assert (z.ci_low, z.ci_high) == pytest.approx((-0.0959964, 0.2959964), abs=1e-7)
     assert (diff.mean_a, diff.mean_b) == pytest.approx((0.6, 0.5))
     assert diff.correlation == pytest.approx(2 / 3)
     assert (diff.only_a, diff.only_b) == (("q6",), ("q7",))
@@ -108,17 +116,19 @@ def test_missing_cluster_labels_form_their_own_cluster() -> None:
 def test_empty_and_single_values_give_nan_without_warnings() -> None:
     empty = mean_ci([])
     assert empty.n == 0 and all(math.isnan(v) for v in (empty.mean, empty.se, empty.ci_low))
-    one = mean_ci([0.7])
-    assert one.n == 1 and one.mean == 0.7 and math.isnan(one.se) and math.isnan(one.ci_high)
-    assert math.isnan(mean_ci([0.7], dist="t").ci_low)
+    one = mean_ci([1.7])
+    assert one.n == 1 and one.mean == 1.7 and math.isnan(one.se) and math.isnan(one.ci_high)
+    assert math.isnan(mean_ci([1.7], dist="normal").ci_low)
+    single = mean_ci([1.0])  # one pass: the Wilson interval of 1/1 is defined
+    assert single.ci_low == pytest.approx(0.2065, abs=1e-4) and single.ci_high == 1.0
     nothing_shared = paired_diff({"a": 1.0}, {"b": 1.0})
     assert nothing_shared.n == 0 and math.isnan(nothing_shared.mean)
     assert not nothing_shared.significant
 
 
 def test_t_interval_is_wider_than_normal_for_small_n() -> None:
-    values = [0.2, 0.4, 0.9, 0.5]
-    z, t = mean_ci(values), mean_ci(values, dist="t")
+    values = [1.2, 1.4, 1.9, 1.5]  # not in [0, 1]: mean ± q · SE, t by default
+    z, t = mean_ci(values, dist="normal"), mean_ci(values)
     assert t.se == z.se and t.ci_high - t.ci_low > z.ci_high - z.ci_low
     assert t.ci_high - t.mean == pytest.approx(3.182446305 * t.se)
 
@@ -255,8 +265,8 @@ def test_binomial_p_value_matches_scipy_for_every_small_table() -> None:
 
 @pytest.mark.parametrize("seed", range(5))
 def test_mean_ci_matches_scipy_on_random_data(seed: int) -> None:
-    x = np.random.default_rng(seed).normal(0.6, 0.2, size=37)
-    est, t_est = mean_ci(x), mean_ci(x, dist="t")
+    x = np.random.default_rng(seed).normal(0.6, 0.2, size=37) + 1.0  # outside [0, 1]
+    est, t_est = mean_ci(x, dist="normal"), mean_ci(x)
     assert est.se == pytest.approx(scipy.stats.sem(x))
     low, high = scipy.stats.t.interval(0.95, 36, loc=x.mean(), scale=scipy.stats.sem(x))
     assert (t_est.ci_low, t_est.ci_high) == pytest.approx((low, high))
@@ -420,3 +430,69 @@ def test_docs_example_runs() -> None:
     text = (Path(__file__).resolve().parents[2] / "docs" / "statistics.md").read_text()
     (example,) = re.findall(r"```python\n(.*?)```", text, flags=re.S)
     exec(compile(example, "docs/statistics.md", "exec"), {})
+
+
+# ------------------------------------------------------------------ bounded intervals
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 16, 30])
+def test_pass_rates_get_the_wilson_interval_of_scipy(n: int) -> None:
+    for k in range(n + 1):
+        est = mean_ci([True] * k + [False] * (n - k))
+        expected = scipy.stats.binomtest(k, n).proportion_ci(0.95, method="wilson")
+        assert (est.ci_low, est.ci_high) == pytest.approx((expected.low, expected.high))
+        assert 0.0 <= est.ci_low < est.ci_high <= 1.0  # never zero width, never past 1
+
+
+def test_15_of_16_and_16_of_16_stay_inside_0_1_with_honest_width() -> None:
+    """Issue 17: 15/16 was shown as 0.938 [0.854, 1.021] and 16/16 as [1.000, 1.000]."""
+    almost, every = mean_ci([1] * 15 + [0]), mean_ci([1] * 16)
+    assert (almost.ci_low, almost.ci_high) == pytest.approx((0.7167, 0.9889), abs=1e-4)
+    assert (every.ci_low, every.ci_high) == pytest.approx((0.8064, 1.0), abs=1e-4)
+    none = mean_ci([0] * 16)
+    assert none.ci_low == 0.0 and none.ci_high == pytest.approx(0.1936, abs=1e-4)
+
+
+def test_grades_between_0_and_1_get_a_wilson_interval_at_their_effective_size() -> None:
+    """Scores in [0, 1] that are not pass/fail: Wilson at n_eff = p(1-p)/SE²; bounded."""
+    grades = [1.0] * 14 + [0.5, 1.0]
+    est = mean_ci(grades)
+    n_eff = est.mean * (1 - est.mean) / est.se**2
+    q = Z95
+    centre = (est.mean + q * q / (2 * n_eff)) / (1 + q * q / n_eff)
+    half = q * math.sqrt(est.mean * (1 - est.mean) / n_eff + q * q / (4 * n_eff**2))
+    half /= 1 + q * q / n_eff
+    assert (est.ci_low, est.ci_high) == pytest.approx((centre - half, min(1.0, centre + half)))
+    assert est.ci_high <= 1.0 and est.method == "wilson"
+    same = mean_ci([0.5] * 10)  # no spread at all: as if pass/fail (5 of 10), never zero width
+    expected = scipy.stats.binomtest(5, 10).proportion_ci(0.95, method="wilson")
+    assert (same.ci_low, same.ci_high) == pytest.approx((expected.low, expected.high))
+
+
+def test_few_clusters_use_t_with_g_minus_1_df_and_are_wider_than_unclustered() -> None:
+    """Issue 17: with 3 clusters, z made the clustered interval narrower than the
+    unclustered one."""
+    values = [1, 0, 1, 1, 0, 1, 1, 1, 0, 1, 1, 0]
+    labels = ["a"] * 4 + ["b"] * 4 + ["c"] * 4
+    plain, clustered = mean_ci(values), mean_ci(values, clusters=labels)
+    assert clustered.n_clusters == 3 and clustered.method == "wilson"
+    assert clustered.ci_high - clustered.ci_low > plain.ci_high - plain.ci_low
+    n_eff = clustered.mean * (1 - clustered.mean) / clustered.se**2
+    q = scipy.stats.t.ppf(0.975, 2)
+    denominator = 1 + q * q / n_eff
+    centre = (clustered.mean + q * q / (2 * n_eff)) / denominator
+    half = q * math.sqrt(clustered.mean * (1 - clustered.mean) / n_eff + q * q / (4 * n_eff**2))
+    expected = (max(0.0, centre - half / denominator), min(1.0, centre + half / denominator))
+    assert (clustered.ci_low, clustered.ci_high) == pytest.approx(expected)
+    unbounded = mean_ci([v + 1 for v in values], clusters=labels)
+    se = unbounded.se
+    assert unbounded.ci_high - unbounded.mean == pytest.approx(scipy.stats.t.ppf(0.975, 2) * se)
+
+
+def test_a_paired_difference_of_0_1_scores_stays_inside_minus_1_1() -> None:
+    a = {i: 1.0 for i in range(4)}
+    b = {0: 0.0, 1: 0.0, 2: 0.0, 3: 1.0}
+    diff = paired_diff(a, b)
+    assert diff.ci_high == 1.0 and diff.ci_low > -1.0  # 0.75 + 3.18 · 0.25 would be 1.55
+    wide = paired_diff({0: 2.0, 1: 2.0, 2: 2.0, 3: 1.0}, {0: 0.0, 1: 0.0, 2: 0.0, 3: 1.0})
+    assert wide.ci_high > 2.0  # outside [0, 1]: not clipped

@@ -204,8 +204,28 @@ def compare(
         k=k,
         cluster_field=cluster_field,
         runs=tuple(ids),
-        notes=tuple(provenance_notes(runs)),
+        notes=(*provenance_notes(runs), *_cluster_notes(comparison.cells, cluster_field)),
     )
+
+
+FEW_CLUSTERS = 30
+"""Below this many clusters a clustered interval is rough, whatever its quantile."""
+
+
+def _cluster_notes(cells: pd.DataFrame, cluster_field: str | None) -> list[str]:
+    """A note when some cell has fewer than ``FEW_CLUSTERS`` clusters."""
+    if cluster_field is None or cells.empty:
+        return []
+    counts = [int(g) for g in cells["n_clusters"].tolist() if not is_missing(g)]
+    few = sorted({g for g in counts if g < FEW_CLUSTERS})
+    if not few:
+        return []
+    shown = ", ".join(str(g) for g in few)
+    return [
+        f"clustered by {cluster_field!r} with only {shown} cluster(s) in some cells: the "
+        f"intervals use t with G-1 degrees of freedom, but below {FEW_CLUSTERS} clusters "
+        "they are rough; read them as indications"
+    ]
 
 
 def _empty_scores(cluster_field: str | None) -> pd.DataFrame:

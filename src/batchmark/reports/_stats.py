@@ -6,12 +6,15 @@ of analysis is the *item* (a dataset row): epochs are reduced per item first
 (:func:`reduce_epochs`), then items are averaged (:func:`mean_ci`) or paired across two
 cells (:func:`paired_diff`, :func:`mcnemar_exact`, :func:`item_diff`).
 
-Confidence intervals are ``mean ± q · SE``. By default ``q`` is the normal quantile
-(``z = 1.959964`` at 95%), as Miller recommends for evals with hundreds of items;
-``dist="t"`` uses Student's t with ``n - 1`` degrees of freedom (``G - 1`` with ``G``
-clusters), wider and more honest when n is small. Neither needs scipy: the normal
-quantile is Acklam's approximation refined by one Halley step, the t quantile inverts the
-closed-form t distribution (Abramowitz & Stegun 26.7.3-4) by bisection.
+Intervals: a mean of values all in [0, 1] (pass/fail outcomes, grades) gets a Wilson
+score interval (:func:`wilson`; with clusters or scores between 0 and 1, at the effective
+sample size ``p(1-p)/SE²``), which stays in [0, 1] and keeps its width at 0/n and n/n;
+other means and paired differences get ``mean ± q · SE`` with ``q`` from Student's t
+with ``n - 1`` degrees of freedom (``G - 1`` with ``G`` clusters: with few clusters a
+z interval would be narrower than the unclustered one), which is z within 0.1% from a
+few hundred items. A paired difference of two [0, 1] scores is clipped to [-1, 1]. The
+normal quantile is ``statistics.NormalDist``'s; the t quantile inverts the closed-form t
+distribution (Abramowitz & Stegun 26.7.3-4) by bisection, so scipy is not needed.
 
 docs/statistics.md explains every number of a comparison table in words.
 """
@@ -21,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Literal
 
 import numpy as np
@@ -39,56 +43,23 @@ _NAN = math.nan
 
 # --------------------------------------------------------------------------- quantiles
 
-# Acklam's rational approximation of the normal quantile (relative error < 1.15e-9).
-_A = (-39.69683028665376, 220.9460984245205, -275.9285104469687,
-      138.3577518672690, -30.66479806614716, 2.506628277459239)  # fmt: skip
-_B = (-54.47609879822406, 161.5858368580409, -155.6989798598866,
-      66.80131188771972, -13.28068155288572)  # fmt: skip
-_C = (-0.007784894002430293, -0.3223964580411365, -2.400758277161838,
-      -2.549732539343734, 4.374664141464968, 2.938163982698783)  # fmt: skip
-_D = (0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416)
-_P_LOW = 0.02425
-
-
-def _poly(coefs: Sequence[float], x: float) -> float:
-    """Horner: ``coefs[0] x^(m-1) + ... + coefs[-1]``."""
-    acc = 0.0
-    for c in coefs:
-        acc = acc * x + c
-    return acc
+_NORMAL = NormalDist()
 
 
 def norm_cdf(x: float) -> float:
-    """Standard normal CDF: ``Φ(x) = erfc(-x / √2) / 2`` (erfc keeps the lower tail exact)."""
+    """Standard normal CDF: ``Φ(x) = erfc(-x / √2) / 2`` (erfc keeps the lower tail
+    exact, where ``NormalDist.cdf``'s ``1 + erf`` loses it)."""
     return 0.5 * math.erfc(-x / math.sqrt(2.0))
 
 
 def norm_ppf(p: float) -> float:
-    """Standard normal quantile ``Φ⁻¹(p)``, absolute error below 1e-12 on [1e-300, 1-1e-16].
-
-    Acklam's rational approximation, then one Halley step on ``Φ(x) - p``:
-    ``u = (Φ(x) - p) · √(2π) · exp(x²/2)``, ``x ← x - u / (1 + x·u/2)``.
-    """
+    """Standard normal quantile ``Φ⁻¹(p)`` (``statistics.NormalDist.inv_cdf``); ``±inf``
+    at 0 and 1."""
     if not 0.0 <= p <= 1.0 or math.isnan(p):
         raise ValueError(f"norm_ppf needs 0 <= p <= 1, got {p}")
-    if p == 0.0:
-        return -math.inf
-    if p == 1.0:
-        return math.inf
-    if p < _P_LOW:
-        q = math.sqrt(-2.0 * math.log(p))
-        x = _poly(_C, q) / (_poly(_D, q) * q + 1.0)
-    elif p <= 1.0 - _P_LOW:
-        q = p - 0.5
-        r = q * q
-        x = _poly(_A, r) * q / (_poly(_B, r) * r + 1.0)
-    else:
-        q = math.sqrt(-2.0 * math.log1p(-p))
-        x = -_poly(_C, q) / (_poly(_D, q) * q + 1.0)
-    # Refine against the upper tail for p > 1/2 so that 1 - p keeps its digits.
-    err = norm_cdf(x) - p if p <= 0.5 else (1.0 - p) - norm_cdf(-x)
-    u = err * math.sqrt(2.0 * math.pi) * math.exp(0.5 * x * x)
-    return x - u / (1.0 + 0.5 * x * u)
+    if p in (0.0, 1.0):
+        return math.inf if p else -math.inf
+    return _NORMAL.inv_cdf(p)
 
 
 _T_EXACT_MAX_DF = 200
@@ -170,7 +141,9 @@ class MeanCI:
     """A mean with its standard error and confidence interval.
 
     ``n`` counts the values (items); ``n_clusters`` is set when the SE is clustered.
-    Every float is NaN when ``n == 0``; ``se`` and the interval are NaN when ``n == 1``.
+    Every float is NaN when ``n == 0``; ``se`` and the interval are NaN when ``n == 1``
+    (except a Wilson interval, defined from one value). ``method`` says how the interval
+    was formed: ``wilson`` (values in [0, 1]), ``t`` or ``normal`` (``mean ± q · SE``).
     """
 
     mean: float
@@ -179,6 +152,7 @@ class MeanCI:
     ci_high: float
     n: int
     n_clusters: int | None = None
+    method: str = "normal"
 
 
 def _as_array(values: Iterable[float | bool]) -> np.ndarray:
@@ -210,11 +184,47 @@ def _se(x: np.ndarray, clusters: Sequence[Hashable] | None) -> tuple[float, int 
     return math.sqrt(g / (g - 1) * float(np.sum(resid**2)) / n**2), g
 
 
+def bounded(x: np.ndarray) -> bool:
+    """Whether every value lies in [0, 1] (pass/fail outcomes, grades, rates)."""
+    return len(x) > 0 and float(x.min()) >= 0.0 and float(x.max()) <= 1.0
+
+
+def _binary(x: np.ndarray) -> bool:
+    return bool(np.all((x == 0.0) | (x == 1.0)))
+
+
+def wilson(p: float, n: float, q: float) -> tuple[float, float]:
+    """The Wilson score interval of a proportion ``p`` over ``n`` trials with quantile
+    ``q`` (Wilson 1927; Newcombe 1998, method 3, without continuity correction):
+    ``(p + q²/2n ± q·√(p(1-p)/n + q²/4n²)) / (1 + q²/n)``. Inside [0, 1] and of non-zero
+    width at ``p = 0`` and ``p = 1``."""
+    q2 = q * q
+    denominator = 1.0 + q2 / n
+    centre = (p + q2 / (2.0 * n)) / denominator
+    half = q * math.sqrt(max(p * (1.0 - p), 0.0) / n + q2 / (4.0 * n * n)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _effective_n(x: np.ndarray, mean: float, se: float, clustered: bool) -> float:
+    """The sample size a Wilson interval of ``x``'s mean uses.
+
+    Pass/fail values without clusters: ``n`` (the textbook Wilson interval). Otherwise
+    the effective size ``p(1-p) / SE²`` (Korn & Graubard 1998: Wilson with the design
+    effect), so clustering widens the interval and scores between 0 and 1 with less
+    spread than pass/fail narrow it. When every value is the same (``SE = 0``) the data
+    show no spread to go by: ``n`` is used, as if pass/fail (never a zero-width
+    interval)."""
+    n = len(x)
+    if (not clustered and _binary(x)) or not se > 0.0 or not 0.0 < mean < 1.0:
+        return float(n)
+    return mean * (1.0 - mean) / (se * se)
+
+
 def _estimate(
     x: np.ndarray,
     clusters: Sequence[Hashable] | None,
     confidence: float,
-    dist: Dist,
+    dist: Dist | None,
 ) -> MeanCI:
     n = len(x)
     if n == 0:
@@ -222,8 +232,15 @@ def _estimate(
     mean = float(x.mean())
     se, g = _se(x, clusters)
     df = (g if g is not None else n) - 1
-    half = critical_value(confidence, dist=dist, df=df) * se
-    return MeanCI(mean, se, mean - half, mean + half, n, g)
+    if bounded(x) and (g is None or g >= 2):
+        # Wilson: z without clusters (the textbook interval), t with G-1 df with them.
+        kind = dist or ("t" if g is not None else "normal")
+        q = critical_value(confidence, dist=kind, df=df)
+        low, high = wilson(mean, _effective_n(x, mean, se, g is not None), q)
+        return MeanCI(mean, se, low, high, n, g, "wilson")
+    kind = dist or "t"  # t with n-1 (or G-1) df: honest at small n, z at large n
+    half = critical_value(confidence, dist=kind, df=df) * se
+    return MeanCI(mean, se, mean - half, mean + half, n, g, kind)
 
 
 def mean_ci(
@@ -231,16 +248,20 @@ def mean_ci(
     *,
     clusters: Sequence[Hashable] | None = None,
     confidence: float = 0.95,
-    dist: Dist = "normal",
+    dist: Dist | None = None,
 ) -> MeanCI:
     """Mean of ``values`` with its standard error and ``confidence`` interval.
 
     ``x̄ = Σ x_i / n``; ``SE = s / √n`` with ``s² = Σ(x_i - x̄)² / (n - 1)``. With
     ``clusters`` (one label per value, ``G`` distinct labels; a missing label is a cluster
     of its own), Miller's eq. 4 with the CR1 factor:
-    ``SE² = G/(G-1) · Σ_g (Σ_{i∈g} (x_i - x̄))² / n²``. Interval ``x̄ ± q · SE`` with ``q``
-    from :func:`critical_value` (``z = 1.959964`` by default; t with ``n-1``, or ``G-1``
-    when clustered, degrees of freedom for ``dist="t"``).
+    ``SE² = G/(G-1) · Σ_g (Σ_{i∈g} (x_i - x̄))² / n²``.
+
+    The interval: values all in [0, 1] (pass/fail, grades) get a Wilson score interval
+    (:func:`wilson`, with the effective size of :func:`_effective_n`), which stays in
+    [0, 1] and is never of zero width at 0/n or n/n; other values get ``x̄ ± q · SE``.
+    ``q`` is t with ``n - 1`` degrees of freedom (``G - 1`` when clustered), or z for an
+    unclustered Wilson interval; ``dist`` forces ``"normal"`` (z) or ``"t"``.
     """
     return _estimate(_as_array(values), clusters, confidence, dist)
 
@@ -388,32 +409,41 @@ def paired_diff(
     *,
     clusters: Mapping[Hashable, Hashable] | None = None,
     confidence: float = 0.95,
-    dist: Dist = "normal",
+    dist: Dist | None = None,
 ) -> PairedDiff:
     """Paired difference ``a - b`` over the items both score (Miller §5).
 
     ``d_i = a_i - b_i``; mean ``d̄``; ``SE = sd(d) / √n`` (``ddof=1``), or clustered by
-    ``clusters[item]`` as in :func:`mean_ci`; interval ``d̄ ± q · SE``. Pairing removes
-    the item difficulty both share: ``Var(d) = Var(a) + Var(b) - 2 Cov(a, b)``.
+    ``clusters[item]`` as in :func:`mean_ci`; interval ``d̄ ± q · SE`` with ``q`` from t
+    with ``n - 1`` (``G - 1``) degrees of freedom unless ``dist`` says otherwise. Pairing
+    removes the item difficulty both share: ``Var(d) = Var(a) + Var(b) - 2 Cov(a, b)``.
+    When both sides' scores lie in [0, 1], the difference does in [-1, 1], and so is
+    its interval (clipped).
     """
     shared, only_a, only_b = _split_ids(a, b)
     xa = _as_array(a[i] for i in shared)
     xb = _as_array(b[i] for i in shared)
     labels = None if clusters is None else [clusters[i] for i in shared]
-    est = _estimate(xa - xb, labels, confidence, dist)
+    d = xa - xb
     n = len(shared)
+    mean = float(d.mean()) if n else _NAN
+    se, g = _se(d, labels) if n else (_NAN, 0 if labels is not None else None)
+    half = critical_value(confidence, dist=dist or "t", df=(g if g is not None else n) - 1) * se
+    low, high = mean - half, mean + half
+    if bounded(xa) and bounded(xb):
+        low, high = max(low, -1.0), min(high, 1.0)
     return PairedDiff(
-        mean=est.mean,
-        se=est.se,
-        ci_low=est.ci_low,
-        ci_high=est.ci_high,
+        mean=mean,
+        se=se,
+        ci_low=low,
+        ci_high=high,
         n=n,
         mean_a=float(xa.mean()) if n else _NAN,
         mean_b=float(xb.mean()) if n else _NAN,
         correlation=pearson(xa, xb),
         only_a=only_a,
         only_b=only_b,
-        n_clusters=est.n_clusters,
+        n_clusters=g,
     )
 
 
@@ -537,7 +567,7 @@ def summarize_scores(
     cluster_field: str | None = None,
     by: Sequence[str] = GROUP_COLUMNS,
     confidence: float = 0.95,
-    dist: Dist = "normal",
+    dist: Dist | None = None,
 ) -> pd.DataFrame:
     """Per cell (``by``): mean over items with SE and interval, after reducing epochs.
 
