@@ -174,6 +174,16 @@ def test_a_bad_tools_file_names_the_file_and_the_tool(tmp_path: Path) -> None:
     assert f"{tmp_path / 'tools.json'}: tools[1].name" in error
 
 
+def test_every_problem_of_a_tools_file_is_named(tmp_path: Path) -> None:
+    tools = [{"name": "a b", "input_schema": {"type": 1}}, {"input_schema": {}}]
+    files = {"tools.json": json.dumps(tools)}
+    body = config_with("{name: a, user: '{{ q }}', tools_file: tools.json}")
+    error = load_error(tmp_path, body, files)
+    assert "3 problems" in error
+    for where in ("tools[0].name", "tools[0].input_schema.type", "tools[1].name"):
+        assert f"prompts[0].tools_file (line 4): {tmp_path / 'tools.json'}: {where}" in error
+
+
 def test_a_tools_file_that_is_not_json_is_named(tmp_path: Path) -> None:
     files = {"tools.json": "[{"}
     error = load_error(

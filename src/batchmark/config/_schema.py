@@ -309,11 +309,13 @@ class PromptVariant(_Model):
         else:
             found = schema_problem(data)
             problems = [found] if found else []
-        if problems:
-            p = problems[0]
-            head = "tools" if info.field_name == "tools_file" else "$"
-            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-            fail(f"{path}: {at_text(p.at, head)}: {p.message}{more}", hint=p.hint)
+        head = "tools" if info.field_name == "tools_file" else "$"
+        _fail_all(
+            [
+                ToolProblem((), f"{path}: {at_text(p.at, head)}: {p.message}", p.hint)
+                for p in problems
+            ]
+        )
         ctx.files[str(path)] = raw  # part of the config hash
         ctx.data[str(path)] = data
         return str(path)

@@ -124,7 +124,10 @@ class RowTools:
             problem = self._checked[key]
         else:
             found = tool_problems(value)
-            problem = f"{at_text(found[0].at, 'tools')}: {found[0].message}" if found else None
+            more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+            problem = (
+                f"{at_text(found[0].at, 'tools')}: {found[0].message}{more}" if found else None
+            )
             if key is not None and len(self._checked) < MAX_REMEMBERED:
                 self._checked[key] = problem
         if problem is None and isinstance(value, list):
