@@ -292,3 +292,11 @@ def test_every_problem_of_a_tool_list_is_reported_at_once(tmp_path: Path) -> Non
     assert "prompts[0].tools[1].descripton (line 8)" in error and "`description`" in error
     assert "params.output_config.format.type (line 10)" in error
     assert "params.output_config.format.schema.type (line 10)" in error
+
+
+def test_a_request_schema_scorer_without_any_output_schema_is_refused(tmp_path: Path) -> None:
+    scorers = "scorers:\n  - json_schema: {schema: request}\n"
+    error = load_error(tmp_path, config_with("{name: a, user: '{{ q }}'}", scorers))
+    assert "scorers[0].schema (line 7)" in error and "no request asks for one" in error
+    with_schema = config_with("{name: a, user: '{{ q }}', output_schema: {type: object}}", scorers)
+    load_config(write(tmp_path, with_schema))

@@ -48,6 +48,7 @@ __all__ = [
     "output_format",
     "parse_data",
     "read_data_file",
+    "request_schema_problems",
     "schema_problem",
     "tool_choice_problems",
     "tool_problems",
@@ -349,6 +350,35 @@ def config_tool_problems(config: Any) -> list[tuple[tuple[Any, ...], str, str]]:
                 entry = ((*loc, *p.at), p.message, p.hint)
                 if entry not in problems:
                     problems.append(entry)
+    return problems
+
+
+def request_schema_problems(config: Any) -> list[tuple[tuple[Any, ...], str, str]]:
+    """A ``json_schema: {schema: request}`` scorer in a config none of whose requests asks
+    for structured output: every item would be invalid."""
+    asks = any(
+        v.output_schema is not None or v.output_schema_file is not None for v in config.prompts
+    )
+    for params in [config.params.as_dict(), *(m.params.as_dict() for m in config.models)]:
+        output = params.get("output_config")
+        asks = asks or (isinstance(output, Mapping) and "format" in output)
+    if asks:
+        return []
+    problems = []
+    for k, item in enumerate(config.scorers):
+        options = item.get("json_schema") if isinstance(item, Mapping) else None
+        if isinstance(item, Mapping) and item.get("type") == "json_schema":
+            options = item
+        if isinstance(options, Mapping) and options.get("schema") == "request":
+            problems.append(
+                (
+                    ("scorers", k, "schema"),
+                    "`schema: request` checks each answer against its request's output "
+                    "schema, but no request asks for one",
+                    "give a prompt variant an `output_schema` (see docs/tools.md), or the "
+                    "scorer a schema of its own",
+                )
+            )
     return problems
 
 
