@@ -170,3 +170,18 @@ def test_row_tools_from_a_parquet_struct_column_carry_no_filled_in_nulls(tmp_pat
     )
     spec = load_config(tmp_path / "eval.yaml")
     assert {r.row_id: r.params["tools"] for r in expand(spec)} == {"r1": [described], "r2": [TIME]}
+
+
+def test_a_request_rule_broken_by_a_variants_tool_choice_names_the_variants_field(
+    tmp_path: Path,
+) -> None:
+    from batchmark._errors import ConfigError
+
+    variant = {"name": "a", "user": "{{ q }}", "tools": [TIME], "tool_choice": {"type": "any"}}
+    params = "{max_tokens: 4096, thinking: {type: adaptive}}"
+    with pytest.raises(ConfigError) as info:
+        validate_spec(spec_of(tmp_path, variant, ROWS[:1], params=params))
+    assert (
+        "prompts[0].tool_choice (line 4): Thinking may not be enabled when tool_choice forces"
+        in (str(info.value))
+    )
