@@ -300,3 +300,16 @@ def test_a_request_schema_scorer_without_any_output_schema_is_refused(tmp_path: 
     assert "scorers[0].schema (line 7)" in error and "no request asks for one" in error
     with_schema = config_with("{name: a, user: '{{ q }}', output_schema: {type: object}}", scorers)
     load_config(write(tmp_path, with_schema))
+
+
+def test_a_params_tool_choice_is_checked_against_the_variants_tools(tmp_path: Path) -> None:
+    error = load_error(
+        tmp_path, config_with("{name: a, user: '{{ q }}'}", "params: {tool_choice: {type: tool}}\n")
+    )
+    assert "params.tool_choice.name" in error and "needs the tool's `name`" in error
+    body = config_with(
+        f"{{name: a, user: '{{{{ q }}}}', tools: {json.dumps([WEATHER])}}}",
+        "params: {tool_choice: {type: tool, name: get_time}}\n",
+    )
+    error = load_error(tmp_path, body)
+    assert "params.tool_choice.name (line 6)" in error and "'get_time', which is not among" in error
