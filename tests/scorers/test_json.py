@@ -204,3 +204,20 @@ def test_hostile_unbalanced_braces_stay_fast() -> None:
     result = score(ITEM, text, {})
     assert not result.passed
     assert time.perf_counter() - started < 5
+
+
+REQUESTED = {"output_config": {"format": {"type": "json_schema", "schema": SCHEMA}}}
+
+
+def test_schema_request_validates_against_the_requests_output_schema() -> None:
+    scorer = build_scorers([{"json_schema": {"schema": "request"}}], base_dir=Path("."))[0]
+    good = scorer.score(ctx('{"name": "Ada", "age": 36}', {}, request=REQUESTED))
+    assert good.passed
+    bad = scorer.score(ctx('{"name": "Ada", "age": -1}', {}, request=REQUESTED))
+    assert bad.explanation == "$.age: -1 is less than the minimum of 0"
+
+
+def test_schema_request_without_an_output_format_is_invalid() -> None:
+    scorer = build_scorers([{"json_schema": {"schema": "request"}}], base_dir=Path("."))[0]
+    result = scorer.score(ctx('{"name": "Ada"}', {}))
+    assert result.invalid and "asked for no structured output" in result.explanation

@@ -51,6 +51,8 @@ class LoadContext:
     code is allowed, ``--allow-external-code``)."""
     unsafe: list[tuple[tuple[Any, ...], str]] = field(default_factory=list)
     """Hooks refused for naming code from outside ``root``: (field location, message)."""
+    data: dict[str, Any] = field(default_factory=dict)
+    """Parsed data files (``tools_file``, ``output_schema_file``) by absolute path."""
 
 
 def context_of(info: ValidationInfo) -> LoadContext | None:

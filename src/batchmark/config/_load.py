@@ -37,6 +37,7 @@ from batchmark._errors import ConfigError, UnsafeConfig
 from batchmark._hooks import ALLOW_HINT, repository_root
 from batchmark.config._checks import LoadContext, resolve_path
 from batchmark.config._schema import EvalConfig, EvalSpec, RunSettings
+from batchmark.config._tools import config_tool_problems, request_schema_problems
 from batchmark.scorers import ScorerSet, build_scorers
 from batchmark.scorers._set import scorer_files
 
@@ -81,6 +82,9 @@ def load(
     except ValidationError as err:
         errors = _format_errors(err, root) + errors
         config = None
+    else:
+        problems = config_tool_problems(config) + request_schema_problems(config)
+        errors += [_problem(root, *problem) for problem in problems]
     unsafe = [_problem(root, loc, msg) for loc, msg in ctx.unsafe]
     scorers, scorer_errors, scorer_unsafe = _scorers(raw.get("scorers"), ctx, file, root)
     if unsafe or scorer_unsafe:

@@ -32,11 +32,13 @@ from pydantic import (
     Field,
     PrivateAttr,
     Tag,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from batchmark._templates import RESERVED_VARIABLES
 from batchmark.config._checks import (
@@ -49,6 +51,17 @@ from batchmark.config._checks import (
 )
 from batchmark.config._limits import API_MAX_BYTES, API_MAX_REQUESTS
 from batchmark.config._models import Catalog, ModelFacts, Price, catalog_for, default_catalog
+from batchmark.config._tools import (
+    ToolProblem,
+    at_text,
+    output_config_problems,
+    output_format,
+    parse_data,
+    read_data_file,
+    schema_problem,
+    tool_choice_problems,
+    tool_problems,
+)
 from batchmark.scorers import ScorerSet, build_scorers, scorers_json_schema
 
 if TYPE_CHECKING:
@@ -259,6 +272,133 @@ class PromptVariant(_Model):
             fail("give at most one of `system` and `system_file`", field="system_file")
         return self
 
+    # --- tools and structured output (see ``_tools`` and docs/tools.md) ----------------
+
+    tools: list[Any] | None = None
+    """Tools for this variant's requests, as in the Messages API: `[{name, description,
+    input_schema}]`. Not together with `params.tools` (an error names both)."""
+    tools_file: str | None = None
+    """A JSON or YAML file holding the list of tools, relative to the config file (read
+    once, when the config is loaded)."""
+    tools_field: str | None = Field(default=None, min_length=1)
+    """A row field holding a list of tools (or a JSON string of one) for that row; they
+    follow the static tools in the request. A row without the field is an error; null
+    or `[]` means no tools of its own."""
+    tool_choice: dict[str, Any] | None = None
+    """How the model may use tools, as in the Messages API: `{type: auto}`, `{type: any}`,
+    `{type: tool, name: ...}` or `{type: none}`. Not together with `params.tool_choice`."""
+    output_schema: dict[str, Any] | None = None
+    """Structured output: a JSON Schema the answer's text must follow, sent as
+    `output_config: {format: {type: json_schema, schema: ...}}`."""
+    output_schema_file: str | None = None
+    """`output_schema` from a JSON or YAML file, relative to the config file."""
+
+    _static_tools: list[Any] | None = PrivateAttr(default=None)
+    _output_schema: dict[str, Any] | None = PrivateAttr(default=None)
+
+    @field_validator("tools")
+    @classmethod
+    def _tool_shapes(cls, value: list[Any]) -> list[Any]:
+        _fail_all(tool_problems(value))
+        return value
+
+    @field_validator("tool_choice")
+    @classmethod
+    def _choice_shape(cls, value: dict[str, Any]) -> dict[str, Any]:
+        _fail_all(tool_choice_problems(value))
+        return value
+
+    @field_validator("output_schema")
+    @classmethod
+    def _schema_shape(cls, value: dict[str, Any]) -> dict[str, Any]:
+        _fail_all([p for p in [schema_problem(value)] if p is not None])
+        return value
+
+    @field_validator("tools_file", "output_schema_file")
+    @classmethod
+    def _data_file(cls, value: str, info: ValidationInfo) -> str:
+        ctx = context_of(info)
+        if ctx is None:
+            return value
+        path = existing_file(ctx, value)
+        try:
+            raw = path.read_bytes()
+            text = raw.decode("utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            fail(f"cannot read {path}: {err}")
+        try:
+            data = parse_data(text, path)
+        except ValueError as err:
+            fail(str(err))
+        if info.field_name == "tools_file":
+            problems = tool_problems(data)
+        else:
+            found = schema_problem(data)
+            problems = [found] if found else []
+        head = "tools" if info.field_name == "tools_file" else "$"
+        _fail_all(
+            [
+                ToolProblem((), f"{path}: {at_text(p.at, head)}: {p.message}", p.hint)
+                for p in problems
+            ]
+        )
+        ctx.files[str(path)] = raw  # part of the config hash
+        ctx.data[str(path)] = data
+        return str(path)
+
+    @model_validator(mode="after")
+    def _tools_and_schema(self, info: ValidationInfo) -> PromptVariant:
+        if self.tools is not None and self.tools_file is not None:
+            fail("give at most one of `tools` and `tools_file`", field="tools_file")
+        if self.output_schema is not None and self.output_schema_file is not None:
+            fail(
+                "give at most one of `output_schema` and `output_schema_file`",
+                field="output_schema_file",
+            )
+        ctx = context_of(info)
+        if self.tools_file is not None and ctx is not None:
+            self._static_tools = ctx.data.get(self.tools_file)
+        if self.output_schema_file is not None and ctx is not None:
+            self._output_schema = ctx.data.get(self.output_schema_file)
+        return self
+
+    @property
+    def static_tools(self) -> list[Any] | None:
+        """The variant's own tools (`tools`, or those of `tools_file` as read at load)."""
+        if self.tools is not None:
+            return self.tools
+        if self.tools_file is not None and self._static_tools is None:
+            self._static_tools = read_data_file(Path(self.tools_file))
+        return self._static_tools
+
+    @property
+    def output_format(self) -> dict[str, Any] | None:
+        """The `output_config.format` this variant asks for, or None."""
+        schema = self.output_schema
+        if schema is None and self.output_schema_file is not None:
+            if self._output_schema is None:
+                self._output_schema = read_data_file(Path(self.output_schema_file))
+            schema = self._output_schema
+        return output_format(schema) if schema is not None else None
+
+
+def _fail_all(problems: list[ToolProblem], prefix: tuple[Any, ...] = ()) -> None:
+    """Fail with every problem, each at its path below the field (``prefix`` first)."""
+    if problems:
+        raise ValidationError.from_exception_data(
+            "tools",
+            [
+                InitErrorDetails(
+                    type=PydanticCustomError(
+                        "batchmark", "{msg}", {"msg": p.message, "field": "", "hint": p.hint}
+                    ),
+                    loc=(*prefix, *p.at),
+                    input=None,
+                )
+                for p in problems
+            ],
+        )
+
 
 _SET_BY_BATCHMARK = {
     "model": "the model comes from `models`",
@@ -307,6 +447,27 @@ class Params(BaseModel):
         if name == "stream":
             fail("`stream` is not allowed in batch requests", hint=_SET_BY_BATCHMARK[name])
         fail(f"`{name}` cannot be set in params", hint=_SET_BY_BATCHMARK[name])
+
+    @field_validator("tools")
+    @classmethod
+    def _tool_shapes(cls, value: list[dict[str, Any]] | None) -> Any:
+        if value is not None:
+            _fail_all(tool_problems(value))
+        return value
+
+    @field_validator("tool_choice")
+    @classmethod
+    def _choice_shape(cls, value: dict[str, Any] | None) -> Any:
+        if value is not None:
+            _fail_all(tool_choice_problems(value))
+        return value
+
+    @model_validator(mode="after")
+    def _output_format(self) -> Params:
+        config = (self.model_extra or {}).get("output_config")
+        if config is not None:
+            _fail_all(output_config_problems(config), ("output_config",))
+        return self
 
     @field_validator("temperature", "top_p", "top_k")
     @classmethod

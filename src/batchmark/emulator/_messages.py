@@ -18,6 +18,7 @@ from batchmark.config._tokens import approx_tokens, block_tokens
 from batchmark.emulator._cache import CacheUsage
 from batchmark.emulator._responders import Reply, Responder
 from batchmark.emulator._schema import minimal_instance
+from batchmark.emulator._structured import output_format_error, structured
 from batchmark.emulator._thinking import (
     THINKING_TYPES,
     display,
@@ -102,7 +103,11 @@ def params_error(params: dict[str, Any], api_version: str, *, in_batch: bool) ->
     stops = params.get("stop_sequences", [])
     if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
         return "stop_sequences: Input should be a list of strings"
-    return _thinking_error(params.get("thinking")) or _tools_error(params)
+    return (
+        _thinking_error(params.get("thinking"))
+        or _tools_error(params)
+        or output_format_error(params)
+    )
 
 
 _THINKING_TYPES = ("enabled", "adaptive", "disabled", "between_tools")  # SDK ThinkingConfigParam
@@ -261,7 +266,8 @@ def build_message(
     """The ``Message`` JSON for valid ``params`` (raises ``ResponderError``); ``catalog``:
     the emulator's model catalog (default: batchmark's), for the models that think by
     default and how they show it."""
-    blocks, stop_reason, stop_sequence = _shape(params, responder(params), catalog)
+    reply = structured(params, responder(params))
+    blocks, stop_reason, stop_sequence = _shape(params, reply, catalog)
     thinks = [b for b in blocks if b["type"] in THINKING_TYPES]
     model = params["model"]
     shown = display(params, catalog) if thinks else "summarized"

@@ -12,9 +12,11 @@ pair is the longest start of its requests that is the same for every row, in the
 prefix order: the tools (params are never templated), then a system prompt that reads no
 row variable, then the leading messages that read none (few-shot examples). A variable
 system prompt ends the prefix at the tools; a missing one lets it run on into the
-messages. When the prefix's ``approx_tokens`` reach the model's minimum cacheable length
-(the model catalog's ``cache_min_tokens``), one breakpoint ``cache_control: {type:
-ephemeral, ttl: 1h}`` marks its last unit: the last tool, the system prompt (sent as one
+messages. A variant's tools are static (``_tools.variant_params``); a row's own tools
+(``tools_field``) follow them, so the prefix then ends at the static tools. When the
+prefix's ``approx_tokens`` reach the model's minimum cacheable length (the model
+catalog's ``cache_min_tokens``), one breakpoint ``cache_control: {type: ephemeral, ttl:
+1h}`` marks its last unit: the last tool, the system prompt (sent as one
 text block) or the last static message (its content sent as one text block). One
 breakpoint at the end of the prefix caches all of it. None is added when the unit there
 already carries one, or when the request would then carry more than
@@ -56,6 +58,7 @@ from batchmark.runs._keys import (
 )
 from batchmark.runs._packing import ENTRY_OVERHEAD, BatchPacker
 from batchmark.runs._request_checks import RequestChecks
+from batchmark.runs._tools import RowTools, add_row_tools, variant_params
 
 __all__ = [
     "CUSTOM_ID_RE",
@@ -122,6 +125,8 @@ class _PairPlan:
     """Where the cache breakpoint is (``tools[1]``, ``system``, ``messages[2]``), or None."""
     id_prefix: str
     """``_keys.pair_prefix`` of the pair: the readable start of its custom_ids."""
+    row_tools: RowTools | None = None
+    """Reads each row's own tools (a variant's ``tools_field``), else None."""
 
     @property
     def cached(self) -> bool:
@@ -143,14 +148,19 @@ def _static_messages(variant: CompiledVariant) -> list[dict[str, Any]]:
 
 
 def _plan_cache(
-    spec: EvalSpec, variant: CompiledVariant, model: ModelConfig, tail: dict[str, Any]
+    spec: EvalSpec,
+    variant: CompiledVariant,
+    model: ModelConfig,
+    tail: dict[str, Any],
+    row_tools: bool = False,
 ) -> tuple[Any, tuple[dict[str, Any], ...], str | None]:
     """Place the cache breakpoint of a (variant, model) pair: ``(system, messages, where)``.
 
     ``system`` is the static system value or None; ``messages`` the static messages
     that replace the start of each row's (empty unless the breakpoint is among them);
     ``where`` the breakpoint's place or None. ``tail["tools"]`` is replaced when the
-    breakpoint goes on the last tool.
+    breakpoint goes on the last tool. With ``row_tools`` (each row adds tools after the
+    static ones) the prefix ends at the static tools.
     """
     part = variant.system
     system = (part.text or None) if part is not None and part.static else None
@@ -158,7 +168,7 @@ def _plan_cache(
         return system, (), None
     tools = list(tail.get("tools") or [])
     prefix: dict[str, Any] = {"tools": tools}
-    if part is None or part.static:  # a system prompt that varies ends the prefix
+    if not row_tools and (part is None or part.static):  # a varying part ends the prefix
         prefix["system"] = system
         prefix["messages"] = _static_messages(variant)
     units = prefix_units(prefix)
@@ -180,7 +190,7 @@ def _plan_cache(
             "content": _cached_block(messages[last]["content"]),
         }
         return system, tuple(messages), f"messages[{last}]"
-    if system is not None:
+    if system is not None and "system" in prefix:
         return _cached_block(system), (), "system"
     tail["tools"] = [*tools[:-1], {**tools[-1], "cache_control": dict(CACHE_CONTROL)}]
     return system, (), f"tools[{len(tools) - 1}]"
@@ -188,14 +198,25 @@ def _plan_cache(
 
 def _plan(spec: EvalSpec) -> list[_PairPlan]:
     variants = compile_prompts(spec)
+    configs = {v.name: v for v in spec.prompts}
     pairs = []
     for variant in variants.values():
+        config = configs[variant.name]
+        checked: dict[bytes, str | None] = {}  # the variant's row tool lists, checked
         for model in spec.models:
-            params = spec.model_params(model)
+            params = variant_params(spec.model_params(model), config)
             head = {"model": model.model, "max_tokens": params.pop("max_tokens")}
-            system, messages, where = _plan_cache(spec, variant, model, params)
+            row_tools = None
+            if config.tools_field is not None:
+                static, choice = params.get("tools"), params.get("tool_choice")
+                row_tools = RowTools(config, static, choice, str(spec.path), checked)
+            system, messages, where = _plan_cache(
+                spec, variant, model, params, row_tools is not None
+            )
             prefix = pair_prefix(variant.name, model.key)
-            pairs.append(_PairPlan(variant, model, head, params, system, messages, where, prefix))
+            pairs.append(
+                _PairPlan(variant, model, head, params, system, messages, where, prefix, row_tools)
+            )
     return pairs
 
 
@@ -223,6 +244,8 @@ def expand(spec: EvalSpec) -> Iterator[Request]:
                 messages = [*pair.messages, *messages[len(pair.messages) :]]
             params["messages"] = messages
             params.update(pair.tail)
+            if pair.row_tools is not None:  # checked for each pair: static tools differ
+                add_row_tools(params, pair.row_tools(row.id, row.data))
             pbytes = params_bytes(params)
             model_key = pair.model.key
             for epoch in epochs:

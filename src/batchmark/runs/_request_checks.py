@@ -182,6 +182,10 @@ class RequestChecks:
             names = ("system", "system_file") if top == "system" else ("user", "user_file")
             key = next((n for n in names if isinstance(prompt, dict) and n in prompt), None)
             return ("prompts", j, key) if key else ("prompts", j)
+        variant_key = _VARIANT_KEYS.get(top, ())
+        key = next((n for n in variant_key if isinstance(prompt, dict) and n in prompt), None)
+        if key is not None:  # set by the variant (tools, tool_choice, output schema)
+            return ("prompts", j, key, *(parts[1:] if key != "tools_file" else ()))
         own = model.get("params") if isinstance(model, dict) else None
         if isinstance(own, dict) and top in own:
             return ("models", i, "params", *parts)
@@ -209,6 +213,13 @@ class RequestChecks:
         else:
             what = f"{p.message} [{where}]"
         return self.lines.entry(found.loc, what, p.hint)
+
+
+_VARIANT_KEYS = {
+    "tools": ("tools", "tools_file"),
+    "tool_choice": ("tool_choice",),
+}
+"""Request fields a prompt variant may set, and the variant's keys that set them."""
 
 
 def _at(raw: Any, section: str, index: int) -> Any:

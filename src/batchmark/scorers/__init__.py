@@ -36,6 +36,7 @@ from batchmark.scorers._match import Choice, ExactMatch, Includes, Numeric, Rege
 from batchmark.scorers._panel import JudgePanel
 from batchmark.scorers._registry import ENTRY_POINT_GROUP, register_scorer, registered_scorers
 from batchmark.scorers._set import ScorerSet
+from batchmark.scorers._tool_call import ToolCall
 
 __all__ = [
     "agreement",
@@ -64,5 +65,6 @@ __all__ = [
     "ScorerOptions",
     "scorers_json_schema",
     "ScorerSet",
+    "ToolCall",
     "VERDICT_TOOL",
 ]

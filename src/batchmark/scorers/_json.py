@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
+import orjson
 import yaml
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError, best_match
@@ -172,8 +173,10 @@ class JsonSchema(ScorerOptions):
 
     type_name = "json_schema"
 
-    schema_: dict[str, Any] | bool | None = Field(None, alias="schema")
-    """The JSON Schema inline (draft 2020-12 unless ``$schema`` says otherwise)."""
+    schema_: dict[str, Any] | bool | Literal["request"] | None = Field(None, alias="schema")
+    """The JSON Schema inline (draft 2020-12 unless ``$schema`` says otherwise), or
+    ``request``: the structured-output schema each request was sent with (its
+    ``output_config.format.schema``, see docs/tools.md)."""
     schema_file: str | None = None
     """A schema file (JSON or YAML) relative to the config, e.g. ``evals/answer.schema.json``."""
     extract: Source = "auto"
@@ -186,12 +189,15 @@ class JsonSchema(ScorerOptions):
     draft 2020-12 makes them annotations."""
 
     _validator: Any = PrivateAttr(default=None)
+    _request_validators: dict[bytes, Any] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _load(self, info: ValidationInfo) -> JsonSchema:
         if (self.schema_ is None) == (self.schema_file is None):
             raise field_error("schema", "give exactly one of `schema` and `schema_file`")
         field = "schema" if self.schema_file is None else "schema_file"
+        if self.schema_ == "request":
+            return self  # each item's schema is its request's, checked with the config
         schema: Any = self.schema_
         if self.schema_file is not None:
             path = base_dir_of(info) / self.schema_file
@@ -214,6 +220,11 @@ class JsonSchema(ScorerOptions):
         """Score one item."""
         if (failed := no_response(ctx)) is not None:
             return failed
+        validator = self.__pydantic_private__["_validator"]
+        if validator is None:  # schema: request
+            validator = self._request_validator(ctx)
+            if isinstance(validator, Score):
+                return validator
         response = ctx.response
         try:
             data, where = extract_json(
@@ -225,7 +236,7 @@ class JsonSchema(ScorerOptions):
         except _NoJson as err:
             return Score.failure(str(err))
         try:
-            errors = list(self.__pydantic_private__["_validator"].iter_errors(data))
+            errors = list(validator.iter_errors(data))
         except RecursionError:
             return Score.failure(f"JSON from {where} is nested too deeply to validate")
         except Exception as err:  # an unresolvable $ref, a bad regex in the schema, ...
@@ -235,6 +246,30 @@ class JsonSchema(ScorerOptions):
         error = best_match(errors)
         more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
         return Score.failure(f"{error.json_path}: {_cut(error.message)}{more}", data)
+
+    def _request_validator(self, ctx: ScoreContext) -> Any:
+        """The validator of the schema the item's request asked for, or an invalid score."""
+        config = ctx.request.get("output_config") if ctx.request else None
+        fmt = config.get("format") if isinstance(config, dict) else None
+        schema = fmt.get("schema") if isinstance(fmt, dict) else None
+        if not isinstance(schema, dict | bool):
+            return Score.of_invalid(
+                "schema: request, but the request asked for no structured output "
+                "(output_config.format.schema)"
+            )
+        cache = self.__pydantic_private__["_request_validators"]
+        key = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
+        validator = cache.get(key)
+        if validator is None:
+            checker = FormatChecker() if self.check_formats else None
+            validator = Draft202012Validator(schema, format_checker=checker)
+            if len(cache) < _MAX_REQUEST_SCHEMAS:
+                cache[key] = validator
+        return validator
+
+
+_MAX_REQUEST_SCHEMAS = 256
+"""Distinct request schemas whose validators are kept (memory stays bounded)."""
 
 
 def _cut(message: str, width: int = 200) -> str:

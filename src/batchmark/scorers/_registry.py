@@ -93,9 +93,11 @@ def _ensure_builtins() -> None:
     from batchmark.scorers._judge import JudgeScorer
     from batchmark.scorers._match import Choice, ExactMatch, Includes, Numeric, RegexMatch
     from batchmark.scorers._panel import JudgePanel
+    from batchmark.scorers._tool_call import ToolCall
 
     for cls in (ExactMatch, Includes, RegexMatch, Numeric, Choice, JsonSchema, JudgeScorer):
         register_scorer(cls.type_name, cls)
+    register_scorer(ToolCall.type_name, ToolCall)
     register_scorer(JudgePanel.type_name, JudgePanel)
 
 
