@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -107,7 +108,7 @@ def test_estimate_counts_tokens_where_a_key_or_a_url_is_set() -> None:
 def test_an_emulated_endpoint_needs_no_key_and_ignores_anthropic_base_url() -> None:
     endpoint = resolve({"ANTHROPIC_BASE_URL": "http://127.0.0.1:9"}, emulate=True)
 
-    assert endpoint.emulated and endpoint.name == "emulator"
+    assert endpoint.emulated and re.fullmatch(r"emulator-[0-9a-f]{12}", endpoint.name)
     assert endpoint.url is None and endpoint.key_source == "emulator"
 
 
@@ -231,11 +232,12 @@ def test_the_cache_and_registry_files_keep_their_names(tmp_path: Path) -> None:
     assert endpoint.claims_path(tmp_path) == (
         tmp_path / f".cache/claims-127.0.0.1_8080-{fingerprint}.sqlite"
     )
-    emulated = resolve({}, emulate=True)
+    emulated = resolve({}, emulate=True)  # named after its responder (emulated_name)
     fingerprint = hashlib.sha256(b"emulator").hexdigest()[:12]
-    assert (
-        emulated.claims_path(tmp_path) == tmp_path / f".cache/claims-emulator-{fingerprint}.sqlite"
+    assert emulated.claims_path(tmp_path) == (
+        tmp_path / f".cache/claims-{emulated.name}-{fingerprint}.sqlite"
     )
+    assert emulated.cache_path(tmp_path) == tmp_path / f".cache/responses-{emulated.name}.sqlite"
 
 
 # --- end to end: the command line against the emulator ---------------------------------

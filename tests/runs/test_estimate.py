@@ -18,6 +18,7 @@ import batchmark.cli._estimate  # noqa: F401  (registers the command on ``cli``)
 from batchmark.cli import cli
 from batchmark.config._tokens import request_prefix_tokens
 from batchmark.emulator import Emulator
+from batchmark.runs._endpoint import emulated_name
 from batchmark.runs._estimate import BudgetExceeded, Estimate, check_budget, estimate
 from batchmark.runs._grid import expand
 from batchmark.runs._store import cache_path
@@ -113,7 +114,7 @@ def test_after_an_emulated_run_every_request_is_a_cache_hit(tmp_path: Path) -> N
     results = tmp_path / "results"
     spec = _spec(tmp_path, scorers=[JUDGE])
     batchmark.run(spec, emulate=True, results=results)
-    est = estimate(spec, results=results, endpoint="emulator")
+    est = estimate(spec, results=results, endpoint=emulated_name(spec))
     assert (est.cached, est.judge_cached) == (3, 3)
     assert (est.batches, est.judge_batches) == (0, 0)
     assert est.cost_usd == est.cost_max_usd == 0.0
@@ -121,9 +122,8 @@ def test_after_an_emulated_run_every_request_is_a_cache_hit(tmp_path: Path) -> N
     assert estimate(spec, results=results).cached == 0
     # A new variant: only its requests (and their judges) are to be sent.
     prompts = [*PLAIN, {"name": "terse", "user": "Q: {{ question }}"}]
-    est = estimate(
-        _spec(tmp_path, prompts=prompts, scorers=[JUDGE]), results=results, endpoint="emulator"
-    )
+    more = _spec(tmp_path, prompts=prompts, scorers=[JUDGE])
+    est = estimate(more, results=results, endpoint=emulated_name(more))
     assert (est.requests, est.cached, est.judge_requests, est.judge_cached) == (6, 3, 6, 3)
     assert (_cell(est, "terse").cached, _cell(est, "plain").cached) == (0, 3)
 
@@ -134,14 +134,14 @@ def test_answers_a_killed_run_left_staged_count_as_cache_hits(tmp_path: Path) ->
     results = tmp_path / "results"
     spec = _spec(tmp_path, scorers=[JUDGE])
     batchmark.run(spec, emulate=True, results=results)
-    db = sqlite3.connect(cache_path(results, "emulator"), isolation_level=None)
+    db = sqlite3.connect(cache_path(results, emulated_name(spec)), isolation_level=None)
     db.execute("BEGIN")  # every entry back to staged, as a kill before the merge leaves it
     db.execute("INSERT INTO staged SELECT cache_key, data, created_at FROM responses")
     db.execute("DELETE FROM responses")
     db.execute("COMMIT")
     db.close()
 
-    est = estimate(spec, results=results, endpoint="emulator")
+    est = estimate(spec, results=results, endpoint=emulated_name(spec))
 
     assert (est.cached, est.judge_cached) == (3, 3)
     assert est.cost_max_usd == 0.0
@@ -167,7 +167,7 @@ def test_expected_output_is_the_mean_of_past_runs_per_model_and_variant(tmp_path
     outputs: dict[str, list[int]] = defaultdict(list)
     for r in run.responses():
         outputs[r["model_key"]].append(r["usage"]["output_tokens"])
-    est = estimate(spec, results=results, endpoint="emulator", use_cache=False)
+    est = estimate(spec, results=results, endpoint=emulated_name(spec), use_cache=False)
     assert sorted(outputs) == ["claude-haiku-4-5", "claude-sonnet-4-6"]
     for model, seen in outputs.items():
         row = next(r for r in est.rows if r.model == model and r.variant == "plain")

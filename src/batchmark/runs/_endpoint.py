@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
+import json
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -60,6 +62,51 @@ REDACTED = "***"
 _BASE_URL_ENV = "ANTHROPIC_BASE_URL"
 _KEY_ENV = "ANTHROPIC_API_KEY"
 _KEY_ARGUMENT = "api_key argument"
+
+
+def emulated_name(config: EvalConfig | RunSettings | None) -> str:
+    """The endpoint name of a config's in-process emulator: ``emulator-<12 hex>``, a hash
+    of what its answers depend on besides the request (the responder spec, the content of
+    the files it names, the config's ``catalog:`` entries), so the response cache of one
+    responder never serves another's answers. Nested files of a ``PATH.yaml`` responder
+    map count by their names only; a ``python:MODULE`` by its name. Without an
+    ``emulator:`` section (``RunSettings``, ``None``): ``emulator-`` the defaults' hash."""
+    emulator = config.emulator if isinstance(config, EvalConfig) else EmulatorConfig()
+    specs = emulator.responder if isinstance(emulator.responder, dict) else {"": emulator.responder}
+    digest = hashlib.sha256()
+    for glob, spec in specs.items():
+        digest.update(f"{glob}\0{_without_dirs(spec)}\0".encode())
+        for path in _responder_files(spec):
+            try:
+                digest.update(Path(path).read_bytes())
+            except OSError:
+                digest.update(b"(unreadable)")
+    if isinstance(config, EvalConfig | RunSettings) and config.catalog:
+        entries = {
+            k: v.model_dump(mode="json", exclude_unset=True) for k, v in config.catalog.items()
+        }
+        digest.update(json.dumps(entries, sort_keys=True).encode())
+    return f"{EMULATOR}-{digest.hexdigest()[:12]}"
+
+
+def _responder_files(spec: str) -> list[str]:
+    """The files a responder spec string reads: ``scripted:PATH``, ``python:FILE.py:FUNC``,
+    ``PATH.yaml``."""
+    if spec.startswith("scripted:"):
+        return [spec.removeprefix("scripted:")]
+    if spec.startswith("python:"):
+        target = spec.removeprefix("python:").rsplit(":", 1)[0]
+        return [target] if target.endswith(".py") else []
+    return [spec] if spec.endswith((".yaml", ".yml")) else []
+
+
+def _without_dirs(spec: str) -> str:
+    """A spec with the folders of its paths left out: the same responder in two
+    checkouts names the same cache."""
+    kind, sep, rest = spec.partition(":")
+    if not sep:
+        return os.path.basename(spec)
+    return f"{kind}:{os.path.basename(rest)}" if "/" in rest or os.sep in rest else spec
 
 
 @dataclass(frozen=True)
@@ -132,7 +179,7 @@ class Endpoint:
                     "its URL with --base-url alone",
                 )
             return cls(
-                EMULATOR,
+                run.get("endpoint", EMULATOR) if run is not None else emulated_name(config),
                 emulated=True,
                 api_version=api_version,
                 key_source=EMULATOR,
