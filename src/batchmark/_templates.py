@@ -1,7 +1,9 @@
 """Prompt variants: Jinja2 templates compiled once, rendered per dataset row.
 
 A variant renders to ``(system, messages)``: ``system`` is a string or ``None`` and
-``messages`` is the Messages API list ``[{"role": ..., "content": str}, ...]``.
+``messages`` is the Messages API list ``[{"role": ..., "content": str}, ...]``. A message
+given as content blocks (``BlocksPart``) renders to a list of block *specs* (each block's
+template fields rendered), which ``runs._content`` then turns into API blocks.
 
 Template variables are every field of the row at top level, plus ``row`` (the whole row
 as a dict) and ``row_id`` (its id); those two names win over columns of the same name.
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RESERVED_VARIABLES",
+    "BlocksPart",
     "CompiledVariant",
     "TemplatePart",
     "compile_prompts",
@@ -258,16 +261,67 @@ def _compile(source: str, where: str, file: str, null_as_empty: bool = False) ->
     return TemplatePart(template, where, file, variables, text)
 
 
+BLOCK_TEMPLATED = ("text", "path", "url", "base64", "title", "context")
+"""The fields of a content block spec that are templates (``config.ContentBlock``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BlocksPart:
+    """A message's content given as blocks: each block's template fields compiled.
+
+    It renders to a list of block *specs* (``{"type": "image", "path": "a.png"}``), which
+    ``runs._content`` turns into API blocks, as it does blocks that come from the data.
+    """
+
+    blocks: tuple[tuple[dict[str, Any], tuple[tuple[str, TemplatePart], ...]], ...]
+    """Per block: its fixed fields, and ``(field, template)`` pairs."""
+    where: str
+    file: str
+    variables: frozenset[str]
+    text: None = None
+    """Never a static text: the grid's cache planning stops at block content."""
+
+    @property
+    def static(self) -> bool:
+        return not self.variables
+
+    def render(self, context: dict[str, Any], variant: str, row_id: str) -> list[dict[str, Any]]:
+        out = []
+        for fixed, parts in self.blocks:
+            block = dict(fixed)
+            for name, part in parts:
+                block[name] = part.render(context, variant, row_id)
+            out.append(block)
+        return out
+
+
+def _compile_blocks(blocks: Any, where: str, file: str, null_as_empty: bool) -> BlocksPart:
+    compiled = []
+    variables: frozenset[str] = frozenset()
+    for j, block in enumerate(blocks):
+        spec = block.model_dump(exclude_none=True) if hasattr(block, "model_dump") else block
+        fixed = {k: v for k, v in spec.items() if k not in BLOCK_TEMPLATED}
+        parts = tuple(
+            (k, _compile(spec[k], f"{where}[{j}].{k}", file, null_as_empty))
+            for k in BLOCK_TEMPLATED
+            if k in spec
+        )
+        for _, part in parts:
+            variables |= part.variables
+        compiled.append((fixed, parts))
+    return BlocksPart(tuple(compiled), where, file, variables)
+
+
 @dataclass(frozen=True, slots=True)
 class CompiledVariant:
     """A prompt variant with its templates compiled."""
 
     name: str
     system: TemplatePart | None
-    messages: tuple[tuple[str, TemplatePart], ...]
+    messages: tuple[tuple[str, TemplatePart | BlocksPart], ...]
     """``(role, content template)`` pairs in order."""
 
-    def render(self, row: Row) -> tuple[str | None, list[dict[str, str]]]:
+    def render(self, row: Row) -> tuple[str | None, list[dict[str, Any]]]:
         """Render for one row: ``(system or None, messages)``.
 
         Raises ``RenderError`` naming the variant, the row id, the template and the
@@ -280,7 +334,7 @@ class CompiledVariant:
         messages = []
         for role, part in self.messages:
             content = part.render(context, self.name, row.id)
-            if not content.strip():
+            if isinstance(content, str) and not content.strip():
                 raise RenderError(
                     part.file,
                     self.name,
@@ -325,7 +379,14 @@ def compile_variant(
     where, empty = index_where, null_as_empty
     if variant.messages is not None:
         messages = tuple(
-            (m.role, _compile(m.content, f"{where}.messages[{i}].content", config_file, empty))
+            (
+                m.role,
+                _compile(m.content, f"{where}.messages[{i}].content", config_file, empty)
+                if isinstance(m.content, str)
+                else _compile_blocks(
+                    m.content, f"{where}.messages[{i}].content", config_file, empty
+                ),
+            )
             for i, m in enumerate(variant.messages)
         )
     else:
@@ -345,7 +406,7 @@ def compile_prompts(spec: EvalSpec) -> dict[str, CompiledVariant]:
     }
 
 
-def render(variant: CompiledVariant, row: Row) -> tuple[str | None, list[dict[str, str]]]:
+def render(variant: CompiledVariant, row: Row) -> tuple[str | None, list[dict[str, Any]]]:
     """Render a compiled variant for one row; see ``CompiledVariant.render``."""
     return variant.render(row)
 
