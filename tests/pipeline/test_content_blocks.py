@@ -206,3 +206,28 @@ def test_a_run_killed_during_submission_resumes_sending_each_image_once(
     assert sent_images(live) == expected_images(run)  # each once, none missing
     assert max(Counter(live.submitted()).values()) == 1
     assert len(live.submitted()) == 12
+
+
+def test_a_judge_scores_answers_to_image_requests(live: LiveEmulator, tmp_path: Path) -> None:
+    """A judge's rubric sees the candidate's prompt with its image named, not its bytes."""
+    judge = {
+        "judge": {
+            "name": "judge",
+            "model": "claude-haiku-4-5",
+            "rubric": "Prompt:\n{{ prompt }}\nResponse:\n{{ response }}\nGrade A or B.",
+            "grades": {"A": 1.0, "B": 0.0},
+        }
+    }
+    run = batchmark.run(make_config(tmp_path / "cfg", scorers=[judge]), results=tmp_path / "r")
+
+    assert run.status.complete
+    scores = [s for s in run.scores() if s["scorer"] == "judge"]
+    assert len(scores) == 12 and not any(s["invalid"] for s in scores)
+    rubrics = [
+        r["params"]["messages"][0]["content"]
+        for b in live.emu.batches.values()
+        for r in b.requests
+        if r["custom_id"].startswith("j-")
+    ]
+    assert len(rubrics) == 12
+    assert all("[image]" in text and "blob:" not in text for text in rubrics)
