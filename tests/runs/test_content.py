@@ -361,3 +361,34 @@ def test_validate_reports_a_missing_image_and_counts_image_tokens(tmp_path: Path
     assert report.requests == 1
     assert report.approx_input_tokens >= 100  # the image's 300*250/750, not its base64 text
     assert report.approx_input_tokens < 200
+
+
+def test_more_than_20_images_in_a_request_must_each_fit_2000_px(tmp_path: Path) -> None:
+    content = [{"type": "image", "path": f"{i}.png"} for i in range(21)]
+    files = {f"{i}.png": png(2000, 1) for i in range(20)} | {"20.png": png(2001, 1)}
+    spec = make_spec(tmp_path, content, [{"id": "many"}], files=files)
+    text = str(render_error(spec))
+    assert "messages[0].content[20] (image): 2001x1 px" in text and "more than 20 images" in text
+    (tmp_path / "data" / "20.png").write_bytes(png(2000, 1))
+    assert len(blocks_of(make_spec(tmp_path, content, [{"id": "many"}]))[0]) == 21
+
+
+def test_a_request_over_100_pdf_pages_is_refused(tmp_path: Path) -> None:
+    content = [{"type": "document", "path": "a.pdf"}, {"type": "document", "path": "b.pdf"}]
+    files = {"a.pdf": pdf(["p"] * 60), "b.pdf": pdf(["p"] * 41)}
+    spec = make_spec(tmp_path, content, [{"id": "long"}], files=files)
+    assert "the request's PDFs have 101 pages; the API takes at most 100" in str(render_error(spec))
+
+
+def test_a_pdf_url_is_passed_for_the_api_to_fetch(tmp_path: Path) -> None:
+    content = [{"type": "document", "url": "https://example.com/{{ id }}.pdf", "title": "T"}]
+    spec = make_spec(tmp_path, content, [{"id": "r"}])
+    assert blocks_of(spec) == [
+        [
+            {
+                "type": "document",
+                "source": {"type": "url", "url": "https://example.com/r.pdf"},
+                "title": "T",
+            }
+        ]
+    ]
