@@ -151,3 +151,16 @@ def test_a_bad_block_inside_a_batch_is_an_errored_result(client: anthropic.Anthr
     assert results["good"].message.content[0].text == "[image image/png 4x4]"
     assert results["bad"].type == "errored"
     assert "appears to be a image/png image" in results["bad"].error.error.message
+
+
+def test_past_20_images_each_side_may_be_at_most_2000_px(client: anthropic.Anthropic) -> None:
+    small = [image(png(2000, 1)) for _ in range(20)]
+    assert len(ask(client, small + [image(png(2000, 2))]).content[0].text.splitlines()) == 21
+    message = refusal(client, small + [image(png(2001, 1))])
+    assert message.startswith("messages.0.content.20.image.source.base64.data: At least one")
+    assert "2000 pixels" in message
+
+
+def test_more_than_100_images_is_a_400(client: anthropic.Anthropic) -> None:
+    message = refusal(client, [image(png(2, 2)) for _ in range(101)])
+    assert message == "messages: Too many images: 101 > 100 maximum"

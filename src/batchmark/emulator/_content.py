@@ -24,8 +24,10 @@ from typing import Any
 
 from batchmark.config._media import (
     IMAGE_MEDIA_TYPES,
+    MANY_IMAGES,
     MAX_IMAGE_BASE64_BYTES,
     MAX_IMAGE_SIDE,
+    MAX_IMAGE_SIDE_MANY,
     MAX_IMAGES_PER_REQUEST,
     PDF_MEDIA_TYPE,
     TEXT_MEDIA_TYPE,
@@ -179,14 +181,30 @@ def content_error(content: list[Any], at: str) -> str | None:
 
 
 def images_error(messages: list[Any]) -> str | None:
-    """Too many images in one request (``MAX_IMAGES_PER_REQUEST``), or None."""
-    n = 0
-    for message in messages:
+    """Too many images in one request (``MAX_IMAGES_PER_REQUEST``), or, past
+    ``MANY_IMAGES``, one larger than ``MAX_IMAGE_SIDE_MANY`` on a side; else None."""
+    images: list[tuple[str, dict[str, Any]]] = []
+    for i, message in enumerate(messages):
         content = message.get("content") if isinstance(message, dict) else None
         if isinstance(content, list):
-            n += sum(1 for b in content if isinstance(b, dict) and b.get("type") == "image")
-    if n > MAX_IMAGES_PER_REQUEST:
-        return f"messages: Too many images: {n} > {MAX_IMAGES_PER_REQUEST} maximum"
+            images += [
+                (f"messages.{i}.content.{j}", b)
+                for j, b in enumerate(content)
+                if isinstance(b, dict) and b.get("type") == "image"
+            ]
+    if len(images) > MAX_IMAGES_PER_REQUEST:
+        return f"messages: Too many images: {len(images)} > {MAX_IMAGES_PER_REQUEST} maximum"
+    if len(images) > MANY_IMAGES:
+        for at, block in images:
+            source = block.get("source") or {}
+            data = source.get("data") if source.get("type") == "base64" else None
+            size = image_size_b64(data) if isinstance(data, str) else None
+            if size is not None and max(size) > MAX_IMAGE_SIDE_MANY:
+                return (
+                    f"{at}.image.source.base64.data: At least one of the image dimensions "
+                    f"exceed max allowed size for many-image requests: {MAX_IMAGE_SIDE_MANY} "
+                    "pixels"
+                )
     return None
 
 
