@@ -17,10 +17,11 @@ written to a temporary folder, so cells = rows x 4 x E. Phases:
   line parsed and normalized, responses and states written to the ledger. The emulator
   serves from a thread of the same process, so its share of the work is in the figure.
 
-Modules a phase needs are imported before its clock starts (the CLI's import time is
-measured apart, issue 18). Each (phase, size) runs in its own subprocess, so every peak RSS (``ru_maxrss``) is that
-phase's own: it includes the interpreter and imports (the ``baseline`` column is the
-peak just before the timed work starts, after importing ``datasets``/pyarrow). Flat
+Modules a phase needs are imported before its clock starts (the CLI's import time
+is measured apart, issue 18). Each (phase, size) runs in its own subprocess, so every
+peak RSS (``ru_maxrss``) is that phase's own: it includes the interpreter and imports
+(the ``baseline`` column is the peak just before the timed work starts, after importing
+``datasets``/pyarrow). Flat
 peaks across sizes mean streaming works. Every subprocess starts with an empty
 ``datasets`` cache, so the timed expansion includes converting the JSONL file to Arrow,
 as a first run on a new dataset does.

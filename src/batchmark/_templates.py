@@ -1,7 +1,9 @@
 """Prompt variants: Jinja2 templates compiled once, rendered per dataset row.
 
 A variant renders to ``(system, messages)``: ``system`` is a string or ``None`` and
-``messages`` is the Messages API list ``[{"role": ..., "content": str}, ...]``.
+``messages`` is the Messages API list ``[{"role": ..., "content": str}, ...]``. A message
+given as content blocks (``BlocksPart``) renders to a list of block *specs* (each block's
+template fields rendered), which ``runs._content`` then turns into API blocks.
 
 Template variables are every field of the row at top level, plus ``row`` (the whole row
 as a dict) and ``row_id`` (its id); those two names win over columns of the same name.
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = [
     "RESERVED_VARIABLES",
     "CONVERSATION",
+    "BlocksPart",
     "CompiledVariant",
     "ConversationPart",
     "TemplatePart",
@@ -261,6 +264,57 @@ def _compile(source: str, where: str, file: str, null_as_empty: bool = False) ->
     return TemplatePart(template, where, file, variables, text)
 
 
+BLOCK_TEMPLATED = ("text", "path", "url", "base64", "title", "context")
+"""The fields of a content block spec that are templates (``config.ContentBlock``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BlocksPart:
+    """A message's content given as blocks: each block's template fields compiled.
+
+    It renders to a list of block *specs* (``{"type": "image", "path": "a.png"}``), which
+    ``runs._content`` turns into API blocks, as it does blocks that come from the data.
+    """
+
+    blocks: tuple[tuple[dict[str, Any], tuple[tuple[str, TemplatePart], ...]], ...]
+    """Per block: its fixed fields, and ``(field, template)`` pairs."""
+    where: str
+    file: str
+    variables: frozenset[str]
+    text: None = None
+    """Never a static text: the grid's cache planning stops at block content."""
+
+    @property
+    def static(self) -> bool:
+        return not self.variables
+
+    def render(self, context: dict[str, Any], variant: str, row_id: str) -> list[dict[str, Any]]:
+        out = []
+        for fixed, parts in self.blocks:
+            block = dict(fixed)
+            for name, part in parts:
+                block[name] = part.render(context, variant, row_id)
+            out.append(block)
+        return out
+
+
+def _compile_blocks(blocks: Any, where: str, file: str, null_as_empty: bool) -> BlocksPart:
+    compiled = []
+    variables: frozenset[str] = frozenset()
+    for j, block in enumerate(blocks):
+        spec = block.model_dump(exclude_none=True) if hasattr(block, "model_dump") else block
+        fixed = {k: v for k, v in spec.items() if k not in BLOCK_TEMPLATED}
+        parts = tuple(
+            (k, _compile(spec[k], f"{where}[{j}].{k}", file, null_as_empty))
+            for k in BLOCK_TEMPLATED
+            if k in spec
+        )
+        for _, part in parts:
+            variables |= part.variables
+        compiled.append((fixed, parts))
+    return BlocksPart(tuple(compiled), where, file, variables)
+
+
 @dataclass(frozen=True, slots=True)
 class ConversationPart:
     """A ``{field: NAME}`` entry of a variant's messages: the row's own conversation
@@ -289,7 +343,7 @@ class CompiledVariant:
 
     name: str
     system: TemplatePart | None
-    messages: tuple[tuple[str, TemplatePart | ConversationPart], ...]
+    messages: tuple[tuple[str, TemplatePart | BlocksPart | ConversationPart], ...]
     """``(role, content template)`` pairs in order; ``(CONVERSATION, part)`` where the
     row's conversation goes."""
 
@@ -317,7 +371,7 @@ class CompiledVariant:
                 )
                 continue
             content = part.render(context, self.name, row.id)
-            if not content.strip():
+            if isinstance(content, str) and not content.strip():
                 raise RenderError(
                     part.file,
                     self.name,
@@ -366,7 +420,14 @@ def compile_variant(
         messages = tuple(
             (CONVERSATION, ConversationPart(m.field, f"{where}.messages[{i}]", data_file))
             if m.kind == CONVERSATION
-            else (m.role, _compile(m.content, f"{where}.messages[{i}].content", config_file, empty))
+            else (
+                m.role,
+                _compile(m.content, f"{where}.messages[{i}].content", config_file, empty)
+                if isinstance(m.content, str)
+                else _compile_blocks(
+                    m.content, f"{where}.messages[{i}].content", config_file, empty
+                ),
+            )
             for i, m in enumerate(variant.messages)
         )
     else:

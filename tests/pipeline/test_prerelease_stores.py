@@ -46,6 +46,9 @@ def as_pre_release(path: Path, chain: tuple[str, ...], *, drop_spec_hash: bool =
         db.executemany("INSERT INTO _migrations VALUES (?, 0)", [(n,) for n in chain])
         if drop_spec_hash:
             db.execute("ALTER TABLE scores DROP COLUMN spec_hash")
+        if chain == LEDGER_CHAIN:  # and what the migrations after 0001_schema added
+            db.execute("DROP TABLE blobs")
+            db.execute("ALTER TABLE params DROP COLUMN sent_size")
         db.execute("COMMIT")
     finally:
         db.close()

@@ -13,7 +13,7 @@ import pytest
 from batchmark._errors import StoreError
 from batchmark.runs._ledger import Ledger
 from batchmark.runs._migrations import Migrations
-from batchmark.runs._schema import cache_migrations, ledger_migrations
+from batchmark.runs._schema import LEDGER_BLOBS, cache_migrations, ledger_migrations
 from batchmark.runs._sqlite import connect_store
 from batchmark.runs._store import ResponseCache
 
@@ -122,6 +122,7 @@ def test_a_new_ledger_has_the_schema_the_pre_release_chain_ended_with_plus_spec_
     _old_file(tmp_path / "old.sqlite", _OLD_LEDGER_CHAIN)
     old = sqlite3.connect(tmp_path / "old.sqlite")
     old.execute("ALTER TABLE scores ADD COLUMN spec_hash TEXT")
+    old.executescript(LEDGER_BLOBS)  # and what the migrations after 0001_schema add
     expected = _schema(old)
     old.close()
 
@@ -159,7 +160,7 @@ def test_the_schema_keeps_its_comments_in_the_file(tmp_path: Path) -> None:
 def test_pending_lists_the_schema_for_a_new_file_and_nothing_once_opened(tmp_path: Path) -> None:
     path = tmp_path / "ledger.sqlite"
     db = connect_store(path)
-    assert ledger_migrations.pending(db) == ["0001_schema"]
+    assert ledger_migrations.pending(db) == ["0001_schema", "0002_blobs"]
     assert db.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)  # nothing ran
     db.close()
 
@@ -167,7 +168,8 @@ def test_pending_lists_the_schema_for_a_new_file_and_nothing_once_opened(tmp_pat
     db = connect_store(path)
     try:
         assert ledger_migrations.pending(db) == []
-        assert [r[0] for r in db.execute("SELECT name FROM _migrations")] == ["0001_schema"]
+        applied = [r[0] for r in db.execute("SELECT name FROM _migrations")]
+        assert applied == ["0001_schema", "0002_blobs"]
     finally:
         db.close()
 
@@ -292,5 +294,6 @@ def test_a_migration_name_is_registered_once() -> None:
 
 
 def test_the_cache_and_the_ledger_start_from_one_schema_migration_each() -> None:
-    assert ledger_migrations.names == ["0001_schema"]
+    assert ledger_migrations.names[0] == "0001_schema"
+    assert ledger_migrations.names[1:] == ["0002_blobs"]  # later changes: new migrations
     assert cache_migrations.names == ["0001_schema"]

@@ -537,7 +537,8 @@ def _short(value: Any) -> str:
 def _format_errors(exc: ValidationError, root: yaml.Node | None) -> list[str]:
     errors = []
     for err in exc.errors(include_url=False):
-        loc = tuple(err["loc"])
+        # ``<text>`` / ``<blocks>``: the tags of a union's members, not fields
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("<")))
         ctx = err.get("ctx") or {}
         hint = ""
         if err["type"] == "batchmark":

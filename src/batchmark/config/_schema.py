@@ -75,6 +75,7 @@ __all__ = [
     "SAMPLING_PARAMS",
     "BatchConfig",
     "CiConfig",
+    "ContentBlock",
     "DatasetConfig",
     "EmulatorConfig",
     "EvalConfig",
@@ -146,6 +147,9 @@ class DatasetConfig(_Model):
     """Seed of `sample`."""
     fields: dict[str, str] = Field(default_factory=dict)
     """Template variable -> dataset column. Unmapped columns stay available by their name."""
+    allow_outside_paths: bool = False
+    """Let content blocks' `path`s be absolute or leave the dataset file's folder (`..`,
+    symlinks). Off by default: a path from the data reads only under that folder."""
     null_as_empty: bool = False
     """Render a null value (JSON `null`, a Parquet null, a field some rows lack) as an
     empty string. By default it is undefined, like a missing variable: `{{ q }}` refuses
@@ -196,6 +200,79 @@ class DatasetConfig(_Model):
         return DATA_FORMATS.get(Path(self.path).suffix.lower())
 
 
+BLOCK_SOURCE_KEYS = ("text", "path", "url", "base64")
+
+
+class ContentBlock(_Model):
+    """One block of a message's content (see docs/content.md): `text`, `image` or
+    `document`. String fields but `type`, `media_type` are Jinja2 templates."""
+
+    type: Literal["text", "image", "document"]
+    """`text`, `image` or `document`."""
+    text: str | None = None
+    """A text block's text; a document's inline plain text."""
+    path: str | None = None
+    """An image or document file (PNG, JPEG, GIF, WebP; PDF or UTF-8 text), relative to
+    the dataset file's folder; absolute paths and `..` are refused unless
+    `dataset.allow_outside_paths`."""
+    url: str | None = None
+    """An image or PDF the API fetches itself (`http://` or `https://`)."""
+    base64: str | None = None
+    """Base64 image or PDF bytes, e.g. `"{{ image_b64 }}"` from a column."""
+    media_type: str | None = None
+    """The media type; by default detected from the bytes (a mismatch is an error)."""
+    title: str | None = None
+    """A document's title."""
+    context: str | None = None
+    """A document's context (not cited)."""
+    citations: dict[str, bool] | None = None
+    """`{enabled: true}`: the answer cites this document."""
+    cache_control: dict[str, str] | None = None
+    """A cache breakpoint on this block, e.g. `{type: ephemeral, ttl: 1h}`."""
+
+    @field_validator("text", "path", "url", "base64", "title", "context")
+    @classmethod
+    def _syntax(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_syntax(value)
+        return value
+
+    @model_validator(mode="after")
+    def _shape(self) -> ContentBlock:
+        sources = ("text", "path", "url", "base64") if self.type == "document" else ()
+        if self.type == "image":
+            sources = ("path", "url", "base64")
+        if self.type == "text":
+            if self.text is None:
+                fail("a text block needs `text`")
+            others = (*BLOCK_SOURCE_KEYS[1:], "media_type", "title", "context", "citations")
+            extra = [k for k in others if getattr(self, k) is not None]
+            if extra:
+                fail(f"a text block takes only `text` and `cache_control` (found {extra[0]})")
+            return self
+        given = [k for k in sources if getattr(self, k) is not None]
+        if len(given) != 1:
+            fail(
+                f"an {self.type} block needs exactly one of "
+                + ", ".join(f"`{k}`" for k in sources)
+                + f" (found: {', '.join(given) or 'none'})"
+            )
+        if self.type == "image":
+            for key in ("text", "title", "context", "citations"):
+                if getattr(self, key) is not None:
+                    fail(f"`{key}` is for documents, not images", field=key)
+        if self.citations is not None and set(self.citations) != {"enabled"}:
+            fail("expected `{enabled: true}` or `{enabled: false}`", field="citations")
+        return self
+
+
+def _content_kind(value: Any) -> str | None:
+    """Which kind of message content a value is (error locations leave the tag out)."""
+    if isinstance(value, str):
+        return "<text>"
+    return "<blocks>" if isinstance(value, list) else None
+
+
 class MessageTemplate(_Model):
     """One message of a `messages` variant."""
 
@@ -203,13 +280,20 @@ class MessageTemplate(_Model):
 
     role: Literal["user", "assistant"]
     """`user` or `assistant` (a final assistant message pre-fills the reply)."""
-    content: str
-    """The message text, a Jinja2 template."""
+    content: Annotated[
+        Annotated[str, Tag("<text>")] | Annotated[list[ContentBlock], Tag("<blocks>")],
+        Discriminator(_content_kind),
+    ]
+    """The message text, a Jinja2 template; or a list of content blocks (`text`, `image`,
+    `document`, see docs/content.md)."""
 
     @field_validator("content")
     @classmethod
-    def _syntax(cls, value: str) -> str:
-        check_syntax(value)
+    def _syntax(cls, value: str | list[ContentBlock]) -> str | list[ContentBlock]:
+        if isinstance(value, str):
+            check_syntax(value)
+        elif not value:
+            fail("a message needs at least one content block")
         return value
 
 
@@ -224,11 +308,11 @@ class ConversationSlot(_Model):
 
 
 def _message_kind(value: Any) -> str:
-    return "slot" if isinstance(value, dict) and "field" in value else "message"
+    return "<slot>" if isinstance(value, dict) and "field" in value else "<message>"
 
 
 MessageEntry = Annotated[
-    Annotated[MessageTemplate, Tag("message")] | Annotated[ConversationSlot, Tag("slot")],
+    Annotated[MessageTemplate, Tag("<message>")] | Annotated[ConversationSlot, Tag("<slot>")],
     Discriminator(_message_kind),
 ]
 

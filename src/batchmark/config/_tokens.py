@@ -7,6 +7,10 @@ and per content block. Real Claude tokenizers give different numbers (Claude 4.7
 models use ~30% more tokens for the same text); use ``count_tokens`` on the real API
 when exact figures matter.
 
+An ``image`` block counts ``width * height / 750`` tokens after the API's scaling, a
+``document`` ``PDF_PAGE_TOKENS`` per PDF page or its plain text's tokens (``_media``
+says where each figure comes from); their base64 data is never counted as text.
+
 A ``thinking`` block counts its thinking text (not its signature), a
 ``redacted_thinking`` block its opaque ``data``: in an answer these are output tokens
 (the API bills thinking as output, docs "extended thinking"), in a later request's
@@ -16,9 +20,19 @@ the context window on some models; the approximation keeps it].
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any, NamedTuple
 
 import orjson
+
+from batchmark.config._media import (
+    PDF_PAGE_TOKENS,
+    image_size_b64,
+    image_tokens,
+    parse_blob_ref,
+    pdf_pages,
+)
 
 __all__ = [
     "MESSAGE_OVERHEAD",
@@ -59,9 +73,62 @@ def block_tokens(block: Any) -> int:
             return approx_tokens(block.get("thinking", ""))
         if kind == "redacted_thinking":
             return approx_tokens(str(block.get("data", "")))
+        if kind == "image":
+            return _image_block_tokens(block.get("source"))
+        if kind == "document":
+            return _document_block_tokens(block)
         clean = {k: v for k, v in block.items() if k != "cache_control"}
         return _json_tokens(clean)
     return _json_tokens(block)
+
+
+URL_IMAGE_TOKENS = image_tokens(1568, 733)
+"""An image the API fetches from a URL: its size is unknown here, so it counts as the
+largest image the API keeps unscaled (about 1,530 tokens) [an approximation]."""
+URL_PDF_PAGES = 1
+"""A PDF the API fetches from a URL counts as one page [an approximation]."""
+
+
+def _image_block_tokens(source: Any) -> int:
+    """An image: ``width * height / 750`` after the API's scaling (``_media``), the size
+    read from the reference or the image's header bytes (an unreadable one counts 0)."""
+    if not isinstance(source, dict):
+        return 0
+    data = source.get("data")
+    if source.get("type") == "base64" and isinstance(data, str):
+        ref = parse_blob_ref(data)
+        size = ref.size if ref is not None else image_size_b64(data)
+        return image_tokens(*size) if size else 0
+    return URL_IMAGE_TOKENS
+
+
+def _document_block_tokens(block: dict[str, Any]) -> int:
+    """A document: a plain-text source by its text, a PDF at ``PDF_PAGE_TOKENS`` a page
+    (pages read from the reference or the PDF's bytes), plus its title and context."""
+    source = block.get("source")
+    extra = sum(
+        approx_tokens(block[k]) for k in ("title", "context") if isinstance(block.get(k), str)
+    )
+    if not isinstance(source, dict):
+        return extra
+    data = source.get("data")
+    kind = source.get("type")
+    if kind == "text" and isinstance(data, str):
+        return extra + approx_tokens(data)
+    if kind == "content":
+        return extra + _content_tokens(source.get("content"))
+    pages = URL_PDF_PAGES
+    if kind == "base64" and isinstance(data, str):
+        ref = parse_blob_ref(data)
+        pages = ref.pages if ref is not None else _pdf_pages_b64(data)
+    return extra + (pages or URL_PDF_PAGES) * PDF_PAGE_TOKENS
+
+
+def _pdf_pages_b64(data: str) -> int | None:
+    try:
+        return pdf_pages(base64.b64decode(data))
+    except (binascii.Error, ValueError):
+        return None
 
 
 def _json_tokens(value: Any) -> int:

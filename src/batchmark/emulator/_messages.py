@@ -16,6 +16,7 @@ from typing import Any
 from batchmark.config._models import Catalog
 from batchmark.config._tokens import approx_tokens, block_tokens
 from batchmark.emulator._cache import CacheUsage
+from batchmark.emulator._content import content_error, images_error
 from batchmark.emulator._responders import Reply, Responder
 from batchmark.emulator._schema import minimal_instance
 from batchmark.emulator._structured import output_format_error, structured
@@ -44,14 +45,21 @@ def _messages_error(messages: Any) -> str | None:
         return "messages: Field required"
     if not isinstance(messages, list) or not messages:
         return "messages: Input should be a non-empty list of messages"
+    blocks = False
     for i, message in enumerate(messages):
         if not isinstance(message, dict):
             return f"messages.{i}: Input should be an object"
         if message.get("role") not in ("user", "assistant"):
             return f"messages.{i}.role: Input should be 'user' or 'assistant'"
-        if not isinstance(message.get("content"), str | list):
+        content = message.get("content")
+        if not isinstance(content, str | list):
             return f"messages.{i}.content: Input should be a valid string or list of blocks"
-    return None
+        if isinstance(content, list):
+            blocks = True
+            problem = content_error(content, f"messages.{i}.content")
+            if problem:
+                return problem
+    return images_error(messages) if blocks else None
 
 
 def _tools_error(params: dict[str, Any]) -> str | None:

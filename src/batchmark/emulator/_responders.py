@@ -6,7 +6,9 @@ optional stop reason). The emulator then applies ``tool_choice``, ``stop_sequenc
 
 Specs (``parse_responder``):
 
-- ``"echo"``: the text of the last user message, verbatim.
+- ``"echo"``: the text of the last user message, verbatim; an image or document block in
+  it is named on a line of its own (``[image image/png 640x480]``, ``[document
+  application/pdf]``), so a test sees what was sent, and scripted rules can match it.
 - ``"scripted:PATH"``: rules from a YAML list or a JSONL file; first match wins, no match
   echoes. A rule matches on ``model`` (a glob), ``system`` (a regex searched in the
   system prompt), ``user`` (in the last user message) and ``transcript`` (in the whole
@@ -32,6 +34,7 @@ import orjson
 import yaml
 
 from batchmark._errors import ConfigError
+from batchmark.emulator._content import describe_block
 
 __all__ = [
     "Reply",
@@ -67,18 +70,26 @@ class ResponderError(Exception):
 
 
 def _text_of(content: Any) -> str:
+    """Text blocks' text, and a line naming each image or document block
+    (``[image image/png 640x480]``, ``_content.describe_block``), joined by newlines."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        parts = [
-            b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text"
-        ]
+        parts = []
+        for b in content:
+            if not isinstance(b, dict):
+                continue
+            if b.get("type") == "text":
+                parts.append(b.get("text", ""))
+            elif (described := describe_block(b)) is not None:
+                parts.append(described)
         return "\n".join(parts)
     return ""
 
 
 def last_user_text(params: Mapping[str, Any]) -> str:
-    """The text of the last user message (text blocks joined by newlines)."""
+    """The text of the last user message (text blocks joined by newlines, image and
+    document blocks named on lines of their own)."""
     for message in reversed(params.get("messages") or []):
         if isinstance(message, dict) and message.get("role") == "user":
             return _text_of(message.get("content"))

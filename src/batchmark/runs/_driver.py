@@ -257,7 +257,7 @@ def _create_run_folder(
         try:
             _insert_requests(
                 ledger,
-                checks.checked(expand(spec)),
+                checks.checked(expand(spec, blobs=ledger)),
                 cache,
                 file=str(spec.path),
                 max_bytes=spec.batch.max_bytes,

@@ -63,6 +63,7 @@ from batchmark.config._pricing import Price, cost_usd, fmt_usd, price_for
 from batchmark.config._prompt_cache import CacheSplit, cache_prefixes
 from batchmark.config._schema import EvalSpec
 from batchmark.config._tokens import prefix_units
+from batchmark.runs._blobs import MARK
 from batchmark.runs._datasets import Row, iter_rows
 from batchmark.runs._grid import Request, expand
 from batchmark.runs._keys import cache_key, judge_custom_id
@@ -307,7 +308,10 @@ class _TokenCounter:
         if self.client is None or self.error is not None:
             return round(approx * self.ratio(model))
         prompt = {k: params[k] for k in _COUNT_KEYS if k in params}
-        key = hashlib.sha256(orjson.dumps(prompt, option=orjson.OPT_SORT_KEYS)).digest()
+        blob = orjson.dumps(prompt, option=orjson.OPT_SORT_KEYS)
+        if MARK in blob:  # an image or PDF is a blob reference here: not sendable as is
+            return round(approx * self.ratio(model))
+        key = hashlib.sha256(blob).digest()
         if key in self.counted:
             return self.counted[key]
         stats = self.stats.setdefault(model, [0, 0, 0])

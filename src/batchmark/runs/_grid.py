@@ -46,6 +46,8 @@ from batchmark.config._tokens import (
     prefix_units,
     request_prefix_tokens,
 )
+from batchmark.runs._blobs import sent_size
+from batchmark.runs._content import BlobSink, ContentResolver
 from batchmark.runs._datasets import iter_rows
 from batchmark.runs._keys import (
     CUSTOM_ID_RE,
@@ -96,11 +98,15 @@ class Request:
     epoch: int
     """From 0 to ``epochs - 1``."""
     params: dict[str, Any]
-    """The complete Messages API params: model, max_tokens, system?, messages, + params."""
+    """The complete Messages API params: model, max_tokens, system?, messages, + params.
+    An image's or PDF's base64 data is a blob reference here (``_content``)."""
     cache_key: str
-    """sha256 hex of the canonical JSON of ``{api_version, epoch, params}``."""
+    """sha256 hex of the canonical JSON of ``{api_version, epoch, params}``, blob
+    references and all: a reference is the sha256 of the bytes, so the key is as
+    deterministic as over the data."""
     nbytes: int = 0
-    """Size of ``{"custom_id": ..., "params": ...}`` as compact JSON, in bytes."""
+    """Size of ``{"custom_id": ..., "params": ...}`` as compact JSON, in bytes, as sent:
+    with the data of every blob reference in ``params`` (``_blobs.sent_size``)."""
 
     def entry(self) -> dict[str, Any]:
         """The batch request entry: ``{"custom_id": ..., "params": ...}``."""
@@ -220,21 +226,29 @@ def _plan(spec: EvalSpec) -> list[_PairPlan]:
     return pairs
 
 
-def expand(spec: EvalSpec) -> Iterator[Request]:
+def expand(spec: EvalSpec, *, blobs: BlobSink | None = None) -> Iterator[Request]:
     """Stream every request of the grid: for each row, variant, model and epoch.
 
-    Raises ``RenderError`` (a template failed for a row) and ``DatasetError``.
+    Content blocks (images, documents, text blocks) are resolved after rendering
+    (``_content``): their base64 data is replaced by a blob reference in ``params``, the
+    data goes to ``blobs`` (the run's ledger) once per content, and ``nbytes`` counts the
+    request as sent, data in.
+
+    Raises ``RenderError`` (a template or a content block failed for a row) and
+    ``DatasetError``.
     """
     pairs = _plan(spec)
     key_of = cache_keyer(spec.api_version)
     epochs = range(spec.epochs)
+    content = ContentResolver(spec, blobs)
     for row in iter_rows(spec):
         slug = row_slug(row.id)
-        rendered: dict[str, tuple[str | None, list[dict[str, str]]]] = {}
+        rendered: dict[str, tuple[str | None, list[dict[str, Any]]]] = {}
         for pair in pairs:
             name = pair.variant.name
             if name not in rendered:
-                rendered[name] = pair.variant.render(row)
+                system_text, messages = pair.variant.render(row)
+                rendered[name] = (system_text, content.messages(messages, name, row.id))
             system_text, messages = rendered[name]
             params = dict(pair.head)
             system = pair.system if pair.system is not None else system_text
@@ -247,6 +261,7 @@ def expand(spec: EvalSpec) -> Iterator[Request]:
             if pair.row_tools is not None:  # checked for each pair: static tools differ
                 add_row_tools(params, pair.row_tools(row.id, row.data))
             pbytes = params_bytes(params)
+            size = sent_size(pbytes) or len(pbytes)
             model_key = pair.model.key
             for epoch in epochs:
                 cid = custom_id(pair.id_prefix, slug, name, model_key, row.id, epoch)
@@ -259,7 +274,7 @@ def expand(spec: EvalSpec) -> Iterator[Request]:
                     epoch,
                     params,
                     key_of(pbytes, epoch),
-                    ENTRY_OVERHEAD + len(cid) + len(pbytes),
+                    ENTRY_OVERHEAD + len(cid) + size,
                 )
 
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from batchmark.runs._blobs import sent_size
 from batchmark.runs._ledger_reads import Expected, LedgerReads
 from batchmark.runs._schema import ledger_migrations
 from batchmark.runs._sqlite import connect_store, store_errors
@@ -112,7 +113,7 @@ class Ledger(LedgerReads):
         nothing of the chunk.
         """
         rows: list[tuple[Any, ...]] = []
-        params: list[tuple[int, bytes]] = []
+        params: list[tuple[int, bytes, int | None]] = []
         responses: list[tuple[Any, ...]] = []
         dumps = orjson.dumps
         seq = first_seq
@@ -134,7 +135,8 @@ class Ledger(LedgerReads):
                     getattr(r, "scorer", None),
                 )
             )
-            params.append((seq, dumps(r.params)))
+            stored = dumps(r.params)
+            params.append((seq, stored, sent_size(stored)))
             if hit:
                 data = dumps({**hit, "cached": True})
                 responses.append((seq, 0, None, _SUCCEEDED, data))
@@ -146,8 +148,13 @@ class Ledger(LedgerReads):
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
-            db.executemany("INSERT INTO params VALUES (?, ?)", params)
+            db.executemany("INSERT INTO params (seq, params, sent_size) VALUES (?, ?, ?)", params)
             db.executemany("INSERT INTO responses VALUES (?, ?, ?, ?, ?)", responses)
+
+    def put_blob(self, sha256: str, data: bytes) -> None:
+        """Keep an image's or PDF's base64 text once, by the sha256 of its bytes (its own
+        transaction: committed before any request that references it is written)."""
+        self.db.execute("INSERT OR IGNORE INTO blobs (sha256, data) VALUES (?, ?)", (sha256, data))
 
     # --- before a create ----------------------------------------------------------------
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import orjson
 
+from batchmark._errors import StoreError
+from batchmark.runs._blobs import splice
 from batchmark.runs._sqlite import Transactions
 from batchmark.runs._states import ENDED
 
@@ -57,16 +59,32 @@ class IntentRequests:
     intent_id: int
 
     def sizes(self) -> Iterator[tuple[str, int]]:
+        """``(custom_id, size of its params as sent)``: blobs counted in (``_blobs``)."""
         return iter(
             self.db.execute(
-                f"SELECT q.custom_id, length(p.params) {_CHUNK_ROWS}", (self.intent_id,)
+                f"SELECT q.custom_id, coalesce(p.sent_size, length(p.params)) {_CHUNK_ROWS}",
+                (self.intent_id,),
             )
         )
 
     def __iter__(self) -> Iterator[tuple[str, bytes]]:
-        return iter(
-            self.db.execute(f"SELECT q.custom_id, p.params {_CHUNK_ROWS}", (self.intent_id,))
+        """``(custom_id, params as sent)``: each blob reference replaced by its data,
+        read from the ledger's ``blobs`` one request at a time."""
+        rows = self.db.execute(
+            f"SELECT q.custom_id, p.params, p.sent_size {_CHUNK_ROWS}", (self.intent_id,)
         )
+        for custom_id, params, size in rows:
+            yield custom_id, (params if size is None else splice(params, self._blob))
+
+    def _blob(self, sha256: str, length: int) -> bytes:
+        row = self.db.execute("SELECT data FROM blobs WHERE sha256 = ?", (sha256,)).fetchone()
+        if row is None or len(row[0]) != length:
+            found = "missing" if row is None else f"{len(row[0])} bytes, not {length}"
+            raise StoreError(
+                f"the ledger's blob {sha256} is {found}: the request that names it cannot be sent",
+                hint="the ledger is damaged; run the config again (`batchmark run CONFIG`)",
+            )
+        return bytes(row[0])
 
 
 class LedgerReads(Transactions):
@@ -168,10 +186,10 @@ class LedgerReads(Transactions):
         return {seq: (key, cid, tried) for seq, key, cid, tried in rows if seq in wanted}
 
     def pending_sizes(self) -> sqlite3.Cursor:
-        """``(seq, custom_id, length of params)`` of every pending request in seq order: a
+        """``(seq, custom_id, size of params as sent)`` of every pending request in seq order: a
         cursor, read as far as the next chunk goes (the caller closes it)."""
         return self.db.execute(
-            "SELECT q.seq, q.custom_id, length(p.params) "
+            "SELECT q.seq, q.custom_id, coalesce(p.sent_size, length(p.params)) "
             "FROM requests q JOIN params p ON p.seq = q.seq "
             "WHERE q.state = 'pending' ORDER BY q.seq"
         )

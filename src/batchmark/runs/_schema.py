@@ -24,7 +24,7 @@ import sqlite3
 
 from batchmark.runs._migrations import Migrations, run_script
 
-__all__ = ["CACHE_SCHEMA", "LEDGER_SCHEMA", "cache_migrations", "ledger_migrations"]
+__all__ = ["CACHE_SCHEMA", "LEDGER_BLOBS", "LEDGER_SCHEMA", "cache_migrations", "ledger_migrations"]
 
 ledger_migrations = Migrations(
     "ledger",
@@ -136,6 +136,22 @@ def _adopt_pre_release_ledger(db: sqlite3.Connection) -> None:
 )
 def _ledger_schema(db: sqlite3.Connection) -> None:
     run_script(db, LEDGER_SCHEMA)
+
+
+# Images and PDFs once per content (``runs._content``, ``runs._blobs``): params hold a
+# reference where the base64 data goes, and ``sent_size`` the params' size with it in.
+LEDGER_BLOBS = """
+CREATE TABLE blobs (
+    sha256 TEXT PRIMARY KEY,         -- of the raw bytes; the reference in params names it
+    data   BLOB NOT NULL             -- the base64 text, as sent
+);
+ALTER TABLE params ADD COLUMN sent_size INTEGER;  -- NULL: length(params), no blob in it
+"""
+
+
+@ledger_migrations.migration("0002_blobs")
+def _ledger_blobs(db: sqlite3.Connection) -> None:
+    run_script(db, LEDGER_BLOBS)
 
 
 # --- the response cache: succeeded answers by request content, one file per endpoint ---
