@@ -313,6 +313,15 @@ def test_gate_on_a_named_cell_checks_only_that_cell() -> None:
 
     assert [(g.variant, g.status) for g in outcomes] == [("a", "passed")]
 
+    # Issue 17: an unchanged cell read "drop -0.000" and "reaches -0".
+    ci = CiConfig.model_validate({"gates": {"x": {"max_drop": 0.1, "significant_drop": True}}})
+    outcomes = apply_gates(ci, tables.cells, tables.diffs, run="cand", baseline="base")
+    unchanged = {g.check: g.message for g in outcomes if g.variant == "a"}
+    assert "drop 0.000 <= max_drop 0.1" in unchanged["max_drop"]
+    assert (
+        "-0" not in unchanged["significant_drop"] and " reaches 0 " in unchanged["significant_drop"]
+    )
+
 
 # --------------------------------------------------------------------------- exit 2
 

@@ -31,6 +31,13 @@ def test_a_number_is_shown_with_three_digits_and_a_missing_one_as_a_dash() -> No
     assert fmt_number(math.nan) == fmt_number(None) == MISSING == "–"
 
 
+def test_a_number_that_rounds_to_zero_has_no_minus_sign() -> None:
+    """Issue 17: a gate read ``drop -0.000`` (the negation of a 0.0 difference)."""
+    assert fmt_number(-0.0) == "0.000" and fmt_number(-0.0004) == "0.000"
+    assert fmt_number(-0.0, sign=True) == "+0.000" and fmt_number(-1e-9, sign=True) == "+0.000"
+    assert fmt_number(-0.0006) == "-0.001"
+
+
 def test_a_cost_is_shown_in_dollars_or_as_not_available() -> None:
     assert fmt_usd(1234.5) == "$1,234.5000"
     assert fmt_usd(None) == "n/a"

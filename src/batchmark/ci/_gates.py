@@ -149,7 +149,7 @@ def apply_gates(
                         "passed" if ok else "failed",
                         high,
                         -threshold,
-                        f"{ci} {verdict} -{threshold:g} (n={int(diff['n'])})",
+                        f"{ci} {verdict} {-threshold + 0.0:g} (n={int(diff['n'])})",
                     )
     return out
 

@@ -28,9 +28,12 @@ def as_number(value: Any) -> float | None:
 
 
 def fmt_number(value: Any, digits: int = 3, sign: bool = False) -> str:
-    """``0.812`` (``+0.012`` with ``sign``), or ``MISSING``."""
+    """``0.812`` (``+0.012`` with ``sign``), or ``MISSING``. A value that rounds to zero
+    shows as ``0.000`` (``+0.000``), never ``-0.000``."""
     if is_missing(value):
         return MISSING
+    if round(value, digits) == 0:
+        value = 0.0
     return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
 
 
