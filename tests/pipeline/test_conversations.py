@@ -184,3 +184,33 @@ def test_a_conversation_entry_with_other_keys_is_a_config_error(tmp_path: Path) 
     config = _config(tmp_path / "cfg", ROWS, prompts)
     with pytest.raises(batchmark.ConfigError, match=r"prompts.*messages.*role"):
         batchmark.load_config(config)
+
+
+def test_validate_checks_every_rows_conversation_against_the_models_rules(
+    tmp_path: Path,
+) -> None:
+    """The request rules were checked once per (model, variant), on the first row: a
+    later row whose conversation ends with an assistant turn (prefill, which Sonnet 4.6
+    refuses) passed ``validate`` and was sent."""
+    prefilled = [*CHAT, {"role": "assistant", "content": "Your name is"}]
+    rows = [{"id": "fine", "chat": CHAT}, {"id": "prefilled", "chat": prefilled}]
+    config = write_config(
+        tmp_path / "cfg",
+        rows=rows,
+        prompts=[{"name": "chat", "messages": [{"field": "chat"}]}],
+        models=["claude-sonnet-4-6"],
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "batchmark", "validate", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "does not support assistant message prefill" in done.stderr
+    assert "prompts[0].messages[0]" in done.stderr  # the conversation's entry
+    assert "request chat" in done.stderr and "prefilled" in done.stderr  # one request, named
+    assert "Traceback" not in done.stderr
+    with pytest.raises(batchmark.ConfigError, match="prefill"):
+        batchmark.run(config, results=tmp_path / "r", emulate=True)
+    assert not list((tmp_path / "r").glob("*/*/ledger.sqlite"))
