@@ -214,3 +214,23 @@ def test_validate_checks_every_rows_conversation_against_the_models_rules(
     with pytest.raises(batchmark.ConfigError, match="prefill"):
         batchmark.run(config, results=tmp_path / "r", emulate=True)
     assert not list((tmp_path / "r").glob("*/*/ledger.sqlite"))
+
+
+def test_two_conversation_entries_both_empty_is_an_error_not_a_request_without_messages(
+    tmp_path: Path,
+) -> None:
+    """Each entry alone may be empty when the variant has other messages; when those
+    are conversations too and every one is empty, the request had no message at all
+    and was sent (an errored result) instead of refused."""
+    prompts = [{"name": "two", "messages": [{"field": "chat"}, {"field": "more"}]}]
+    rows = [
+        {"id": "ok", "chat": CHAT, "more": []},
+        {"id": "none", "chat": [], "more": []},
+    ]
+    config = _config(tmp_path / "cfg", rows, prompts)
+    with pytest.raises(RenderError) as caught:
+        batchmark.run(config, results=tmp_path / "r", emulate=True)
+    message = str(caught.value)
+    assert "row 'none'" in message and "'chat'" in message and "'more'" in message
+    assert "at least one message" in (caught.value.hint or "")
+    assert not list((tmp_path / "r").glob("*/*/ledger.sqlite"))
