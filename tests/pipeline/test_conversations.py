@@ -234,3 +234,42 @@ def test_two_conversation_entries_both_empty_is_an_error_not_a_request_without_m
     assert "row 'none'" in message and "'chat'" in message and "'more'" in message
     assert "at least one message" in (caught.value.hint or "")
     assert not list((tmp_path / "r").glob("*/*/ledger.sqlite"))
+
+
+def _nested(depth: int) -> object:
+    value: object = "x"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_a_conversation_json_cannot_write_is_a_render_error_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    """A tool_use input nested 300 deep passed the checks and then stopped validate and
+    run with orjson's TypeError (a traceback) when the request was serialized."""
+    value, detail = _nested(300), "nested too deeply"
+    chat = [
+        BLOCKS[0],
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "tool_use", "id": "toolu_1", "name": "calc", "input": {"e": value}}
+            ],
+        },
+        BLOCKS[2],
+    ]
+    config = _config(tmp_path / "cfg", [{"id": "ok", "chat": CHAT}, {"id": "odd", "chat": chat}])
+    done = subprocess.run(
+        [sys.executable, "-m", "batchmark", "validate", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "row 'odd'" in done.stderr and detail in done.stderr
+    assert str(tmp_path / "cfg" / "data.jsonl") in done.stderr
+    with pytest.raises(RenderError):
+        batchmark.run(config, results=tmp_path / "r", emulate=True)
+    assert not list((tmp_path / "r").glob("*/*/ledger.sqlite"))
