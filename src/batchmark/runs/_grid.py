@@ -209,7 +209,8 @@ def _plan(spec: EvalSpec) -> list[_PairPlan]:
             row_tools = None
             if config.tools_field is not None:
                 static, choice = params.get("tools"), params.get("tool_choice")
-                row_tools = RowTools(config, static, choice, str(spec.path), checked)
+                data_file = str(spec.dataset.path or spec.dataset.hub)  # where the row is
+                row_tools = RowTools(config, static, choice, data_file, checked)
             system, messages, where = _plan_cache(
                 spec, variant, model, params, row_tools is not None
             )
