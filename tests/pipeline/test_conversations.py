@@ -273,3 +273,21 @@ def test_a_conversation_json_cannot_write_is_a_render_error_not_a_traceback(
     with pytest.raises(RenderError):
         batchmark.run(config, results=tmp_path / "r", emulate=True)
     assert not list((tmp_path / "r").glob("*/*/ledger.sqlite"))
+
+
+def test_a_later_rows_conversation_with_too_many_breakpoints_is_refused(tmp_path: Path) -> None:
+    """Blocks in the data may carry cache_control; a row with five of them (the API takes
+    four) passed validate when another row came first (checked once per pair)."""
+    blocks = [
+        {"type": "text", "text": str(k), "cache_control": {"type": "ephemeral"}} for k in range(5)
+    ]
+    rows = [
+        {"id": "plain", "chat": CHAT},
+        {"id": "five", "chat": [{"role": "user", "content": blocks}]},
+    ]
+    config = _config(tmp_path / "cfg", rows)
+    with pytest.raises(batchmark.ConfigError) as caught:
+        batchmark.run(config, results=tmp_path / "r", emulate=True)
+    assert "A maximum of 4 blocks with cache_control" in str(caught.value)
+    assert "five" in str(caught.value) and "prompts[0].messages[0]" in str(caught.value)
+    assert not list((tmp_path / "r").glob("*/*/ledger.sqlite"))
