@@ -11,9 +11,11 @@ dataset file, the variant, the row, the field and the position in the conversati
   ``content``; ``role`` is ``user`` or ``assistant`` (a system prompt belongs in the
   variant's ``system``);
 - ``content`` is a non-empty string (not only whitespace), or a non-empty list of
-  content blocks, each an object with a string ``type``; a ``text`` block's ``text`` is
-  a non-empty string (the API refuses empty text: "text content blocks must be
-  non-empty");
+  content blocks, each an object whose ``type`` is one the API takes and which has the
+  keys that type requires (``BLOCK_KEYS``: the SDK's ``*BlockParam`` types, a test
+  compares them; an image needs its ``source``, a tool_use its ``id``, ``name`` and
+  ``input``); a ``text`` block's ``text`` is a non-empty string (the API refuses empty
+  text: "text content blocks must be non-empty");
 - the conversation is not empty unless the variant has other messages.
 
 Consecutive turns of one role are sent as they are: the API combines them into one
@@ -37,9 +39,32 @@ import orjson
 
 from batchmark._errors import RenderError
 
-__all__ = ["ROLES", "conversation_of"]
+__all__ = ["BLOCK_KEYS", "ROLES", "conversation_of"]
 
 ROLES = ("user", "assistant")
+BLOCK_KEYS: dict[str, frozenset[str]] = {
+    kind: frozenset(keys)
+    for kind, keys in {
+        "text": ("text",),
+        "image": ("source",),
+        "document": ("source",),
+        "search_result": ("content", "source", "title"),
+        "thinking": ("signature", "thinking"),
+        "redacted_thinking": ("data",),
+        "tool_use": ("id", "input", "name"),
+        "tool_result": ("tool_use_id",),
+        "server_tool_use": ("id", "input", "name"),
+        "web_search_tool_result": ("content", "tool_use_id"),
+        "web_fetch_tool_result": ("content", "tool_use_id"),
+        "code_execution_tool_result": ("content", "tool_use_id"),
+        "bash_code_execution_tool_result": ("content", "tool_use_id"),
+        "text_editor_code_execution_tool_result": ("content", "tool_use_id"),
+        "tool_search_tool_result": ("content", "tool_use_id"),
+        "container_upload": ("file_id",),
+    }.items()
+}
+"""A message content block's ``type`` -> the keys it requires besides ``type`` (anthropic
+2.16 ``types/message_content_param.py``, each ``*BlockParam``'s ``Required`` keys)."""
 _HINT = (
     "each message is {role: user|assistant, content: text or a list of content blocks}; "
     "fix the row's data"
@@ -133,6 +158,16 @@ def _message(where: _Where, i: int, message: Any) -> dict[str, Any]:
 def _check_block(where: _Where, at: str, block: Any) -> None:
     if not isinstance(block, dict) or not isinstance(block.get("type"), str):
         raise where.error(f"{at} should be an object with a string `type`")
+    kind = block["type"]
+    required = BLOCK_KEYS.get(kind)
+    if required is None:
+        raise where.error(
+            f"{at} has type {kind[:40]!r}, which the API does not take",
+            f"a content block's type is one of {', '.join(BLOCK_KEYS)}",
+        )
+    missing = sorted(required.difference(block))
+    if missing:
+        raise where.error(f"{at} ({kind}) lacks {', '.join(missing)}")
     if block["type"] == "text":
         text = block.get("text")
         if not isinstance(text, str) or not text.strip():

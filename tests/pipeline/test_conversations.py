@@ -128,6 +128,7 @@ def test_a_csv_cell_may_hold_the_conversation_as_json(tmp_path: Path) -> None:
     assert _sent(run)["c1"] == [[m["role"], m["content"]] for m in CHAT]
 
 
+TEXT = {"type": "text", "text": "What is this?"}
 BAD = [
     ([{"role": "system", "content": "Be brief."}], "message 0 has role 'system'", "`system`"),
     ([{"role": "user", "content": "  "}], "message 0 (user) has empty content", "empty"),
@@ -147,6 +148,21 @@ BAD = [
     ({"role": "user", "content": "hi"}, "should be a list of messages, not dict", ""),
     ([], "is an empty conversation", "at least one message"),
     (None, "is null or absent in this row", "every row needs a conversation"),
+    (
+        [{"role": "user", "content": [{"type": "bogus", "text": "hi"}]}],
+        "message 0 block 0 has type 'bogus', which the API does not take",
+        "text, image, document",
+    ),
+    (
+        [{"role": "user", "content": [{"type": "image", "source": None}, TEXT]}],
+        "message 0 block 0 (image) lacks source",
+        "",
+    ),
+    (
+        [{"role": "assistant", "content": [{"type": "tool_use", "name": "calc", "input": {}}]}],
+        "message 0 block 0 (tool_use) lacks id",
+        "",
+    ),
 ]
 
 
