@@ -16,6 +16,8 @@ dataset file, the variant, the row, the field and the position in the conversati
   compares them; an image needs its ``source``, a tool_use its ``id``, ``name`` and
   ``input``); a ``text`` block's ``text`` is a non-empty string (the API refuses empty
   text: "text content blocks must be non-empty");
+- each ``tool_result`` answers a ``tool_use`` of the assistant turn just before it, and
+  a ``tool_use`` followed by another turn is answered in that turn (``_check_tool_pairs``);
 - the conversation is not empty unless the variant has other messages.
 
 Consecutive turns of one role are sent as they are: the API combines them into one
@@ -121,7 +123,64 @@ def conversation_of(
         raise where.error(f"should be a list of messages, not {type(value).__name__}")
     if not value and alone:
         raise where.error("is an empty conversation", "the API needs at least one message")
-    return [_message(where, i, m) for i, m in enumerate(value)]
+    messages = [_message(where, i, m) for i, m in enumerate(value)]
+    _check_tool_pairs(where, messages)
+    return messages
+
+
+def _ids(message: dict[str, Any], kind: str, key: str) -> list[str]:
+    content = message["content"]
+    if isinstance(content, str):
+        return []
+    return [str(b.get(key)) for b in content if b["type"] == kind]
+
+
+def _check_tool_pairs(where: _Where, messages: list[dict[str, Any]]) -> None:
+    """Each ``tool_result`` answers a ``tool_use`` of the assistant turn just before it,
+    and each ``tool_use`` followed by a turn in the conversation is answered there (the
+    API's "Each `tool_result` block must have a corresponding `tool_use` block in the
+    previous message" and "`tool_use` ids were found without `tool_result` blocks
+    immediately after"). Consecutive messages of one role are one turn, as the API
+    combines them. A ``tool_use`` that ends the conversation is not judged here."""
+    turns: list[tuple[str, int, list[str], list[str]]] = []  # role, first index, uses, results
+    for i, m in enumerate(messages):
+        uses, results = _ids(m, "tool_use", "id"), _ids(m, "tool_result", "tool_use_id")
+        if turns and turns[-1][0] == m["role"]:
+            role, first, u, r = turns[-1]
+            turns[-1] = (role, first, u + uses, r + results)
+        else:
+            turns.append((m["role"], i, uses, results))
+    hint_result = "each tool_result answers a tool_use of the assistant message just before it"
+    for k, (role, first, _, results) in enumerate(turns):
+        if role != "user":
+            continue
+        prev = turns[k - 1] if k > 0 else None
+        called = prev[2] if prev is not None else []
+        for tool_id in results:
+            if tool_id not in called:
+                at = first + next(
+                    j
+                    for j, m in enumerate(messages[first:])
+                    if tool_id in _ids(m, "tool_result", "tool_use_id")
+                )
+                raise where.error(
+                    f"message {at} has a tool_result for {tool_id[:64]}, which the message "
+                    "before it did not call",
+                    hint_result,
+                )
+        for tool_id in called:
+            if tool_id not in results:
+                assert prev is not None
+                at = prev[1] + next(
+                    j
+                    for j, m in enumerate(messages[prev[1] :])
+                    if tool_id in _ids(m, "tool_use", "id")
+                )
+                raise where.error(
+                    f"message {at} calls {tool_id[:64]}, but the next message has no "
+                    "tool_result for it",
+                    "each tool_use needs a tool_result in the next (user) message",
+                )
 
 
 def _message(where: _Where, i: int, message: Any) -> dict[str, Any]:

@@ -163,6 +163,25 @@ BAD = [
         "message 0 block 0 (tool_use) lacks id",
         "",
     ),
+    (
+        [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_9"}]}],
+        "message 0 has a tool_result for toolu_9, which the message before it did not call",
+        "each tool_result answers a tool_use of the assistant message just before it",
+    ),
+    (
+        [BLOCKS[0], BLOCKS[1], {"role": "user", "content": "And then?"}],
+        "message 1 calls toolu_1, but the next message has no tool_result for it",
+        "each tool_use needs a tool_result in the next (user) message",
+    ),
+    (
+        [
+            BLOCKS[0],
+            BLOCKS[1],
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_2"}]},
+        ],
+        "message 2 has a tool_result for toolu_2, which the message before it did not call",
+        "",
+    ),
 ]
 
 
