@@ -380,6 +380,16 @@ class CompiledVariant:
                     "the API refuses empty messages; check the row's data or the template",
                 )
             messages.append({"role": role, "content": content})
+        if not messages:  # only conversation entries, every one empty for this row
+            slots = [p for _, p in self.messages if isinstance(p, ConversationPart)]
+            fields = ", ".join(repr(p.field) for p in slots)
+            raise RenderError(
+                slots[0].file,
+                self.name,
+                row.id,
+                f"fields {fields}: every conversation is empty",
+                "the API needs at least one message; fix the row's data",
+            )
         return system, messages
 
 

@@ -72,3 +72,28 @@ def test_a_forced_tool_answers_a_minimal_instance_of_its_schema(client) -> None:
     [block] = message.content
     assert block.type == "tool_use" and block.name == "answer"
     assert list(Draft202012Validator(SCHEMA).iter_errors(block.input)) == []
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        {"type": "number", "exclusiveMaximum": 0},
+        {"type": "integer", "exclusiveMaximum": 0},
+        {"type": "integer", "maximum": -0.5},
+        {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 0.1},
+        {"type": "integer", "minimum": 3, "exclusiveMaximum": 4},
+        {"type": "number", "minimum": -2, "maximum": -1},
+    ],
+)
+def test_a_bounded_number_in_the_schema_is_answered_within_its_bounds(client, number: dict) -> None:
+    """The minimal instance took 0 (or the inclusive bound) and ignored exclusiveMaximum
+    and the integer rounding of a bound: an answer the API could never give."""
+    schema = {"type": "object", "properties": {"x": number}, "required": ["x"]}
+    message = client.messages.create(
+        model="claude-sonnet-4-6",
+        max_tokens=256,
+        messages=USER,
+        output_config={"format": {"type": "json_schema", "schema": schema}},
+    )
+    data = json.loads(message.content[0].text)
+    assert list(Draft202012Validator(schema).iter_errors(data)) == []

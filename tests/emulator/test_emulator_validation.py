@@ -163,7 +163,7 @@ def test_params_errors_come_back_as_errored_lines_not_a_failed_create(client):
     requests.append(
         {"custom_id": "no-messages", "params": {"model": "claude-haiku-4-5", "max_tokens": 5}}
     )
-    bad_role = [{"role": "system", "content": "x"}]
+    bad_role = [{"role": "robot", "content": "x"}]  # system is a role (SystemMessageParam)
     requests.append(
         {
             "custom_id": "bad-role",
@@ -213,3 +213,14 @@ def test_params_errors_on_messages_are_a_synchronous_400(base_url, name):
     )
     assert response.status_code == 400
     assert response.json()["error"]["message"].startswith(expected)
+
+
+def test_a_system_message_of_text_is_answered_and_of_other_blocks_refused(client) -> None:
+    """SDK 2.16's MessageParam has system messages, text only (SystemMessageParam)."""
+    system = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]
+    message = client.messages.create(model="claude-haiku-4-5", max_tokens=5, messages=system)
+    assert message.content[0].type == "text"
+    image = {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}}
+    bad = [{"role": "system", "content": [image]}, {"role": "user", "content": "hi"}]
+    with pytest.raises(anthropic.BadRequestError, match="system message takes text blocks only"):
+        client.messages.create(model="claude-haiku-4-5", max_tokens=5, messages=bad)

@@ -5,6 +5,7 @@ with nothing sent."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import json
 import subprocess
@@ -65,6 +66,17 @@ def _config(folder: Path, rows: list, prompts: list | None = None) -> Path:
 
 def _sent(run: batchmark.Run) -> dict[str, list]:
     return {r["row_id"]: json.loads(r["text"]) for r in run.responses()}
+
+
+def test_a_system_message_in_a_conversation_is_sent(tmp_path: Path) -> None:
+    """The SDK's MessageParam takes system messages of text (SystemMessageParam)."""
+    chat = [{"role": "system", "content": "Be brief."}, *CHAT]
+    run = batchmark.run(
+        _config(tmp_path / "cfg", [{"id": "s1", "chat": chat}]),
+        results=tmp_path / "r",
+        emulate=True,
+    )
+    assert _sent(run)["s1"][0] == ["system", "Be brief."]
 
 
 def test_a_rows_conversation_is_sent_as_its_messages(tmp_path: Path) -> None:
@@ -128,8 +140,14 @@ def test_a_csv_cell_may_hold_the_conversation_as_json(tmp_path: Path) -> None:
     assert _sent(run)["c1"] == [[m["role"], m["content"]] for m in CHAT]
 
 
+TEXT = {"type": "text", "text": "What is this?"}
 BAD = [
-    ([{"role": "system", "content": "Be brief."}], "message 0 has role 'system'", "`system`"),
+    ([{"role": "robot", "content": "Beep."}], "message 0 has role 'robot'", "user|assistant"),
+    (
+        [{"role": "system", "content": [{"type": "image", "path": "x.png"}]}],
+        "message 0 block 0 is a image block in a system message",
+        "text only",
+    ),
     ([{"role": "user", "content": "  "}], "message 0 (user) has empty content", "empty"),
     (
         [{"role": "user", "content": "hi"}, {"role": "assistant", "content": []}],
@@ -147,6 +165,40 @@ BAD = [
     ({"role": "user", "content": "hi"}, "should be a list of messages, not dict", ""),
     ([], "is an empty conversation", "at least one message"),
     (None, "is null or absent in this row", "every row needs a conversation"),
+    (
+        [{"role": "user", "content": [{"type": "bogus", "text": "hi"}]}],
+        "message 0 block 0 has type 'bogus', which the API does not take",
+        "text, image, document",
+    ),
+    (
+        [{"role": "user", "content": [{"type": "image", "source": None}, TEXT]}],
+        "message 0 block 0 (image) lacks source",
+        "",
+    ),
+    (
+        [{"role": "assistant", "content": [{"type": "tool_use", "name": "calc", "input": {}}]}],
+        "message 0 block 0 (tool_use) lacks id",
+        "",
+    ),
+    (
+        [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_9"}]}],
+        "message 0 has a tool_result for toolu_9, which the message before it did not call",
+        "each tool_result answers a tool_use of the assistant message just before it",
+    ),
+    (
+        [BLOCKS[0], BLOCKS[1], {"role": "user", "content": "And then?"}],
+        "message 1 calls toolu_1, but the next message has no tool_result for it",
+        "each tool_use needs a tool_result in the next (user) message",
+    ),
+    (
+        [
+            BLOCKS[0],
+            BLOCKS[1],
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_2"}]},
+        ],
+        "message 2 has a tool_result for toolu_2, which the message before it did not call",
+        "",
+    ),
 ]
 
 
@@ -184,3 +236,146 @@ def test_a_conversation_entry_with_other_keys_is_a_config_error(tmp_path: Path) 
     config = _config(tmp_path / "cfg", ROWS, prompts)
     with pytest.raises(batchmark.ConfigError, match=r"prompts.*messages.*role"):
         batchmark.load_config(config)
+
+
+def test_validate_checks_every_rows_conversation_against_the_models_rules(
+    tmp_path: Path,
+) -> None:
+    """The request rules were checked once per (model, variant), on the first row: a
+    later row whose conversation ends with an assistant turn (prefill, which Sonnet 4.6
+    refuses) passed ``validate`` and was sent."""
+    prefilled = [*CHAT, {"role": "assistant", "content": "Your name is"}]
+    rows = [{"id": "fine", "chat": CHAT}, {"id": "prefilled", "chat": prefilled}]
+    config = write_config(
+        tmp_path / "cfg",
+        rows=rows,
+        prompts=[{"name": "chat", "messages": [{"field": "chat"}]}],
+        models=["claude-sonnet-4-6"],
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "batchmark", "validate", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "does not support assistant message prefill" in done.stderr
+    assert "prompts[0].messages[0]" in done.stderr  # the conversation's entry
+    assert "request chat" in done.stderr and "prefilled" in done.stderr  # one request, named
+    assert "Traceback" not in done.stderr
+    with pytest.raises(batchmark.ConfigError, match="prefill"):
+        batchmark.run(config, results=tmp_path / "r", emulate=True)
+    assert not list((tmp_path / "r").glob("*/*/ledger.sqlite"))
+
+
+def test_two_conversation_entries_both_empty_is_an_error_not_a_request_without_messages(
+    tmp_path: Path,
+) -> None:
+    """Each entry alone may be empty when the variant has other messages; when those
+    are conversations too and every one is empty, the request had no message at all
+    and was sent (an errored result) instead of refused."""
+    prompts = [{"name": "two", "messages": [{"field": "chat"}, {"field": "more"}]}]
+    rows = [
+        {"id": "ok", "chat": CHAT, "more": []},
+        {"id": "none", "chat": [], "more": []},
+    ]
+    config = _config(tmp_path / "cfg", rows, prompts)
+    with pytest.raises(RenderError) as caught:
+        batchmark.run(config, results=tmp_path / "r", emulate=True)
+    message = str(caught.value)
+    assert "row 'none'" in message and "'chat'" in message and "'more'" in message
+    assert "at least one message" in (caught.value.hint or "")
+    assert not list((tmp_path / "r").glob("*/*/ledger.sqlite"))
+
+
+def _nested(depth: int) -> object:
+    value: object = "x"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_a_conversation_json_cannot_write_is_a_render_error_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    """A tool_use input nested 300 deep passed the checks and then stopped validate and
+    run with orjson's TypeError (a traceback) when the request was serialized."""
+    value, detail = _nested(300), "nested too deeply"
+    chat = [
+        BLOCKS[0],
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "tool_use", "id": "toolu_1", "name": "calc", "input": {"e": value}}
+            ],
+        },
+        BLOCKS[2],
+    ]
+    config = _config(tmp_path / "cfg", [{"id": "ok", "chat": CHAT}, {"id": "odd", "chat": chat}])
+    done = subprocess.run(
+        [sys.executable, "-m", "batchmark", "validate", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "row 'odd'" in done.stderr and detail in done.stderr
+    assert str(tmp_path / "cfg" / "data.jsonl") in done.stderr
+    with pytest.raises(RenderError):
+        batchmark.run(config, results=tmp_path / "r", emulate=True)
+    assert not list((tmp_path / "r").glob("*/*/ledger.sqlite"))
+
+
+def test_a_later_rows_conversation_with_too_many_breakpoints_is_refused(tmp_path: Path) -> None:
+    """Blocks in the data may carry cache_control; a row with five of them (the API takes
+    four) passed validate when another row came first (checked once per pair)."""
+    blocks = [
+        {"type": "text", "text": str(k), "cache_control": {"type": "ephemeral"}} for k in range(5)
+    ]
+    rows = [
+        {"id": "plain", "chat": CHAT},
+        {"id": "five", "chat": [{"role": "user", "content": blocks}]},
+    ]
+    config = _config(tmp_path / "cfg", rows)
+    with pytest.raises(batchmark.ConfigError) as caught:
+        batchmark.run(config, results=tmp_path / "r", emulate=True)
+    assert "A maximum of 4 blocks with cache_control" in str(caught.value)
+    assert "five" in str(caught.value) and "prompts[0].messages[0]" in str(caught.value)
+    assert not list((tmp_path / "r").glob("*/*/ledger.sqlite"))
+
+
+def _png(path: Path) -> bytes:
+    """A valid 2x1 PNG."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    raw = b"\x00" + b"\xff\x00\x00" * 2
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 1, 8, 2, 0, 0, 0))
+    png += chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    path.write_bytes(png)
+    return png
+
+
+def test_an_image_block_spec_in_a_rows_conversation_is_read_and_sent(tmp_path: Path) -> None:
+    """A conversation from the data may name an image file beside the dataset (a block
+    spec, docs/content.md): it is read, checked and sent as a base64 image block."""
+    folder = tmp_path / "cfg"
+    chat = [
+        {
+            "role": "user",
+            "content": [{"type": "image", "path": "red.png"}, {"type": "text", "text": "Colour?"}],
+        }
+    ]
+    config = _config(folder, [{"id": "i1", "chat": chat}])
+    png = _png(folder / "red.png")
+    run = batchmark.run(config, results=tmp_path / "r", emulate=True)
+    (message,) = _sent(run)["i1"]
+    image, text = message[1]
+    assert image["type"] == "image" and image["source"]["media_type"] == "image/png"
+    assert base64.b64decode(image["source"]["data"]) == png
+    assert text == {"type": "text", "text": "Colour?"}

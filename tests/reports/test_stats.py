@@ -432,6 +432,26 @@ def test_docs_example_runs() -> None:
     exec(compile(example, "docs/statistics.md", "exec"), {})
 
 
+def test_the_docs_examples_figures_are_what_the_code_computes() -> None:
+    """The example's comments kept the figures of the z intervals (CI 0.253 to 1.080 for
+    4/6, -0.53 to 0.93 for the difference) after the Wilson and t intervals came in."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "statistics.md").read_text()
+    (example,) = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    names: dict[str, object] = {}
+    exec(compile(example, "docs/statistics.md", "exec"), names)
+    for line in example.splitlines():
+        found = re.search(r"^(est|diff) = .*CI (-?[0-9.]+) to (-?[0-9.]+)", line)
+        if found:
+            est = names[found[1]]
+            shown = (float(found[2]), float(found[3]))
+            assert shown == (round(est.ci_low, 2), round(est.ci_high, 2)) or shown == (  # type: ignore[attr-defined]
+                round(est.ci_low, 3),  # type: ignore[attr-defined]
+                round(est.ci_high, 3),  # type: ignore[attr-defined]
+            ), line
+            names.pop(found[1])
+    assert "est" not in names and "diff" not in names  # both lines were checked
+
+
 # ------------------------------------------------------------------ bounded intervals
 
 

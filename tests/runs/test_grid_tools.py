@@ -114,6 +114,7 @@ def test_a_bad_row_tool_names_the_variant_row_and_field(
     text = str(info.value)
     assert "prompt variant 'a', row 'r2': tools_field 'tools'" in text
     assert message in text
+    assert str(tmp_path / "d.jsonl") in text  # the file holding the row, not the config
 
 
 def test_a_row_without_the_tools_field_is_an_error(tmp_path: Path) -> None:

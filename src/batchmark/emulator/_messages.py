@@ -49,11 +49,16 @@ def _messages_error(messages: Any) -> str | None:
     for i, message in enumerate(messages):
         if not isinstance(message, dict):
             return f"messages.{i}: Input should be an object"
-        if message.get("role") not in ("user", "assistant"):
-            return f"messages.{i}.role: Input should be 'user' or 'assistant'"
+        role = message.get("role")
+        if role not in ("user", "assistant", "system"):  # SDK MessageParam (2.16)
+            return f"messages.{i}.role: Input should be 'user', 'assistant' or 'system'"
         content = message.get("content")
         if not isinstance(content, str | list):
             return f"messages.{i}.content: Input should be a valid string or list of blocks"
+        if role == "system" and isinstance(content, list):  # SystemMessageParam: text only
+            kinds = [b.get("type") if isinstance(b, dict) else None for b in content]
+            if any(kind != "text" for kind in kinds):
+                return f"messages.{i}.content: a system message takes text blocks only"
         if isinstance(content, list):
             blocks = True
             problem = content_error(content, f"messages.{i}.content")

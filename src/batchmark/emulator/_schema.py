@@ -9,6 +9,7 @@ that need them]: pass a scripted ``tool_use.input`` for those.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 __all__ = ["minimal_instance"]
@@ -69,16 +70,40 @@ def _of_type(kind: str, schema: dict[str, Any], root: Any, depth: int) -> Any:
 
 
 def _number(kind: str, schema: dict[str, Any]) -> int | float:
-    low = schema.get("minimum")
-    if "exclusiveMinimum" in schema and isinstance(schema["exclusiveMinimum"], int | float):
-        low = schema["exclusiveMinimum"] + (1 if kind == "integer" else 0.5)
-    high = schema.get("maximum")
-    value = 0 if low is None else low
-    if high is not None and value > high:
-        value = high
+    """The value nearest 0 within the schema's bounds (inclusive and exclusive); for an
+    integer, the whole number nearest 0 within them."""
+
+    def bound(key: str) -> float | None:
+        value = schema.get(key)
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return value if ok else None
+
+    low, high = bound("minimum"), bound("maximum")
+    xlow, xhigh = bound("exclusiveMinimum"), bound("exclusiveMaximum")
     if kind == "integer":
-        return int(-(-value // 1))
-    return value
+        lows = [math.ceil(low) if low is not None else None]
+        lows.append(math.floor(xlow) + 1 if xlow is not None else None)
+        highs = [math.floor(high) if high is not None else None]
+        highs.append(math.ceil(xhigh) - 1 if xhigh is not None else None)
+        least = max((v for v in lows if v is not None), default=None)
+        most = min((v for v in highs if v is not None), default=None)
+        value = 0 if least is None else max(0, least)
+        return value if most is None else min(value, most)
+
+    def inside(v: float) -> bool:
+        above = (low is None or v >= low) and (xlow is None or v > xlow)
+        return above and (high is None or v <= high) and (xhigh is None or v < xhigh)
+
+    bottom = max((v for v in (low, xlow) if v is not None), default=None)
+    top = min((v for v in (high, xhigh) if v is not None), default=None)
+    for candidate in (0, bottom, top):  # 0, else an inclusive bound
+        if candidate is not None and inside(candidate):
+            return candidate
+    if bottom is not None and top is not None:
+        return (bottom + top) / 2
+    if bottom is not None:
+        return bottom + 1
+    return top - 1 if top is not None else 0
 
 
 def _merge(left: dict[str, Any], right: Any) -> dict[str, Any]:

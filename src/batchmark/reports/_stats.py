@@ -253,8 +253,8 @@ def mean_ci(
     """Mean of ``values`` with its standard error and ``confidence`` interval.
 
     ``x̄ = Σ x_i / n``; ``SE = s / √n`` with ``s² = Σ(x_i - x̄)² / (n - 1)``. With
-    ``clusters`` (one label per value, ``G`` distinct labels; a missing label is a cluster
-    of its own), Miller's eq. 4 with the CR1 factor:
+    ``clusters`` (one label per value, ``G`` distinct labels; the values whose label is
+    missing form one cluster together), Miller's eq. 4 with the CR1 factor:
     ``SE² = G/(G-1) · Σ_g (Σ_{i∈g} (x_i - x̄))² / n²``.
 
     The interval: values all in [0, 1] (pass/fail, grades) get a Wilson score interval

@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from batchmark._errors import ConfigError
+from batchmark._errors import ConfigError, RenderError
 from batchmark._templates import CompiledVariant, compile_prompts
 from batchmark.config._models import (
     FALLBACK_CACHE_MIN_TOKENS,
@@ -215,7 +215,8 @@ def _plan(spec: EvalSpec) -> list[_PairPlan]:
             row_tools = None
             if config.tools_field is not None:
                 static, choice = params.get("tools"), params.get("tool_choice")
-                row_tools = RowTools(config, static, choice, str(spec.path), checked)
+                data_file = str(spec.dataset.path or spec.dataset.hub)  # where the row is
+                row_tools = RowTools(config, static, choice, data_file, checked)
             system, messages, where = _plan_cache(
                 spec, variant, model, params, row_tools is not None
             )
@@ -260,7 +261,17 @@ def expand(spec: EvalSpec, *, blobs: BlobSink | None = None) -> Iterator[Request
             params.update(pair.tail)
             if pair.row_tools is not None:  # checked for each pair: static tools differ
                 add_row_tools(params, pair.row_tools(row.id, row.data))
-            pbytes = params_bytes(params)
+            try:
+                pbytes = params_bytes(params)
+            except TypeError as err:  # orjson: nested past 254 levels, an int past 64 bits
+                raise RenderError(
+                    spec.dataset.path or spec.dataset.hub,
+                    name,
+                    row.id,
+                    f"the request cannot be written as JSON ({err}): the row's data is "
+                    "nested too deeply or holds a number JSON cannot carry",
+                    "fix the row's data (its conversation or tools)",
+                ) from None
             size = sent_size(pbytes) or len(pbytes)
             model_key = pair.model.key
             for epoch in epochs:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from batchmark._errors import ConfigError
 from batchmark.config._load import ConfigLines
-from batchmark.config._rules import Problem, check_request
+from batchmark.config._rules import Problem, _count_breakpoints, check_request
 from batchmark.config._schema import EvalSpec
 
 if TYPE_CHECKING:
@@ -59,6 +59,7 @@ class RequestChecks:
         self._scorers_checked = False
         self._model_index = {m.key: i for i, m in enumerate(spec.models)}
         self._variant_index = {v.name: i for i, v in enumerate(spec.prompts)}
+        self._per_row = {v.name: _varies_per_row(v) for v in spec.prompts}
 
     def check(self, request: Request) -> None:
         """Check one request; remember its problems.
@@ -66,18 +67,24 @@ class RequestChecks:
         The problems of a grid request depend only on its (model, variant) pair: the
         params, the roles of its messages and where ``cache_control`` sits are the same
         for every row (templates render plain strings), so each pair is checked once
-        and its problems counted for each of its requests.
+        and its problems counted for each of its requests. A variant that takes a
+        conversation or tools from the row is the exception: the last message's role
+        (prefill) and the number of breakpoints vary by row, so its requests are
+        checked once per (pair, last role, breakpoints).
         """
         if self._first is None:
             self._first = request
-        pair = (request.model_key, request.variant)
+        pair: tuple[Any, ...] = (request.model_key, request.variant)
+        if self._per_row.get(request.variant):
+            pair += _row_shape(request.params)
         keys = self._pairs.get(pair)
         if keys is None:
             keys = self._pairs[pair] = []
             for problem in check_request(
                 request.params, self.catalog, self.spec.api_version, today=self.today
             ):
-                loc = self._loc(request.model_key, request.variant, problem.field)
+                field = _config_message(problem.field, request.params, self.spec, request.variant)
+                loc = self._loc(request.model_key, request.variant, field)
                 key = (loc, problem.message, problem.severity)
                 if key not in self.findings:
                     self.findings[key] = Finding(loc, problem, first_id=request.custom_id)
@@ -220,6 +227,42 @@ _VARIANT_KEYS = {
     "tool_choice": ("tool_choice",),
 }
 """Request fields a prompt variant may set, and the variant's keys that set them."""
+
+
+def _varies_per_row(variant: Any) -> bool:
+    """Whether a variant's requests differ by row in more than rendered strings."""
+    slots = any(m.kind == "conversation" for m in variant.messages or ())
+    return slots or variant.tools_field is not None
+
+
+def _row_shape(params: dict[str, Any]) -> tuple[Any, ...]:
+    """What the rules read of a row's own messages and tools: the last role (prefill)
+    and how many blocks carry ``cache_control``."""
+    messages = params.get("messages") or [{}]
+    return (messages[-1].get("role"), _count_breakpoints(params))
+
+
+def _config_message(request_field: str, params: dict[str, Any], spec: Any, name: str) -> str:
+    """``messages.N...`` of a request as ``messages.K``, K the variant's entry that made
+    message N (a conversation entry stands for all of its row's messages); other
+    fields as they are."""
+    parts = request_field.split(".")
+    if parts[0] != "messages" or len(parts) < 2 or not parts[1].isdigit():
+        return request_field
+    variant = next((v for v in spec.prompts if v.name == name), None)
+    entries = list(variant.messages or ()) if variant is not None else []
+    slots = [k for k, m in enumerate(entries) if m.kind == "conversation"]
+    if not slots:
+        return request_field
+    n, total = int(parts[1]), len(params.get("messages") or ())
+    before, after = slots[0], len(entries) - 1 - slots[-1]
+    if n < before:
+        k = n
+    elif n >= total - after:
+        k = len(entries) - (total - n)
+    else:
+        k = slots[0]  # with two conversations, which one holds it is not known here
+    return f"messages.{k}"
 
 
 def _at(raw: Any, section: str, index: int) -> Any:
