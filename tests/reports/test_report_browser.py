@@ -78,7 +78,11 @@ def test_tables_chart_and_items_are_in_the_rendered_dom(report_html: Path, tmp_p
     assert dom.count("<svg") == 2  # one chart per scorer
     assert dom.count('class="errorbar"') == 8  # 2 scorers x 2 models x 2 variants
     assert dom.count('class="mean"') == 8
-    assert 'class="down significant"' in dom  # haiku/plain vs sonnet/plain: -0.5
+    # haiku/plain vs sonnet/plain: -0.5 on 6 items (3 regressed): t with 5 df puts 0 in
+    # the interval, as McNemar's p = 0.25 agrees; z made it "significant" (issue 17).
+    # (Significance marks are rendered in tests/reports/test_render.py.)
+    assert "−0.500" in dom or "-0.500" in dom
+    assert 'class="down significant"' not in dom
     assert dom.count('<details class="item">') == 6
     assert "reference 12 missing" in dom  # the judge's explanation, in the item view
 

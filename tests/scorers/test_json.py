@@ -203,7 +203,10 @@ def test_hostile_unbalanced_braces_stay_fast() -> None:
     started = time.perf_counter()
     result = score(ITEM, text, {})
     assert not result.passed
-    assert time.perf_counter() - started < 5
+    # Linear work takes seconds on a loaded 2-core CI machine (7 s seen under load); a
+    # quadratic scan of these 400,000 characters takes hours: the bound tells them apart
+    # without timing the machine (speed itself is measured in benchmarks/).
+    assert time.perf_counter() - started < 120
 
 
 REQUESTED = {"output_config": {"format": {"type": "json_schema", "schema": SCHEMA}}}
