@@ -211,3 +211,12 @@ def test_commands_and_options_have_help(name: str) -> None:
     for param in command.params:
         if param.param_type_name == "option":
             assert param.help, f"{name} {param.name} has no help"
+
+
+def test_html_marks_a_significant_difference_and_keeps_the_axis_within_0_1() -> None:
+    from batchmark.reports._render import render
+
+    html = render(synthetic(), "html")
+    assert 'class="up significant"' in html  # 6 of 8 improved: +0.750 [+0.363, +1.000]
+    # Wilson intervals stay inside [0, 1]: the chart's axis ends at 1 (it ran to 1.25).
+    assert ">1.25<" not in html and ">1.00<" in html
