@@ -41,6 +41,7 @@ __all__ = [
     "automatic_cache_control",
     "block_tokens",
     "prefix_units",
+    "request_input_tokens",
     "request_prefix_tokens",
 ]
 
@@ -245,3 +246,21 @@ def request_prefix_tokens(params: dict[str, Any]) -> list[tuple[int, bool]]:
     request's input.
     """
     return [(u.tokens, u.cache_control is not None) for u in prefix_units(params)]
+
+
+def request_input_tokens(params: dict[str, Any]) -> int:
+    """The request's input tokens: the sum of ``request_prefix_tokens(params)``'s, without
+    building its units (the emulator counts every answer's input)."""
+    total = sum(_json_tokens(_without_marker(tool)) for tool in params.get("tools") or [])
+    system = params.get("system")
+    if isinstance(system, str) and system:
+        total += approx_tokens(system) + MESSAGE_OVERHEAD
+    elif isinstance(system, list) and system:
+        total += sum(block_tokens(block) for block in system) + MESSAGE_OVERHEAD
+    for message in params.get("messages") or []:
+        content = message.get("content", "")
+        if isinstance(content, list) and content:
+            total += sum(block_tokens(block) for block in content) + MESSAGE_OVERHEAD
+        else:
+            total += _content_tokens(content) + MESSAGE_OVERHEAD
+    return total

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from batchmark.config._models import Catalog
-from batchmark.config._tokens import request_prefix_tokens
+from batchmark.config._tokens import request_input_tokens
 from batchmark.emulator._batches import CANCELED, ERRORED, EXPIRED, Batch
 from batchmark.emulator._cache import CacheUsage
 from batchmark.emulator._http import error_body
@@ -56,7 +56,7 @@ def _line(
     params = request["params"]
     cache = batch.outcomes.cache.get(index)
     if cache is None:
-        cache = CacheUsage(input_tokens=sum(t for t, _ in request_prefix_tokens(params)))
+        cache = CacheUsage(input_tokens=request_input_tokens(params))
     tool_ids = (seeded.ident("toolu", batch.id, custom_id, n) for n in itertools.count())
     try:
         message = build_message(
