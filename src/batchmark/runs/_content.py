@@ -318,6 +318,8 @@ class ContentResolver:
     def _path(self, value: Any) -> Path:
         if not isinstance(value, str) or not value.strip():
             raise _Problem("`path` must be a non-empty string")
+        if "\x00" in value:  # the OS takes no NUL in a path (os.stat raises ValueError)
+            raise _Problem(f"path {value!r} holds a NUL character", "fix the path in the data")
         hint = (
             "paths are relative to the dataset's folder; set `dataset.allow_outside_paths: "
             "true` to read files elsewhere"
