@@ -164,3 +164,11 @@ def test_past_20_images_each_side_may_be_at_most_2000_px(client: anthropic.Anthr
 def test_more_than_100_images_is_a_400(client: anthropic.Anthropic) -> None:
     message = refusal(client, [image(png(2, 2)) for _ in range(101)])
     assert message == "messages: Too many images: 101 > 100 maximum"
+
+
+@pytest.mark.parametrize("data", [png(0, 0), png(9, 0)], ids=["0x0", "9x0"])
+def test_an_image_of_zero_pixels_on_a_side_is_a_400(
+    client: anthropic.Anthropic, data: bytes
+) -> None:
+    message = refusal(client, [image(data), {"type": "text", "text": "?"}])
+    assert message == "messages.0.content.0.image.source.base64.data: Could not process image"

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from ..media import gif, jpeg, png
 from .test_content import IMAGE_SPEC, make_spec, render_error
 
 
@@ -13,3 +16,17 @@ def test_a_path_with_a_nul_byte_is_a_render_error_not_a_traceback(tmp_path: Path
     text = str(render_error(spec))
     assert "row 'nul-row'" in text and "messages[0].content[0] (image)" in text
     assert "NUL" in text
+
+
+@pytest.mark.parametrize(
+    "data",
+    [png(0, 0), png(0, 7), gif(7, 0), jpeg(0, 5)],
+    ids=["png0x0", "png0x7", "gif7x0", "jpeg0x5"],
+)
+def test_an_image_of_zero_pixels_on_a_side_is_refused(tmp_path: Path, data: bytes) -> None:
+    """The API cannot process an image with no pixels; the harness said it was fine."""
+    spec = make_spec(
+        tmp_path, IMAGE_SPEC, [{"id": "r", "image": "a.img", "q": "?"}], files={"a.img": data}
+    )
+    text = str(render_error(spec))
+    assert "messages[0].content[0] (image)" in text and "cannot read the image's size" in text
