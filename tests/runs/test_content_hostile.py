@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ..media import gif, jpeg, png
+from ..media import gif, jpeg, pdf, png
 from .test_content import IMAGE_SPEC, make_spec, render_error
 
 
@@ -30,3 +30,27 @@ def test_an_image_of_zero_pixels_on_a_side_is_refused(tmp_path: Path, data: byte
     )
     text = str(render_error(spec))
     assert "messages[0].content[0] (image)" in text and "cannot read the image's size" in text
+
+
+@pytest.mark.parametrize(
+    ("file", "message"),
+    [
+        ("a.pdf", "messages[0].content[1] (image): file 'a.pdf' is not a PNG"),
+        ("a.png", "messages[0].content[1] (document): file 'a.png' is neither a PDF"),
+    ],
+)
+def test_a_file_read_for_one_block_kind_is_checked_again_for_another(
+    tmp_path: Path, file: str, message: str
+) -> None:
+    """The resolver remembers a file's facts; a PDF read as a document and then named by
+    an image block was sent as an image of type application/pdf (and a PNG as a PDF)."""
+    first = "document" if file.endswith(".pdf") else "image"
+    second = "image" if first == "document" else "document"
+    content = [
+        {"type": first, "path": "{{ f }}"},
+        {"type": second, "path": "{{ f }}"},
+        {"type": "text", "text": "?"},
+    ]
+    files = {"a.pdf": pdf(["x"]), "a.png": png(2, 2)}
+    spec = make_spec(tmp_path, content, [{"id": "r", "f": file}], files=files)
+    assert message in str(render_error(spec))

@@ -70,7 +70,7 @@ if TYPE_CHECKING:
 
 __all__ = ["BlobSink", "ContentResolver", "dataset_folder"]
 
-_MEMO = 4096  # files whose facts are remembered (by path, mtime and size): a few MB
+_MEMO = 4096  # files whose facts are remembered (by kind, path, mtime, size): a few MB
 _CACHE_TTLS = ("5m", "1h")
 
 
@@ -119,7 +119,7 @@ class ContentResolver:
         self.file = str(spec.path)
         self.blobs = blobs
         self._put: set[str] = set()
-        self._memo: OrderedDict[tuple[str, int, int], _Media] = OrderedDict()
+        self._memo: OrderedDict[tuple[str, str, int, int], _Media] = OrderedDict()
 
     # --- messages -------------------------------------------------------------------
 
@@ -341,7 +341,7 @@ class ContentResolver:
                 f"file {value!r} not found (looked for {path})",
                 f"paths are relative to the dataset's folder {self.base}",
             ) from None
-        key = (str(path), stat.st_mtime_ns, stat.st_size)
+        key = (kind, str(path), stat.st_mtime_ns, stat.st_size)  # a PDF is no image
         known = self._memo.get(key)
         if known is not None and (declared is None or declared == known.media_type):
             self._memo.move_to_end(key)
