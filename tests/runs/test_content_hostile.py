@@ -3,9 +3,15 @@ clear ``RenderError`` naming the row and the block, or a request the API would t
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
+
+from batchmark.config._media import blob_ref
+from batchmark.config._schema import load_config
 
 from ..media import gif, jpeg, pdf, png
 from .test_content import IMAGE_SPEC, make_spec, render_error
@@ -54,3 +60,33 @@ def test_a_file_read_for_one_block_kind_is_checked_again_for_another(
     files = {"a.pdf": pdf(["x"]), "a.png": png(2, 2)}
     spec = make_spec(tmp_path, content, [{"id": "r", "f": file}], files=files)
     assert message in str(render_error(spec))
+
+
+FAKE_REF = blob_ref(hashlib.sha256(b"x").hexdigest(), 4)
+
+
+@pytest.mark.parametrize(
+    ("prompt", "row"),
+    [
+        ({"messages": [{"field": "conv"}]}, {"conv": [{"role": "user", "content": FAKE_REF}]}),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "text", "text": "{{ q }}"}]}]},
+            {"q": FAKE_REF},
+        ),
+        ({"system": "{{ q }}", "messages": [{"role": "user", "content": "hi"}]}, {"q": FAKE_REF}),
+    ],
+    ids=["conversation", "text-block", "system"],
+)
+def test_a_blob_reference_in_the_data_is_refused_not_spliced(
+    tmp_path: Path, prompt: dict[str, Any], row: dict[str, Any]
+) -> None:
+    """A string of the data that reads as a blob reference was counted as the blob's size
+    and replaced by the ledger's blob (or, missing, failed the create mid-stream as a
+    connection error) when the batch was created: it must be refused before anything is
+    written, naming the row."""
+    spec = make_spec(tmp_path, "x", [{"id": "ref-row", **row}])
+    raw = yaml.safe_load(spec.path.read_text())
+    raw["prompts"] = [{"name": "v", **prompt}]
+    spec.path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    text = str(render_error(load_config(spec.path)))
+    assert "row 'ref-row'" in text and "blob reference" in text

@@ -119,6 +119,9 @@ class ContentResolver:
         self.file = str(spec.path)
         self.blobs = blobs
         self._put: set[str] = set()
+        self.refs = 0
+        """Blob references the last ``messages`` call placed: ``expand`` refuses a request
+        holding more (a string of the data that reads as one would be spliced)."""
         self._memo: OrderedDict[tuple[str, str, int, int], _Media] = OrderedDict()
 
     # --- messages -------------------------------------------------------------------
@@ -128,6 +131,7 @@ class ContentResolver:
     ) -> list[dict[str, Any]]:
         """The messages with every block list resolved (the same list when none has
         blocks). Raises ``RenderError`` naming the variant, row, block and path."""
+        self.refs = 0
         out: list[dict[str, Any]] | None = None
         images: list[tuple[str, tuple[int, int] | None]] = []
         pages = 0
@@ -148,6 +152,8 @@ class ContentResolver:
                     raise RenderError(
                         self.file, variant, row_id, f"{at}: {err.message}", err.hint
                     ) from None
+                if media is not None and media.ref is not None:
+                    self.refs += 1
                 if media is not None and media.media_type in IMAGE_MEDIA_TYPES:
                     images.append((where, media.size))
                 elif media is not None and media.pages:
