@@ -3,6 +3,7 @@ clear ``RenderError`` naming the row and the block, or a request the API would t
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from batchmark._errors import RenderError
 from batchmark.config._media import blob_ref
 from batchmark.config._schema import load_config
 
@@ -90,3 +92,25 @@ def test_a_blob_reference_in_the_data_is_refused_not_spliced(
     spec.path.write_text(yaml.safe_dump(raw, sort_keys=False))
     text = str(render_error(load_config(spec.path)))
     assert "row 'ref-row'" in text and "blob reference" in text
+
+
+def test_an_api_shaped_image_block_from_the_data_keeps_its_transformations(
+    tmp_path: Path,
+) -> None:
+    """``ImageBlockParam`` has ``transformations`` (``{oversized_image: downsize|error}``):
+    the API takes it, so a conversation from the data may carry it; it was refused as an
+    unknown key."""
+    from batchmark.runs._content import ContentResolver
+
+    spec = make_spec(tmp_path, "{{ q }}", [{"id": "r", "q": "?"}])
+    source = {"type": "base64", "media_type": "image/png", "data": b64(png(4, 4))}
+    image = {"type": "image", "source": source, "transformations": {"oversized_image": "error"}}
+    [message] = ContentResolver(spec).messages([{"role": "user", "content": [image]}], "v", "r")
+    assert message["content"][0]["transformations"] == {"oversized_image": "error"}
+    bad = {**image, "transformations": {"oversized_image": "crop"}}
+    with pytest.raises(RenderError, match=r"content\[0\] \(image\): transformations"):
+        ContentResolver(spec).messages([{"role": "user", "content": [bad]}], "v", "r")
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()

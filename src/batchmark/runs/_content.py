@@ -227,7 +227,7 @@ class ContentResolver:
 
     def _image(self, raw: dict[str, Any]) -> tuple[dict[str, Any], _Media | None]:
         if "source" in raw:
-            _only(raw, {"type", "source", "cache_control"})
+            _only(raw, {"type", "source", "cache_control", "transformations"})
             source = raw["source"]
             if not isinstance(source, dict):
                 raise _Problem("`source` must be an object")
@@ -235,9 +235,11 @@ class ContentResolver:
             if kind == "base64":
                 data = source.get("data")
                 media = self._base64(data, "image", source.get("media_type"))
-                return _with_cache_control(_image_block(media), raw), media
+                block = _with_transformations(_image_block(media), raw)
+                return _with_cache_control(block, raw), media
             if kind == "url":
-                return _with_cache_control({"type": "image", "source": _url(source)}, raw), None
+                block = _with_transformations({"type": "image", "source": _url(source)}, raw)
+                return _with_cache_control(block, raw), None
             if kind == "file":
                 return raw, None
             raise _Problem(f"source.type {kind!r}: expected 'base64', 'url' or 'file'")
@@ -468,6 +470,27 @@ def _document_block(media: _Media) -> dict[str, Any]:
     else:
         source = {"type": "base64", "media_type": PDF_MEDIA_TYPE, "data": media.ref}
     return {"type": "document", "source": source}
+
+
+_OVERSIZED = ("downsize", "error")
+
+
+def _with_transformations(block: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
+    """An API-shaped image block's ``transformations`` (SDK ``ImageTransformationsParam``:
+    ``{oversized_image?: downsize | error}``), checked and kept."""
+    value = raw.get("transformations")
+    if value is None:
+        return block
+    if not (
+        isinstance(value, dict)
+        and set(value) <= {"oversized_image"}
+        and value.get("oversized_image", "downsize") in _OVERSIZED
+    ):
+        raise _Problem(
+            f"transformations {value!r}: expected {{oversized_image: downsize}} or "
+            "{oversized_image: error}"
+        )
+    return {**block, "transformations": dict(value)}
 
 
 def _with_cache_control(block: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
