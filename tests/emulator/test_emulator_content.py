@@ -172,3 +172,28 @@ def test_an_image_of_zero_pixels_on_a_side_is_a_400(
 ) -> None:
     message = refusal(client, [image(data), {"type": "text", "text": "?"}])
     assert message == "messages.0.content.0.image.source.base64.data: Could not process image"
+
+
+def test_a_bad_image_inside_a_tool_result_is_a_400(client: anthropic.Anthropic) -> None:
+    use = {"type": "tool_use", "id": "toolu_1", "name": "shot", "input": {}}
+    tool = {"name": "shot", "description": "a screenshot", "input_schema": {"type": "object"}}
+
+    def answer(inner: dict[str, Any]) -> anthropic.types.Message:
+        result = {"type": "tool_result", "tool_use_id": "toolu_1", "content": [inner]}
+        return client.messages.create(
+            model=MODEL,
+            max_tokens=50,
+            tools=[tool],
+            messages=[
+                {"role": "user", "content": "look"},
+                {"role": "assistant", "content": [use]},
+                {"role": "user", "content": [result]},
+            ],
+        )
+
+    assert answer(image(png(4, 4))).content  # a good one is taken
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        answer({"type": "image", "path": "a.png"})
+    assert caught.value.body["error"]["message"].startswith(
+        "messages.2.content.0.tool_result.content.0.image.source: Field required"
+    )

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from batchmark._errors import RenderError
-from batchmark.config._media import blob_ref
+from batchmark.config._media import blob_ref, parse_blob_ref
 from batchmark.config._schema import load_config
 
 from ..media import gif, jpeg, pdf, png
@@ -114,3 +114,36 @@ def test_an_api_shaped_image_block_from_the_data_keeps_its_transformations(
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+def tool_result(*blocks: dict[str, Any]) -> list[dict[str, Any]]:
+    """A conversation whose last user turn is a tool_result holding ``blocks``."""
+    use = {"type": "tool_use", "id": "toolu_1", "name": "shot", "input": {}}
+    result = {"type": "tool_result", "tool_use_id": "toolu_1", "content": list(blocks)}
+    return [
+        {"role": "user", "content": "look"},
+        {"role": "assistant", "content": [use]},
+        {"role": "user", "content": [result]},
+    ]
+
+
+def test_an_image_path_inside_a_tool_result_is_resolved_like_any_image(tmp_path: Path) -> None:
+    """A tool_result's content may hold image and document blocks: one with a `path` was
+    sent as is (a `path` key the API refuses), unread and unchecked."""
+    from batchmark.runs._content import ContentResolver
+
+    spec = make_spec(tmp_path, "{{ q }}", [{"id": "r", "q": "?"}], files={"a.png": png(5, 6)})
+    resolver = ContentResolver(spec)
+    out = resolver.messages(tool_result({"type": "image", "path": "a.png"}), "v", "r")
+    [image] = out[2]["content"][0]["content"]
+    assert image["source"]["type"] == "base64"
+    assert parse_blob_ref(image["source"]["data"]).size == (5, 6)
+    assert resolver.refs == 1
+    for bad, message in [
+        ({"type": "image", "path": "/etc/passwd"}, "leaves the dataset's folder"),
+        ({"type": "image", "path": "nope.png"}, "not found"),
+    ]:
+        with pytest.raises(RenderError) as info:
+            resolver.messages(tool_result(bad), "v", "r")
+        assert "messages[2].content[0].content[0] (image)" in str(info.value)
+        assert message in str(info.value)

@@ -135,30 +135,36 @@ class ContentResolver:
         out: list[dict[str, Any]] | None = None
         images: list[tuple[str, tuple[int, int] | None]] = []
         pages = 0
+
+        def resolve(raw: Any, where: str) -> dict[str, Any]:
+            nonlocal pages
+            try:
+                block, media = self.block(raw)
+            except _Problem as err:
+                kind = raw.get("type") if isinstance(raw, dict) else None
+                at = f"{where} ({kind})" if isinstance(kind, str) else where
+                raise RenderError(
+                    self.file, variant, row_id, f"{at}: {err.message}", err.hint
+                ) from None
+            if media is not None and media.ref is not None:
+                self.refs += 1
+            if media is not None and media.media_type in IMAGE_MEDIA_TYPES:
+                images.append((where, media.size))
+            elif media is not None and media.pages:
+                pages += media.pages
+            inner = block.get("content") if block.get("type") == "tool_result" else None
+            if isinstance(inner, list):  # a tool's answer: text, image, document blocks
+                nested = [resolve(b, f"{where}.content[{k}]") for k, b in enumerate(inner)]
+                block = {**block, "content": nested}
+            return block
+
         for i, message in enumerate(messages):
             content = message.get("content") if isinstance(message, dict) else None
             if not isinstance(content, list):
                 continue
             if out is None:
                 out = list(messages)
-            blocks = []
-            for j, raw in enumerate(content):
-                where = f"messages[{i}].content[{j}]"
-                try:
-                    block, media = self.block(raw)
-                except _Problem as err:
-                    kind = raw.get("type") if isinstance(raw, dict) else None
-                    at = f"{where} ({kind})" if isinstance(kind, str) else where
-                    raise RenderError(
-                        self.file, variant, row_id, f"{at}: {err.message}", err.hint
-                    ) from None
-                if media is not None and media.ref is not None:
-                    self.refs += 1
-                if media is not None and media.media_type in IMAGE_MEDIA_TYPES:
-                    images.append((where, media.size))
-                elif media is not None and media.pages:
-                    pages += media.pages
-                blocks.append(block)
+            blocks = [resolve(raw, f"messages[{i}].content[{j}]") for j, raw in enumerate(content)]
             out[i] = {**message, "content": blocks}
         if out is None:
             return messages
