@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -147,3 +149,31 @@ def test_an_image_path_inside_a_tool_result_is_resolved_like_any_image(tmp_path:
             resolver.messages(tool_result(bad), "v", "r")
         assert "messages[2].content[0].content[0] (image)" in str(info.value)
         assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [("image", "bytes in base64; the API takes at most"), ("document", "at most 32,000,000")],
+)
+def test_a_huge_file_is_refused_by_its_size_before_it_is_read(
+    tmp_path: Path, kind: str, message: str
+) -> None:
+    """A 1 GB file named by a row was read whole into memory, then refused."""
+    spec = make_spec(tmp_path, [{"type": kind, "path": "big.bin"}], [{"id": "r"}])
+    with open(tmp_path / "data" / "big.bin", "wb") as fh:  # sparse: no disk used
+        fh.write(png(10, 10) if kind == "image" else pdf(["x"]))
+        fh.truncate(1 << 30)
+    tracemalloc.start()
+    try:
+        text = str(render_error(spec))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert message in text and "file 'big.bin'" in text
+    assert peak < 32 << 20, f"{peak:,} bytes allocated to refuse it"
+
+
+def test_a_fifo_is_refused_not_read_forever(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path, IMAGE_SPEC, [{"id": "r", "image": "pipe.png", "q": "?"}])
+    os.mkfifo(tmp_path / "data" / "pipe.png")
+    assert "not a regular file" in str(render_error(spec))

@@ -43,6 +43,7 @@ import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path, PurePath
+from stat import S_ISREG
 from typing import TYPE_CHECKING, Any, Protocol
 
 from batchmark._errors import RenderError
@@ -355,6 +356,9 @@ class ContentResolver:
                 f"file {value!r} not found (looked for {path})",
                 f"paths are relative to the dataset's folder {self.base}",
             ) from None
+        if not S_ISREG(stat.st_mode):  # a FIFO or a device would be read forever
+            raise _Problem(f"cannot read file {value!r} ({path}): not a regular file")
+        _check_file_size(stat.st_size, kind, f"file {value!r}")  # before reading it whole
         key = (kind, str(path), stat.st_mtime_ns, stat.st_size)  # a PDF is no image
         known = self._memo.get(key)
         if known is not None and (declared is None or declared == known.media_type):
@@ -446,6 +450,23 @@ class ContentResolver:
             self.blobs.put_blob(sha, base64.b64encode(data))
             self._put.add(sha)
         return blob_ref(sha, b64_len, facts)
+
+
+def _check_file_size(size: int, kind: str, what: str) -> None:
+    """Refuse a file too large for its block by its size alone, unread: an image over
+    the base64 limit, a document over a request's bytes (the same messages as
+    ``_bytes``)."""
+    if kind == "image" and b64_length(size) > MAX_IMAGE_BASE64_BYTES:
+        raise _Problem(
+            f"{what} is {b64_length(size):,} bytes in base64; the API takes at most "
+            f"{MAX_IMAGE_BASE64_BYTES:,} per image",
+            "compress or scale the image down",
+        )
+    if kind == "document" and size > MAX_PDF_BYTES:
+        raise _Problem(
+            f"{what} is {size:,} bytes; a request may hold at most {MAX_PDF_BYTES:,}",
+            "split the document",
+        )
 
 
 def _only(raw: dict[str, Any], allowed: set[str]) -> None:
