@@ -197,3 +197,14 @@ def test_a_bad_image_inside_a_tool_result_is_a_400(client: anthropic.Anthropic) 
     assert caught.value.body["error"]["message"].startswith(
         "messages.2.content.0.tool_result.content.0.image.source: Field required"
     )
+
+
+def test_a_bad_image_inside_a_content_document_is_a_400(client: anthropic.Anthropic) -> None:
+    def doc(inner: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "document", "source": {"type": "content", "content": [inner]}}
+
+    assert ask(client, [doc(image(png(4, 4))), {"type": "text", "text": "?"}]).content
+    message = refusal(client, [doc({"type": "image", "path": "a.png"})])
+    assert message.startswith(
+        "messages.0.content.0.document.source.content.content.0.image.source: Field required"
+    )

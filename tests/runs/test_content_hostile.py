@@ -177,3 +177,25 @@ def test_a_fifo_is_refused_not_read_forever(tmp_path: Path) -> None:
     spec = make_spec(tmp_path, IMAGE_SPEC, [{"id": "r", "image": "pipe.png", "q": "?"}])
     os.mkfifo(tmp_path / "data" / "pipe.png")
     assert "not a regular file" in str(render_error(spec))
+
+
+def test_an_image_path_inside_a_content_document_is_resolved_like_any_image(
+    tmp_path: Path,
+) -> None:
+    """A document whose source is `{type: content, content: [blocks]}` (text and image
+    blocks, SDK ``ContentBlockSourceParam``) was passed on unread and unchecked."""
+    from batchmark.runs._content import ContentResolver
+
+    spec = make_spec(tmp_path, "{{ q }}", [{"id": "r", "q": "?"}], files={"a.png": png(5, 6)})
+    resolver = ContentResolver(spec)
+
+    def doc(*blocks: dict[str, Any]) -> list[dict[str, Any]]:
+        source = {"type": "content", "content": list(blocks)}
+        return [{"role": "user", "content": [{"type": "document", "source": source}]}]
+
+    out = resolver.messages(doc({"type": "image", "path": "a.png"}), "v", "r")
+    [image] = out[0]["content"][0]["source"]["content"]
+    assert parse_blob_ref(image["source"]["data"]).size == (5, 6) and resolver.refs == 1
+    with pytest.raises(RenderError) as info:
+        resolver.messages(doc({"type": "image", "path": "../x.png"}), "v", "r")
+    assert "messages[0].content[0].source.content[0] (image): path" in str(info.value)

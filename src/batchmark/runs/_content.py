@@ -157,6 +157,13 @@ class ContentResolver:
             if isinstance(inner, list):  # a tool's answer: text, image, document blocks
                 nested = [resolve(b, f"{where}.content[{k}]") for k, b in enumerate(inner)]
                 block = {**block, "content": nested}
+            source = block.get("source") if block.get("type") == "document" else None
+            if isinstance(source, dict) and source.get("type") == "content":
+                inner = source.get("content")
+                if isinstance(inner, list):  # a document of text and image blocks
+                    at = f"{where}.source.content"
+                    nested = [resolve(b, f"{at}[{k}]") for k, b in enumerate(inner)]
+                    block = {**block, "source": {**source, "content": nested}}
             return block
 
         for i, message in enumerate(messages):
