@@ -199,3 +199,14 @@ def test_an_image_path_inside_a_content_document_is_resolved_like_any_image(
     with pytest.raises(RenderError) as info:
         resolver.messages(doc({"type": "image", "path": "../x.png"}), "v", "r")
     assert "messages[0].content[0].source.content[0] (image): path" in str(info.value)
+
+
+def test_a_document_from_the_data_may_have_empty_citations(tmp_path: Path) -> None:
+    """``CitationsConfigParam`` is ``total=False``: ``citations: {}`` is a valid config the
+    API takes (the emulator too); the resolver refused it."""
+    from batchmark.runs._content import ContentResolver
+
+    spec = make_spec(tmp_path, "{{ q }}", [{"id": "r", "q": "?"}])
+    document = {"type": "document", "text": "A note.", "citations": {}}
+    [message] = ContentResolver(spec).messages([{"role": "user", "content": [document]}], "v", "r")
+    assert message["content"][0]["citations"] == {}

@@ -328,8 +328,8 @@ class ContentResolver:
                 citations = {"enabled": citations}
             if not (
                 isinstance(citations, dict)
-                and set(citations) == {"enabled"}
-                and isinstance(citations["enabled"], bool)
+                and set(citations) <= {"enabled"}  # SDK CitationsConfigParam: total=False
+                and isinstance(citations.get("enabled", False), bool)
             ):
                 raise _Problem("`citations` must be {enabled: true} or {enabled: false}")
             block["citations"] = dict(citations)
