@@ -16,6 +16,7 @@ import yaml
 from batchmark._errors import RenderError
 from batchmark.config._media import blob_ref, parse_blob_ref
 from batchmark.config._schema import load_config
+from batchmark.runs._grid import expand
 
 from ..media import gif, jpeg, pdf, png
 from .test_content import IMAGE_SPEC, make_spec, render_error
@@ -210,3 +211,21 @@ def test_a_document_from_the_data_may_have_empty_citations(tmp_path: Path) -> No
     document = {"type": "document", "text": "A note.", "citations": {}}
     [message] = ContentResolver(spec).messages([{"role": "user", "content": [document]}], "v", "r")
     assert message["content"][0]["citations"] == {}
+
+
+def test_memory_does_not_grow_with_the_text_documents_read(tmp_path: Path) -> None:
+    """The resolver remembered the facts of up to 4,096 files, a text document's whole
+    text among them: rows naming distinct 1 MB text files kept every one in memory."""
+    files = {f"d{i}.txt": (b"%03d " % i) * 250_000 for i in range(48)}
+    rows = [{"id": f"r{i}", "doc": f"d{i}.txt"} for i in range(48)]
+    spec = make_spec(tmp_path, [{"type": "document", "path": "{{ doc }}"}], rows, files=files)
+    del files
+    assert sum(1 for _ in expand(spec)) == 48  # imports and first-use caches warmed up
+    tracemalloc.start()
+    try:
+        for request in expand(spec):
+            del request
+        current = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert current < 16 << 20, f"{current:,} bytes still held after 48 MB of documents"

@@ -72,6 +72,7 @@ if TYPE_CHECKING:
 __all__ = ["BlobSink", "ContentResolver", "dataset_folder"]
 
 _MEMO = 4096  # files whose facts are remembered (by kind, path, mtime, size): a few MB
+_MEMO_TEXT = 8 * 1024 * 1024  # characters of text documents remembered, at most
 _CACHE_TTLS = ("5m", "1h")
 
 
@@ -124,6 +125,7 @@ class ContentResolver:
         """Blob references the last ``messages`` call placed: ``expand`` refuses a request
         holding more (a string of the data that reads as one would be spliced)."""
         self._memo: OrderedDict[tuple[str, str, int, int], _Media] = OrderedDict()
+        self._memo_text = 0  # characters of the text documents in _memo
 
     # --- messages -------------------------------------------------------------------
 
@@ -376,9 +378,13 @@ class ContentResolver:
         except OSError as err:
             raise _Problem(f"cannot read file {value!r} ({path}): {err.strerror or err}") from None
         media = self._bytes(data, kind, declared, f"file {value!r}")
+        size = len(media.text or "")
+        if size > _MEMO_TEXT // 8:  # a big text document is read again when named again
+            return media
         self._memo[key] = media
-        if len(self._memo) > _MEMO:
-            self._memo.popitem(last=False)
+        self._memo_text += size
+        while len(self._memo) > _MEMO or self._memo_text > _MEMO_TEXT:
+            self._memo_text -= len(self._memo.popitem(last=False)[1].text or "")
         return media
 
     def _base64(self, value: Any, kind: str, declared: Any) -> _Media:
