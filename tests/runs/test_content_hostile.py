@@ -229,3 +229,20 @@ def test_memory_does_not_grow_with_the_text_documents_read(tmp_path: Path) -> No
     finally:
         tracemalloc.stop()
     assert current < 16 << 20, f"{current:,} bytes still held after 48 MB of documents"
+
+
+@pytest.mark.parametrize("path", ["loop.png", "loop.png/x.png"])
+@pytest.mark.parametrize("outside", [False, True], ids=["inside-only", "allow-outside"])
+def test_a_symlink_loop_is_a_render_error_not_a_traceback(
+    tmp_path: Path, path: str, outside: bool
+) -> None:
+    """Path.resolve raised RuntimeError('Symlink loop ...') from validate and run."""
+    spec = make_spec(
+        tmp_path,
+        IMAGE_SPEC,
+        [{"id": "loop-row", "image": path, "q": "?"}],
+        dataset={"allow_outside_paths": outside},
+    )
+    os.symlink("loop.png", tmp_path / "data" / "loop.png")
+    text = str(render_error(spec))
+    assert "row 'loop-row'" in text and repr(path) in text and "symlink loop" in text

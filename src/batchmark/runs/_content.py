@@ -351,7 +351,12 @@ class ContentResolver:
         relative = PurePath(value)
         if not self.allow_outside and (relative.is_absolute() or ".." in relative.parts):
             raise _Problem(f"path {value!r} leaves the dataset's folder {self.base}", hint)
-        full = (self.base / relative).resolve()
+        try:
+            full = (self.base / relative).resolve()
+        except (RuntimeError, OSError):  # pathlib: RuntimeError("Symlink loop from ...")
+            raise _Problem(
+                f"path {value!r} is a symlink loop", "fix the symlink or the path in the data"
+            ) from None
         if not self.allow_outside and not full.is_relative_to(self.base):
             raise _Problem(f"path {value!r} leads out of the dataset's folder {self.base}", hint)
         return full
