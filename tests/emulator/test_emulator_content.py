@@ -164,3 +164,47 @@ def test_past_20_images_each_side_may_be_at_most_2000_px(client: anthropic.Anthr
 def test_more_than_100_images_is_a_400(client: anthropic.Anthropic) -> None:
     message = refusal(client, [image(png(2, 2)) for _ in range(101)])
     assert message == "messages: Too many images: 101 > 100 maximum"
+
+
+@pytest.mark.parametrize("data", [png(0, 0), png(9, 0)], ids=["0x0", "9x0"])
+def test_an_image_of_zero_pixels_on_a_side_is_a_400(
+    client: anthropic.Anthropic, data: bytes
+) -> None:
+    message = refusal(client, [image(data), {"type": "text", "text": "?"}])
+    assert message == "messages.0.content.0.image.source.base64.data: Could not process image"
+
+
+def test_a_bad_image_inside_a_tool_result_is_a_400(client: anthropic.Anthropic) -> None:
+    use = {"type": "tool_use", "id": "toolu_1", "name": "shot", "input": {}}
+    tool = {"name": "shot", "description": "a screenshot", "input_schema": {"type": "object"}}
+
+    def answer(inner: dict[str, Any]) -> anthropic.types.Message:
+        result = {"type": "tool_result", "tool_use_id": "toolu_1", "content": [inner]}
+        return client.messages.create(
+            model=MODEL,
+            max_tokens=50,
+            tools=[tool],
+            messages=[
+                {"role": "user", "content": "look"},
+                {"role": "assistant", "content": [use]},
+                {"role": "user", "content": [result]},
+            ],
+        )
+
+    assert answer(image(png(4, 4))).content  # a good one is taken
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        answer({"type": "image", "path": "a.png"})
+    assert caught.value.body["error"]["message"].startswith(
+        "messages.2.content.0.tool_result.content.0.image.source: Field required"
+    )
+
+
+def test_a_bad_image_inside_a_content_document_is_a_400(client: anthropic.Anthropic) -> None:
+    def doc(inner: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "document", "source": {"type": "content", "content": [inner]}}
+
+    assert ask(client, [doc(image(png(4, 4))), {"type": "text", "text": "?"}]).content
+    message = refusal(client, [doc({"type": "image", "path": "a.png"})])
+    assert message.startswith(
+        "messages.0.content.0.document.source.content.content.0.image.source: Field required"
+    )

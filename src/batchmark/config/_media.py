@@ -111,7 +111,13 @@ def sniff(data: bytes) -> str | None:
 
 
 def image_size(data: bytes) -> tuple[int, int] | None:
-    """``(width, height)`` from an image's header bytes, None when they do not say."""
+    """``(width, height)`` from an image's header bytes, None when they do not say (or
+    say a side of 0 px: no image the API can process)."""
+    size = _header_size(data)
+    return size if size is not None and min(size) > 0 else None
+
+
+def _header_size(data: bytes) -> tuple[int, int] | None:
     kind = sniff(data)
     try:
         if kind == "image/png" and data[12:16] == b"IHDR":

@@ -9,8 +9,9 @@ or file source, ``CitationsConfigParam``, ``CacheControlEphemeralParam``) and th
 ``config._media`` (media types, image bytes and sides). The wording of the path (the
 block's type and source type after its index, as pydantic names a union's member) and of
 the messages is the API's as seen in its error answers [unverified: not in batches-api.md
-or the SDK]. Blocks of other types (``tool_use``, ``tool_result``, ``thinking``, ...)
-are left to other checks.
+or the SDK]. The blocks of a ``tool_result``'s content list and of a ``content``
+document source are checked the same way. Blocks of other types (``tool_use``,
+``thinking``, ...) are left to other checks.
 
 Only the first 4,096 characters of an image's base64 are decoded (its header: type and
 size), and 8 of a PDF's: a request's cost does not grow with its images' size.
@@ -130,8 +131,13 @@ def _document_error(block: dict[str, Any], at: str) -> str | None:
         if not isinstance(source.get("url"), str) or not source["url"]:
             return f"{where}.url: Field required"
     elif kind == "content":
-        if not isinstance(source.get("content"), str | list):
+        inner = source.get("content")
+        if not isinstance(inner, str | list):
             return f"{where}.content: Field required"
+        if isinstance(inner, list):
+            problem = content_error(inner, f"{where}.content")
+            if problem:
+                return problem
     elif kind == "file":
         if not isinstance(source.get("file_id"), str):
             return f"{where}.file_id: Field required"
@@ -171,6 +177,8 @@ def content_error(content: list[Any], at: str) -> str | None:
             problem = _document_error(block, where) or _cache_control_error(
                 block, f"{where}.document"
             )
+        elif kind == "tool_result" and isinstance(block.get("content"), list):
+            problem = content_error(block["content"], f"{where}.tool_result.content")
         elif not isinstance(kind, str):
             return f"{where}: Unable to extract tag using discriminator 'type'"
         else:

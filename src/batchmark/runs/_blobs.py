@@ -17,10 +17,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-__all__ = ["MARK", "sent_size", "splice"]
+__all__ = ["MARK", "count_refs", "sent_size", "splice"]
 
 MARK = b'"\\u0000blob:'
 _REF_RE = re.compile(rb'"\\u0000blob:([0-9a-f]{64}):(\d+):[0-9a-z]*"')
+
+
+def count_refs(params: bytes) -> int:
+    """How many blob references ``params`` holds (each is spliced when sent)."""
+    return len(_REF_RE.findall(params)) if MARK in params else 0
 
 
 def sent_size(params: bytes) -> int | None:

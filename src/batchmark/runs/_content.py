@@ -43,6 +43,7 @@ import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path, PurePath
+from stat import S_ISREG
 from typing import TYPE_CHECKING, Any, Protocol
 
 from batchmark._errors import RenderError
@@ -70,7 +71,8 @@ if TYPE_CHECKING:
 
 __all__ = ["BlobSink", "ContentResolver", "dataset_folder"]
 
-_MEMO = 4096  # files whose facts are remembered (by path, mtime and size): a few MB
+_MEMO = 4096  # files whose facts are remembered (by kind, path, mtime, size): a few MB
+_MEMO_TEXT = 8 * 1024 * 1024  # characters of text documents remembered, at most
 _CACHE_TTLS = ("5m", "1h")
 
 
@@ -119,7 +121,11 @@ class ContentResolver:
         self.file = str(spec.path)
         self.blobs = blobs
         self._put: set[str] = set()
-        self._memo: OrderedDict[tuple[str, int, int], _Media] = OrderedDict()
+        self.refs = 0
+        """Blob references the last ``messages`` call placed: ``expand`` refuses a request
+        holding more (a string of the data that reads as one would be spliced)."""
+        self._memo: OrderedDict[tuple[str, str, int, int], _Media] = OrderedDict()
+        self._memo_text = 0  # characters of the text documents in _memo
 
     # --- messages -------------------------------------------------------------------
 
@@ -128,31 +134,47 @@ class ContentResolver:
     ) -> list[dict[str, Any]]:
         """The messages with every block list resolved (the same list when none has
         blocks). Raises ``RenderError`` naming the variant, row, block and path."""
+        self.refs = 0
         out: list[dict[str, Any]] | None = None
         images: list[tuple[str, tuple[int, int] | None]] = []
         pages = 0
+
+        def resolve(raw: Any, where: str) -> dict[str, Any]:
+            nonlocal pages
+            try:
+                block, media = self.block(raw)
+            except _Problem as err:
+                kind = raw.get("type") if isinstance(raw, dict) else None
+                at = f"{where} ({kind})" if isinstance(kind, str) else where
+                raise RenderError(
+                    self.file, variant, row_id, f"{at}: {err.message}", err.hint
+                ) from None
+            if media is not None and media.ref is not None:
+                self.refs += 1
+            if media is not None and media.media_type in IMAGE_MEDIA_TYPES:
+                images.append((where, media.size))
+            elif media is not None and media.pages:
+                pages += media.pages
+            inner = block.get("content") if block.get("type") == "tool_result" else None
+            if isinstance(inner, list):  # a tool's answer: text, image, document blocks
+                nested = [resolve(b, f"{where}.content[{k}]") for k, b in enumerate(inner)]
+                block = {**block, "content": nested}
+            source = block.get("source") if block.get("type") == "document" else None
+            if isinstance(source, dict) and source.get("type") == "content":
+                inner = source.get("content")
+                if isinstance(inner, list):  # a document of text and image blocks
+                    at = f"{where}.source.content"
+                    nested = [resolve(b, f"{at}[{k}]") for k, b in enumerate(inner)]
+                    block = {**block, "source": {**source, "content": nested}}
+            return block
+
         for i, message in enumerate(messages):
             content = message.get("content") if isinstance(message, dict) else None
             if not isinstance(content, list):
                 continue
             if out is None:
                 out = list(messages)
-            blocks = []
-            for j, raw in enumerate(content):
-                where = f"messages[{i}].content[{j}]"
-                try:
-                    block, media = self.block(raw)
-                except _Problem as err:
-                    kind = raw.get("type") if isinstance(raw, dict) else None
-                    at = f"{where} ({kind})" if isinstance(kind, str) else where
-                    raise RenderError(
-                        self.file, variant, row_id, f"{at}: {err.message}", err.hint
-                    ) from None
-                if media is not None and media.media_type in IMAGE_MEDIA_TYPES:
-                    images.append((where, media.size))
-                elif media is not None and media.pages:
-                    pages += media.pages
-                blocks.append(block)
+            blocks = [resolve(raw, f"messages[{i}].content[{j}]") for j, raw in enumerate(content)]
             out[i] = {**message, "content": blocks}
         if out is None:
             return messages
@@ -221,7 +243,7 @@ class ContentResolver:
 
     def _image(self, raw: dict[str, Any]) -> tuple[dict[str, Any], _Media | None]:
         if "source" in raw:
-            _only(raw, {"type", "source", "cache_control"})
+            _only(raw, {"type", "source", "cache_control", "transformations"})
             source = raw["source"]
             if not isinstance(source, dict):
                 raise _Problem("`source` must be an object")
@@ -229,9 +251,11 @@ class ContentResolver:
             if kind == "base64":
                 data = source.get("data")
                 media = self._base64(data, "image", source.get("media_type"))
-                return _with_cache_control(_image_block(media), raw), media
+                block = _with_transformations(_image_block(media), raw)
+                return _with_cache_control(block, raw), media
             if kind == "url":
-                return _with_cache_control({"type": "image", "source": _url(source)}, raw), None
+                block = _with_transformations({"type": "image", "source": _url(source)}, raw)
+                return _with_cache_control(block, raw), None
             if kind == "file":
                 return raw, None
             raise _Problem(f"source.type {kind!r}: expected 'base64', 'url' or 'file'")
@@ -306,8 +330,8 @@ class ContentResolver:
                 citations = {"enabled": citations}
             if not (
                 isinstance(citations, dict)
-                and set(citations) == {"enabled"}
-                and isinstance(citations["enabled"], bool)
+                and set(citations) <= {"enabled"}  # SDK CitationsConfigParam: total=False
+                and isinstance(citations.get("enabled", False), bool)
             ):
                 raise _Problem("`citations` must be {enabled: true} or {enabled: false}")
             block["citations"] = dict(citations)
@@ -318,6 +342,8 @@ class ContentResolver:
     def _path(self, value: Any) -> Path:
         if not isinstance(value, str) or not value.strip():
             raise _Problem("`path` must be a non-empty string")
+        if "\x00" in value:  # the OS takes no NUL in a path (os.stat raises ValueError)
+            raise _Problem(f"path {value!r} holds a NUL character", "fix the path in the data")
         hint = (
             "paths are relative to the dataset's folder; set `dataset.allow_outside_paths: "
             "true` to read files elsewhere"
@@ -325,7 +351,12 @@ class ContentResolver:
         relative = PurePath(value)
         if not self.allow_outside and (relative.is_absolute() or ".." in relative.parts):
             raise _Problem(f"path {value!r} leaves the dataset's folder {self.base}", hint)
-        full = (self.base / relative).resolve()
+        try:
+            full = (self.base / relative).resolve()
+        except (RuntimeError, OSError):  # pathlib: RuntimeError("Symlink loop from ...")
+            raise _Problem(
+                f"path {value!r} is a symlink loop", "fix the symlink or the path in the data"
+            ) from None
         if not self.allow_outside and not full.is_relative_to(self.base):
             raise _Problem(f"path {value!r} leads out of the dataset's folder {self.base}", hint)
         return full
@@ -339,7 +370,10 @@ class ContentResolver:
                 f"file {value!r} not found (looked for {path})",
                 f"paths are relative to the dataset's folder {self.base}",
             ) from None
-        key = (str(path), stat.st_mtime_ns, stat.st_size)
+        if not S_ISREG(stat.st_mode):  # a FIFO or a device would be read forever
+            raise _Problem(f"cannot read file {value!r} ({path}): not a regular file")
+        _check_file_size(stat.st_size, kind, f"file {value!r}")  # before reading it whole
+        key = (kind, str(path), stat.st_mtime_ns, stat.st_size)  # a PDF is no image
         known = self._memo.get(key)
         if known is not None and (declared is None or declared == known.media_type):
             self._memo.move_to_end(key)
@@ -349,9 +383,13 @@ class ContentResolver:
         except OSError as err:
             raise _Problem(f"cannot read file {value!r} ({path}): {err.strerror or err}") from None
         media = self._bytes(data, kind, declared, f"file {value!r}")
+        size = len(media.text or "")
+        if size > _MEMO_TEXT // 8:  # a big text document is read again when named again
+            return media
         self._memo[key] = media
-        if len(self._memo) > _MEMO:
-            self._memo.popitem(last=False)
+        self._memo_text += size
+        while len(self._memo) > _MEMO or self._memo_text > _MEMO_TEXT:
+            self._memo_text -= len(self._memo.popitem(last=False)[1].text or "")
         return media
 
     def _base64(self, value: Any, kind: str, declared: Any) -> _Media:
@@ -432,6 +470,23 @@ class ContentResolver:
         return blob_ref(sha, b64_len, facts)
 
 
+def _check_file_size(size: int, kind: str, what: str) -> None:
+    """Refuse a file too large for its block by its size alone, unread: an image over
+    the base64 limit, a document over a request's bytes (the same messages as
+    ``_bytes``)."""
+    if kind == "image" and b64_length(size) > MAX_IMAGE_BASE64_BYTES:
+        raise _Problem(
+            f"{what} is {b64_length(size):,} bytes in base64; the API takes at most "
+            f"{MAX_IMAGE_BASE64_BYTES:,} per image",
+            "compress or scale the image down",
+        )
+    if kind == "document" and size > MAX_PDF_BYTES:
+        raise _Problem(
+            f"{what} is {size:,} bytes; a request may hold at most {MAX_PDF_BYTES:,}",
+            "split the document",
+        )
+
+
 def _only(raw: dict[str, Any], allowed: set[str]) -> None:
     extra = sorted(k for k in raw if k not in allowed)
     if extra:
@@ -460,6 +515,27 @@ def _document_block(media: _Media) -> dict[str, Any]:
     else:
         source = {"type": "base64", "media_type": PDF_MEDIA_TYPE, "data": media.ref}
     return {"type": "document", "source": source}
+
+
+_OVERSIZED = ("downsize", "error")
+
+
+def _with_transformations(block: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
+    """An API-shaped image block's ``transformations`` (SDK ``ImageTransformationsParam``:
+    ``{oversized_image?: downsize | error}``), checked and kept."""
+    value = raw.get("transformations")
+    if value is None:
+        return block
+    if not (
+        isinstance(value, dict)
+        and set(value) <= {"oversized_image"}
+        and value.get("oversized_image", "downsize") in _OVERSIZED
+    ):
+        raise _Problem(
+            f"transformations {value!r}: expected {{oversized_image: downsize}} or "
+            "{oversized_image: error}"
+        )
+    return {**block, "transformations": dict(value)}
 
 
 def _with_cache_control(block: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:

@@ -46,7 +46,7 @@ from batchmark.config._tokens import (
     prefix_units,
     request_prefix_tokens,
 )
-from batchmark.runs._blobs import sent_size
+from batchmark.runs._blobs import count_refs, sent_size
 from batchmark.runs._content import BlobSink, ContentResolver
 from batchmark.runs._datasets import iter_rows
 from batchmark.runs._keys import (
@@ -244,13 +244,14 @@ def expand(spec: EvalSpec, *, blobs: BlobSink | None = None) -> Iterator[Request
     content = ContentResolver(spec, blobs)
     for row in iter_rows(spec):
         slug = row_slug(row.id)
-        rendered: dict[str, tuple[str | None, list[dict[str, Any]]]] = {}
+        rendered: dict[str, tuple[str | None, list[dict[str, Any]], int]] = {}
         for pair in pairs:
             name = pair.variant.name
             if name not in rendered:
                 system_text, messages = pair.variant.render(row)
-                rendered[name] = (system_text, content.messages(messages, name, row.id))
-            system_text, messages = rendered[name]
+                messages = content.messages(messages, name, row.id)
+                rendered[name] = (system_text, messages, content.refs)
+            system_text, messages, refs = rendered[name]
             params = dict(pair.head)
             system = pair.system if pair.system is not None else system_text
             if system:
@@ -272,6 +273,15 @@ def expand(spec: EvalSpec, *, blobs: BlobSink | None = None) -> Iterator[Request
                     "nested too deeply or holds a number JSON cannot carry",
                     "fix the row's data (its conversation or tools)",
                 ) from None
+            if count_refs(pbytes) != refs:
+                raise RenderError(
+                    str(spec.path),
+                    name,
+                    row.id,
+                    "a string of the request reads as a blob reference (a NUL character, "
+                    "then 'blob:' and a sha256), which batchmark uses for image and PDF data",
+                    "remove the NUL character from the data; give images as image blocks",
+                )
             size = sent_size(pbytes) or len(pbytes)
             model_key = pair.model.key
             for epoch in epochs:
