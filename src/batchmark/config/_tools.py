@@ -32,10 +32,9 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import yaml
+from batchmark.scorers._json import load_schema_file, parse_json_or_yaml
 
 __all__ = [
     "TOOL_CHOICE_KEYS",
@@ -263,27 +262,10 @@ def output_format(schema: Mapping[str, Any]) -> dict[str, Any]:
     return {"type": _SCHEMA_FORMAT, "schema": schema}
 
 
-def read_data_file(path: Path) -> Any:
-    """A JSON file, or YAML for ``.yaml`` / ``.yml``; raises ``ValueError`` naming it."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ValueError(f"file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ValueError(f"cannot read {path}: {err}") from None
-    return parse_data(text, path)
-
-
-def parse_data(text: str, path: Path) -> Any:
-    """``read_data_file``'s parsing of text already read."""
-    try:
-        if path.suffix.lower() in (".yaml", ".yml"):
-            return yaml.safe_load(text)
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not JSON: {err.msg} (line {err.lineno})") from None
-    except yaml.YAMLError as err:
-        raise ValueError(f"{path}: not YAML: {err}") from None
+read_data_file = load_schema_file
+"""A JSON file, or YAML for ``.yaml`` / ``.yml``; raises ``ValueError`` naming it."""
+parse_data = parse_json_or_yaml
+"""``read_data_file``'s parsing of text already read."""
 
 
 def _kind(value: Any) -> str:

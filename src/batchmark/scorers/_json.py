@@ -31,7 +31,13 @@ from batchmark.scorers._base import (
     short,
 )
 
-__all__ = ["JsonSchema", "extract_json", "first_balanced_object", "load_schema_file"]
+__all__ = [
+    "JsonSchema",
+    "extract_json",
+    "first_balanced_object",
+    "load_schema_file",
+    "parse_json_or_yaml",
+]
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 _MAX_OBJECT_STARTS = 16
@@ -151,13 +157,20 @@ def _fenced(text: str) -> str | None:
 
 
 def load_schema_file(path: Path) -> Any:
-    """Read a schema file (JSON, or YAML for ``.yaml``/``.yml``); raises ``ValueError``."""
+    """Read a JSON file (YAML for ``.yaml``/``.yml``): a schema, tools; raises
+    ``ValueError`` naming it."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ValueError(f"file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as err:
         raise ValueError(f"cannot read {path}: {err}") from None
+    return parse_json_or_yaml(text, path)
+
+
+def parse_json_or_yaml(text: str, path: Path) -> Any:
+    """``load_schema_file``'s parsing of text already read (``path`` decides YAML and
+    names the file in errors)."""
     try:
         if path.suffix.lower() in (".yaml", ".yml"):
             return yaml.safe_load(text)
