@@ -210,11 +210,20 @@ def iter_run_folders(root: Path) -> Iterator[RunFolder]:
         yield RunFolder(path)
 
 
+LATEST = "latest"
+"""The run reference of the newest run under a results root (``latest:EVAL``: of one eval)."""
+
+
 def resolve_run(ref: str | os.PathLike[str], root: Path) -> RunFolder:
-    """A run id (searched under ``root``) or a run folder's path -> its RunFolder."""
+    """A run id (searched under ``root``), a run folder's path, ``latest`` (the newest run
+    under ``root``, by run id: ids start with their creation time) or ``latest:EVAL`` (the
+    newest of one eval) -> its RunFolder. A folder of that name wins over ``latest``."""
     path = Path(ref)
     if (path / "run.json").is_file():
         return RunFolder(path.resolve())
+    name = str(ref)
+    if name == LATEST or name.startswith(f"{LATEST}:"):
+        return _latest(root, name.partition(":")[2] or None)
     matches = [f for f in iter_run_folders(root) if f.id == str(ref)]
     if len(matches) == 1:
         return matches[0]
@@ -224,4 +233,17 @@ def resolve_run(ref: str | os.PathLike[str], root: Path) -> RunFolder:
     raise RunNotFound(
         f"no run {str(ref)!r}: not a run folder (no run.json) and no run with that id under "
         f"{root}; `batchmark status --results {root}` lists the runs"
+    )
+
+
+def _latest(root: Path, eval_name: str | None) -> RunFolder:
+    runs = [
+        f for f in iter_run_folders(root) if eval_name is None or f.path.parent.name == eval_name
+    ]
+    if runs:
+        return max(runs, key=lambda f: f.id)
+    of = f" of eval {eval_name!r}" if eval_name else ""
+    raise RunNotFound(
+        f"no run{of} under {root} yet, so `latest` names none; `batchmark status --results "
+        f"{root}` lists the runs"
     )
