@@ -224,3 +224,13 @@ def test_schema_request_without_an_output_format_is_invalid() -> None:
     scorer = build_scorers([{"json_schema": {"schema": "request"}}], base_dir=Path("."))[0]
     result = scorer.score(ctx('{"name": "Ada"}', {}))
     assert result.invalid and "asked for no structured output" in result.explanation
+
+
+def test_a_file_name_under_schema_is_one_error_pointing_to_schema_file(tmp_path: Path) -> None:
+    """Issue 17: `schema: file.json` gave three union errors (dict, bool, 'request')."""
+    with pytest.raises(ConfigError) as caught:
+        build_scorers([{"json_schema": {"schema": "file.json"}}], base_dir=tmp_path)
+    message = str(caught.value)
+    assert "not a file name ('file.json')" in message
+    assert "dict[str,any]" not in message and "valid boolean" not in message
+    assert "hint: for a file write `schema_file: file.json`" in message

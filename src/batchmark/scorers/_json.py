@@ -19,7 +19,7 @@ import orjson
 import yaml
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError, best_match
-from pydantic import Field, PrivateAttr, ValidationInfo, model_validator
+from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from batchmark.scorers._base import (
     Score,
@@ -203,6 +203,20 @@ class JsonSchema(ScorerOptions):
 
     _validator: Any = PrivateAttr(default=None)
     _request_validators: dict[bytes, Any] = PrivateAttr(default_factory=dict)
+
+    @field_validator("schema_", mode="before")
+    @classmethod
+    def _not_a_file_name(cls, value: Any) -> Any:
+        """A string other than ``request`` is a file name written under the wrong key:
+        one clear error instead of one per member of the union (issue 17)."""
+        if isinstance(value, str) and value != "request":
+            raise field_error(
+                "",  # the location is the field's already
+                f"`schema` takes the JSON Schema itself or `request`, not a file name "
+                f"({value[:60]!r})",
+                f"for a file write `schema_file: {value[:60]}`",
+            )
+        return value
 
     @model_validator(mode="after")
     def _load(self, info: ValidationInfo) -> JsonSchema:
