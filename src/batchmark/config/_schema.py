@@ -282,7 +282,11 @@ class MessageTemplate(_Model):
     """`user` or `assistant` (a final assistant message pre-fills the reply)."""
     content: Annotated[
         Annotated[str, Tag("<text>")] | Annotated[list[ContentBlock], Tag("<blocks>")],
-        Discriminator(_content_kind),
+        Discriminator(
+            _content_kind,
+            custom_error_type="content",
+            custom_error_message="expected a template string or a list of content blocks",
+        ),
     ]
     """The message text, a Jinja2 template; or a list of content blocks (`text`, `image`,
     `document`, see docs/content.md)."""
@@ -313,7 +317,11 @@ def _message_kind(value: Any) -> str:
 
 MessageEntry = Annotated[
     Annotated[MessageTemplate, Tag("<message>")] | Annotated[ConversationSlot, Tag("<slot>")],
-    Discriminator(_message_kind),
+    Discriminator(
+        _message_kind,
+        custom_error_type="message",
+        custom_error_message="expected {role, content} or {field: NAME}",
+    ),
 ]
 
 
