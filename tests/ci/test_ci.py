@@ -323,6 +323,21 @@ def test_gate_on_a_named_cell_checks_only_that_cell() -> None:
     )
 
 
+def test_ci_without_gates_passes_but_says_nothing_was_gated(
+    tmp_path: Path, results: Path, ci_cli: Any
+) -> None:
+    """Issue 17: a CI job with no gates passed silently."""
+    config = write_config(tmp_path / "cfg", ci={})
+
+    code, _, err = ci_cli("ci", str(config), "--emulate", "-q", "--results", str(results))
+
+    assert code == 0
+    assert "note: the config declares no gates under `ci.gates`" in err
+    gated = write_config(tmp_path / "gated")
+    code, _, err = ci_cli("ci", str(gated), "--emulate", "-q", "--results", str(results))
+    assert code == 0 and "declares no gates" not in err
+
+
 # --------------------------------------------------------------------------- exit 2
 
 

@@ -162,6 +162,8 @@ def _emit(result: CiResult, *, junit: Path | None, summary: Path | None) -> None
     _append_env_file("GITHUB_STEP_SUMMARY", text)
     _append_env_file("GITHUB_OUTPUT", f"run_id={result.run_id}\nexit_code={result.exit_code}\n")
     console = stdout_console()
+    for note in result.notes:
+        echo(f"note: {note}", err=True)
     if result.gates:
         table = Table(title=f"gates · run {result.run_id}", title_justify="left")
         for col in ("result", "scorer", "check", "cell", "detail"):
