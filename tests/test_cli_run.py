@@ -242,6 +242,15 @@ def test_status_json_of_one_run_includes_its_batches(finished_run: str, results:
     run = json.loads(shown.stdout)
     assert run["state"] == "complete"
     assert [b["status"] for b in run["batches"]] == ["ended", "ended"]  # candidates, judge
+    assert run["emulated"] is True
+
+
+def test_status_marks_an_emulated_run(finished_run: str, results: Path) -> None:
+    """Issue 17: an emulated run looked real in `status`."""
+    listed = CliRunner().invoke(cli, ["status", "--results", str(results)])
+    assert listed.exit_code == 0 and "(emulated)" in listed.stdout, listed.output
+    one = CliRunner().invoke(cli, ["status", finished_run, "--results", str(results)])
+    assert one.exit_code == 0 and "EMULATED: answers from batchmark's emulator" in one.stdout
 
 
 # --- help -------------------------------------------------------------------------------

@@ -39,9 +39,27 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, batch
         yield root, make_run(root, scorers=[INCLUDES, JUDGE])
 
 
+def _provenance(comparison: batchmark.Comparison) -> tuple[str, ...]:
+    """The notes about scorer configs (these runs are emulated: that note is tested apart)."""
+    return tuple(n for n in comparison.notes if not n.startswith("EMULATED"))
+
+
+def test_an_emulated_run_is_marked_in_the_report_and_the_comparison(
+    runs: tuple[Path, batchmark.Run],
+) -> None:
+    """Issue 17: an emulated run looked real in reports (an echo judge grades 1.0)."""
+    _, run = runs
+    (note,) = [n for n in batchmark.report(run).notes if n.startswith("EMULATED")]
+    assert "this run came from batchmark's emulator" in note
+    from batchmark.reports._render import render
+
+    assert "EMULATED" in render(batchmark.report(run), "html")
+    assert "EMULATED" in render(batchmark.report(run), "md")
+
+
 def test_a_run_scored_with_its_own_config_has_no_note(runs: tuple[Path, batchmark.Run]) -> None:
     _, run = runs
-    assert batchmark.report(run).notes == ()
+    assert _provenance(batchmark.report(run)) == ()
 
 
 def test_scoring_again_with_an_edited_scorer_is_noted_naming_that_scorer(tmp_path: Path) -> None:
@@ -50,7 +68,7 @@ def test_scoring_again_with_an_edited_scorer_is_noted_naming_that_scorer(tmp_pat
 
     batchmark.score(run, config=edited)
 
-    [note] = batchmark.report(run).notes
+    [note] = _provenance(batchmark.report(run))
     assert note.startswith(
         f"run {run.id}: the scores of 'grader' come from another config of that scorer "
         "than the run's (spec "
@@ -59,7 +77,7 @@ def test_scoring_again_with_an_edited_scorer_is_noted_naming_that_scorer(tmp_pat
     assert "\n" not in note
 
     batchmark.score(run)  # with the run's own config again
-    assert batchmark.report(run).notes == ()
+    assert _provenance(batchmark.report(run)) == ()
 
 
 def test_scores_of_a_scorer_the_run_config_lacks_are_noted(tmp_path: Path) -> None:
@@ -68,7 +86,7 @@ def test_scores_of_a_scorer_the_run_config_lacks_are_noted(tmp_path: Path) -> No
 
     batchmark.score(run, config=edited, scorers=["exact_match"])
 
-    assert batchmark.report(run).notes == (
+    assert _provenance(batchmark.report(run)) == (
         f"run {run.id}: the scores of 'exact_match' come from a scorer that is not in the "
         "run's config",
     )
@@ -78,7 +96,7 @@ def test_the_note_shows_in_every_format_and_in_the_command(tmp_path: Path) -> No
     run = make_run(tmp_path, scorers=[INCLUDES, JUDGE])
     batchmark.score(run, config=write_eval(tmp_path / "edited", scorers=[INCLUDES, strict(JUDGE)]))
     comparison = batchmark.report(run)
-    [note] = comparison.notes
+    [note] = _provenance(comparison)
 
     assert f"note: {note}" in render(comparison, "table", width=1000)
     assert f"> **note:** {note}" in render(comparison, "md")
@@ -95,7 +113,7 @@ def test_comparing_runs_scored_with_other_judge_settings_is_noted(
     _, first = runs
     second = make_run(tmp_path, scorers=[INCLUDES, strict(JUDGE)])
 
-    [note] = batchmark.compare([first, second]).notes
+    [note] = _provenance(batchmark.compare([first, second]))
     assert note.startswith("the scores of 'grader' come from different configs of that scorer ")
     assert first.id in note and second.id in note
     assert note.endswith("their differences mix scorer configs")
@@ -106,4 +124,4 @@ def test_comparing_runs_scored_alike_has_no_note(
 ) -> None:
     _, first = runs
     second = make_run(tmp_path, scorers=[INCLUDES, JUDGE])
-    assert batchmark.compare([first, second]).notes == ()
+    assert _provenance(batchmark.compare([first, second])) == ()

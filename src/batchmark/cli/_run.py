@@ -233,7 +233,7 @@ def status_command(run_ref: str | None, results: Path, fmt: str) -> None:
             table.add_column(col)
         for r in rows:
             table.add_row(
-                r["run"],
+                r["run"] + (" (emulated)" if r.get("emulated") else ""),
                 r["eval"],
                 f"{r['state']}, {r['waiting']}" if r.get("waiting") else r["state"],
                 *(fmt_int(r[k]) for k in ("total", "done", "failed", "in_flight", "pending")),
@@ -252,8 +252,9 @@ def status_command(run_ref: str | None, results: Path, fmt: str) -> None:
         click.echo(json.dumps(row, indent=2))
         return
     console = stdout_console()
+    emulated = ", EMULATED: answers from batchmark's emulator" if row["emulated"] else ""
     console.print(
-        f"run {row['run']} ({row['eval']}): {row['state']} — {row['done']} done, "
+        f"run {row['run']} ({row['eval']}{emulated}): {row['state']} — {row['done']} done, "
         f"{row['failed']} failed, {row['in_flight']} in flight, {row['pending']} queued "
         f"of {row['total']}"
     )
@@ -321,6 +322,7 @@ def _status_row(handle: Run) -> dict[str, Any]:
         "pending": s.pending,
         "waiting": s.waiting,
         "waiting_detail": s.waiting_detail,
+        "emulated": bool(handle.info.get("emulated")),
     }
 
 

@@ -30,10 +30,21 @@ __all__ = ["provenance_notes"]
 def provenance_notes(runs: Sequence[Run]) -> list[str]:
     """The notes about where the runs' stored scores come from (see the module docstring)."""
     stored = {run.id: run.score_specs() for run in runs}
-    notes = [note for run in runs for note in _run_notes(run, stored[run.id])]
+    notes = [_emulated_note(runs)] if any(run.info.get("emulated") for run in runs) else []
+    notes += [note for run in runs for note in _run_notes(run, stored[run.id])]
     if len(runs) > 1:
         notes += _across_runs(stored)
     return notes
+
+
+def _emulated_note(runs: Sequence[Run]) -> str:
+    """Emulated answers look like real ones in every table: say which runs they are."""
+    emulated = [run.id for run in runs if run.info.get("emulated")]
+    which = "this run" if len(runs) == 1 else "run " + ", ".join(emulated)
+    return (
+        f"EMULATED: the answers of {which} came from batchmark's emulator (scripted or echoed "
+        "text), not from a model; its scores say nothing about a model"
+    )
 
 
 def _run_notes(run: Run, stored: Mapping[str, list[str]]) -> list[str]:
