@@ -248,6 +248,10 @@ def test_regressed_variant_fails_min_max_drop_and_significant_drop_exit_1(
     assert "3 gate checks failed" in summary
     assert "| ❌ failed | includes | max_drop | claude-haiku-4-5 / edited |" in summary
     assert "drop 0.750 > max_drop 0.02" in summary
+    # Issue 17: the passed checks are folded away below the failures.
+    failures, folded = summary.split("<details><summary>", 1)
+    assert "❌ failed" in failures and "✅ passed" not in failures
+    assert folded.startswith("4 passed checks</summary>") and "✅ passed" in folded
     assert "### Differences vs baseline" in summary  # the comparison follows the gates
 
 

@@ -396,21 +396,34 @@ def markdown_summary(result: CiResult) -> str:
         return "\n".join(lines) + "\n"
     counts = {s: sum(g.status == s for g in result.gates) for s in ("passed", "failed", "skipped")}
     lines += ["", f"### Gates ({', '.join(f'{n} {s}' for s, n in counts.items())})", ""]
-    order = {"failed": 0, "skipped": 1, "passed": 2}
-    rows = [
-        [
-            f"{_ICON[g.status]} {g.status}",
-            g.scorer,
-            g.check,
-            g.cell,
-            fmt_number(g.value),
-            fmt_number(g.threshold),
-            g.message,
-        ]
-        for g in sorted(result.gates, key=lambda g: order[g.status])
-    ]
     header = ["result", "scorer", "check", "cell", "value", "threshold", "detail"]
-    lines.append(_md_table(header, rows))
+
+    def table(gates: list[GateOutcome]) -> str:
+        rows = [
+            [
+                f"{_ICON[g.status]} {g.status}",
+                g.scorer,
+                g.check,
+                g.cell,
+                fmt_number(g.value),
+                fmt_number(g.threshold),
+                g.message,
+            ]
+            for g in gates
+        ]
+        return _md_table(header, rows)
+
+    # Failures first, then skips; the passed checks folded away (a CI summary of many
+    # cells would otherwise bury the one that failed).
+    order = {"failed": 0, "skipped": 1}
+    shown = sorted((g for g in result.gates if g.status != "passed"), key=lambda g: order[g.status])
+    passed = [g for g in result.gates if g.status == "passed"]
+    if shown:
+        lines.append(table(shown))
+    if passed:
+        checks = "check" if len(passed) == 1 else "checks"
+        lines += ["", f"<details><summary>{len(passed)} passed {checks}</summary>", ""]
+        lines += [table(passed), "", "</details>"]
     if result.comparison is not None:
         lines += ["", to_markdown(result.comparison).rstrip()]
     return "\n".join(lines) + "\n"
