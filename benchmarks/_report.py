@@ -1,4 +1,5 @@
-"""Shared by the benchmark scripts: the machine description and the README's blocks.
+"""Shared by the benchmark scripts: the machine description, the README's blocks, and
+running one phase in a fresh interpreter (``run_phase``).
 
 Each script owns one block of the top-level README's ``## Performance`` section::
 
@@ -18,10 +19,13 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib.metadata
+import json
 import os
 import platform
 import re
 import sqlite3
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -140,3 +144,13 @@ def write_block(name: str, body: Sequence[str], readme: Path = README) -> Path:
             pass
         raise
     return readme
+
+
+def run_phase(script: str, phase: str, config: Path, datasets_cache: Path) -> dict:
+    """Run ``script --child PHASE CONFIG`` in a fresh interpreter (its peak RSS is the
+    phase's own) with ``datasets_cache`` as its ``datasets`` cache, offline; the JSON
+    object the child printed last."""
+    cmd = [sys.executable, script, "--child", phase, str(config)]
+    env = {**os.environ, "HF_DATASETS_CACHE": str(datasets_cache), "HF_DATASETS_OFFLINE": "1"}
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
+    return json.loads(out.stdout.strip().splitlines()[-1])

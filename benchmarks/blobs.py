@@ -34,8 +34,6 @@ import json
 import os
 import resource
 import struct
-import subprocess
-import sys
 import tempfile
 import time
 import zlib
@@ -224,10 +222,7 @@ def child(phase: str, config: Path) -> None:
 
 
 def run_child(phase: str, config: Path) -> dict:
-    cmd = [sys.executable, __file__, "--child", phase, str(config)]
-    env = {**os.environ, "HF_DATASETS_CACHE": str(config.parent / "hf"), "HF_DATASETS_OFFLINE": "1"}
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return _report.run_phase(__file__, phase, config, config.parent / "hf")
 
 
 # --- report ------------------------------------------------------------------------------

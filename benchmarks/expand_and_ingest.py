@@ -34,10 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -208,11 +205,7 @@ def child(phase: str, config: Path) -> None:
 
 def run_child(phase: str, config: Path) -> dict:
     """Run one phase in a fresh interpreter with its own, empty ``datasets`` cache."""
-    cmd = [sys.executable, __file__, "--child", phase, str(config)]
-    cache = config.parent / f"hf-{phase}"
-    env = {**os.environ, "HF_DATASETS_CACHE": str(cache), "HF_DATASETS_OFFLINE": "1"}
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return _report.run_phase(__file__, phase, config, config.parent / f"hf-{phase}")
 
 
 # --- report ------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import yaml
 import batchmark
 from batchmark._errors import RenderError
 
+from ..media import png
 from .support import write_config
 
 # Answers with what it was sent: each message's role and content, as JSON.
@@ -345,22 +346,6 @@ def test_a_later_rows_conversation_with_too_many_breakpoints_is_refused(tmp_path
     assert not list((tmp_path / "r").glob("*/*/ledger.sqlite"))
 
 
-def _png(path: Path) -> bytes:
-    """A valid 2x1 PNG."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    raw = b"\x00" + b"\xff\x00\x00" * 2
-    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 1, 8, 2, 0, 0, 0))
-    png += chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
-    path.write_bytes(png)
-    return png
-
-
 def test_an_image_block_spec_in_a_rows_conversation_is_read_and_sent(tmp_path: Path) -> None:
     """A conversation from the data may name an image file beside the dataset (a block
     spec, docs/content.md): it is read, checked and sent as a base64 image block."""
@@ -372,10 +357,11 @@ def test_an_image_block_spec_in_a_rows_conversation_is_read_and_sent(tmp_path: P
         }
     ]
     config = _config(folder, [{"id": "i1", "chat": chat}])
-    png = _png(folder / "red.png")
+    image_bytes = png(2, 1)
+    (folder / "red.png").write_bytes(image_bytes)
     run = batchmark.run(config, results=tmp_path / "r", emulate=True)
     (message,) = _sent(run)["i1"]
     image, text = message[1]
     assert image["type"] == "image" and image["source"]["media_type"] == "image/png"
-    assert base64.b64decode(image["source"]["data"]) == png
+    assert base64.b64decode(image["source"]["data"]) == image_bytes
     assert text == {"type": "text", "text": "Colour?"}
