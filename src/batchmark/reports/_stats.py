@@ -225,14 +225,18 @@ def _estimate(
     clusters: Sequence[Hashable] | None,
     confidence: float,
     dist: Dist | None,
+    *,
+    wilson_ok: bool = True,
 ) -> MeanCI:
+    """``mean_ci`` of an array; ``wilson_ok=False``: always ``mean ± q · SE`` (paired
+    differences keep their paired method)."""
     n = len(x)
     if n == 0:
         return MeanCI(_NAN, _NAN, _NAN, _NAN, 0, 0 if clusters is not None else None)
     mean = float(x.mean())
     se, g = _se(x, clusters)
     df = (g if g is not None else n) - 1
-    if bounded(x) and (g is None or g >= 2):
+    if wilson_ok and bounded(x) and (g is None or g >= 2):
         # Wilson: z without clusters (the textbook interval), t with G-1 df with them.
         kind = dist or ("t" if g is not None else "normal")
         q = critical_value(confidence, dist=kind, df=df)
@@ -424,17 +428,14 @@ def paired_diff(
     xa = _as_array(a[i] for i in shared)
     xb = _as_array(b[i] for i in shared)
     labels = None if clusters is None else [clusters[i] for i in shared]
-    d = xa - xb
+    est = _estimate(xa - xb, labels, confidence, dist, wilson_ok=False)
     n = len(shared)
-    mean = float(d.mean()) if n else _NAN
-    se, g = _se(d, labels) if n else (_NAN, 0 if labels is not None else None)
-    half = critical_value(confidence, dist=dist or "t", df=(g if g is not None else n) - 1) * se
-    low, high = mean - half, mean + half
+    low, high = est.ci_low, est.ci_high
     if bounded(xa) and bounded(xb):
         low, high = max(low, -1.0), min(high, 1.0)
     return PairedDiff(
-        mean=mean,
-        se=se,
+        mean=est.mean,
+        se=est.se,
         ci_low=low,
         ci_high=high,
         n=n,
@@ -443,7 +444,7 @@ def paired_diff(
         correlation=pearson(xa, xb),
         only_a=only_a,
         only_b=only_b,
-        n_clusters=g,
+        n_clusters=est.n_clusters,
     )
 
 
