@@ -87,6 +87,12 @@ def print_summary(handle: Run, console: Console | None = None) -> None:
 @click.option("--emulate", is_flag=True, help="Run offline against the bundled emulator.")
 @base_url_option
 @click.option("--no-cache", is_flag=True, help="Ignore the response cache: send every request.")
+@click.option(
+    "--refresh",
+    is_flag=True,
+    help="Send again what the response cache holds from before this run and replace it "
+    "with the new answers (--no-cache neither reads nor writes the cache).",
+)
 @click.option("--detach", is_flag=True, help="Submit the batches, print the run id and exit.")
 @max_cost_option
 @poll_option
@@ -98,6 +104,7 @@ def run_command(
     emulate: bool,
     base_url: str | None,
     no_cache: bool,
+    refresh: bool,
     detach: bool,
     max_cost: float | None,
     poll_interval: float | None,
@@ -105,6 +112,11 @@ def run_command(
     quiet: bool,
 ) -> None:
     """Expand CONFIG into batch requests, submit them and collect every result."""
+    if no_cache and refresh:
+        raise click.UsageError(
+            "--no-cache and --refresh: choose one (--refresh sends again and stores the new "
+            "answers; --no-cache sends again and stores nothing)"
+        )
     spec = load_config(config, allow_external_code=allow_external_code)
     with progress_display(quiet) as update:
         handle = run(
@@ -113,6 +125,7 @@ def run_command(
             emulate=emulate,
             base_url=base_url,
             use_cache=not no_cache,
+            refresh=refresh,
             detach=detach,
             on_progress=update,
             poll_interval=poll_interval,

@@ -145,6 +145,7 @@ def run(
     base_url: str | None = None,
     api_key: str | None = None,
     use_cache: bool = True,
+    refresh: bool = False,
     detach: bool = False,
     on_progress: ProgressFn | None = None,
     poll_interval: float | None = None,
@@ -160,7 +161,9 @@ def run(
     else ``ANTHROPIC_API_KEY`` (``Endpoint.resolve``). ``on_created`` is called with the
     new run before anything is submitted (the CLI prints its id, so an interrupted run
     can be resumed). ``max_cost`` (USD) refuses, before anything is written or sent, a
-    run whose estimated maximum cost is over it (``BudgetExceeded``).
+    run whose estimated maximum cost is over it (``BudgetExceeded``). ``refresh`` sends
+    again every request the response cache answered before the run started and replaces
+    those entries with the new answers (``use_cache=False`` neither reads nor writes it).
     """
     spec = config if isinstance(config, EvalSpec) else load_config(config)
     endpoint = Endpoint.resolve(emulate=emulate, base_url=base_url, api_key=api_key, config=spec)
@@ -169,6 +172,7 @@ def run(
         endpoint,
         results=results,
         use_cache=use_cache,
+        refresh=refresh,
         detach=detach,
         on_progress=on_progress,
         poll_interval=poll_interval,
@@ -183,6 +187,7 @@ def start_run(
     *,
     results: str | os.PathLike[str] = DEFAULT_RESULTS,
     use_cache: bool = True,
+    refresh: bool = False,
     detach: bool = False,
     on_progress: ProgressFn | None = None,
     poll_interval: float | None = None,
@@ -198,8 +203,10 @@ def start_run(
         )
     _check_scorer_variables(spec, spec.build_scorers())
     if max_cost is not None:
-        _check_budget(spec, max_cost, Path(results), endpoint, use_cache)
-    folder = _create_run_folder(Path(results), spec, endpoint, use_cache=use_cache)
+        _check_budget(spec, max_cost, Path(results), endpoint, use_cache and not refresh)
+    folder = _create_run_folder(
+        Path(results), spec, endpoint, use_cache=use_cache, refresh=use_cache and refresh
+    )
     handle = Run(folder)
     if on_created is not None:
         on_created(handle)
@@ -228,7 +235,7 @@ def _check_budget(
 
 
 def _create_run_folder(
-    root: Path, spec: EvalSpec, endpoint: Endpoint, *, use_cache: bool
+    root: Path, spec: EvalSpec, endpoint: Endpoint, *, use_cache: bool, refresh: bool = False
 ) -> RunFolder:
     """Expand into a hidden folder, then rename: a failed expansion, or a request the
     API would refuse (``RequestChecks``, as ``validate``), leaves nothing.
@@ -250,9 +257,11 @@ def _create_run_folder(
             **endpoint.record(),
             "use_cache": use_cache,
         }
+        if refresh:  # answers cached before now are sent again (also by a resume)
+            info["cache_fresh_after"] = time.time()
         RunFolder(partial).write_info(info)
         ledger = Ledger(partial / "ledger.sqlite")
-        cache = ResponseCache(endpoint.cache_path(root)) if use_cache else None
+        cache = _open_cache(endpoint.cache_path(root), info)
         checks = RequestChecks(spec)  # what validate refuses, run refuses before sending
         try:
             _insert_requests(
@@ -273,6 +282,14 @@ def _create_run_folder(
     final = root / spec.name / run_id
     os.replace(partial, final)
     return RunFolder(final)
+
+
+def _open_cache(path: Path, info: dict[str, Any]) -> ResponseCache | None:
+    """The response cache as run.json says the run uses it: not at all (``--no-cache``),
+    or only its entries written since the run started (``--refresh``)."""
+    if not info.get("use_cache", True):
+        return None
+    return ResponseCache(path, fresh_after=info.get("cache_fresh_after"))
 
 
 @contextlib.contextmanager
@@ -332,9 +349,8 @@ def _drive(
         stack.callback(client.close)
         ledger = Ledger(folder.ledger_path)
         stack.callback(ledger.close)
-        cache = None
-        if info.get("use_cache", True):
-            cache = ResponseCache(live.cache_path(folder.results_root))
+        cache = _open_cache(live.cache_path(folder.results_root), info)
+        if cache is not None:
             stack.callback(cache.close)
         claims = _claims(folder, live)
         stack.callback(claims.close)

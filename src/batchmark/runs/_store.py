@@ -43,11 +43,18 @@ CACHE_DIRNAME = ".cache"
 
 
 class ResponseCache(Transactions):
-    """Succeeded responses keyed by the hash of the full request content."""
+    """Succeeded responses keyed by the hash of the full request content.
 
-    def __init__(self, path: Path) -> None:
+    ``fresh_after`` (a ``time.time()``): only entries written since then are served, older
+    ones are as good as absent and are replaced by the new answers (``run --refresh``: a
+    run sends again what the cache held before it started, yet still takes an answer
+    another run, or its own earlier process, collected since).
+    """
+
+    def __init__(self, path: Path, *, fresh_after: float | None = None) -> None:
         """Open (or create) the cache; a damaged file, a full disk or a folder that cannot
         be written is a ``StoreError`` naming the file (and ``--no-cache``)."""
+        self.fresh_after = fresh_after
         with store_errors(path):
             path.parent.mkdir(parents=True, exist_ok=True)
             self.db = connect_store(path)
@@ -74,11 +81,13 @@ class ResponseCache(Transactions):
 
     def get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
+        fresh = "" if self.fresh_after is None else " AND created_at >= ?"
+        extra = () if self.fresh_after is None else (self.fresh_after,)
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            sql = f"SELECT cache_key, data FROM responses WHERE cache_key IN ({marks})"
-            for key, data in self.db.execute(sql, chunk):
+            sql = f"SELECT cache_key, data FROM responses WHERE cache_key IN ({marks}){fresh}"
+            for key, data in self.db.execute(sql, (*chunk, *extra)):
                 found[key] = orjson.loads(data)
         return found
 
