@@ -119,6 +119,7 @@ def _register() -> None:
     import importlib
 
     for name in (
+        "_cache",
         "_ci",
         "_doctor",
         "_emulator",
