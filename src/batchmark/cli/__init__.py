@@ -36,7 +36,7 @@ def cli() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user mistakes print one message and exit with its code."""
     try:
-        rc = cli.main(args=argv, standalone_mode=False)
+        rc = cli.main(args=argv, prog_name="batchmark", standalone_mode=False)
     except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort
         sys.exit(_stopped("interrupted", EXIT_SIGINT))
     except Terminated:

@@ -27,6 +27,7 @@ from batchmark.ci._ci import (
 from batchmark.cli import cli
 from batchmark.cli._common import (
     allow_external_code_option,
+    complete_run_ref,
     echo,
     max_cost_option,
     note_run,
@@ -47,6 +48,7 @@ _STYLE = {"passed": "green", "failed": "bold red", "skipped": "dim", "incomplete
     "--resume",
     "resume_ref",
     metavar="RUN",
+    shell_complete=complete_run_ref,
     default=None,
     help="Continue the run of an earlier `ci` that exited 3, instead of starting one.",
 )
@@ -202,7 +204,7 @@ def baseline_group() -> None:
 
 
 @baseline_group.command("save")
-@click.argument("run_ref", metavar="RUN")
+@click.argument("run_ref", metavar="RUN", shell_complete=complete_run_ref)
 @click.argument("name")
 @results_option
 def baseline_save_command(run_ref: str, name: str, results: Path) -> None:

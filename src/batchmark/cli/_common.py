@@ -24,6 +24,7 @@ from batchmark.runs._run import Run, command_ref
 __all__ = [
     "allow_external_code_option",
     "base_url_option",
+    "complete_run_ref",
     "echo",
     "fmt_int",
     "forget_run",
@@ -82,6 +83,28 @@ max_cost_option = click.option(
     metavar="USD",
     help="Refuse to submit if the estimated maximum cost (USD, batch prices) is over this.",
 )
+
+
+def complete_run_ref(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[click.shell_completion.CompletionItem]:
+    """Shell completion of a RUN: the run ids under ``--results`` (as typed so far, else
+    ``results/``), newest first, and ``latest`` / ``latest:EVAL``. Never fails: a root
+    that cannot be read completes nothing."""
+    from click.shell_completion import CompletionItem
+
+    from batchmark.runs._store import LATEST, iter_run_folders
+
+    root = ctx.params.get("results") or Path("results")
+    try:
+        folders = list(iter_run_folders(Path(root)))
+    except OSError:
+        return []
+    evals = sorted({f.eval_name for f in folders})
+    refs = [(LATEST, "the newest run")]
+    refs += [(f"{LATEST}:{name}", f"the newest run of {name}") for name in evals]
+    refs += [(f.id, f.eval_name) for f in reversed(folders)]
+    return [CompletionItem(ref, help=why) for ref, why in refs if ref.startswith(incomplete)]
 
 
 def _stderr_console() -> Console:

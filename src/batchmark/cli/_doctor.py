@@ -10,12 +10,12 @@ from rich.table import Table
 from rich.text import Text
 
 from batchmark.cli import cli
-from batchmark.cli._common import format_option, results_option, stdout_console
+from batchmark.cli._common import complete_run_ref, format_option, results_option, stdout_console
 from batchmark.runs._doctor import Diagnosis, diagnose
 
 
 @cli.command("doctor")
-@click.argument("run_ref", metavar="RUN")
+@click.argument("run_ref", metavar="RUN", shell_complete=complete_run_ref)
 @results_option
 @click.option(
     "--base-url",

@@ -10,7 +10,7 @@ import click
 
 from batchmark._terminal import SafeConsole
 from batchmark.cli import cli
-from batchmark.cli._common import echo, note_run, results_option, stdout_console
+from batchmark.cli._common import complete_run_ref, echo, note_run, results_option, stdout_console
 from batchmark.reports._compare import Comparison, compare
 from batchmark.reports._render import FORMATS, render, render_terminal
 from batchmark.runs._run import open_run
@@ -81,7 +81,7 @@ def _emit(comparison: Comparison, fmt: str, output: Path | None) -> None:
 
 
 @cli.command("report")
-@click.argument("run_ref", metavar="RUN")
+@click.argument("run_ref", metavar="RUN", shell_complete=complete_run_ref)
 @click.option(
     "--baseline",
     metavar="VARIANT|MODEL",
@@ -112,7 +112,9 @@ def report_command(
 
 
 @cli.command("compare")
-@click.argument("run_refs", metavar="RUN [RUN ...]", nargs=-1, required=True)
+@click.argument(
+    "run_refs", metavar="RUN [RUN ...]", nargs=-1, required=True, shell_complete=complete_run_ref
+)
 @click.option(
     "--baseline",
     metavar="RUN|VARIANT|MODEL",

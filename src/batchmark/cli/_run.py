@@ -15,6 +15,7 @@ from batchmark.cli import cli
 from batchmark.cli._common import (
     allow_external_code_option,
     base_url_option,
+    complete_run_ref,
     echo,
     fmt_int,
     format_option,
@@ -184,7 +185,7 @@ def _check_losses(handle: Run, status: Any) -> None:
 
 
 @cli.command("resume")
-@click.argument("run_ref", metavar="RUN")
+@click.argument("run_ref", metavar="RUN", shell_complete=complete_run_ref)
 @results_option
 @run_base_url_option
 @poll_option
@@ -228,7 +229,7 @@ def resume_command(
 
 
 @cli.command("status")
-@click.argument("run_ref", metavar="[RUN]", required=False)
+@click.argument("run_ref", metavar="[RUN]", required=False, shell_complete=complete_run_ref)
 @results_option
 @format_option(["table", "json"], "Output for people (table) or programs (json).")
 def status_command(run_ref: str | None, results: Path, fmt: str) -> None:
@@ -340,7 +341,7 @@ def _status_row(handle: Run) -> dict[str, Any]:
 
 
 @cli.command("cancel")
-@click.argument("run_ref", metavar="RUN")
+@click.argument("run_ref", metavar="RUN", shell_complete=complete_run_ref)
 @results_option
 @run_base_url_option
 def cancel_command(run_ref: str, results: Path, base_url: str | None) -> None:

@@ -13,6 +13,7 @@ from rich.text import Text
 from batchmark.cli import cli
 from batchmark.cli._common import (
     allow_external_code_option,
+    complete_run_ref,
     format_option,
     note_run,
     progress_display,
@@ -67,7 +68,7 @@ def print_scores(handle: Run, console: Console | None = None) -> None:
 
 
 @cli.command("score")
-@click.argument("run_ref", metavar="RUN")
+@click.argument("run_ref", metavar="RUN", shell_complete=complete_run_ref)
 @click.option(
     "--config",
     type=click.Path(dir_okay=False, path_type=Path),
