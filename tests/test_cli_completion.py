@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from click.shell_completion import BashComplete
 
 import batchmark
