@@ -104,8 +104,10 @@ def test_only_shared_items_are_paired_and_the_rest_reported() -> None:
     assert (d["n"], d["n_only_candidate"], d["n_only_baseline"]) == (4, 1, 1)
     assert (d["mean"], d["mean_baseline"], d["diff"]) == (0.75, 0.75, 0.0)
     assert d["se"] == pytest.approx(se)
-    t = scipy.stats.t.ppf(0.975, 3)  # paired: t with n - 1 df, within [-1, 1]
-    assert (d["ci_low"], d["ci_high"]) == pytest.approx((max(-1, -t * se), min(1, t * se)))
+    # Pass/fail pairs: Bonett-Price, one gained (f) and one lost (g) of n = 4:
+    # p1 = p2 = 2/6, centre 0, half z * sqrt((2/6 + 2/6 - 0) / 6).
+    half = scipy.stats.norm.ppf(0.975) * math.sqrt((4 / 6) / 6)
+    assert (d["ci_low"], d["ci_high"]) == pytest.approx((-half, half))
     assert d["corr"] == pytest.approx(-1 / 3)
     assert d["mde"] == pytest.approx((1.959964 + 0.841621) * se)
     assert not d["significant"]

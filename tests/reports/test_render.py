@@ -83,7 +83,7 @@ differences vs baseline
 ┏━━━━━━━┳━━━━━━━━━┳━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━┳━━━━━━┳━━━┳━━━━━━━┳━━━━━━━┳━━━━━━━━━━━┓
 ┃ model ┃ variant ┃ scorer ┃  Δ vs baseline [95% CI] ┃ sig ┃ corr ┃ n ┃   MDE ┃   +/- ┃ McNemar p ┃
 ┡━━━━━━━╇━━━━━━━━━╇━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━╇━━━━━━╇━━━╇━━━━━━━╇━━━━━━━╇━━━━━━━━━━━┩
-│ m     │ new     │ exact  │ +0.750 [+0.363, +1.000] │   ▲ │    – │ 8 │ 0.459 │ +6/-0 │     0.031 │
+│ m     │ new     │ exact  │ +0.750 [+0.189, +1.000] │   ▲ │    – │ 8 │ 0.459 │ +6/-0 │     0.031 │
 └───────┴─────────┴────────┴─────────────────────────┴─────┴──────┴───┴───────┴───────┴───────────┘
 changed items
 ┏━━━━━━━┳━━━━━━━━━┳━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━┓
@@ -111,10 +111,11 @@ def test_markdown_marks_significant_differences() -> None:
     md = to_markdown(synthetic())
     assert "### Scores (epochs reduced by mean · 95% CI)" in md
     # 6 of 8 pass: Wilson [0.409, 0.929] (it was 0.750 [0.429, 1.071], past 1); the
-    # paired difference, t with 7 df, is clipped to 1: [0.363, 1.137] -> [0.363, 1.000].
+    # paired difference of pass/fail items, Bonett-Price with f=6, g=0, n=8: centre
+    # 7/10 - 1/10 = 0.6, half 1.96 * sqrt((0.8 - 0.36) / 10) = 0.411 -> [0.189, 1.000].
     assert "| m | new | 0.750 [0.409, 0.929] n=8 |" in md
     assert (
-        "| m | new | exact | **+0.750 [+0.363, +1.000]** | ▲ | – | 8 | 0.459 | +6/-0 | 0.031 |"
+        "| m | new | exact | **+0.750 [+0.189, +1.000]** | ▲ | – | 8 | 0.459 | +6/-0 | 0.031 |"
         in md
     )
     assert "| m | new | exact |  | q0, q1, q2, q3, q4, q5 |" in md
@@ -217,6 +218,6 @@ def test_html_marks_a_significant_difference_and_keeps_the_axis_within_0_1() -> 
     from batchmark.reports._render import render
 
     html = render(synthetic(), "html")
-    assert 'class="up significant"' in html  # 6 of 8 improved: +0.750 [+0.363, +1.000]
+    assert 'class="up significant"' in html  # 6 of 8 improved: +0.750 [+0.189, +1.000]
     # Wilson intervals stay inside [0, 1]: the chart's axis ends at 1 (it ran to 1.25).
     assert ">1.25<" not in html and ">1.00<" in html

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from batchmark.reports._stats import (
     Z95,
     binom_two_sided_half,
+    bonett_price,
     critical_value,
     item_diff,
     item_scores,
@@ -516,3 +517,59 @@ def test_a_paired_difference_of_0_1_scores_stays_inside_minus_1_1() -> None:
     assert diff.ci_high == 1.0 and diff.ci_low > -1.0  # 0.75 + 3.18 · 0.25 would be 1.55
     wide = paired_diff({0: 2.0, 1: 2.0, 2: 2.0, 3: 1.0}, {0: 0.0, 1: 0.0, 2: 0.0, 3: 1.0})
     assert wide.ci_high > 2.0  # outside [0, 1]: not clipped
+
+
+def test_bonett_price_matches_the_published_example() -> None:
+    """vcmeta::se.prop.ps(16, 64, 5, 15) (Bonett & Price 2012's adjusted estimate and
+    SE): estimate 0.5784314, SE 0.05953213; the interval is estimate ± z · SE."""
+    z = scipy.stats.norm.ppf(0.975)
+    low, high = bonett_price(64, 5, 100, z)
+    assert (low + high) / 2 == pytest.approx(0.5784314, abs=1e-7)
+    assert (high - low) / (2 * z) == pytest.approx(0.05953213, abs=1e-8)
+    # The same through paired_diff on 100 pass/fail items: 16 both, 64 gained, 5 lost.
+    a = {i: 1 if i < 80 else 0 for i in range(100)}
+    b = {i: 1 if i < 16 or 80 <= i < 85 else 0 for i in range(100)}
+    diff = paired_diff(a, b)
+    assert diff.method == "bonett-price" and diff.mean == pytest.approx(0.59)
+    assert (diff.ci_low, diff.ci_high) == pytest.approx((low, high))
+
+
+def test_every_item_changing_the_same_way_is_not_false_certainty() -> None:
+    """Issue 17: 16 of 16 items failing after a change read -1.000 [-1.000, -1.000]."""
+    diff = paired_diff({i: 0 for i in range(16)}, {i: 1 for i in range(16)})
+    assert diff.mean == -1.0 and diff.ci_low == -1.0
+    assert -0.8 < diff.ci_high < -0.6  # a width, and still clearly a regression
+    assert diff.significant
+
+
+@pytest.mark.parametrize(
+    ("n", "both", "gain", "loss", "t_falls_short"),
+    [
+        (16, 0.8, 0.1, 0.0, True),  # few items change, all one way: t covers ~81%
+        (10, 0.6, 0.1, 0.0, True),
+        (20, 0.5, 0.1, 0.1, False),
+        (30, 0.6, 0.15, 0.05, False),
+        (50, 0.2, 0.3, 0.1, False),
+    ],
+)
+def test_bonett_price_keeps_nominal_coverage_where_t_falls_short(
+    n: int, both: float, gain: float, loss: float, t_falls_short: bool
+) -> None:
+    """Seeded: 4,000 simulated paired pass/fail comparisons per setting (Monte Carlo
+    error about 0.35%). Bonett-Price holds the true difference ``gain - loss`` at least
+    about 95% of the time (conservative at small n); the plain ``d̄ ± t · SE`` interval
+    falls far short when few items change, all the same way."""
+    rng = np.random.default_rng(n)
+    z = scipy.stats.norm.ppf(0.975)
+    t = scipy.stats.t.ppf(0.975, n - 1)
+    draws = rng.multinomial(n, [both, gain, loss, 1 - both - gain - loss], size=4000)
+    truth = gain - loss
+    held = plain = 0
+    for _, f, g, _ in draws:
+        low, high = bonett_price(int(f), int(g), n, z)
+        held += low <= truth <= high
+        d = np.array([1.0] * int(f) + [-1.0] * int(g) + [0.0] * (n - int(f) - int(g)))
+        half = t * d.std(ddof=1) / math.sqrt(n)
+        plain += d.mean() - half <= truth <= d.mean() + half
+    assert held / 4000 >= 0.943
+    assert (plain / 4000 < 0.9) == t_falls_short

@@ -65,6 +65,7 @@ DIFF_COLUMNS = [
     "improved",
     "regressed",
     "p_value",
+    "ci_method",
 ]
 ITEM_COLUMNS = [
     *CELL,
@@ -443,6 +444,7 @@ def compare_scores(
                 "improved": len(changed["improved"]),
                 "regressed": len(changed["regressed"]),
                 "p_value": p_value,
+                "ci_method": d.method,
             }
         )
         for change in ("regressed", "improved"):

@@ -202,7 +202,10 @@ def wilson(p: float, n: float, q: float) -> tuple[float, float]:
     denominator = 1.0 + q2 / n
     centre = (p + q2 / (2.0 * n)) / denominator
     half = q * math.sqrt(max(p * (1.0 - p), 0.0) / n + q2 / (4.0 * n * n)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # At p = 0 (p = 1) the bound is exactly 0 (1); rounding must not lift it off the mean.
+    low = 0.0 if p <= 0.0 else min(max(0.0, centre - half), p)
+    high = 1.0 if p >= 1.0 else max(min(1.0, centre + half), p)
+    return low, high
 
 
 def _effective_n(x: np.ndarray, mean: float, se: float, clustered: bool) -> float:
@@ -363,6 +366,7 @@ class PairedDiff:
     only_a: tuple[Hashable, ...]
     only_b: tuple[Hashable, ...]
     n_clusters: int | None = None
+    method: str = "t"  # how the interval was formed: ``t``, ``normal`` or ``bonett-price``
 
     @property
     def n_only_a(self) -> int:
@@ -423,6 +427,10 @@ def paired_diff(
     removes the item difficulty both share: ``Var(d) = Var(a) + Var(b) - 2 Cov(a, b)``.
     When both sides' scores lie in [0, 1], the difference does in [-1, 1], and so is
     its interval (clipped).
+
+    Pass/fail on both sides without clusters (and ``dist`` not forced): the Bonett–Price
+    adjusted interval (:func:`bonett_price`) instead, which keeps a width when every
+    item changed the same way (``d̄ ± q · SE`` is then ``[d̄, d̄]``: false certainty).
     """
     shared, only_a, only_b = _split_ids(a, b)
     xa = _as_array(a[i] for i in shared)
@@ -431,7 +439,14 @@ def paired_diff(
     est = _estimate(xa - xb, labels, confidence, dist, wilson_ok=False)
     n = len(shared)
     low, high = est.ci_low, est.ci_high
+    method = est.method
     if bounded(xa) and bounded(xb):
+        if labels is None and dist is None and n and _binary(xa) and _binary(xb):
+            gained = int(np.sum((xa == 1.0) & (xb == 0.0)))
+            lost = int(np.sum((xa == 0.0) & (xb == 1.0)))
+            q = critical_value(confidence, dist="normal")
+            low, high = bonett_price(gained, lost, n, q)
+            method = "bonett-price"
         low, high = max(low, -1.0), min(high, 1.0)
     return PairedDiff(
         mean=est.mean,
@@ -445,7 +460,20 @@ def paired_diff(
         only_a=only_a,
         only_b=only_b,
         n_clusters=est.n_clusters,
+        method=method,
     )
+
+
+def bonett_price(f: int, g: int, n: int, q: float) -> tuple[float, float]:
+    """The interval of a difference of paired proportions ``(f - g) / n`` from ``f``
+    items that pass only on side a and ``g`` only on side b, of ``n`` pairs (Bonett &
+    Price 2012, the adjusted Wald interval; among those Fagerland, Lydersen & Laake 2014
+    recommend): ``p̃₁ = (f+1)/(n+2)``, ``p̃₂ = (g+1)/(n+2)``, ``(p̃₁ - p̃₂) ± q ·
+    √((p̃₁ + p̃₂ - (p̃₁ - p̃₂)²) / (n+2))``, clipped to [-1, 1]. Never of zero width."""
+    p1, p2 = (f + 1) / (n + 2), (g + 1) / (n + 2)
+    centre = p1 - p2
+    half = q * math.sqrt(max(p1 + p2 - centre * centre, 0.0) / (n + 2))
+    return max(-1.0, centre - half), min(1.0, centre + half)
 
 
 @dataclass(frozen=True, slots=True)
