@@ -106,22 +106,6 @@ def saved(tmp_path: Path, results: Path) -> Path:
     return save_baseline(run, "main", results=results)
 
 
-@pytest.fixture
-def ci_cli(capsys: pytest.CaptureFixture[str]) -> Iterator[Any]:
-    """``ci_cli(*args) -> (exit code, stdout, stderr)`` through the real entry point."""
-    import batchmark.cli._ci  # noqa: F401  (registers `ci` and `baseline` until cli wires it)
-    from batchmark.cli import main
-
-    def invoke(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        with pytest.raises(SystemExit) as exited:
-            main(list(args))
-        out, err = capsys.readouterr()
-        return int(exited.value.code or 0), out, err
-
-    yield invoke
-
-
 # --------------------------------------------------------------------------- baselines
 
 
@@ -525,7 +509,7 @@ def test_example_workflow_is_valid_and_emulates_only_in_its_dry_run_job() -> Non
     gate = "\n".join(s.get("run", "") for s in jobs["pr-gate"]["steps"])
     assert "batchmark ci configs/quickstart.yaml --baseline quickstart" in gate
     assert "--wait-timeout" in gate and "batchmark ci --resume" in gate
-    assert "batchmark compare" in "\n".join(
+    assert "batchmark ci configs/upgrade.yaml" in "\n".join(
         s.get("run", "") for s in jobs["model-upgrade"]["steps"]
     )
 
