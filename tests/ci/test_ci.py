@@ -489,6 +489,32 @@ def test_shipped_quickstart_baseline_passes_out_of_the_box(tmp_path: Path, ci_cl
     assert "passed" in out
 
 
+def test_shipped_quickstart_gates_something_and_passes_against_the_shipped_baseline(
+    tmp_path: Path,
+) -> None:
+    """Issue 17: the quickstart had no `ci:` section, so the example workflow gated
+    nothing. Its own gates pass against the shipped baseline, saved from this config."""
+    for folder in ("configs", "evals"):
+        shutil.copytree(REPO / folder, tmp_path / folder)
+    shutil.copytree(REPO / "results" / "baselines", tmp_path / "results" / "baselines")
+
+    result = run_ci(
+        tmp_path / "configs" / "quickstart.yaml",
+        baseline="quickstart",
+        results=tmp_path / "results",
+        emulate=True,
+    )
+
+    assert result.exit_code == 0, markdown_summary(result)
+    # Gates declared, and the config unchanged since the baseline was saved (after editing
+    # configs/quickstart.yaml, save the baseline again: docs/ci.md).
+    assert result.notes == (), result.notes
+    checked = {(g.scorer, g.check) for g in result.gates if g.status == "passed"}
+    assert {scorer for scorer, _ in checked} == {"exact_match", "includes", "judge", "run"}
+    assert {check for _, check in checked} >= {"min", "max_drop", "significant_drop"}
+    assert not [g for g in result.gates if g.status != "passed"]
+
+
 def test_write_junit_escapes_messages(tmp_path: Path, results: Path, saved: Path) -> None:
     result = run_ci(write_config(tmp_path / "cand"), baseline="main", results=results, emulate=True)
     path = write_junit(result, tmp_path / "j.xml")
