@@ -164,6 +164,31 @@ def test_against_without_a_drop_check_is_a_config_error(tmp_path: Path) -> None:
         batchmark.load_config(config)
 
 
+def test_a_candidate_cell_the_current_model_cannot_pair_with_is_skipped_saying_why() -> None:
+    """The run holds scores of the candidate only (the current model's all failed, say)."""
+    import pandas as pd
+
+    from batchmark.ci._gates import apply_gates
+    from batchmark.config._schema import CiConfig
+    from batchmark.reports._compare import compare_scores
+
+    rows = [
+        {"run": "r", "model_key": "candidate", "variant": "a", "scorer": "x",
+         "custom_id": f"c{i}", "row_id": f"q{i}", "epoch": 0, "score": 1.0,
+         "passed": True, "invalid": False}
+        for i in range(3)
+    ]  # fmt: skip
+    tables = compare_scores(pd.DataFrame(rows), runs=["r"])
+    ci = CiConfig.model_validate({"gates": {"x": {"against": "model:current", "max_drop": 0}}})
+
+    [outcome] = apply_gates(
+        ci, tables.cells, tables.diffs, run="r", baseline=None, in_run={"current": None}
+    )
+
+    assert (outcome.status, outcome.cell) == ("skipped", "a: model candidate vs model current")
+    assert outcome.message == "model current has no x scores for variant a in this run to pair with"
+
+
 def test_shipped_upgrade_config_gates_the_candidate_against_the_current_model(
     tmp_path: Path,
 ) -> None:
