@@ -164,8 +164,9 @@ def test_against_without_a_drop_check_is_a_config_error(tmp_path: Path) -> None:
         batchmark.load_config(config)
 
 
-def test_a_candidate_cell_the_current_model_cannot_pair_with_is_skipped_saying_why() -> None:
-    """The run holds scores of the candidate only (the current model's all failed, say)."""
+def test_a_run_missing_one_of_the_two_models_says_so_in_the_gate() -> None:
+    """Scores of the candidate only (the current model's requests all failed, say): its
+    drop checks are skipped, saying why; of the current model only: the gate fails."""
     import pandas as pd
 
     from batchmark.ci._gates import apply_gates
@@ -187,6 +188,14 @@ def test_a_candidate_cell_the_current_model_cannot_pair_with_is_skipped_saying_w
 
     assert (outcome.status, outcome.cell) == ("skipped", "a: model candidate vs model current")
     assert outcome.message == "model current has no x scores for variant a in this run to pair with"
+
+    # The other way round: only the current model has scores, nothing is gated: a failure.
+    only_current = compare_scores(pd.DataFrame(rows).assign(model_key="current"), runs=["r"])
+    [outcome] = apply_gates(
+        ci, only_current.cells, only_current.diffs, run="r", baseline=None, in_run={}
+    )
+    assert outcome.status == "failed"
+    assert outcome.message == "no x scores in this run for model other than current"
 
 
 def test_shipped_upgrade_config_gates_the_candidate_against_the_current_model(

@@ -86,8 +86,9 @@ def apply_gates(
         if gate.variant is not None:
             mine = mine[mine["variant"] == gate.variant]
         if mine.empty:
+            models = gate.model or (ref and f"other than {ref}")
             where = ", ".join(
-                f"{k} {v}" for k, v in (("model", gate.model), ("variant", gate.variant)) if v
+                f"{k} {v}" for k, v in (("model", models), ("variant", gate.variant)) if v
             )
             out.append(
                 GateOutcome(
