@@ -181,6 +181,21 @@ def test_unknown_baseline_lists_what_there_is() -> None:
         compare_scores(UNEVEN, baseline="zz")
 
 
+def test_a_baseline_named_with_its_kind_picks_that_axis() -> None:
+    """`model:m` is model m, also where a variant is named m (a bare `m` is the variant)."""
+    import pandas as pd
+
+    df = scores_frame({("m", "q1"): 1, ("m", "q2"): 0, ("x", "q1"): 1, ("x", "q2"): 1})
+    df = pd.concat([df, df.assign(model_key="n", score=1.0, passed=True)], ignore_index=True)
+
+    assert compare_scores(df, baseline="m").baseline == "variant:m"
+    by_model = compare_scores(df, baseline="model:m")
+    assert by_model.baseline == "model:m"
+    pairs = by_model.diffs[["model_key", "baseline_model_key"]].drop_duplicates()
+    assert pairs.values.tolist() == [["n", "m"]]
+    assert compare_scores(df, baseline="variant:x").baseline == "variant:x"
+
+
 def test_baseline_may_be_the_other_variant() -> None:
     d = one(compare_scores(UNEVEN, baseline="b").diffs, variant="a")
     assert (d["baseline_variant"], d["n_only_candidate"], d["n_only_baseline"]) == ("b", 1, 1)

@@ -5,7 +5,9 @@ eval free), compares its per-item scores with the baseline's (paired, as
 ``compare_scores`` does for runs), applies the config's ``ci.gates`` and returns a
 ``CiResult`` whose ``exit_code`` is the documented one: 0 pass, 1 a gate failed, 3
 incomplete (still in flight after ``wait_timeout``, or more failed requests than
-``ci.max_failed_fraction``). ``resume_ci(run)`` finishes an incomplete one.
+``ci.max_failed_fraction``). ``resume_ci(run)`` finishes an incomplete one. A gate
+``against: model:KEY`` compares the run's other models with model KEY of the same run
+instead of the baseline (a model upgrade gated in one run, no baseline needed).
 ``write_junit`` and ``markdown_summary`` format a result; ``write_reports`` leaves
 ``ci.json``, ``ci-summary.md`` and ``ci-report.html`` in the run folder.
 
@@ -88,6 +90,11 @@ class CiResult:
     """What to keep in mind reading the comparison (the config changed since the
     baseline; the baseline's answers came from the emulator and the run's did not, or
     the other way round)."""
+    against: tuple[str, ...] = ()
+    """The model keys gates compared the run's other models with (``against: model:KEY``)."""
+    in_run: tuple[Comparison, ...] = ()
+    """The run's models against each of ``against`` that ``comparison`` is not already
+    (it is the first when there is no baseline)."""
     reports: tuple[Path, ...] = field(default=(), compare=False)
 
     @property
@@ -254,7 +261,13 @@ def evaluate(
             state="incomplete",
             reason=f"{waiting:,} of {status.total:,} requests not ended yet",
         )
-    comparison = ci_comparison(handle, baseline)
+    against = ci.against_models()
+    scored = {cell["model"] for cell in handle.score_summary()} if against else set()
+    comparable = [key for key in against if key in scored]
+    comparison = ci_comparison(handle, baseline, against=comparable[0] if comparable else None)
+    in_run = {key: comparison for key in comparable if comparison.baseline == f"model:{key}"}
+    for key in comparable:
+        in_run.setdefault(key, report(handle, baseline=f"model:{key}"))
     label = comparison.runs[-1]
     gates = apply_gates(
         ci,
@@ -262,6 +275,7 @@ def evaluate(
         comparison.diffs,
         run=label,
         baseline=baseline.label if baseline else None,
+        in_run={key: in_run[key].diffs if key in in_run else None for key in against},
     )
     fraction = status.failed / status.total if status.total else 0.0
     over = fraction > ci.max_failed_fraction + EPS
@@ -293,6 +307,8 @@ def evaluate(
         comparison=comparison,
         reason=reason,
         failed_fraction=fraction,
+        against=tuple(against),
+        in_run=tuple(c for c in in_run.values() if c is not comparison),
     )
 
 
@@ -325,13 +341,16 @@ def _notes(info: dict[str, Any], baseline: Baseline | None, config_hash: str | N
     return tuple(notes)
 
 
-def ci_comparison(handle: Run, baseline: Baseline | None) -> Comparison:
+def ci_comparison(
+    handle: Run, baseline: Baseline | None, *, against: str | None = None
+) -> Comparison:
     """The run's cells against the baseline's (the baseline is "run" ``baseline:<name>``).
 
-    Without a baseline: the run's own report (variants compared with the first).
+    Without a baseline: the run's own report, its models against model ``against`` when
+    given (it must have scores in the run), else its variants against the first.
     """
     if baseline is None:
-        return report(handle)
+        return report(handle, baseline=None if against is None else f"model:{against}")
     import pandas as pd
 
     from batchmark.reports._compare import _empty_scores, _samples
@@ -379,9 +398,17 @@ def _headline(result: CiResult) -> str:
     return f"batchmark ci {result.eval}: passed"
 
 
+def model_pairs(result: CiResult) -> list[str]:
+    """``model A vs model B`` for each pair of models the gates compared inside the run."""
+    pairs = dict.fromkeys((g.model_key, g.against) for g in result.gates if g.against)
+    if not pairs:  # incomplete: no checks yet, but the gates' reference models are known
+        return [f"models vs model {key}" for key in result.against]
+    return [f"model {a} vs model {b}" for a, b in pairs]
+
+
 def markdown_summary(result: CiResult) -> str:
     """GitHub-flavoured Markdown: the verdict, the gates (failures first), the comparison."""
-    from batchmark.reports._render import _md_table, to_markdown
+    from batchmark.reports._render import _md_cell, _md_table, to_markdown
 
     lines = [f"## {_ICON[result.state]} {_headline(result)}", ""]
     against = (
@@ -390,6 +417,9 @@ def markdown_summary(result: CiResult) -> str:
         else " (no baseline)"
     )
     lines.append(f"Run `{result.run_id}`{against}; exit code {result.exit_code}.")
+    if versus := model_pairs(result):
+        pairs = "; ".join(f"**{_md_cell(v)}**" for v in versus)
+        lines.append(f"Compared inside the run, paired by item: {pairs}.")
     lines += [f"Note: {note}." for note in result.notes]
     if result.state == "incomplete" and result.comparison is None:
         lines += ["", f"Continue it with `batchmark ci --resume {result.run_id}`."]
@@ -426,6 +456,10 @@ def markdown_summary(result: CiResult) -> str:
         lines += [table(passed), "", "</details>"]
     if result.comparison is not None:
         lines += ["", to_markdown(result.comparison).rstrip()]
+    for comparison in result.in_run:
+        key = (comparison.baseline or "").removeprefix("model:")
+        lines += ["", f"## In this run: models vs model `{_md_cell(key)}`"]
+        lines += ["", to_markdown(comparison).rstrip()]
     return "\n".join(lines) + "\n"
 
 
@@ -439,6 +473,7 @@ def write_junit(result: CiResult, path: str | os.PathLike[str]) -> Path:
         ("exit_code", str(result.exit_code)),
         ("baseline", result.baseline or ""),
         ("baseline_run", result.baseline_run or ""),
+        ("compared_in_run", "; ".join(model_pairs(result))),
     ):
         ET.SubElement(props, "property", name=key, value=value)
     failures = skipped = errors = 0
@@ -485,6 +520,7 @@ def result_dict(result: CiResult) -> dict[str, Any]:
         "reason": result.reason,
         "baseline": result.baseline,
         "baseline_run": result.baseline_run,
+        "against_models": list(result.against),
         "notes": list(result.notes),
         "failed_fraction": result.failed_fraction,
         "gates": [
@@ -493,6 +529,7 @@ def result_dict(result: CiResult) -> dict[str, Any]:
                 "check": g.check,
                 "model_key": g.model_key,
                 "variant": g.variant,
+                "against_model": g.against,
                 "status": g.status,
                 "value": g.value,
                 "threshold": g.threshold,

@@ -3,12 +3,13 @@
 ``apply_gates(ci, cells, diffs, run=..., baseline=...)`` is pure: it reads the cells and
 diffs tables of a comparison (``batchmark.reports._compare``) and returns one ``GateOutcome``
 per check per cell — ``min`` on the cell's mean, ``max_drop`` and ``significant_drop``
-on its paired difference from the baseline. docs/ci.md describes the checks.
+on its paired difference from the baseline, or, for a gate ``against: model:KEY``, from
+model KEY's cell of the same variant in the same run. docs/ci.md describes the checks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,8 @@ class GateOutcome:
     ``check`` is ``min``, ``max_drop``, ``significant_drop`` or, for the run as a whole
     (``scorer`` ``run``), ``max_failed_fraction``. ``value`` is what was measured (the
     mean, the drop, the CI's upper bound, the failed fraction) against ``threshold``.
+    ``against`` is the model key a drop check compared with inside the run (``None``: the
+    baseline, or no comparison).
     """
 
     scorer: str
@@ -41,10 +44,15 @@ class GateOutcome:
     value: float | None
     threshold: float | None
     message: str
+    against: str | None = None
 
     @property
     def cell(self) -> str:
-        return "all" if self.model_key is None else f"{self.model_key} / {self.variant}"
+        if self.model_key is None:
+            return "all"
+        if self.against is not None:
+            return f"{self.variant}: model {self.model_key} vs model {self.against}"
+        return f"{self.model_key} / {self.variant}"
 
     @property
     def name(self) -> str:
@@ -58,22 +66,29 @@ def apply_gates(
     *,
     run: str,
     baseline: str | None,
+    in_run: Mapping[str, pd.DataFrame | None] | None = None,
 ) -> list[GateOutcome]:
-    """The gates of ``ci`` on run ``run``'s cells (pure: two comparison tables in).
+    """The gates of ``ci`` on run ``run``'s cells (pure: comparison tables in).
 
     ``cells`` and ``diffs`` are ``Comparison.cells`` and ``.diffs``; ``baseline`` names
-    the baseline compared with (``None``: drop checks are skipped).
+    the baseline compared with (``None``: drop checks are skipped). ``in_run`` maps each
+    model key of ``ci.against_models()`` to the run's diffs against that model (``None``
+    when it has no scores in the run), for the gates ``against: model:KEY``.
     """
     out: list[GateOutcome] = []
     for scorer, gate in ci.gate_list():
+        ref = gate.against_model
         mine = cells[(cells["run"] == run) & (cells["scorer"] == scorer)]
         if gate.model is not None:
             mine = mine[mine["model_key"] == gate.model]
+        elif ref is not None:  # every model but the one compared with
+            mine = mine[mine["model_key"] != ref]
         if gate.variant is not None:
             mine = mine[mine["variant"] == gate.variant]
         if mine.empty:
+            models = gate.model or (ref and f"other than {ref}")
             where = ", ".join(
-                f"{k} {v}" for k, v in (("model", gate.model), ("variant", gate.variant)) if v
+                f"{k} {v}" for k, v in (("model", models), ("variant", gate.variant)) if v
             )
             out.append(
                 GateOutcome(
@@ -91,6 +106,7 @@ def apply_gates(
         for cell in mine.to_dict("records"):
             key = (cell["model_key"], cell["variant"])
             outcome = _recorder(out, scorer, key)
+            drop_outcome = outcome if ref is None else _recorder(out, scorer, key, against=ref)
             mean = as_number(cell["mean"])
             if gate.min is not None:
                 if mean is None:
@@ -109,27 +125,34 @@ def apply_gates(
             checks = [(c, t) for c, t in checks if t is not None]
             if not checks:
                 continue
-            diff = _diff_of(diffs, run, scorer, key)
+            if ref is None:
+                table = diffs if baseline is not None else None
+                missing = "no baseline given (--baseline)"
+                unpaired = f"the baseline has no {scorer} scores for {key[0]} / {key[1]} to pair"
+                mine_is, theirs_is, delta = "mean", "vs baseline", "Δ"
+            else:
+                table = in_run.get(ref) if in_run is not None else None
+                missing = unpaired = (
+                    f"model {ref} has no {scorer} scores for variant {key[1]} in this run "
+                    "to pair with"
+                )
+                mine_is, theirs_is = f"model {key[0]} mean", f"vs model {ref}"
+                delta = f"model {key[0]} − model {ref}: Δ"
+            diff = None if table is None else _diff_of(table, run, scorer, key)
             for check, threshold in checks:
-                if baseline is None:
-                    outcome(check, "skipped", None, threshold, "no baseline given (--baseline)")
+                if table is None:
+                    drop_outcome(check, "skipped", None, threshold, missing)
                 elif diff is None or diff["n"] == 0:
-                    outcome(
-                        check,
-                        "skipped",
-                        None,
-                        threshold,
-                        f"the baseline has no {scorer} scores for {key[0]} / {key[1]} to pair",
-                    )
+                    drop_outcome(check, "skipped", None, threshold, unpaired)
                 elif check == "max_drop":
                     drop = -float(diff["diff"])
                     ok = drop <= threshold + EPS
-                    outcome(
+                    drop_outcome(
                         check,
                         "passed" if ok else "failed",
                         drop,
                         threshold,
-                        f"mean {fmt_number(diff['mean'])} vs baseline "
+                        f"{mine_is} {fmt_number(diff['mean'])} {theirs_is} "
                         f"{fmt_number(diff['mean_baseline'])}: "
                         f"drop {fmt_number(drop)} {'<=' if ok else '>'} max_drop {threshold:g} "
                         f"(n={int(diff['n'])})",
@@ -137,14 +160,14 @@ def apply_gates(
                 else:
                     high = as_number(diff["ci_high"])
                     if high is None:
-                        outcome(check, "skipped", None, -threshold, "95% CI undefined (n < 2)")
+                        drop_outcome(check, "skipped", None, -threshold, "95% CI undefined (n < 2)")
                         continue
                     ok = high >= -threshold - EPS
                     low = fmt_number(diff["ci_low"], sign=True)
-                    ci = f"Δ {fmt_number(diff['diff'], sign=True)} [95% CI {low}, "
+                    ci = f"{delta} {fmt_number(diff['diff'], sign=True)} [95% CI {low}, "
                     ci += f"{fmt_number(high, sign=True)}]"
                     verdict = "reaches" if ok else "lies entirely below"
-                    outcome(
+                    drop_outcome(
                         check,
                         "passed" if ok else "failed",
                         high,
@@ -155,12 +178,13 @@ def apply_gates(
 
 
 def _recorder(
-    out: list[GateOutcome], scorer: str, key: tuple[str, str]
+    out: list[GateOutcome], scorer: str, key: tuple[str, str], *, against: str | None = None
 ) -> Callable[[str, str, Any, float | None, str], None]:
     """``outcome(check, status, value, threshold, message)`` appending to ``out``."""
 
     def outcome(check: str, status: str, value: Any, threshold: float | None, msg: str) -> None:
-        out.append(GateOutcome(scorer, check, *key, status, as_number(value), threshold, msg))
+        value = as_number(value)
+        out.append(GateOutcome(scorer, check, *key, status, value, threshold, msg, against))
 
     return outcome
 

@@ -19,6 +19,7 @@ from batchmark.ci._ci import (
     CiResult,
     list_baselines,
     markdown_summary,
+    model_pairs,
     resume_ci,
     run_ci,
     save_baseline,
@@ -167,7 +168,8 @@ def _emit(result: CiResult, *, junit: Path | None, summary: Path | None) -> None
     for note in result.notes:
         echo(f"note: {note}", err=True)
     if result.gates:
-        table = Table(title=f"gates · run {result.run_id}", title_justify="left")
+        title = " · ".join([f"gates · run {result.run_id}", *model_pairs(result)])
+        table = Table(title=Text(title), title_justify="left")
         for col in ("result", "scorer", "check", "cell", "detail"):
             table.add_column(col)
         for g in result.gates:

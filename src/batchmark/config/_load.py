@@ -36,7 +36,7 @@ from yaml.composer import ComposerError
 from batchmark._errors import ConfigError, UnsafeConfig
 from batchmark._hooks import ALLOW_HINT, repository_root
 from batchmark.config._checks import LoadContext, resolve_path
-from batchmark.config._schema import EvalConfig, EvalSpec, RunSettings
+from batchmark.config._schema import AGAINST_MODEL, EvalConfig, EvalSpec, RunSettings
 from batchmark.config._tools import config_tool_problems, request_schema_problems
 from batchmark.scorers import ScorerSet, build_scorers
 from batchmark.scorers._set import scorer_files
@@ -420,7 +420,8 @@ def _duplicate_names(raw: dict[str, Any], root: yaml.Node | None) -> list[str]:
 
 
 def _ci_errors(raw: dict[str, Any], scorer_names: list[str], root: yaml.Node | None) -> list[str]:
-    """Gates name existing scorers, and their `model` / `variant` existing cells."""
+    """Gates name existing scorers, and their `model` / `variant` existing cells; a gate
+    `against: model:KEY` names a model key of the config other than its own `model`."""
     ci = raw.get("ci")
     gates = ci.get("gates") if isinstance(ci, dict) else None
     if not isinstance(gates, dict):
@@ -452,7 +453,35 @@ def _ci_errors(raw: dict[str, Any], scorer_names: list[str], root: yaml.Node | N
                 where = (*loc, i, key) if isinstance(entries, list) else (*loc, key)
                 hint = f"{what}s in this config: {', '.join(map(str, known_names))}"
                 errors.append(_problem(root, where, f"no {what} named {value!r}", hint))
+            where = (*loc, i, "against") if isinstance(entries, list) else (*loc, "against")
+            problem = _against_problem(gate, models)
+            if problem:
+                errors.append(_problem(root, where, *problem))
     return errors
+
+
+def _against_problem(gate: dict[str, Any], models: list[Any]) -> tuple[str, str] | None:
+    """(message, hint) when a gate's `against: model:KEY` cannot pair with anything."""
+    against = gate.get("against")
+    if not isinstance(against, str) or not against.startswith(AGAINST_MODEL):
+        return None  # absent, or a shape error the schema reports
+    key = against[len(AGAINST_MODEL) :].strip()
+    keys = ", ".join(map(str, models))
+    if key not in models:
+        return f"no model key named {key!r}", f"model keys in this config: {keys}"
+    if len(set(models)) < 2:
+        return (
+            f"model {key!r} is the only model of this config: there is no other model to "
+            "compare with it",
+            "add the candidate model under `models:` (e.g. `- {name: candidate, model: "
+            "NEW_ID}`), or leave `against` out to compare with a baseline",
+        )
+    if gate.get("model") == key:
+        return (
+            f"the gate's cells (`model: {key}`) are the model it compares with",
+            f"set `model` to the candidate model (model keys in this config: {keys})",
+        )
+    return None
 
 
 # --- error formatting ---------------------------------------------------------------

@@ -674,6 +674,10 @@ class EmulatorConfig(_Model):
         fail("expected a fault spec string or mapping")
 
 
+AGAINST_MODEL = "model:"
+"""Prefix of a gate's `against`: `model:KEY` compares with model KEY of the same run."""
+
+
 class Gate(_Model):
     """Checks on one scorer's cells that `batchmark ci` applies (see docs/ci.md).
 
@@ -685,15 +689,37 @@ class Gate(_Model):
     """Absolute minimum of the cell's mean score, e.g. `0.8`."""
     max_drop: float | None = Field(default=None, ge=0)
     """Largest allowed drop of the cell's mean against the baseline's same cell (on the
-    items both scored), e.g. `0.02`. Needs `--baseline`."""
+    items both scored), e.g. `0.02`. Needs `--baseline`, or `against`."""
     significant_drop: bool | float | None = None
     """Fail when the paired 95% CI of candidate - baseline lies entirely below
     `-tolerance`: `true` (tolerance 0) or the tolerance itself, e.g. `0.01`. Needs
-    `--baseline`."""
+    `--baseline`, or `against`."""
+    against: str | None = None
+    """What `max_drop` and `significant_drop` compare with: the baseline (default), or
+    `model:KEY`, model KEY of the same run: each other model's cell is paired with
+    KEY's cell of the same variant, item by item (a model upgrade gated in one run)."""
     model: str | None = Field(default=None, min_length=1)
     """Only the cells of this model key."""
     variant: str | None = Field(default=None, min_length=1)
     """Only the cells of this prompt variant."""
+
+    @field_validator("against")
+    @classmethod
+    def _against(cls, value: str | None) -> str | None:
+        if value is not None and (
+            not value.startswith(AGAINST_MODEL) or not value[len(AGAINST_MODEL) :].strip()
+        ):
+            fail(
+                f"expected `model:KEY` (a model key of this config), got {value!r}",
+                hint="e.g. `against: model:claude-haiku-4-5`; leave it out to compare "
+                "with the baseline (`--baseline`)",
+            )
+        return value
+
+    @property
+    def against_model(self) -> str | None:
+        """The model key of ``against: model:KEY``, else ``None`` (the baseline)."""
+        return None if self.against is None else self.against[len(AGAINST_MODEL) :].strip()
 
     @field_validator("significant_drop")
     @classmethod
@@ -708,6 +734,12 @@ class Gate(_Model):
             fail(
                 "a gate needs at least one of `min`, `max_drop` and `significant_drop`",
                 hint="e.g. `{min: 0.8, max_drop: 0.02, significant_drop: true}`",
+            )
+        if self.against is not None and self.max_drop is None and not self.enabled_significant:
+            fail(
+                "`against` sets what `max_drop` and `significant_drop` compare with, and "
+                "this gate has neither",
+                hint="e.g. `{against: model:claude-haiku-4-5, max_drop: 0.02}`",
             )
         return self
 
@@ -730,8 +762,8 @@ class CiConfig(_Model):
     """What `batchmark ci` checks: gates per scorer and the share of failed requests."""
 
     gates: dict[str, list[Gate]] = Field(default_factory=dict)
-    """Scorer name -> a gate `{min, max_drop, significant_drop, model, variant}`, or a list
-    of them (e.g. a `min` for every cell plus a stricter one for one model)."""
+    """Scorer name -> a gate `{min, max_drop, significant_drop, against, model, variant}`,
+    or a list of them (e.g. a `min` for every cell plus a stricter one for one model)."""
     max_failed_fraction: float = Field(default=DEFAULT_MAX_FAILED_FRACTION, ge=0, le=1)
     """Largest share of requests (candidates and judges) that may end without a response
     (errored, expired, canceled after every attempt). Above it the run counts as
@@ -750,6 +782,12 @@ class CiConfig(_Model):
     def gate_list(self) -> list[tuple[str, Gate]]:
         """(scorer, gate) pairs in config order."""
         return [(scorer, gate) for scorer, gates in self.gates.items() for gate in gates]
+
+    def against_models(self) -> list[str]:
+        """The model keys gates compare with inside the run (``against: model:KEY``), in
+        config order, each once."""
+        keys = (gate.against_model for _, gate in self.gate_list())
+        return list(dict.fromkeys(k for k in keys if k is not None))
 
 
 class EvalConfig(_Model):

@@ -162,7 +162,8 @@ def compare(
 ) -> Comparison:
     """Compare the cells of ``runs``: scores with 95% CIs, paired differences, cost.
 
-    ``baseline`` is a run id, a variant name or a model key (looked up in that order).
+    ``baseline`` is a run id, a variant name or a model key (looked up in that order), or
+    one of them named with its kind: ``run:ID``, ``variant:NAME``, ``model:KEY``.
     Default: with several runs, the first run; with one run, its first variant, or its
     first model when it has a single variant. ``reducer`` (``mean``, ``pass_at_k``,
     ``pass_hat_k``, with ``k``) reduces each item's epochs. ``cluster_field`` names a
@@ -514,7 +515,12 @@ def _resolve_baseline(
         if len(models) > 1:
             return "model_key", models[0]
         return None, None
-    for axis, names in (("run", runs), ("variant", variants), ("model_key", models)):
+    axes = (("run", runs), ("variant", variants), ("model_key", models))
+    for axis, names in axes:  # `model:KEY` (as `Comparison.baseline` reads) names the axis
+        label = f"{_AXIS_LABEL[axis]}:"
+        if baseline.startswith(label) and baseline[len(label) :] in names:
+            return axis, baseline[len(label) :]
+    for axis, names in axes:
         if baseline in names:
             return axis, baseline
     raise CompareError(
