@@ -14,11 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from batchmark._errors import BatchmarkError
 from batchmark.reports._compare import Comparison, _cost, compare_scores
-from batchmark.reports._numbers import fmt_number
 from batchmark.reports._provenance import EMULATED, provenance_notes
 from batchmark.reports._render import (
     _baseline_line,
-    _ci,
     _cost_rows,
     _html_table,
     _int,
@@ -27,6 +25,7 @@ from batchmark.reports._render import (
     _title,
     _usd,
     html_diff_table,
+    score_text,
 )
 
 if TYPE_CHECKING:
@@ -118,8 +117,7 @@ def _run_rows(cells: pd.DataFrame | None, cost: pd.DataFrame) -> tuple[list[str]
     scored: dict[tuple[str, str], dict[str, str]] = {}
     scorers: list[str] = []
     for c in [] if cells is None else cells.to_dict("records"):
-        text = f"{fmt_number(c['mean'])} {_ci(c['ci_low'], c['ci_high'])} n={c['n']}"
-        scored.setdefault((c["model_key"], c["variant"]), {})[c["scorer"]] = text
+        scored.setdefault((c["model_key"], c["variant"]), {})[c["scorer"]] = score_text(c)
         if c["scorer"] not in scorers:
             scorers.append(c["scorer"])
     header = ["model", "variant", "requests", "succeeded", "errored", *scorers, "batch $"]

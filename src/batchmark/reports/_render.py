@@ -96,17 +96,22 @@ def _title(comp: Comparison) -> str:
 # --------------------------------------------------------------------------- rows
 
 
+def score_text(cell: dict[str, Any]) -> str:
+    """One cell of the scores table: ``mean [low, high] n=N`` (and the invalid count)."""
+    text = f"{fmt_number(cell['mean'])} {_ci(cell['ci_low'], cell['ci_high'])} n={cell['n']}"
+    text = text.replace("  ", " ")
+    if cell["n_missing"]:
+        text += f" ({cell['n_missing']} invalid)"
+    return text
+
+
 def _score_rows(comp: Comparison) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the scores table: one row per cell, one column per scorer."""
     scorers = _scorers(comp)
     header = [*(["run"] if _multi_run(comp) else []), "model", "variant", *scorers]
     rows: dict[tuple, dict[str, str]] = {}
     for c in _records(comp.cells):
-        text = f"{fmt_number(c['mean'])} {_ci(c['ci_low'], c['ci_high'])} n={c['n']}"
-        text = text.replace("  ", " ")
-        if c["n_missing"]:
-            text += f" ({c['n_missing']} invalid)"
-        rows.setdefault((c["run"], c["model_key"], c["variant"]), {})[c["scorer"]] = text
+        rows.setdefault((c["run"], c["model_key"], c["variant"]), {})[c["scorer"]] = score_text(c)
     out = []
     for (run, model, variant), by_scorer in rows.items():
         head = [run] if _multi_run(comp) else []
