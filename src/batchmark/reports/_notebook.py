@@ -104,10 +104,17 @@ def run_html(run: Run) -> str:
 
 def _run_cells(run: Run) -> pd.DataFrame | None:
     """The run's score cells (mean, 95% CI, n per model x variant x scorer), or None."""
-    scores = run.scores_df()
+    import pandas as pd
+
+    # Only the columns the statistics read: no explanations or answers in memory.
+    keep = ("variant", "model_key", "scorer", "custom_id", "row_id", "epoch", "score")
+    records = (
+        {"run": run.id, **{k: s[k] for k in keep}, "passed": s["passed"], "invalid": s["invalid"]}
+        for s in run.scores()
+    )
+    scores = pd.DataFrame(records)
     if scores.empty:
         return None
-    scores.insert(0, "run", run.id)
     return compare_scores(scores, runs=[run.id]).cells
 
 
