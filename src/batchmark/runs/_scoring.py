@@ -358,8 +358,9 @@ def _scorer_rank(ledger: Ledger) -> tuple[str, list[str]]:
 
 
 def iter_scores(ledger: Ledger) -> Iterator[dict[str, Any]]:
-    """One record per (item, scorer), in grid order, with the spec hash of the scorer
-    config that made it (``None`` for scores stored before spec hashes were)."""
+    """One record per (item, scorer), in grid order and each item's scorers in the
+    config's order, with the spec hash of the scorer config that made it (``None`` for
+    scores stored before spec hashes were)."""
     rank, names = _scorer_rank(ledger)
     for row in ledger.db.execute(_SCORES_SQL.format(rank=rank), names):
         custom_id, variant, model_key, row_id, epoch, scorer, value, passed = row[:8]
