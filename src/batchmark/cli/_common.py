@@ -14,8 +14,17 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.progress import Progress as RichProgress
+from rich.table import Column
+from rich.text import Text
 
 from batchmark._terminal import SafeConsole, visible
 from batchmark.runs._batches import Progress
@@ -33,6 +42,7 @@ __all__ = [
     "note_run",
     "noted_run",
     "poll_option",
+    "progress_detail",
     "progress_display",
     "results_option",
     "run_base_url_option",
@@ -111,36 +121,61 @@ def _stderr_console() -> Console:
     return SafeConsole(stderr=True)
 
 
+PROGRESS_BAR_WIDTH = 10
+"""Characters of the progress bar: the line fits an 80-column terminal."""
+
+
+class _Detail(ProgressColumn):
+    """The request states and batches: the one column cut (with …) when the line is too
+    wide, so the counts and the elapsed time always show."""
+
+    def render(self, task: Task) -> Text:
+        return Text(task.fields.get("detail", ""), no_wrap=True, overflow="ellipsis")
+
+
+def progress_detail(p: Progress) -> str:
+    """The states of a run's requests, short: states with none are left out."""
+    in_flight = p.states.get("submitted", 0)
+    queued = p.states.get("pending", 0) + p.states.get("submitting", 0)
+    failed = p.states.get("failed", 0)
+    parts = [f"{n} {what}" for n, what in ((in_flight, "in flight"), (queued, "queued")) if n]
+    if failed:
+        parts.append(f"{failed} failed")
+    open_batches = sum(1 for b in p.batches if not b["collected"])
+    parts.append(f"batches {open_batches}/{len(p.batches)} open")
+    if p.waiting:
+        parts.append(p.waiting)
+    return " · ".join(parts)
+
+
 @contextlib.contextmanager
-def progress_display(quiet: bool) -> Iterator[Any]:
-    """A rich progress bar fed from the ledger's counts; a no-op when quiet."""
+def progress_display(quiet: bool, console: Console | None = None) -> Iterator[Any]:
+    """A rich progress bar fed from the ledger's counts; a no-op when quiet.
+
+    One line that fits 80 columns: ``requests ━━━━━━━━━━ 250/400 150 in flight ·
+    batches 2/2 open 0:00:07``; on a narrower terminal the states are cut, not the
+    counts or the time.
+    """
     if quiet:
         yield None
         return
-    console = _stderr_console()
+    console = console or _stderr_console()
+    whole = Column(no_wrap=True)
     bar = RichProgress(
-        TextColumn("[bold]requests"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[detail]}", markup=False),
-        TimeElapsedColumn(),
+        TextColumn("[bold]requests", table_column=whole),
+        BarColumn(bar_width=PROGRESS_BAR_WIDTH, table_column=Column(no_wrap=True)),
+        MofNCompleteColumn(table_column=Column(no_wrap=True)),
+        _Detail(),
+        TimeElapsedColumn(table_column=Column(no_wrap=True)),
         console=console,
         transient=False,
     )
     task = bar.add_task("requests", total=None, detail="expanding")
 
     def update(p: Progress) -> None:
-        open_batches = sum(1 for b in p.batches if not b["collected"])
-        detail = (
-            f"in flight {p.states.get('submitted', 0)} · queued "
-            f"{p.states.get('pending', 0) + p.states.get('submitting', 0)} · failed "
-            f"{p.states.get('failed', 0)} · batches {open_batches} open / {len(p.batches)}"
-        )
-        if p.waiting:
-            detail += f" · {p.waiting}"
         if not bar.live.is_started:
             bar.start()  # drawn from the first progress on: an early error prints alone
-        bar.update(task, total=p.total, completed=p.ended, detail=detail)
+        bar.update(task, total=p.total, completed=p.ended, detail=progress_detail(p))
 
     try:
         yield update

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from batchmark._errors import CompareError
 from batchmark.reports._numbers import as_number, is_missing
-from batchmark.reports._provenance import provenance_notes
+from batchmark.reports._provenance import EMULATED, provenance_notes
 
 if TYPE_CHECKING:  # pandas is imported when a comparison is made, not with the package
     import pandas as pd
@@ -135,6 +135,23 @@ class Comparison:
     cluster_field: str | None = None
     runs: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        """One line: the runs, the baseline, the table sizes and the notes' count."""
+        significant = int(self.diffs["significant"].sum()) if len(self.diffs) else 0
+        notes = f", {len(self.notes)} note(s)" if self.notes else ""
+        emulated = f", {EMULATED}" if any(n.startswith(EMULATED) for n in self.notes) else ""
+        return (
+            f"<Comparison of {', '.join(self.runs)}: baseline {self.baseline}, "
+            f"{len(self.cells)} cells, {len(self.diffs)} differences ({significant} "
+            f"significant), {len(self.items)} changed items{notes}{emulated}>"
+        )
+
+    def _repr_html_(self) -> str:
+        """The scores, differences and cost as HTML tables (Jupyter)."""
+        from batchmark.reports._notebook import comparison_html
+
+        return comparison_html(self)
 
 
 # --------------------------------------------------------------------------- reading

@@ -24,7 +24,10 @@ from batchmark._errors import BatchmarkError
 if TYPE_CHECKING:
     from batchmark.runs._run import Run
 
-__all__ = ["provenance_notes"]
+__all__ = ["EMULATED", "provenance_notes"]
+
+EMULATED = "EMULATED"
+"""The first word of the note about emulated runs (``EMULATED: ...``)."""
 
 
 def provenance_notes(runs: Sequence[Run]) -> list[str]:
@@ -42,7 +45,7 @@ def _emulated_note(runs: Sequence[Run]) -> str:
     emulated = [run.id for run in runs if run.info.get("emulated")]
     which = "this run" if len(runs) == 1 else "run " + ", ".join(emulated)
     return (
-        f"EMULATED: the answers of {which} came from batchmark's emulator (scripted or echoed "
+        f"{EMULATED}: the answers of {which} came from batchmark's emulator (scripted or echoed "
         "text), not from a model; its scores say nothing about a model"
     )
 

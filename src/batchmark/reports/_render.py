@@ -96,17 +96,22 @@ def _title(comp: Comparison) -> str:
 # --------------------------------------------------------------------------- rows
 
 
+def score_text(cell: dict[str, Any]) -> str:
+    """One cell of the scores table: ``mean [low, high] n=N`` (and the invalid count)."""
+    text = f"{fmt_number(cell['mean'])} {_ci(cell['ci_low'], cell['ci_high'])} n={cell['n']}"
+    text = text.replace("  ", " ")
+    if cell["n_missing"]:
+        text += f" ({cell['n_missing']} invalid)"
+    return text
+
+
 def _score_rows(comp: Comparison) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the scores table: one row per cell, one column per scorer."""
     scorers = _scorers(comp)
     header = [*(["run"] if _multi_run(comp) else []), "model", "variant", *scorers]
     rows: dict[tuple, dict[str, str]] = {}
     for c in _records(comp.cells):
-        text = f"{fmt_number(c['mean'])} {_ci(c['ci_low'], c['ci_high'])} n={c['n']}"
-        text = text.replace("  ", " ")
-        if c["n_missing"]:
-            text += f" ({c['n_missing']} invalid)"
-        rows.setdefault((c["run"], c["model_key"], c["variant"]), {})[c["scorer"]] = text
+        rows.setdefault((c["run"], c["model_key"], c["variant"]), {})[c["scorer"]] = score_text(c)
     out = []
     for (run, model, variant), by_scorer in rows.items():
         head = [run] if _multi_run(comp) else []
@@ -384,6 +389,22 @@ def _html_table(header: list[str], rows: list[list[str]], num_from: int, raw: bo
     return "".join(out)
 
 
+def html_diff_table(comp: Comparison) -> str:
+    """The differences table, a significant difference marked (class ``up``/``down``)."""
+    lead = 3 if _multi_run(comp) else 2
+    header, rows = _diff_rows(comp)
+    html_rows = []
+    for row in rows:
+        row = [_esc(c) for c in row]
+        mark = row[lead + 2]
+        if mark:
+            cls = "up" if mark == UP else "down"
+            row[lead + 1] = f'<span class="{cls}">{row[lead + 1]}</span>'
+            row[lead + 2] = f'<span class="{cls} significant">{mark}</span>'
+        html_rows.append(row)
+    return _html_table(header, html_rows, lead + 1, raw=True)
+
+
 def _svg_chart(comp: Comparison, scorer: str) -> str:
     """Mean and 95% CI of each cell for one scorer: a dot with an error bar per row."""
     cells = comp.cells[comp.cells["scorer"] == scorer]
@@ -494,18 +515,7 @@ def to_html(comp: Comparison, title: str = "batchmark report") -> str:
     for scorer in _scorers(comp):
         body += [f"<h3>{_esc(scorer)}</h3>", _svg_chart(comp, scorer)]
     if len(comp.diffs):
-        header, rows = _diff_rows(comp)
-        html_rows = []
-        for row in rows:
-            row = [_esc(c) for c in row]
-            mark = row[lead + 2]
-            if mark:
-                cls = "up" if mark == UP else "down"
-                row[lead + 1] = f'<span class="{cls}">{row[lead + 1]}</span>'
-                row[lead + 2] = f'<span class="{cls} significant">{mark}</span>'
-            html_rows.append(row)
-        body += ["<h2>Differences vs baseline</h2>"]
-        body.append(_html_table(header, html_rows, lead + 1, raw=True))
+        body += ["<h2>Differences vs baseline</h2>", html_diff_table(comp)]
     if len(comp.items):
         header, rows = _item_rows(comp)
         body += ["<h2>Changed items</h2>", _html_table(header, rows, len(header))]

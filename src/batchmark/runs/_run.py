@@ -19,6 +19,7 @@ import orjson
 from batchmark._errors import StoreError
 from batchmark.config._load import load_settings
 from batchmark.config._schema import EvalSpec, RunSettings, load_config
+from batchmark.runs._dataset_join import DatasetColumns, join_dataset
 from batchmark.runs._ledger import Ledger
 from batchmark.runs._responses import final_responses, summarize
 from batchmark.runs._states import WAIT_TEXT
@@ -70,6 +71,14 @@ class Run:
 
     def __repr__(self) -> str:
         return f"Run({self.id!r}, {str(self.path)!r})"
+
+    def _repr_html_(self) -> str:
+        """The run's state and, per model x variant, its counts, scores with their 95%
+        intervals and cost, as an HTML table (Jupyter); an emulated run is marked."""
+        # The one upward import (tests/test_layout.py): the tables are the reports'.
+        from batchmark.reports._notebook import run_html
+
+        return run_html(self)
 
     @property
     def id(self) -> str:
@@ -182,7 +191,14 @@ class Run:
         with self._ledger() as ledger:
             yield from final_responses(ledger)
 
-    def responses_df(self) -> pd.DataFrame:
+    def responses_df(self, *, dataset: DatasetColumns = False) -> pd.DataFrame:
+        """``responses()`` as a DataFrame, usage as token columns.
+
+        ``dataset=True`` joins every column of the run's dataset on ``row_id``;
+        ``dataset=["question", ...]`` only those (a name the frame already has gets the
+        suffix ``_dataset``). The dataset is the one the run's config snapshot names, read
+        as it is now: a ``DatasetError`` if it cannot be read or lost some of the run's rows.
+        """
         import pandas as pd
 
         rows = []
@@ -197,7 +213,7 @@ class Run:
             ):
                 r[key] = usage.get(key, 0)
             rows.append(r)
-        return pd.DataFrame(rows)
+        return join_dataset(pd.DataFrame(rows), dataset, self.spec, self.id)
 
     def summary(self, *, fresh: bool = False) -> list[dict[str, Any]]:
         """Counts, tokens and cost per model x variant (computed from the responses).
@@ -247,10 +263,12 @@ class Run:
         with self._ledger() as ledger:
             yield from iter_scores(ledger)
 
-    def scores_df(self) -> pd.DataFrame:
+    def scores_df(self, *, dataset: DatasetColumns = False) -> pd.DataFrame:
+        """``scores()`` as a DataFrame; ``dataset`` joins the dataset's columns on
+        ``row_id`` as in ``responses_df``."""
         import pandas as pd
 
-        return pd.DataFrame(list(self.scores()))
+        return join_dataset(pd.DataFrame(list(self.scores())), dataset, self.spec, self.id)
 
     def score_specs(self) -> dict[str, list[str]]:
         """Per scorer with stored scores: the spec hashes of the scorer configs that made

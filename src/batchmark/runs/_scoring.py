@@ -270,6 +270,8 @@ def score_run(
 
     with ledger.transaction() as db:
         db.executemany("DELETE FROM scores WHERE scorer = ?", [(s.name,) for s in chosen])
+        written = [s.name for s in ScorerSet.of(scorers)]
+        ledger.set_meta(SCORER_ORDER, orjson.dumps(written).decode())
     with gc_paused():
         for seq, custom_id, ctx in iter_contexts(ledger, spec):
             done: dict[str, Score] = {}
@@ -337,14 +339,30 @@ _SCORES_SQL = """
 SELECT q.custom_id, q.variant, q.model_key, q.row_id, q.epoch, s.scorer, s.value, s.passed,
        s.invalid, s.explanation, s.answer, s.spec_hash
 FROM scores s JOIN requests q ON q.seq = s.seq
-ORDER BY s.seq, s.rowid
+ORDER BY s.seq, {rank}
 """
+
+SCORER_ORDER = "scorer_order"
+"""The ledger's meta key for the config's scorer names, in the order written."""
+
+
+def _scorer_rank(ledger: Ledger) -> tuple[str, list[str]]:
+    """An SQL expression (and its parameters) ranking ``s.scorer`` by the config's order
+    (the one ``score_run`` recorded); scorers it does not name rank after, by name, so
+    the columns of a report do not move when one scorer is scored again."""
+    names = orjson.loads(ledger.get_meta(SCORER_ORDER) or "[]")
+    if not names:
+        return "s.scorer", []
+    whens = " ".join("WHEN ? THEN " + str(i) for i in range(len(names)))
+    return f"CASE s.scorer {whens} ELSE {len(names)} END, s.scorer", names
 
 
 def iter_scores(ledger: Ledger) -> Iterator[dict[str, Any]]:
-    """One record per (item, scorer), in grid order, with the spec hash of the scorer
-    config that made it (``None`` for scores stored before spec hashes were)."""
-    for row in ledger.db.execute(_SCORES_SQL):
+    """One record per (item, scorer), in grid order and each item's scorers in the
+    config's order, with the spec hash of the scorer config that made it (``None`` for
+    scores stored before spec hashes were)."""
+    rank, names = _scorer_rank(ledger)
+    for row in ledger.db.execute(_SCORES_SQL.format(rank=rank), names):
         custom_id, variant, model_key, row_id, epoch, scorer, value, passed = row[:8]
         yield {
             "custom_id": custom_id,
@@ -369,10 +387,12 @@ def scores_summary(ledger: Ledger) -> list[dict[str, Any]]:
            sum(s.passed), count(s.passed), sum(s.invalid)
     FROM scores s JOIN requests q ON q.seq = s.seq
     GROUP BY q.model_key, q.variant, s.scorer
-    ORDER BY min(q.seq), s.scorer
+    ORDER BY min(q.seq), {rank}
     """
+    rank, names = _scorer_rank(ledger)
     out = []
-    for model_key, variant, scorer, n, mean, passed, n_passed, invalid in ledger.db.execute(sql):
+    rows = ledger.db.execute(sql.format(rank=rank), names)
+    for model_key, variant, scorer, n, mean, passed, n_passed, invalid in rows:
         out.append(
             {
                 "model": model_key,
