@@ -3,18 +3,26 @@ no help, and so do we (STYLE.md)."""
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import click
 import pytest
 from click.testing import CliRunner
 
+from batchmark.cli import COMMANDS as LAZY
 from batchmark.cli import cli
 
 
 def _commands(group: click.Group, prefix: str = "batchmark") -> Iterator[tuple[str, click.Command]]:
-    for name, command in sorted(group.commands.items()):
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):  # loads the lazily imported ones
+        command = group.get_command(ctx, name)
+        assert command is not None, name
         path = f"{prefix} {name}"
         yield path, command
         if isinstance(command, click.Group):
@@ -54,3 +62,41 @@ def test_help_prints(path: str, command: click.Command) -> None:
     result = CliRunner().invoke(cli, [*path.split()[1:], "--help"])
     assert result.exit_code == 0, result.output
     assert "Usage: " in result.output
+
+
+def test_the_lazy_command_list_says_what_the_commands_docstrings_say() -> None:
+    """``--help`` lists the commands from ``COMMANDS`` without importing them: each line
+    must be the command's own short help, and every command must be listed there."""
+    ctx = click.Context(cli)
+    registered = {name for name, _ in _commands(cli) if " " not in name.removeprefix("batchmark ")}
+    assert {f"batchmark {name}" for name in LAZY} == registered - {"batchmark"}
+    for name, (module, line) in LAZY.items():
+        command = cli.get_command(ctx, name)
+        assert command is not None and command.callback is not None
+        assert command.callback.__module__ == f"batchmark.cli.{module}", name
+        assert line == command.get_short_help_str(limit=10_000), name
+
+
+@pytest.mark.parametrize(
+    "args", [["--help"], ["status", "--results", "{root}"], ["status", "--help"]]
+)
+def test_help_and_status_import_neither_the_sdk_nor_the_config_models(
+    args: list[str], tmp_path: Path
+) -> None:
+    """Issue 18: `batchmark --help` took 3.0 s (anthropic alone 1.7 s; datasets/pyarrow
+    ~150 MB). What a command imports is checked here; the time is benchmarks/cli_start.py's."""
+    code = (
+        "import json, sys\n"
+        "from batchmark.cli import main\n"
+        "try:\n"
+        f"    main({[a.replace('{root}', str(tmp_path)) for a in args]!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = ('anthropic', 'pydantic', 'pandas', 'numpy', 'datasets', 'pyarrow',\n"
+        "         'jinja2', 'httpx')\n"
+        "print(json.dumps([m for m in heavy if m in sys.modules]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert json.loads(done.stdout.splitlines()[-1]) == []

@@ -256,7 +256,11 @@ def test_status_marks_an_emulated_run(finished_run: str, results: Path) -> None:
 # --- help -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", cli.commands.values(), ids=lambda c: c.name)
+@pytest.mark.parametrize(
+    "command",
+    [cli.get_command(click.Context(cli), n) for n in cli.list_commands(click.Context(cli))],
+    ids=lambda c: c.name,
+)
 def test_commands_have_help(command: click.Command) -> None:
     assert command.help, f"{command.name} is missing its help"
     shown = CliRunner().invoke(cli, [command.name or "", "--help"])

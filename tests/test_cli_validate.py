@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -86,7 +87,7 @@ def test_schema_writes_a_file_with_output(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["validate", "schema"])
 def test_commands_have_help(name: str) -> None:
-    assert cli.commands[name].help
+    assert cli.get_command(click.Context(cli), name).help
     result = CliRunner().invoke(cli, [name, "--help"])
     assert result.exit_code == 0 and "Usage:" in result.output
 

@@ -6,7 +6,9 @@ import os
 import subprocess
 import sys
 
-from batchmark.cli import _register, cli
+import click
+
+from batchmark.cli import cli
 
 from .support import sdk_client, small_requests
 
@@ -34,7 +36,6 @@ def test_cli_prints_its_base_url_first_then_serves():
 
 
 def test_cli_emulator_command_has_help_for_every_option():
-    _register()
-    command = cli.commands["emulator"]
+    command = cli.get_command(click.Context(cli), "emulator")
     assert command.help
     assert all(param.help for param in command.params if hasattr(param, "help"))

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 import batchmark
 from batchmark._errors import QueueTooSmall
-from batchmark.cli import _register, cli
+from batchmark.cli import cli
 from batchmark.runs._batches import Progress
 
 from .adversarial import ledger_rows
@@ -63,7 +63,6 @@ def test_a_run_larger_than_the_queue_waits_for_room_and_sends_each_request_once(
     results = tmp_path / "results"
     shown: list[str | None] = []
     status_lines: list[str] = []
-    _register()
 
     def on_progress(p: Progress) -> None:
         shown.append(p.waiting)

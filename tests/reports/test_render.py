@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -207,7 +208,7 @@ def test_an_unknown_baseline_is_one_message_and_exit_2(
 
 @pytest.mark.parametrize("name", ["report", "compare"])
 def test_commands_and_options_have_help(name: str) -> None:
-    command = cli.commands[name]
+    command = cli.get_command(click.Context(cli), name)
     assert command.help
     for param in command.params:
         if param.param_type_name == "option":

@@ -12,8 +12,8 @@ from __future__ import annotations
 import signal
 import sqlite3
 import sys
+from typing import Any
 
-import anthropic
 import click
 
 from batchmark._entry import EXIT_SIGINT, EXIT_SIGTERM, Terminated
@@ -23,8 +23,64 @@ from batchmark.runs._sqlite import store_error
 
 __all__ = ["cli", "main"]
 
+# Each command and the module that defines it, with its one-line help: ``--help`` lists
+# them without importing any (the SDK, pydantic and pandas take seconds to import), and
+# a command imports only its own module. tests/test_cli_help.py keeps the lines equal to
+# the commands' docstrings.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "baseline": (
+        "_ci",
+        "Save and list baselines (results/baselines/NAME.json, meant to be committed).",
+    ),
+    "cache": ("_cache", "The response cache: what it holds, and removing entries."),
+    "cancel": ("_run", "Cancel RUN's in-flight batches and stop it from submitting more."),
+    "ci": ("_ci", "Run CONFIG, compare it with a baseline and apply its `ci.gates`."),
+    "compare": ("_report", "Compare RUNs cell by cell, paired on the items they share."),
+    "doctor": ("_doctor", "Check RUN's files and recover its batch ids, sending nothing."),
+    "emulator": ("_emulator", "Serve a local emulator of the Messages and Message Batches API."),
+    "estimate": ("_estimate", "Estimate what running CONFIG would send and cost, sending nothing."),
+    "report": (
+        "_report",
+        "Scores with 95% CIs, differences against a baseline, and cost for one RUN.",
+    ),
+    "resume": ("_run", "Finish RUN (a run id or folder) without submitting anything twice."),
+    "run": ("_run", "Expand CONFIG into batch requests, submit them and collect every result."),
+    "schema": ("_validate", "Print the JSON Schema of eval config files."),
+    "score": ("_score", "Score RUN again from its stored responses, without regenerating them."),
+    "status": ("_status", "Show RUN and its batches, or every run under the results root."),
+    "validate": ("_validate", "Check CONFIG and render every request without sending anything."),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported when one is run (or its help asked for)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            import importlib
+
+            importlib.import_module(f"batchmark.cli.{COMMANDS[cmd_name][0]}")  # registers it
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list from ``COMMANDS``: nothing is imported to print it."""
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(n) for n in names)
+        rows = []
+        for name in names:
+            loaded = self.commands.get(name)
+            shown = loaded or click.Command(name, help=COMMANDS[name][1])
+            rows.append((name, shown.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="batchmark")
 def cli() -> None:
     """batchmark: LLM evaluations on Anthropic's Message Batches API."""
@@ -49,9 +105,11 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(err, StoreError):  # found where the run was not known: name it
             _name_the_run(err)
         sys.exit(code)
-    except anthropic.APIError as err:
-        sys.exit(_api_error(err))
-    except (sqlite3.DatabaseError, OSError) as err:
+    except Exception as err:
+        if _is_api_error(err):
+            sys.exit(_api_error(err))
+        if not isinstance(err, sqlite3.DatabaseError | OSError):
+            raise  # a bug, with its traceback
         from batchmark.cli._common import noted_run
 
         noted = noted_run()
@@ -92,12 +150,20 @@ def _stopped(how: str, code: int) -> int:
     return code
 
 
-def _api_error(err: anthropic.APIError) -> int:
+def _is_api_error(err: BaseException) -> bool:
+    """Whether the SDK raised ``err`` (the SDK is imported only by commands that use it)."""
+    anthropic = sys.modules.get("anthropic")
+    return anthropic is not None and isinstance(err, anthropic.APIError)
+
+
+def _api_error(err: Any) -> int:
     """The API refused or failed: one message and an exit code, never a traceback.
 
     Authentication and permission problems are the user's to fix (exit 2); anything else
     (the API down, repeated 5xx) leaves the run resumable (exit 3).
     """
+    import anthropic
+
     status = getattr(err, "status_code", None)
     if isinstance(err, anthropic.AuthenticationError | anthropic.PermissionDeniedError):
         click.echo(
@@ -112,24 +178,3 @@ def _api_error(err: anthropic.APIError) -> int:
     stopped = stopped_run_message()  # a command that started no run has none to resume
     click.echo(f"  {visible(stopped)}" if stopped else "  try again when it answers", err=True)
     return 3
-
-
-def _register() -> None:
-    """Import the command modules: each adds its commands to ``cli``."""
-    import importlib
-
-    for name in (
-        "_cache",
-        "_ci",
-        "_doctor",
-        "_emulator",
-        "_estimate",
-        "_report",
-        "_run",
-        "_score",
-        "_validate",
-    ):
-        importlib.import_module(f"batchmark.cli.{name}")
-
-
-_register()

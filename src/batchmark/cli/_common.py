@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -27,8 +27,10 @@ from rich.table import Column
 from rich.text import Text
 
 from batchmark._terminal import SafeConsole, visible
-from batchmark.runs._batches import Progress
 from batchmark.runs._run import Run, command_ref
+
+if TYPE_CHECKING:
+    from batchmark.runs._batches import Progress
 
 __all__ = [
     "allow_external_code_option",

@@ -17,16 +17,18 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from batchmark._errors import StoreError
-from batchmark.config._load import load_settings
-from batchmark.config._schema import EvalSpec, RunSettings, load_config
-from batchmark.runs._dataset_join import DatasetColumns, join_dataset
 from batchmark.runs._ledger import Ledger
-from batchmark.runs._responses import final_responses, summarize
 from batchmark.runs._states import WAIT_TEXT
 from batchmark.runs._store import RunFolder, resolve_run
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from batchmark.config._schema import EvalSpec, RunSettings
+    from batchmark.runs._dataset_join import DatasetColumns
+
+# The config models, the SDK's message types (``_responses``) and pandas are imported by
+# the methods that use them: ``status`` reads a run without them (issue 18).
 
 __all__ = ["DEFAULT_RESULTS", "Run", "RunStatus", "command_ref", "open_run"]
 
@@ -99,6 +101,8 @@ class Run:
         Relative paths in it resolve against the original config file's folder, as they
         did when the run was made.
         """
+        from batchmark.config._schema import load_config
+
         return load_config(
             self.info["config_path"],
             text=self._snapshot(),
@@ -117,6 +121,8 @@ class Run:
     def settings(self) -> RunSettings:
         """The snapshot's ``api_version``, ``batch`` and ``pricing``, read without loading
         the config whole: its dataset, templates and hooks need not exist any more."""
+        from batchmark.config._load import load_settings
+
         return load_settings(self.info["config_path"], text=self._snapshot())
 
     def _snapshot(self) -> str:
@@ -188,6 +194,8 @@ class Run:
 
     def responses(self) -> Iterator[dict[str, Any]]:
         """The final response of every ended request (its last attempt), in grid order."""
+        from batchmark.runs._responses import final_responses
+
         with self._ledger() as ledger:
             yield from final_responses(ledger)
 
@@ -200,6 +208,8 @@ class Run:
         as it is now: a ``DatasetError`` if it cannot be read or lost some of the run's rows.
         """
         import pandas as pd
+
+        from batchmark.runs._dataset_join import join_dataset
 
         rows = []
         for r in self.responses():
@@ -223,6 +233,8 @@ class Run:
         to add up), as long as the ledger's request states are still those the file
         was written from; ``fresh=True`` always recomputes.
         """
+        from batchmark.runs._responses import final_responses, summarize
+
         with self._ledger() as ledger:
             if not fresh:
                 stored = self._stored_summary(ledger)
@@ -267,6 +279,8 @@ class Run:
         """``scores()`` as a DataFrame; ``dataset`` joins the dataset's columns on
         ``row_id`` as in ``responses_df``."""
         import pandas as pd
+
+        from batchmark.runs._dataset_join import join_dataset
 
         return join_dataset(pd.DataFrame(list(self.scores())), dataset, self.spec, self.id)
 
