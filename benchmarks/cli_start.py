@@ -28,7 +28,7 @@ import _report
 ROOT = Path(__file__).resolve().parent.parent
 QUICKSTART = ROOT / "configs" / "quickstart.yaml"
 TARGET_SECONDS = 0.3
-TARGETED = {"--help", "status", "status RUN"}
+TARGETED = {"--help", "status", "status RUN", "baseline list"}
 
 
 def _command() -> list[str]:
@@ -71,6 +71,7 @@ def main() -> None:
             "--help": ["--help"],
             "status": ["status", "--results", str(results)],
             "status RUN": ["status", run_id, "--results", str(results)],
+            "baseline list": ["baseline", "list", "--results", str(results)],
             "validate": ["validate", str(QUICKSTART)],
         }
         rows = []

@@ -78,7 +78,13 @@ def test_the_lazy_command_list_says_what_the_commands_docstrings_say() -> None:
 
 
 @pytest.mark.parametrize(
-    "args", [["--help"], ["status", "--results", "{root}"], ["status", "--help"]]
+    "args",
+    [
+        ["--help"],
+        ["status", "--results", "{root}"],
+        ["status", "--help"],
+        ["baseline", "list", "--results", "{root}"],
+    ],
 )
 def test_help_and_status_import_neither_the_sdk_nor_the_config_models(
     args: list[str], tmp_path: Path

@@ -29,7 +29,7 @@ __all__ = ["cli", "main"]
 # the commands' docstrings.
 COMMANDS: dict[str, tuple[str, str]] = {
     "baseline": (
-        "_ci",
+        "_baseline",
         "Save and list baselines (results/baselines/NAME.json, meant to be committed).",
     ),
     "cache": ("_cache", "The response cache: what it holds, and removing entries."),

@@ -17,12 +17,10 @@ from rich.text import Text
 
 from batchmark.ci._ci import (
     CiResult,
-    list_baselines,
     markdown_summary,
     model_pairs,
     resume_ci,
     run_ci,
-    save_baseline,
     write_junit,
 )
 from batchmark.cli import cli
@@ -198,32 +196,3 @@ def _append_env_file(variable: str, text: str) -> None:
     if target:
         with open(target, "a", encoding="utf-8") as fh:
             fh.write(text if text.endswith("\n") else text + "\n")
-
-
-@cli.group("baseline")
-def baseline_group() -> None:
-    """Save and list baselines (results/baselines/NAME.json, meant to be committed)."""
-
-
-@baseline_group.command("save")
-@click.argument("run_ref", metavar="RUN", shell_complete=complete_run_ref)
-@click.argument("name")
-@results_option
-def baseline_save_command(run_ref: str, name: str, results: Path) -> None:
-    """Save RUN's summary and per-item scores as baseline NAME."""
-    path = save_baseline(open_run(run_ref, results), name, results=results)
-    echo(f"saved baseline {name!r}: {path}")
-
-
-@baseline_group.command("list")
-@results_option
-def baseline_list_command(results: Path) -> None:
-    """The baselines under RESULTS/baselines/."""
-    table = Table(title=f"baselines under {results / 'baselines'}", title_justify="left")
-    for col in ("name", "eval", "run", "saved", "scores"):
-        table.add_column(col)
-    for b in list_baselines(results):
-        table.add_row(
-            b.name, b.eval, b.run_id, str(b.data.get("created_at", "")), str(len(b.data["scores"]))
-        )
-    stdout_console().print(table)
