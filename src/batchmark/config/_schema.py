@@ -615,10 +615,13 @@ class BatchConfig(_Model):
     max_bytes: int = Field(default=DEFAULT_BATCH_BYTES, ge=1, le=API_MAX_BATCH_BYTES)
     """Bytes per batch body; at most 268435456 (256 MiB, the API limit); default
     256000000."""
-    max_in_flight: int = Field(default=4, ge=1)
-    """Batches submitted and not yet ended, at most; up to this many creates are sent at
-    once, and batches created together differ in size (the i-th batch of a pass holds at
-    most `max_requests` - (i mod m) requests, m the smaller of the two)."""
+    max_in_flight: int | None = Field(default=None, ge=1)
+    """Batches submitted and not yet ended, at most; unset (the default): no cap, every
+    batch is submitted at once, bounded only by the API's queue of batch requests (a
+    create it refuses with 429 waits for room, and the run then keeps its requests in
+    the queue under what the queue held when it refused). Batches created together
+    differ in size (the i-th batch of a pass holds at most `max_requests` - (i mod m)
+    requests, m the smaller of the two, or half of `max_requests` when unset)."""
     poll_interval: float = Field(default=5.0, gt=0)
     """Seconds before the first poll; the interval grows up to `max_poll_interval`."""
     max_poll_interval: float = Field(default=60.0, gt=0)

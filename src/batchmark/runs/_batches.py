@@ -14,9 +14,10 @@ Nothing is ever sent twice by accident: before ``create`` the chunk is recorded 
 *intent*; right after ``create`` returns, the batch id is committed; a process killed
 between the two leaves an open intent for ``recover()`` (see ``_recovery``).
 
-Creates run concurrently, up to ``max_in_flight`` at once: ``submit_available`` records
-the intents of a round of chunks one by one in its own thread, sends their creates from
-a thread pool (each worker streams its body from its own read-only ledger connection:
+Every chunk is submitted at once by default (``max_in_flight`` unset; else up to that
+many batches in flight): ``submit_available`` records the intents of a round of chunks
+one by one in its own thread, sends their creates from a pool of ``CREATE_THREADS``
+threads (each worker streams its body from its own read-only ledger connection:
 SQLite connections belong to one thread) and records each batch id in its own thread as
 its create returns. A batch is matched to its intent by its number of requests (and
 creation time), so the chunks of one round, and any intent still open, hold pairwise
@@ -31,7 +32,10 @@ back to ``pending``, never matched by ``recover()``. The run then waits for room
 polls and collects its own batches as usual, sends no create before the ``retry-after``
 the API gave, and tries again at a later pass (``Ledger.note_queue_wait`` tells
 ``status`` meanwhile). A batch refused twice while the queue holds nothing at all (none
-of ours, none listed) can never fit: ``QueueTooSmall``.
+of ours, none listed) can never fit: ``QueueTooSmall``. The number of our requests the
+queue held when it refused (``_queue_limit``) is then kept as the bound: later rounds
+submit only chunks that fit under it (one chunk whenever none of ours is queued), so a
+full queue is not asked again and again; a create that succeeds above it raises it.
 """
 
 from __future__ import annotations
@@ -58,7 +62,7 @@ from batchmark.runs._claims import Claims
 from batchmark.runs._collect import COLLECT_CHUNK, Collector
 from batchmark.runs._crashpoints import crashpoint
 from batchmark.runs._ledger import Ledger
-from batchmark.runs._packing import ENTRY_OVERHEAD, BatchPacker
+from batchmark.runs._packing import API_MAX_REQUESTS, ENTRY_OVERHEAD, BatchPacker
 from batchmark.runs._recovery import Lookout, Recovery
 from batchmark.runs._states import WAIT_TEXT, BatchStatus, RequestState, WaitKind
 from batchmark.runs._store import ResponseCache
@@ -73,6 +77,8 @@ MAX_CONSECUTIVE_FAILURES = 8
 QUEUE_LOOKBACK_SECONDS = 25 * 3600.0
 # Refusals in a row, with nothing in the queue, after which a batch can never fit.
 EMPTY_QUEUE_REFUSALS = 2
+# Creates sent at once, at most: each streams its body (up to 256 MB) from the ledger.
+CREATE_THREADS = 8
 
 
 @dataclass(slots=True)
@@ -145,6 +151,9 @@ class BatchRunner:
         self._waiting = wait is not None
         self._retry_at = 0.0
         self._empty_queue_refusals = 0
+        # Our requests the queue held when it last refused a create (None: never refused):
+        # a round submits only what fits under it (see the module docstring).
+        self._queue_limit: int | None = None
 
     # --- the loop ----------------------------------------------------------------------
 
@@ -242,10 +251,11 @@ class BatchRunner:
     # --- submitting --------------------------------------------------------------------
 
     def submit_available(self) -> bool:
-        """Submit chunks of pending requests while fewer than max_in_flight batches run.
+        """Submit chunks of pending requests: all of them, or while fewer than
+        ``max_in_flight`` batches run, and under the queue limit learned from refusals.
 
-        Each round records the intents of up to (max_in_flight - open batches) chunks,
-        then sends their creates at once (see the module docstring)."""
+        Each round records the intents of its chunks, then sends their creates at once
+        (see the module docstring)."""
         if self.ledger.canceled:  # a canceled run never sends again: what is left fails
             return self.fail_pending("the run was canceled before this request was submitted") > 0
         if self._waiting and not self.ledger.has_unsent():
@@ -253,7 +263,7 @@ class BatchRunner:
         if _now() < self._retry_at:
             return False  # the queue (or a rate limit) has no room yet: poll meanwhile
         submitted = False
-        while (slots := self.batch.max_in_flight - len(self.ledger.open_batches())) > 0:
+        while (slots := self._slots()) > 0:
             intents = self._prepare(slots)
             if not intents:
                 break
@@ -262,6 +272,17 @@ class BatchRunner:
             if created < len(intents):
                 break  # refused: wait for room
         return submitted
+
+    def _slots(self) -> int:
+        """How many batches this round may create: ``max_in_flight`` less the open ones,
+        or, without a cap, as many as there are chunks."""
+        cap = self.batch.max_in_flight
+        return API_MAX_REQUESTS if cap is None else cap - len(self.ledger.open_batches())
+
+    def _queued(self) -> int:
+        """Our requests in the API's queue now: those of our unfinished batches."""
+        unfinished = (BatchStatus.IN_PROGRESS, BatchStatus.CANCELING)
+        return sum(b["n_requests"] for b in self.ledger.open_batches() if b["status"] in unfinished)
 
     def _prepare(self, slots: int) -> list[_Intent]:
         """Record the intents of up to ``slots`` chunks to create at once.
@@ -273,6 +294,7 @@ class BatchRunner:
         them.
         """
         taken = {i["n_requests"] for i in self.ledger.open_intents()}
+        queued = self._queued() if self._queue_limit is not None else 0
         intents: list[_Intent] = []
         while len(intents) < slots:
             chunk = self._next_chunk(self._creates)
@@ -281,6 +303,9 @@ class BatchRunner:
                 continue  # all of it waits for other runs: the next chunk
             if not seqs or len(seqs) in taken:
                 break
+            if self._queue_limit is not None and queued and queued + len(seqs) > self._queue_limit:
+                break  # the queue refused at this level: wait for ours to end first
+            queued += len(seqs)
             taken.add(len(seqs))
             intents.append(_Intent(self.ledger.record_intent(seqs), len(seqs), token))
             self._creates += 1
@@ -340,7 +365,8 @@ class BatchRunner:
         # never sent its create: ``recover`` returns it to the queue without looking for
         # a batch, so no look-alike batch of another run can be taken for it.
         self.ledger.mark_sending([i.id for i in intents])
-        with ThreadPoolExecutor(len(intents), thread_name_prefix="batchmark-create") as pool:
+        threads = min(len(intents), CREATE_THREADS)
+        with ThreadPoolExecutor(threads, thread_name_prefix="batchmark-create") as pool:
             futures: dict[Future[BatchInfo], _Intent] = {
                 pool.submit(self._create, intent.id): intent for intent in intents
             }
@@ -377,6 +403,7 @@ class BatchRunner:
                 created += 1
         if unsettled:
             self.recover()
+        self._learn_queue_limit(refused, created)
         if refused:
             self._wait_for_room(refused)
         elif created and self._waiting:
@@ -386,6 +413,18 @@ class BatchRunner:
         return created
 
     # --- waiting for room in the queue --------------------------------------------------
+
+    def _learn_queue_limit(self, refused: list[tuple[_Intent, Exception]], created: int) -> None:
+        """After a round: a queue-full refusal while ours held requests sets the bound to
+        what ours held; a create that went through above the bound raises it."""
+        if not refused and (self._queue_limit is None or not created):
+            return
+        queued = self._queued()
+        if any(isinstance(err, QueueFull) for _, err in refused):
+            if queued:  # else others hold the queue: nothing of ours to go by
+                self._queue_limit = queued
+        elif self._queue_limit is not None and queued > self._queue_limit:
+            self._queue_limit = queued
 
     def _wait_for_room(self, refused: list[tuple[_Intent, Exception]]) -> None:
         """Creates were refused with 429 (their intents abandoned): no create is sent

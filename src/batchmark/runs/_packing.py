@@ -8,7 +8,8 @@ A request too large for any batch is reported, never sent.
 
 The request cap of the i-th batch of a pass (``BatchRunner.run``) is ``max_requests``
 less ``i mod min(max_in_flight, max_requests)``: with 100,000 and 4 in flight, 100,000,
-99,999, 99,998, 99,997, then 100,000 again. The runner creates up to ``max_in_flight``
+99,999, 99,998, 99,997, then 100,000 again; without a cap on batches in flight (the
+default), ``i mod (max_requests // 2)``. The runner creates up to ``max_in_flight``
 consecutive batches at once, and batches created at once must hold pairwise distinct
 numbers of requests: a create whose answer is lost is matched to its batch by size (see
 ``_batches``). Full batches get that from their caps; a smaller one that still collides
@@ -47,12 +48,20 @@ class BatchPacker:
     """
 
     def __init__(
-        self, max_requests: int, max_bytes: int, max_in_flight: int = 1, first: int = 0
+        self,
+        max_requests: int,
+        max_bytes: int,
+        max_in_flight: int | None = 1,
+        first: int = 0,
     ) -> None:
         self.max_requests = min(max_requests, API_MAX_REQUESTS)
         self.max_bytes = min(max_bytes, API_MAX_BYTES)
         self.first = first
-        self._period = max(1, min(max_in_flight, self.max_requests))
+        # No cap on batches in flight: the batches of a pass are created at once, so full
+        # ones get distinct caps over half the range (max_requests down to half of it);
+        # a chunk whose size a batch of its round already has goes in the next round.
+        period = self.max_requests // 2 if max_in_flight is None else max_in_flight
+        self._period = max(1, min(period, self.max_requests))
         self.batches = 0
         self.too_large = 0
         self._cap = self.max_requests
