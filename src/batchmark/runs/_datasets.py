@@ -36,13 +36,14 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from batchmark._errors import DatasetError
+from batchmark.runs._local_rows import LocalRows
 
 if TYPE_CHECKING:
     import datasets
 
     from batchmark.config._schema import DatasetConfig, EvalSpec
 
-__all__ = ["Row", "iter_rows", "load_table", "row_content_id"]
+__all__ = ["Row", "check_utf8", "iter_rows", "load_table", "row_content_id"]
 
 _CHUNK = 1000
 
@@ -135,7 +136,7 @@ def load_table(config: DatasetConfig) -> datasets.Dataset:
         except (Exception, StopIteration) as err:
             if isinstance(err, StopIteration) or "at least one example" in _root_cause(err):
                 raise DatasetError(f"{path}: the dataset file has no rows") from None
-            _check_utf8(path, kind)
+            check_utf8(path, kind)
             raise DatasetError(f"{path}: cannot read it as {kind}: {_root_cause(err)}") from None
 
 
@@ -157,7 +158,7 @@ def _csv_features(path: str) -> datasets.Features:
             header = next(csv.reader(fh), None)
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         if isinstance(err, UnicodeDecodeError):
-            _check_utf8(path, "csv")
+            check_utf8(path, "csv")
         raise DatasetError(f"{path}: cannot read the CSV header: {err}") from None
     if not header:
         raise DatasetError(f"{path}: the dataset file has no rows")
@@ -167,7 +168,7 @@ def _csv_features(path: str) -> datasets.Features:
     return datasets.Features({name: datasets.Value("string") for name in header})
 
 
-def _check_utf8(path: str, kind: str | None) -> None:
+def check_utf8(path: str, kind: str | None) -> None:
     """Raise ``DatasetError`` at the first byte of a text dataset that is not UTF-8.
 
     Called once reading failed (a clean file is never read twice): ``datasets`` loads a
@@ -223,12 +224,16 @@ def iter_rows(spec: EvalSpec) -> Iterator[Row]:
     """
     config = spec.dataset
     where = config.path or f"hub dataset {config.hub}"
-    table = load_table(config)
-    _release_arrow_memory()
-    total = len(table)
+    local: LocalRows | None = None
+    if config.path is not None and config.resolved_format in ("jsonl", "csv"):
+        local = LocalRows(config.path, config.resolved_format)  # no pyarrow (issue 18)
+        total, columns = local.total, local.columns
+    else:
+        table = load_table(config)
+        _release_arrow_memory()
+        total, columns = len(table), list(table.column_names)
     if total == 0:
         raise DatasetError(f"{where}: the dataset has no rows")
-    columns = list(table.column_names)
     available = ", ".join(columns)
     if config.id_field is not None and config.id_field not in columns:
         raise DatasetError(
@@ -247,39 +252,65 @@ def iter_rows(spec: EvalSpec) -> Iterator[Row]:
         positions: list[int] | range = sorted(
             random.Random(config.seed).sample(range(kept), config.sample)
         )
-        table = table.select(positions)
     else:
         positions = range(kept)
-        if kept < total:
+    if local is not None:
+        records = _select(local.rows(), positions)
+    else:
+        if len(positions) < total:
             table = table.select(positions)
+        records = _table_records(table, config, columns, positions)
 
     seen: dict[str, int] = {}
     mapping = list(config.fields.items())
     id_field = config.id_field
+    for index, record in records:
+        if id_field is not None:
+            row_id = _id_of(record[id_field])
+            if row_id is None:
+                raise DatasetError(
+                    f"{where}: row {index + 1}: id field {id_field!r} is missing or empty"
+                )
+        else:
+            row_id = row_content_id(record)
+        first = seen.setdefault(row_id, index)
+        if first != index:
+            what = "identical rows" if id_field is None else f"duplicate {id_field!r}"
+            raise DatasetError(
+                f"{where}: duplicate row id {row_id!r} ({what}) in rows {first + 1} "
+                f"and {index + 1}",
+            )
+        for variable, column in mapping:
+            record[variable] = record[column]
+        yield Row(row_id, index, record)
+
+
+def _select(
+    rows: Iterator[dict[str, Any]], positions: list[int] | range
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(position, row)`` of the rows at ``positions`` (ascending), streamed."""
+    wanted = iter(positions)
+    target = next(wanted, None)
+    for index, row in enumerate(rows):
+        if target is None:
+            return
+        if index == target:
+            yield index, row
+            target = next(wanted, None)
+
+
+def _table_records(
+    table: datasets.Dataset,
+    config: DatasetConfig,
+    columns: list[str],
+    positions: list[int] | range,
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(position, row)`` of a (selected) ``datasets`` table, ``_CHUNK`` rows at a time."""
     offset = 0
     for chunk in _chunks(table, config):
         n = len(chunk[columns[0]]) if columns else 0
         for j in range(n):
-            index = positions[offset + j]
-            record = {c: chunk[c][j] for c in columns}
-            if id_field is not None:
-                row_id = _id_of(record[id_field])
-                if row_id is None:
-                    raise DatasetError(
-                        f"{where}: row {index + 1}: id field {id_field!r} is missing or empty"
-                    )
-            else:
-                row_id = row_content_id(record)
-            first = seen.setdefault(row_id, index)
-            if first != index:
-                what = "identical rows" if id_field is None else f"duplicate {id_field!r}"
-                raise DatasetError(
-                    f"{where}: duplicate row id {row_id!r} ({what}) in rows {first + 1} "
-                    f"and {index + 1}",
-                )
-            for variable, column in mapping:
-                record[variable] = record[column]
-            yield Row(row_id, index, record)
+            yield positions[offset + j], {c: chunk[c][j] for c in columns}
         offset += n
 
 
@@ -294,7 +325,7 @@ def _chunks(table: datasets.Dataset, config: DatasetConfig) -> Iterator[dict[str
             return
         except UnicodeDecodeError as err:
             if config.path is not None:
-                _check_utf8(config.path, config.resolved_format)
+                check_utf8(config.path, config.resolved_format)
             where = config.path or f"hub dataset {config.hub}"
             raise DatasetError(f"{where}: a row is not valid text: {err}") from None
         yield chunk

@@ -1,0 +1,191 @@
+"""Local JSONL and CSV files, streamed with the standard library (issue 18: a lean run).
+
+``datasets`` converts a file to an Arrow table first, and importing it (with pyarrow and
+pandas) costs about 50 MB and a second before any row is read. A local JSONL or CSV file
+streams fine without it; the rows come out as ``datasets`` gives them (checked against
+it on generated files by tests/runs/test_local_rows.py):
+
+- JSONL: one object per line, blank lines skipped; the columns are every key of any row,
+  in the order first seen, ``None`` where a row lacks one. Where every value found at a
+  place (a column, a key of an object in it, the items of a list in it) is a number and
+  one is a float (or an integer outside 64 bits), the integers there become floats, as
+  Arrow's type inference makes them; anything else is kept as written.
+- CSV: a header line, then rows; every cell a string; blank lines skipped; a row with
+  fewer cells than the header is filled with ``""``, one with more is an error naming its
+  line (text above the header shows up this way). A UTF-8 byte order mark is dropped.
+
+Two passes over the file: the first learns the columns, the numeric places and the row
+count (for ``limit``/``sample``), the second yields rows. Memory does not grow with the
+file. Parquet, JSON arrays and Hub datasets still go through ``datasets``.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from batchmark._errors import DatasetError
+
+__all__ = ["LocalRows"]
+
+_INT64 = (-(2**63), 2**63 - 1)
+_ITEMS = "[]"  # the path step of a list's items
+
+
+class _Numbers:
+    """Which places (paths) hold only numbers, and which of those hold a float."""
+
+    def __init__(self) -> None:
+        self.other: set[tuple[str, ...]] = set()
+        self.floats: set[tuple[str, ...]] = set()
+
+    def learn(self, value: Any, path: tuple[str, ...]) -> None:
+        if value is None:
+            return
+        if isinstance(value, bool | str):
+            self.other.add(path)
+        elif isinstance(value, int):
+            if not _INT64[0] <= value <= _INT64[1]:
+                self.floats.add(path)
+        elif isinstance(value, float):
+            self.floats.add(path)
+        elif isinstance(value, dict):
+            self.other.add(path)
+            for key, item in value.items():
+                self.learn(item, (*path, str(key)))
+        elif isinstance(value, list):
+            self.other.add(path)
+            for item in value:
+                self.learn(item, (*path, _ITEMS))
+
+    def promoted(self) -> set[tuple[str, ...]]:
+        """The places whose integers become floats."""
+        return self.floats - self.other
+
+
+def _promote(value: Any, path: tuple[str, ...], places: set[tuple[str, ...]]) -> Any:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return float(value) if path in places else value
+    if isinstance(value, dict):
+        return {k: _promote(v, (*path, str(k)), places) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_promote(v, (*path, _ITEMS), places) for v in value]
+    return value
+
+
+class LocalRows:
+    """A local JSONL or CSV file: its columns, its number of rows, and its rows."""
+
+    def __init__(self, path: str, kind: str) -> None:
+        self.path = path
+        self.kind = kind
+        self.columns: list[str] = []
+        self.total = 0
+        self._promoted: set[tuple[str, ...]] = set()
+        if kind == "jsonl":
+            self._scan_jsonl()
+        else:
+            self._scan_csv()
+
+    def rows(self) -> Iterator[dict[str, Any]]:
+        """Every row, in file order, with every column."""
+        return self._jsonl_rows() if self.kind == "jsonl" else self._csv_rows()
+
+    # --- JSONL -------------------------------------------------------------------------
+
+    def _objects(self) -> Iterator[dict[str, Any]]:
+        with open(self.path, "rb") as fh:
+            for number, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    value = orjson.loads(line)
+                except orjson.JSONDecodeError as err:
+                    from batchmark.runs._datasets import check_utf8
+
+                    check_utf8(self.path, "jsonl")  # names the line and byte if not UTF-8
+                    raise DatasetError(
+                        f"{self.path}: cannot read it as jsonl: line {number} is not JSON ({err})"
+                    ) from None
+                if not isinstance(value, dict):
+                    raise DatasetError(
+                        f"{self.path}: cannot read it as jsonl: line {number} is a JSON "
+                        f"{type(value).__name__}, not an object (one object per line)"
+                    )
+                yield value
+
+    def _scan_jsonl(self) -> None:
+        seen: dict[str, None] = {}
+        numbers = _Numbers()
+        for record in self._objects():
+            self.total += 1
+            for key, value in record.items():
+                seen.setdefault(key)
+                numbers.learn(value, (key,))
+        self.columns = list(seen)
+        self._promoted = numbers.promoted()
+
+    def _jsonl_rows(self) -> Iterator[dict[str, Any]]:
+        columns, places = self.columns, self._promoted
+        for record in self._objects():
+            row = {c: record.get(c) for c in columns}
+            if places:
+                row = {c: _promote(v, (c,), places) for c, v in row.items()}
+            yield row
+
+    # --- CSV ---------------------------------------------------------------------------
+
+    def _records(self) -> Iterator[tuple[int, list[str]]]:
+        """``(line number, cells)`` of every non-blank record after the header (line
+        numbers count physical lines; a quoted cell may span several)."""
+        try:
+            with open(self.path, newline="", encoding="utf-8-sig") as fh:
+                reader = csv.reader(fh, strict=True)
+                header = next(reader, None)
+                if header is not None:
+                    yield 1, header
+                for cells in reader:
+                    if cells:
+                        yield reader.line_num, cells
+        except UnicodeDecodeError:
+            from batchmark.runs._datasets import check_utf8
+
+            check_utf8(self.path, "csv")
+            raise
+        except csv.Error as err:
+            raise DatasetError(f"{self.path}: cannot read it as csv: {err}") from None
+
+    def _scan_csv(self) -> None:
+        records = self._records()
+        first = next(records, None)
+        if first is None or not any(cell.strip() for cell in first[1]):
+            raise DatasetError(f"{self.path}: the dataset file has no rows")
+        header = first[1]
+        if len(set(header)) != len(header):
+            dupes = sorted({h for h in header if header.count(h) > 1})
+            raise DatasetError(f"{self.path}: duplicate CSV column names: {', '.join(dupes)}")
+        self.columns = header
+        for line, cells in records:
+            if len(cells) > len(header):
+                raise DatasetError(
+                    f"{self.path}: cannot read it as csv: line {line} has {len(cells)} "
+                    f"cells, the header (line 1) has {len(header)}",
+                    hint="quote cells that hold commas; text above the header line "
+                    "(a title, a note) must be removed",
+                )
+            self.total += 1
+
+    def _csv_rows(self) -> Iterator[dict[str, Any]]:
+        columns = self.columns
+        width = len(columns)
+        records = self._records()
+        next(records, None)  # the header
+        for _, cells in records:
+            if len(cells) < width:
+                cells = [*cells, *([""] * (width - len(cells)))]
+            yield dict(zip(columns, cells, strict=True))

@@ -1,0 +1,164 @@
+"""Local JSONL and CSV files are streamed without ``datasets`` (issue 18: a lean run);
+the rows must come out exactly as ``datasets`` gives them. ``datasets`` itself is the
+independent check here, on generated files and on the edge cases."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from batchmark._errors import DatasetError
+from batchmark.config._schema import DatasetConfig
+from batchmark.runs._datasets import load_table
+from batchmark.runs._local_rows import LocalRows
+
+KEYS = st.sampled_from(["a", "b", "c", "id"])
+LEAF = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    # Floats with few digits: datasets' fallback parser keeps as few as four significant
+    # digits (1.192092896e-07 came back as 1.192e-07; see _same), orjson every one.
+    st.integers(min_value=-(10**6), max_value=10**6).map(lambda i: i / 4),
+    st.text(max_size=5),
+)
+VALUE = st.recursive(
+    LEAF,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(KEYS, inner, min_size=1, max_size=3)
+    ),
+    max_leaves=6,
+)
+ROWS = st.lists(st.dictionaries(KEYS, VALUE, min_size=1, max_size=4), min_size=1, max_size=6)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, with numbers compared by value to 1e-5 relative: where Arrow cannot type a
+    column (lists and numbers in it, objects with different keys), datasets falls back
+    to a parser that keeps about six significant digits (6.103515625e-05 comes back as
+    6.10352e-05) and leaves 0 and 0.0 side by side, and Arrow itself is not correctly
+    rounded (1.0000000000000012e+16 reads as 1e+16); orjson keeps every digit.
+    test_numbers_are_promoted_exactly checks exact values and types where Arrow types."""
+    numbers = (int, float)
+    if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool):
+        return not isinstance(b, bool) and math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-300)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and a == b
+
+
+def _by_datasets(path: Path, kind: str) -> tuple[list[str], list[dict[str, Any]]] | None:
+    try:
+        table = load_table(DatasetConfig(path=str(path), format=kind))
+    except DatasetError:
+        return None
+    return list(table.column_names), table.to_list()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=ROWS)
+def test_jsonl_rows_are_what_datasets_gives(rows: list[dict[str, Any]], tmp_path_factory) -> None:
+    path = tmp_path_factory.mktemp("jsonl") / "data.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    expected = _by_datasets(path, "jsonl")
+    if expected is None:
+        return  # a file Arrow cannot type (e.g. an object and a list in one place)
+    local = LocalRows(str(path), "jsonl")
+    # The same columns; their order is first seen here, Arrow's own for columns first seen
+    # empty (it matters nowhere: row ids hash sorted keys, templates read by name).
+    assert sorted(local.columns) == sorted(expected[0])
+    got = list(local.rows())
+    assert len(got) == local.total == len(expected[1])
+    assert all(_same(g, e) for g, e in zip(got, expected[1], strict=True)), (got, expected[1])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a,b\n1,2\n3\n",  # a short row: ""
+        'a,b\n"x\ny",2\n,\n',  # a quoted cell over two lines; empty cells
+        "a,b\n1,2\n\n3,4\n",  # a blank line
+        "id,q\n007,hi\n",  # ids stay strings
+        'a,b\n"1,5",x\n',  # a quoted comma
+    ],
+)
+def test_csv_rows_are_what_datasets_gives(text: str, tmp_path: Path) -> None:
+    path = tmp_path / "data.csv"
+    path.write_text(text, encoding="utf-8")
+    expected = _by_datasets(path, "csv")
+    assert expected is not None
+    local = LocalRows(str(path), "csv")
+    assert (local.columns, list(local.rows())) == expected
+
+
+def test_numbers_are_promoted_exactly(tmp_path: Path) -> None:
+    path = tmp_path / "data.jsonl"
+    text = '{"a": 1, "n": {"x": 2}, "l": [1, 2]}\n{"a": 0.1, "n": {"x": 2.5}, "l": [3.25]}\n'
+    path.write_text(text + '{"a": null, "s": "x"}\n')
+    expected = _by_datasets(path, "jsonl")
+    rows = list(LocalRows(str(path), "jsonl").rows())
+    assert expected is not None and rows == expected[1]
+    assert [type(r["a"]) for r in rows[:2]] == [float, float]  # 1 -> 1.0, as Arrow
+    assert rows[0]["n"] == {"x": 2.0} and rows[0]["l"] == [1.0, 2.0]
+
+
+def test_a_csv_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    """Excel writes one; datasets refused such a file (`Field "\ufeffid" does not exist`)."""
+    path = tmp_path / "data.csv"
+    path.write_text("\ufeffid,q\n007,hi\n", encoding="utf-8")
+    local = LocalRows(str(path), "csv")
+    assert (local.columns, list(local.rows())) == (["id", "q"], [{"id": "007", "q": "hi"}])
+
+
+def test_text_above_a_csv_header_is_an_error_naming_the_line(tmp_path: Path) -> None:
+    """Issue 18: "junk before the header reported clearly" (datasets read the junk line
+    as a one-column header and the real header as a row)."""
+    path = tmp_path / "data.csv"
+    path.write_text("Results of 2026\nid,question\nq1,hi\n")
+    with pytest.raises(DatasetError, match="line 2 has 2 cells, the header .line 1. has 1"):
+        LocalRows(str(path), "csv")
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("bad.jsonl", '{"a": 1}\n{"a": \n', "line 2 is not JSON"),
+        ("list.jsonl", "[1, 2]\n", "line 1 is a JSON list, not an object"),
+        ("latin.jsonl", b'{"a": "caf\xe9"}\n', "line 1 is not valid UTF-8"),
+        ("latin.csv", b"a\ncaf\xe9\n", "line 2 is not valid UTF-8"),
+        ("empty.csv", "", "has no rows"),
+    ],
+)
+def test_bad_files_name_the_file_and_line(
+    tmp_path: Path, name: str, text: str | bytes, message: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(DatasetError, match=message) as err:
+        LocalRows(str(path), name.rsplit(".", 1)[1])
+    assert str(path) in str(err.value)
+
+
+def test_reading_a_local_file_imports_no_arrow(tmp_path: Path) -> None:
+    """The point of it: a run on a local JSONL never imports datasets, pyarrow or pandas."""
+    path = tmp_path / "data.jsonl"
+    path.write_text("".join(json.dumps({"id": i, "q": f"x{i}"}) + "\n" for i in range(50)))
+    code = (
+        "import sys, json\n"
+        "from batchmark.runs._local_rows import LocalRows\n"
+        f"rows = list(LocalRows({str(path)!r}, 'jsonl').rows())\n"
+        "print(json.dumps([len(rows), [m for m in ('datasets', 'pyarrow', 'pandas') "
+        "if m in sys.modules]]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == [50, []]
