@@ -179,3 +179,26 @@ def test_bad_options_name_what_exists(runs: tuple, args: list[str], message: str
 def test_stats_of_a_root_without_cache(tmp_path: Path) -> None:
     code, out = _cli("cache", "stats", "--results", str(tmp_path))
     assert code == 0 and "no response cache" in out
+
+
+def test_prune_keeps_the_entries_of_a_run_whose_run_json_is_damaged(runs: tuple) -> None:
+    results, a, b = runs
+    cache = a.folder.cache_path
+    (a.path / "run.json").write_text("{damaged")  # which endpoint it used: unknown now
+    code, out = _cli("cache", "prune", "--results", str(results))
+    assert code == 0, out
+    assert _cached(cache) == _keys(a) | _keys(b)  # its ledger still asks for its entries
+
+
+def test_prune_refuses_when_a_run_ledger_cannot_be_read(runs: tuple) -> None:
+    results, a, b = runs
+    cache = a.folder.cache_path
+    before = _cached(cache)
+    for extra in ("-wal", "-shm"):
+        (a.path / f"ledger.sqlite{extra}").unlink(missing_ok=True)
+    (a.path / "ledger.sqlite").write_bytes(b"not a database" * 300)
+    result = CliRunner().invoke(cli, ["cache", "prune", "--results", str(results)])
+    assert result.exit_code != 0
+    message = str(result.exception)
+    assert str(a.path / "ledger.sqlite") in message and "batchmark doctor" in message
+    assert _cached(cache) == before  # nothing removed

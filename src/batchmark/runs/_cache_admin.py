@@ -22,6 +22,7 @@ from pathlib import Path
 
 from batchmark._errors import UsageError
 from batchmark.runs._claims import owner_alive
+from batchmark.runs._run import command_ref
 from batchmark.runs._sqlite import connect_readonly, store_errors
 from batchmark.runs._store import CACHE_DIRNAME, ResponseCache, RunFolder, iter_run_folders
 
@@ -85,8 +86,12 @@ def cache_files(root: Path, endpoint: str | None = None) -> list[tuple[str, Path
     return files
 
 
-def _runs_of(root: Path, endpoint: str, eval_name: str | None) -> Iterator[RunFolder]:
-    """Run folders under ``root`` made against ``endpoint`` (of one eval, if given)."""
+def _runs_of(
+    root: Path, endpoint: str, eval_name: str | None, *, unknown: bool = False
+) -> Iterator[RunFolder]:
+    """Run folders under ``root`` made against ``endpoint`` (of one eval, if given). A
+    folder whose run.json cannot be read (its endpoint unknown) is one of them only
+    with ``unknown`` (prune: its ledger may still ask for entries of this cache)."""
     for folder in iter_run_folders(root):
         if eval_name is not None and folder.eval_name != eval_name:
             continue
@@ -94,31 +99,57 @@ def _runs_of(root: Path, endpoint: str, eval_name: str | None) -> Iterator[RunFo
             if folder.read_info().get("endpoint", "emulator") != endpoint:
                 continue
         except (OSError, ValueError):
-            continue  # a damaged run.json: `batchmark doctor` is its place
+            if not unknown:
+                continue  # a damaged run.json: `batchmark doctor` is its place
         yield folder
 
 
-def _load_keys(db: sqlite3.Connection, table: str, folders: list[RunFolder]) -> int:
+def _load_keys(
+    db: sqlite3.Connection, table: str, folders: list[RunFolder], *, strict: Path | None = None
+) -> int:
     """Fill the temporary table ``table`` with the cache keys the runs' ledgers name;
-    returns how many ledgers could be read."""
+    returns how many ledgers could be read. A ledger not written yet (missing, empty, no
+    tables: a run being expanded) names no key. One that cannot be read (damaged, no
+    permission) names none either, or, with ``strict`` (the cache file pruned: what it
+    asks for would be taken for unasked), is a ``UsageError`` naming it."""
     db.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} (cache_key TEXT PRIMARY KEY)")
     db.execute(f"DELETE FROM {table}")
     read = 0
     for folder in folders:
+        path = folder.ledger_path
         try:
-            ledger = connect_readonly(folder.ledger_path)
-        except sqlite3.DatabaseError:
-            continue  # no ledger (yet) or damaged: it names no key
+            if not path.is_file() or path.stat().st_size == 0:
+                continue  # not written yet
+            ledger = connect_readonly(path)
+        except (sqlite3.DatabaseError, OSError) as err:
+            if strict is not None:
+                raise _unreadable(folder, err, strict) from None
+            continue
         try:
+            if not ledger.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'requests'"
+            ).fetchone():
+                continue  # its schema not written yet
             rows = ledger.execute("SELECT DISTINCT cache_key FROM requests")
             while chunk := rows.fetchmany(_CHUNK * 20):
                 db.executemany(f"INSERT OR IGNORE INTO {table} VALUES (?)", chunk)
             read += 1
-        except sqlite3.DatabaseError:
+        except sqlite3.DatabaseError as err:
+            if strict is not None:
+                raise _unreadable(folder, err, strict) from None
             continue
         finally:
             ledger.close()
     return read
+
+
+def _unreadable(folder: RunFolder, err: BaseException, cache: Path) -> UsageError:
+    return UsageError(
+        f"{folder.ledger_path}: cannot be read ({err}), so which entries of {cache} the "
+        f"run {folder.id} asks for is unknown: none was removed from it",
+        hint=f"`batchmark doctor {command_ref(folder.path)}` checks the run; or delete "
+        "that run folder, then prune again",
+    )
 
 
 def cache_stats(root: Path, *, eval_name: str | None = None) -> list[CacheFile]:
@@ -143,7 +174,7 @@ def _stats_of(
     ).fetchone()
     staged = db.execute("SELECT count(*) FROM staged").fetchone()[0]
     by_eval: dict[str, list[RunFolder]] = {}
-    for folder in _runs_of(root, endpoint, None):
+    for folder in _runs_of(root, endpoint, None, unknown=True):  # as prune counts them
         by_eval.setdefault(folder.eval_name, []).append(folder)
     shares = []
     db.execute("CREATE TEMP TABLE any_run (cache_key TEXT PRIMARY KEY)")
@@ -247,7 +278,8 @@ def _remove(
         _load_keys(db, "of_eval", list(_runs_of(root, endpoint, eval_name)))
         where.append("cache_key IN (SELECT cache_key FROM of_eval)")
     if unreferenced:
-        _load_keys(db, "any_run", list(_runs_of(root, endpoint, None)))
+        runs = list(_runs_of(root, endpoint, None, unknown=True))
+        _load_keys(db, "any_run", runs, strict=path)
         where.append("cache_key NOT IN (SELECT cache_key FROM any_run)")
     match = " AND ".join(where)
     aged, cutoff = cuts
