@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 import batchmark
+from batchmark._errors import StoreError, UsageError
 from batchmark.cli import cli
 
 from .pipeline.support import write_config
@@ -202,3 +203,37 @@ def test_prune_refuses_when_a_run_ledger_cannot_be_read(runs: tuple) -> None:
     message = str(result.exception)
     assert str(a.path / "ledger.sqlite") in message and "batchmark doctor" in message
     assert _cached(cache) == before  # nothing removed
+
+
+def test_a_cache_of_another_version_is_one_clear_error_in_every_command(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    (results / ".cache").mkdir(parents=True)
+    cache = results / ".cache" / "responses-emulator.sqlite"
+    db = sqlite3.connect(cache)  # the first half of the pre-release chain: no `staged`
+    with db:
+        db.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at REAL)")
+        db.execute("INSERT INTO _migrations VALUES ('c001_initial', 0)")
+        db.execute("CREATE TABLE responses (cache_key TEXT PRIMARY KEY, data BLOB, created_at)")
+    db.close()
+    for command in ("stats", "clear", "prune"):
+        result = CliRunner().invoke(cli, ["cache", command, "--results", str(results)])
+        assert isinstance(result.exception, StoreError), (command, result.output)
+        assert "written by another version" in str(result.exception)
+
+
+def test_a_cache_file_not_set_up_yet_counts_as_empty(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    (results / ".cache").mkdir(parents=True)
+    db = sqlite3.connect(results / ".cache" / "responses-emulator.sqlite")
+    db.execute("PRAGMA journal_mode=WAL")  # a run killed between creating it and its tables
+    db.close()
+    stats = _stats(results)
+    assert (stats["entries"], stats["staged"], stats["unreferenced"]) == (0, 0, 0)
+
+
+def test_clear_by_eval_under_a_missing_results_root_says_so(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere"
+    for command in (["clear", "--eval", "alpha"], ["stats", "--eval", "alpha"]):
+        result = CliRunner().invoke(cli, ["cache", *command, "--results", str(missing)])
+        assert isinstance(result.exception, UsageError), (command, result.output)
+        assert "no eval 'alpha'" in str(result.exception)

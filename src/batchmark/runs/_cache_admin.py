@@ -23,6 +23,7 @@ from pathlib import Path
 from batchmark._errors import UsageError
 from batchmark.runs._claims import owner_alive
 from batchmark.runs._run import command_ref
+from batchmark.runs._schema import cache_migrations
 from batchmark.runs._sqlite import connect_readonly, store_errors
 from batchmark.runs._store import CACHE_DIRNAME, ResponseCache, RunFolder, iter_run_folders
 
@@ -152,13 +153,34 @@ def _unreadable(folder: RunFolder, err: BaseException, cache: Path) -> UsageErro
     )
 
 
+def _check_eval(root: Path, eval_name: str | None) -> None:
+    """An ``--eval`` that names no eval folder under ``root`` is a ``UsageError``."""
+    if eval_name is None or (eval_name and (root / eval_name).is_dir()):
+        return
+    evals = sorted(
+        p.name
+        for p in (root.iterdir() if root.is_dir() else ())
+        if p.is_dir() and p.name != CACHE_DIRNAME
+    )
+    raise UsageError(
+        f"no eval {eval_name!r} under {root}",
+        hint=f"evals with runs there: {', '.join(evals) or 'none'}",
+    )
+
+
 def cache_stats(root: Path, *, eval_name: str | None = None) -> list[CacheFile]:
-    """Every response cache under ``root``: entries, sizes, ages and who asked for them."""
+    """Every response cache under ``root``: entries, sizes, ages and who asked for them.
+
+    A file of another version of batchmark is a ``StoreError`` (as a run opening it
+    would raise); one whose tables were never written (a run killed as it created the
+    file) holds nothing."""
+    _check_eval(root, eval_name)
     stats = []
     for endpoint, path in cache_files(root):
         with store_errors(path):
             db = connect_readonly(path)
             try:
+                cache_migrations.check(db, path)
                 stats.append(_stats_of(db, root, endpoint, path, eval_name))
             finally:
                 db.close()
@@ -168,6 +190,9 @@ def cache_stats(root: Path, *, eval_name: str | None = None) -> list[CacheFile]:
 def _stats_of(
     db: sqlite3.Connection, root: Path, endpoint: str, path: Path, eval_name: str | None
 ) -> CacheFile:
+    tables = {n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    for table in {"responses", "staged"} - tables:  # never set up (a run killed creating it)
+        db.execute(f"CREATE TEMP TABLE {table} (cache_key TEXT, data BLOB, created_at REAL)")
     entries, size, oldest, newest = db.execute(
         "SELECT count(*), coalesce(sum(length(data)), 0), min(created_at), max(created_at) "
         "FROM responses"
@@ -237,12 +262,7 @@ def remove_entries(
     """
     if older_than_days is not None and older_than_days < 0:
         raise UsageError(f"--older-than {older_than_days}: give a number of days, 0 or more")
-    if eval_name is not None and not (root / eval_name).is_dir():
-        evals = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name != CACHE_DIRNAME)
-        raise UsageError(
-            f"no eval {eval_name!r} under {root}",
-            hint=f"evals with runs there: {', '.join(evals) or 'none'}",
-        )
+    _check_eval(root, eval_name)
     since, live = _live_since(root)
     now = time.time()
     aged = now if older_than_days is None else now - older_than_days * 86400
