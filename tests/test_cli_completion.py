@@ -146,3 +146,20 @@ def test_bash_pieces_of_a_word_split_at_colons_complete_what_follows(
     where, _ = root  # COMP_WORDS as bash splits `latest:` and `latest:ar`
     assert _complete("batchmark report latest :", where) == [("plain", "arith")]
     assert _complete("batchmark report latest : ar", where) == [("plain", "arith")]
+
+
+def test_a_folder_left_by_a_run_killed_while_expanding_is_not_offered(
+    root: tuple[Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    where, (old, new) = root
+    copy = tmp_path / "w"
+    shutil.copytree(where / "results", copy / "results")
+    # `run` expands into a hidden `.ID.partial` folder (run.json and ledger included) and
+    # renames it when done: kill -9 before the rename leaves it behind, not a run.
+    shutil.copytree(
+        copy / "results" / "arith" / new, copy / "results" / "arith" / f".{new}x.partial"
+    )
+    assert _offered("batchmark status ", copy, monkeypatch) == ["latest", "latest:arith", new, old]
+    assert _offered("batchmark status .", copy, monkeypatch) == []
