@@ -167,6 +167,8 @@ def test_a_run_in_flight_keeps_what_was_written_since_it_started(runs: tuple) ->
         (["clear", "--eval", "gamma"], "no eval 'gamma'"),
         (["clear", "--endpoint", "nowhere"], "no response cache for endpoint 'nowhere'"),
         (["clear", "--older-than", "-1"], "0 or more"),
+        (["clear", "--older-than", "nan"], "0 or more"),
+        (["prune", "--older-than", "nan"], "0 or more"),
     ],
 )
 def test_bad_options_name_what_exists(runs: tuple, args: list[str], message: str) -> None:

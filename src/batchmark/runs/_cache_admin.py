@@ -260,7 +260,7 @@ def remove_entries(
     (``unreferenced``). Matching entries written since the oldest live run started are
     kept (see the module docstring). ``dry_run`` counts and removes nothing.
     """
-    if older_than_days is not None and older_than_days < 0:
+    if older_than_days is not None and not older_than_days >= 0:  # NaN too
         raise UsageError(f"--older-than {older_than_days}: give a number of days, 0 or more")
     _check_eval(root, eval_name)
     since, live = _live_since(root)
