@@ -239,3 +239,35 @@ def test_clear_by_eval_under_a_missing_results_root_says_so(tmp_path: Path) -> N
         result = CliRunner().invoke(cli, ["cache", *command, "--results", str(missing)])
         assert isinstance(result.exception, UsageError), (command, result.output)
         assert "no eval 'alpha'" in str(result.exception)
+
+
+def _free_pages(cache: Path) -> int:
+    db = sqlite3.connect(cache)
+    try:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return db.execute("PRAGMA freelist_count").fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_the_file_is_compacted_only_when_no_run_is_in_flight(runs: tuple) -> None:
+    results, a, b = runs
+    cache = a.folder.cache_path
+    db = sqlite3.connect(cache)
+    with db:  # beta's entries written long before anything runs now
+        db.execute("UPDATE responses SET data = zeroblob(20000)")  # pages worth freeing
+        marks = ",".join("?" * len(_keys(b)))
+        db.execute(
+            f"UPDATE responses SET created_at = 0 WHERE cache_key IN ({marks})", tuple(_keys(b))
+        )
+    db.close()
+    with open(a.path / ".lock", "w") as lock:
+        # alpha's run is driven now: it writes to the cache as it collects, and rewriting
+        # the whole file (VACUUM) would hold the write lock the run waits for meanwhile.
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        code, out = _cli("cache", "clear", "--eval", "beta", "--results", str(results))
+        assert code == 0 and f"removed {b.status.total} entries" in out, out
+        assert _free_pages(cache) > 0  # freed pages kept for later answers
+    code, out = _cli("cache", "clear", "--eval", "alpha", "--results", str(results))
+    assert code == 0 and _cached(cache) == set()
+    assert _free_pages(cache) == 0  # nobody in flight: compacted

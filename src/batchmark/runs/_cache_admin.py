@@ -320,14 +320,16 @@ def _remove(
     except BaseException:
         db.execute("ROLLBACK")
         raise
-    if removed and not dry_run:
+    if removed and not dry_run and not live:
         _shrink(db)
     return Removal(path, endpoint, removed, size, kept, live)
 
 
 def _shrink(db: sqlite3.Connection) -> None:
-    """Give the freed pages back to the file system, when nobody else has the file open
-    for a moment; otherwise the cache reuses them for later answers."""
+    """Give the freed pages back to the file system (no run is in flight: VACUUM copies
+    the whole file under the write lock a collecting run would wait for). When another
+    process holds the lock just now, the freed pages are kept: the cache reuses them for
+    later answers."""
     try:
         db.execute("PRAGMA busy_timeout = 200")
         db.execute("VACUUM")
