@@ -163,3 +163,13 @@ def test_a_folder_left_by_a_run_killed_while_expanding_is_not_offered(
     )
     assert _offered("batchmark status ", copy, monkeypatch) == ["latest", "latest:arith", new, old]
     assert _offered("batchmark status .", copy, monkeypatch) == []
+
+
+def test_completion_follows_results_given_with_a_tilde(
+    root: tuple[Path, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    where, ids = root  # the shell expands `~` when it runs the command, not in COMP_WORDS
+    monkeypatch.setenv("HOME", str(where))
+    assert set(
+        _offered("batchmark status --results ~/results ", where / "cfg", monkeypatch)
+    ) >= set(ids)

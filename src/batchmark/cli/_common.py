@@ -89,14 +89,15 @@ max_cost_option = click.option(
 def complete_run_ref(
     ctx: click.Context, param: click.Parameter, incomplete: str
 ) -> list[CompletionItem]:
-    """Shell completion of a RUN: the run ids under ``--results`` (as typed so far, else
-    ``results/``), newest first, and ``latest`` / ``latest:EVAL``. Never fails: a root
-    that cannot be read completes nothing."""
+    """Shell completion of a RUN: the run ids under ``--results`` (as typed so far, a
+    ``~`` the shell has not expanded yet included; else ``results/``), newest first, and
+    ``latest`` / ``latest:EVAL``. Never fails: a root that cannot be read completes
+    nothing."""
     from batchmark.runs._store import LATEST, iter_run_folders
 
     root = ctx.params.get("results") or Path("results")
     try:
-        folders = list(iter_run_folders(Path(root)))
+        folders = list(iter_run_folders(Path(root).expanduser()))  # `~` as typed
     except OSError:
         return []
     evals = sorted({f.eval_name for f in folders})
