@@ -165,6 +165,8 @@ def test_a_run_in_flight_keeps_what_was_written_since_it_started(runs: tuple) ->
     ("args", "message"),
     [
         (["clear", "--eval", "gamma"], "no eval 'gamma'"),
+        (["clear", "--eval", ".cache"], "no eval '.cache'"),
+        (["clear", "--eval", "../results"], "no eval '../results'"),
         (["clear", "--endpoint", "nowhere"], "no response cache for endpoint 'nowhere'"),
         (["clear", "--older-than", "-1"], "0 or more"),
         (["clear", "--older-than", "nan"], "0 or more"),

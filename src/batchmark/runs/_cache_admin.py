@@ -154,13 +154,16 @@ def _unreadable(folder: RunFolder, err: BaseException, cache: Path) -> UsageErro
 
 
 def _check_eval(root: Path, eval_name: str | None) -> None:
-    """An ``--eval`` that names no eval folder under ``root`` is a ``UsageError``."""
-    if eval_name is None or (eval_name and (root / eval_name).is_dir()):
+    """An ``--eval`` that names no eval folder under ``root`` (``.cache``, ``..`` and
+    ``a/b`` are none) is a ``UsageError``."""
+    if eval_name is None or (
+        eval_name[:1] not in ("", ".") and "/" not in eval_name and (root / eval_name).is_dir()
+    ):
         return
     evals = sorted(
         p.name
         for p in (root.iterdir() if root.is_dir() else ())
-        if p.is_dir() and p.name != CACHE_DIRNAME
+        if p.is_dir() and not p.name.startswith(".")
     )
     raise UsageError(
         f"no eval {eval_name!r} under {root}",
