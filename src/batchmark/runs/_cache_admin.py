@@ -22,6 +22,8 @@ from pathlib import Path
 
 from batchmark._errors import UsageError
 from batchmark.runs._claims import owner_alive
+from batchmark.runs._run import command_ref
+from batchmark.runs._schema import cache_migrations
 from batchmark.runs._sqlite import connect_readonly, store_errors
 from batchmark.runs._store import CACHE_DIRNAME, ResponseCache, RunFolder, iter_run_folders
 
@@ -85,8 +87,12 @@ def cache_files(root: Path, endpoint: str | None = None) -> list[tuple[str, Path
     return files
 
 
-def _runs_of(root: Path, endpoint: str, eval_name: str | None) -> Iterator[RunFolder]:
-    """Run folders under ``root`` made against ``endpoint`` (of one eval, if given)."""
+def _runs_of(
+    root: Path, endpoint: str, eval_name: str | None, *, unknown: bool = False
+) -> Iterator[RunFolder]:
+    """Run folders under ``root`` made against ``endpoint`` (of one eval, if given). A
+    folder whose run.json cannot be read (its endpoint unknown) is one of them only
+    with ``unknown`` (prune: its ledger may still ask for entries of this cache)."""
     for folder in iter_run_folders(root):
         if eval_name is not None and folder.eval_name != eval_name:
             continue
@@ -94,40 +100,90 @@ def _runs_of(root: Path, endpoint: str, eval_name: str | None) -> Iterator[RunFo
             if folder.read_info().get("endpoint", "emulator") != endpoint:
                 continue
         except (OSError, ValueError):
-            continue  # a damaged run.json: `batchmark doctor` is its place
+            if not unknown:
+                continue  # a damaged run.json: `batchmark doctor` is its place
         yield folder
 
 
-def _load_keys(db: sqlite3.Connection, table: str, folders: list[RunFolder]) -> int:
+def _load_keys(
+    db: sqlite3.Connection, table: str, folders: list[RunFolder], *, strict: Path | None = None
+) -> int:
     """Fill the temporary table ``table`` with the cache keys the runs' ledgers name;
-    returns how many ledgers could be read."""
+    returns how many ledgers could be read. A ledger not written yet (missing, empty, no
+    tables: a run being expanded) names no key. One that cannot be read (damaged, no
+    permission) names none either, or, with ``strict`` (the cache file pruned: what it
+    asks for would be taken for unasked), is a ``UsageError`` naming it."""
     db.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} (cache_key TEXT PRIMARY KEY)")
     db.execute(f"DELETE FROM {table}")
     read = 0
     for folder in folders:
+        path = folder.ledger_path
         try:
-            ledger = connect_readonly(folder.ledger_path)
-        except sqlite3.DatabaseError:
-            continue  # no ledger (yet) or damaged: it names no key
+            if not path.is_file() or path.stat().st_size == 0:
+                continue  # not written yet
+            ledger = connect_readonly(path)
+        except (sqlite3.DatabaseError, OSError) as err:
+            if strict is not None:
+                raise _unreadable(folder, err, strict) from None
+            continue
         try:
+            if not ledger.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'requests'"
+            ).fetchone():
+                continue  # its schema not written yet
             rows = ledger.execute("SELECT DISTINCT cache_key FROM requests")
             while chunk := rows.fetchmany(_CHUNK * 20):
                 db.executemany(f"INSERT OR IGNORE INTO {table} VALUES (?)", chunk)
             read += 1
-        except sqlite3.DatabaseError:
+        except sqlite3.DatabaseError as err:
+            if strict is not None:
+                raise _unreadable(folder, err, strict) from None
             continue
         finally:
             ledger.close()
     return read
 
 
+def _unreadable(folder: RunFolder, err: BaseException, cache: Path) -> UsageError:
+    return UsageError(
+        f"{folder.ledger_path}: cannot be read ({err}), so which entries of {cache} the "
+        f"run {folder.id} asks for is unknown: none was removed from it",
+        hint=f"`batchmark doctor {command_ref(folder.path)}` checks the run; or delete "
+        "that run folder, then prune again",
+    )
+
+
+def _check_eval(root: Path, eval_name: str | None) -> None:
+    """An ``--eval`` that names no eval folder under ``root`` (``.cache``, ``..`` and
+    ``a/b`` are none) is a ``UsageError``."""
+    if eval_name is None or (
+        eval_name[:1] not in ("", ".") and "/" not in eval_name and (root / eval_name).is_dir()
+    ):
+        return
+    evals = sorted(
+        p.name
+        for p in (root.iterdir() if root.is_dir() else ())
+        if p.is_dir() and not p.name.startswith(".")
+    )
+    raise UsageError(
+        f"no eval {eval_name!r} under {root}",
+        hint=f"evals with runs there: {', '.join(evals) or 'none'}",
+    )
+
+
 def cache_stats(root: Path, *, eval_name: str | None = None) -> list[CacheFile]:
-    """Every response cache under ``root``: entries, sizes, ages and who asked for them."""
+    """Every response cache under ``root``: entries, sizes, ages and who asked for them.
+
+    A file of another version of batchmark is a ``StoreError`` (as a run opening it
+    would raise); one whose tables were never written (a run killed as it created the
+    file) holds nothing."""
+    _check_eval(root, eval_name)
     stats = []
     for endpoint, path in cache_files(root):
         with store_errors(path):
             db = connect_readonly(path)
             try:
+                cache_migrations.check(db, path)
                 stats.append(_stats_of(db, root, endpoint, path, eval_name))
             finally:
                 db.close()
@@ -137,13 +193,16 @@ def cache_stats(root: Path, *, eval_name: str | None = None) -> list[CacheFile]:
 def _stats_of(
     db: sqlite3.Connection, root: Path, endpoint: str, path: Path, eval_name: str | None
 ) -> CacheFile:
+    tables = {n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    for table in {"responses", "staged"} - tables:  # never set up (a run killed creating it)
+        db.execute(f"CREATE TEMP TABLE {table} (cache_key TEXT, data BLOB, created_at REAL)")
     entries, size, oldest, newest = db.execute(
         "SELECT count(*), coalesce(sum(length(data)), 0), min(created_at), max(created_at) "
         "FROM responses"
     ).fetchone()
     staged = db.execute("SELECT count(*) FROM staged").fetchone()[0]
     by_eval: dict[str, list[RunFolder]] = {}
-    for folder in _runs_of(root, endpoint, None):
+    for folder in _runs_of(root, endpoint, None, unknown=True):  # as prune counts them
         by_eval.setdefault(folder.eval_name, []).append(folder)
     shares = []
     db.execute("CREATE TEMP TABLE any_run (cache_key TEXT PRIMARY KEY)")
@@ -204,14 +263,9 @@ def remove_entries(
     (``unreferenced``). Matching entries written since the oldest live run started are
     kept (see the module docstring). ``dry_run`` counts and removes nothing.
     """
-    if older_than_days is not None and older_than_days < 0:
+    if older_than_days is not None and not older_than_days >= 0:  # NaN too
         raise UsageError(f"--older-than {older_than_days}: give a number of days, 0 or more")
-    if eval_name is not None and not (root / eval_name).is_dir():
-        evals = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name != CACHE_DIRNAME)
-        raise UsageError(
-            f"no eval {eval_name!r} under {root}",
-            hint=f"evals with runs there: {', '.join(evals) or 'none'}",
-        )
+    _check_eval(root, eval_name)
     since, live = _live_since(root)
     now = time.time()
     aged = now if older_than_days is None else now - older_than_days * 86400
@@ -247,7 +301,8 @@ def _remove(
         _load_keys(db, "of_eval", list(_runs_of(root, endpoint, eval_name)))
         where.append("cache_key IN (SELECT cache_key FROM of_eval)")
     if unreferenced:
-        _load_keys(db, "any_run", list(_runs_of(root, endpoint, None)))
+        runs = list(_runs_of(root, endpoint, None, unknown=True))
+        _load_keys(db, "any_run", runs, strict=path)
         where.append("cache_key NOT IN (SELECT cache_key FROM any_run)")
     match = " AND ".join(where)
     aged, cutoff = cuts
@@ -268,14 +323,16 @@ def _remove(
     except BaseException:
         db.execute("ROLLBACK")
         raise
-    if removed and not dry_run:
+    if removed and not dry_run and not live:
         _shrink(db)
     return Removal(path, endpoint, removed, size, kept, live)
 
 
 def _shrink(db: sqlite3.Connection) -> None:
-    """Give the freed pages back to the file system, when nobody else has the file open
-    for a moment; otherwise the cache reuses them for later answers."""
+    """Give the freed pages back to the file system (no run is in flight: VACUUM copies
+    the whole file under the write lock a collecting run would wait for). When another
+    process holds the lock just now, the freed pages are kept: the cache reuses them for
+    later answers."""
     try:
         db.execute("PRAGMA busy_timeout = 200")
         db.execute("VACUUM")

@@ -211,10 +211,15 @@ class RunFolder:
 
 
 def iter_run_folders(root: Path) -> Iterator[RunFolder]:
-    """Every run folder under a results root, oldest first by run id."""
+    """Every run folder under a results root, oldest first by run id. Hidden folders are
+    none (``.cache``; a ``.ID.partial`` a run killed while expanding left behind)."""
     if not root.is_dir():
         return
-    found = [p.parent for p in root.glob("*/*/run.json")]
+    found = [
+        p.parent
+        for p in root.glob("*/*/run.json")
+        if not p.parent.name.startswith(".") and not p.parent.parent.name.startswith(".")
+    ]
     for path in sorted(found, key=lambda p: p.name):
         yield RunFolder(path)
 
