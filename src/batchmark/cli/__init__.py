@@ -19,6 +19,7 @@ import click
 from batchmark._entry import EXIT_SIGINT, EXIT_SIGTERM, Terminated
 from batchmark._errors import BatchmarkError, StoreError
 from batchmark._terminal import visible
+from batchmark.cli import _complete  # noqa: F401  (registers bash's completion class)
 from batchmark.runs._sqlite import store_error
 
 __all__ = ["cli", "main"]

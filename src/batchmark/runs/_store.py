@@ -211,7 +211,8 @@ class RunFolder:
 
 
 def iter_run_folders(root: Path) -> Iterator[RunFolder]:
-    """Every run folder under a results root, oldest first by run id. Hidden folders are
+    """Every run folder under a results root, oldest first (by run id, then by
+    ``created_at`` within one second). Hidden folders are
     none (``.cache``; a ``.ID.partial`` a run killed while expanding left behind)."""
     if not root.is_dir():
         return
@@ -220,8 +221,20 @@ def iter_run_folders(root: Path) -> Iterator[RunFolder]:
         for p in root.glob("*/*/run.json")
         if not p.parent.name.startswith(".") and not p.parent.parent.name.startswith(".")
     ]
-    for path in sorted(found, key=lambda p: p.name):
+    for path in sorted(found, key=_creation_order):
         yield RunFolder(path)
+
+
+def _creation_order(path: Path) -> tuple[str, str, str]:
+    """A run id starts with its creation time to the second; two runs made within one
+    second are told apart by run.json's ``created_at`` (microseconds), not by the random
+    end of their ids."""
+    second = path.name[:15]
+    try:
+        created = str(json.loads((path / "run.json").read_bytes()).get("created_at", ""))
+    except (OSError, ValueError, AttributeError):
+        created = ""
+    return second, created, path.name
 
 
 LATEST = "latest"
@@ -255,7 +268,7 @@ def _latest(root: Path, eval_name: str | None) -> RunFolder:
         f for f in iter_run_folders(root) if eval_name is None or f.path.parent.name == eval_name
     ]
     if runs:
-        return max(runs, key=lambda f: f.id)
+        return runs[-1]  # iter_run_folders: oldest first, to the microsecond
     of = f" of eval {eval_name!r}" if eval_name else ""
     raise RunNotFound(
         f"no run{of} under {root} yet, so `latest` names none; `batchmark status --results "
