@@ -573,3 +573,26 @@ def test_bonett_price_keeps_nominal_coverage_where_t_falls_short(
         plain += d.mean() - half <= truth <= d.mean() + half
     assert held / 4000 >= 0.943
     assert (plain / 4000 < 0.9) == t_falls_short
+
+
+def test_clusters_never_narrow_a_pass_fail_interval_below_bonett_price() -> None:
+    """Review of issue 17: 16 items all failing in 4 clusters read [-1, -1] (clustered t,
+    SE 0), narrower than the unclustered [-1, -0.677]."""
+    a, b = {i: 0.0 for i in range(16)}, {i: 1.0 for i in range(16)}
+    plain = paired_diff(a, b)
+    clustered = paired_diff(a, b, clusters={i: i // 4 for i in range(16)})
+    assert clustered.method == "t+bonett-price"
+    assert (clustered.ci_low, clustered.ci_high) == (plain.ci_low, plain.ci_high)
+    # Where the clustered t interval is the wider one, it is kept as it is.
+    rng = np.random.default_rng(3)
+    a = {i: float(rng.random() < 0.5) for i in range(40)}
+    b = {i: float(rng.random() < 0.5) for i in range(40)}
+    wide = paired_diff(a, b, clusters={i: i // 10 for i in range(40)})
+    t_only = paired_diff(a, b, clusters={i: i // 10 for i in range(40)}, dist="t")
+    assert wide.ci_low <= t_only.ci_low and wide.ci_high >= t_only.ci_high
+
+
+def test_the_mde_of_pairs_that_all_changed_alike_is_not_zero() -> None:
+    diff = paired_diff({i: 0 for i in range(16)}, {i: 1 for i in range(16)})
+    assert diff.se == 0.0 and diff.mde == pytest.approx(2.8016 * diff.se_floor, rel=1e-3)
+    assert diff.mde > 0.1

@@ -366,7 +366,13 @@ class PairedDiff:
     only_a: tuple[Hashable, ...]
     only_b: tuple[Hashable, ...]
     n_clusters: int | None = None
-    method: str = "t"  # how the interval was formed: ``t``, ``normal`` or ``bonett-price``
+    method: str = "t"
+    """How the interval was formed: ``t``, ``normal``, ``bonett-price`` (pass/fail, no
+    clusters) or ``t+bonett-price`` (pass/fail with clusters: the clustered t interval,
+    widened to the Bonett-Price one where that is wider)."""
+    se_floor: float = _NAN
+    """Pass/fail pairs: the Bonett-Price SE, the least SE the MDE uses (``se`` is 0 when
+    every item changed the same way)."""
 
     @property
     def n_only_a(self) -> int:
@@ -385,8 +391,10 @@ class PairedDiff:
 
     @property
     def mde(self) -> float:
-        """Minimum detectable effect at this n: ``(z_{0.975} + z_{0.8}) · SE`` ≈ 2.80 · SE."""
-        return (Z95 + norm_ppf(0.8)) * self.se
+        """Minimum detectable effect at this n: ``(z_{0.975} + z_{0.8}) · SE`` ≈ 2.80 · SE
+        (for pass/fail pairs, SE at least ``se_floor``: never 0)."""
+        se = self.se if math.isnan(self.se_floor) else max(self.se, self.se_floor)
+        return (Z95 + norm_ppf(0.8)) * se
 
 
 def _split_ids(
@@ -440,13 +448,22 @@ def paired_diff(
     n = len(shared)
     low, high = est.ci_low, est.ci_high
     method = est.method
+    se_floor = _NAN
     if bounded(xa) and bounded(xb):
-        if labels is None and dist is None and n and _binary(xa) and _binary(xb):
+        if dist is None and n and _binary(xa) and _binary(xb):
             gained = int(np.sum((xa == 1.0) & (xb == 0.0)))
             lost = int(np.sum((xa == 0.0) & (xb == 1.0)))
             q = critical_value(confidence, dist="normal")
-            low, high = bonett_price(gained, lost, n, q)
-            method = "bonett-price"
+            bp_low, bp_high = bonett_price(gained, lost, n, q)
+            se_floor = bonett_price_se(gained, lost, n)
+            if labels is None:
+                low, high, method = bp_low, bp_high, "bonett-price"
+            elif math.isnan(low) or math.isnan(high) or bp_low < low or bp_high > high:
+                # Clusters never make a pass/fail interval narrower than the unclustered
+                # Bonett-Price one (16 items all failing in 4 clusters: [-1, -1] by t).
+                low = bp_low if math.isnan(low) else min(low, bp_low)
+                high = bp_high if math.isnan(high) else max(high, bp_high)
+                method = "t+bonett-price"
         low, high = max(low, -1.0), min(high, 1.0)
     return PairedDiff(
         mean=est.mean,
@@ -461,7 +478,15 @@ def paired_diff(
         only_b=only_b,
         n_clusters=est.n_clusters,
         method=method,
+        se_floor=se_floor,
     )
+
+
+def bonett_price_se(f: int, g: int, n: int) -> float:
+    """The SE of Bonett & Price's adjusted difference: ``√((p̃₁ + p̃₂ - (p̃₁ - p̃₂)²) /
+    (n+2))`` with ``p̃₁ = (f+1)/(n+2)``, ``p̃₂ = (g+1)/(n+2)`` (see :func:`bonett_price`)."""
+    p1, p2 = (f + 1) / (n + 2), (g + 1) / (n + 2)
+    return math.sqrt(max(p1 + p2 - (p1 - p2) ** 2, 0.0) / (n + 2))
 
 
 def bonett_price(f: int, g: int, n: int, q: float) -> tuple[float, float]:
@@ -470,9 +495,8 @@ def bonett_price(f: int, g: int, n: int, q: float) -> tuple[float, float]:
     Price 2012, the adjusted Wald interval; among those Fagerland, Lydersen & Laake 2014
     recommend): ``p̃₁ = (f+1)/(n+2)``, ``p̃₂ = (g+1)/(n+2)``, ``(p̃₁ - p̃₂) ± q ·
     √((p̃₁ + p̃₂ - (p̃₁ - p̃₂)²) / (n+2))``, clipped to [-1, 1]. Never of zero width."""
-    p1, p2 = (f + 1) / (n + 2), (g + 1) / (n + 2)
-    centre = p1 - p2
-    half = q * math.sqrt(max(p1 + p2 - centre * centre, 0.0) / (n + 2))
+    centre = (f - g) / (n + 2)
+    half = q * bonett_price_se(f, g, n)
     return max(-1.0, centre - half), min(1.0, centre + half)
 
 
