@@ -29,7 +29,7 @@ __all__ = ["COLLECT_CHUNK", "Collector"]
 
 # Result lines written per ledger transaction: each commit costs a WAL sync (~20 ms), so
 # larger chunks ingest faster; a crash loses at most one chunk's work (re-collected).
-COLLECT_CHUNK = 10_000
+COLLECT_CHUNK = 5_000
 
 
 class Collector:
