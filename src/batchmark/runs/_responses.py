@@ -16,8 +16,8 @@ import orjson
 
 from batchmark.config._models import Catalog
 from batchmark.config._pricing import cost_usd, price_for
-from batchmark.runs._backend import expand_message
 from batchmark.runs._ledger import Ledger
+from batchmark.runs._stored import expand_message
 
 __all__ = ["LazyParams", "final_responses", "response_data", "summarize"]
 
