@@ -8,9 +8,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from batchmark.runs._stored import expand_message, normalize_message
 from batchmark.runs._gc import gc_paused
 from batchmark.runs._responses import LazyParams
+from batchmark.runs._stored import expand_message, normalize_message
 from batchmark.scorers import ExactMatch
 
 

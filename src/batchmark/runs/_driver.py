@@ -28,7 +28,7 @@ from batchmark._errors import BatchmarkError, ConfigError, RunBusy, RunStateErro
 from batchmark.config._schema import EvalSpec, RunSettings, load_config
 from batchmark.runs._backend import AnthropicBackend
 from batchmark.runs._batches import BatchRunner, Progress
-from batchmark.runs._claims import Claims
+from batchmark.runs._claims import Claims, owner_alive
 from batchmark.runs._crashpoints import crashpoint
 from batchmark.runs._datasets import iter_rows
 from batchmark.runs._endpoint import Endpoint
@@ -126,6 +126,7 @@ def _insert_requests(
         seq += len(chunk)
         written += len(chunk)
         chunk.clear()
+        crashpoint("mid_expand")
 
     with gc_paused():  # rendering and hashing make no reference cycles
         for request in requests:
@@ -246,6 +247,11 @@ def _create_run_folder(
     run_id = _new_run_id()
     partial = root / spec.name / f".{run_id}.partial"
     partial.mkdir(parents=True)
+    # Held while expanding: a later run removes a partial folder nobody holds (its
+    # expansion was killed), with the blobs it may hold (_sweep_partials).
+    expanding = open(partial / ".lock", "w")  # noqa: SIM115
+    fcntl.flock(expanding, fcntl.LOCK_EX)
+    _sweep_partials(root / spec.name)
     try:
         (partial / "config.yaml").write_text(spec.text, encoding="utf-8")
         info = {
@@ -278,10 +284,34 @@ def _create_run_folder(
                 cache.close()
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
+        expanding.close()
         raise
     final = root / spec.name / run_id
     os.replace(partial, final)
+    expanding.close()
     return RunFolder(final)
+
+
+PARTIAL_GRACE_SECONDS = 3600.0
+"""A partial folder without a lock file (made by a version that took none, or being
+made this instant) is removed only once it is this old."""
+
+
+def _sweep_partials(eval_dir: Path) -> None:
+    """Remove the ``.ID.partial`` folders of expansions that were killed: their lock is
+    free (the OS released it with the process). Best effort: one that cannot be removed
+    stays, and ``status`` never lists them."""
+    for path in eval_dir.glob(".*.partial"):
+        lock = path / ".lock"
+        try:
+            if lock.exists():
+                if owner_alive(str(path)):
+                    continue
+            elif time.time() - path.stat().st_mtime < PARTIAL_GRACE_SECONDS:
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _open_cache(path: Path, info: dict[str, Any]) -> ResponseCache | None:
