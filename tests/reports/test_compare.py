@@ -26,7 +26,7 @@ from batchmark.reports._compare import (
     report,
 )
 
-from .support import JUDGE, RIGHT, ROWS, isolated, make_run
+from .support import JUDGE, RIGHT, ROWS, html_items, isolated, make_run
 
 INCLUDES = {"includes": {"target": "{{ answer }}"}}
 
@@ -301,3 +301,26 @@ def test_a_run_listed_twice_is_refused(runs: dict[str, batchmark.Run]) -> None:
 def test_reading_a_run_folder_gives_the_same_tables(runs: dict[str, batchmark.Run]) -> None:
     again = report(batchmark.open_run(Path(runs["main"].path)))
     pd.testing.assert_frame_equal(again.diffs, report(runs["main"]).diffs)
+
+
+def test_html_item_view_holds_every_request_once_and_each_prompt_once(
+    runs: dict[str, batchmark.Run],
+) -> None:
+    from batchmark.reports._render import render
+
+    comp = report(runs["main"])
+    page = render(comp, "html")
+    items = html_items(page)
+    assert [i["row_id"] for i in items] == [r["id"] for r in ROWS]
+    samples = comp.samples
+    for item in items:
+        # 2 models x 2 variants: 4 cells, but only the 2 variants' prompts, each once
+        assert len(item["cells"]) == 4 and len(item["prompts"]) == 2
+        for cell in item["cells"]:
+            s = one(samples, custom_id=cell["custom_id"])
+            assert cell["prompt"] == s["prompt"] and cell["response"] == s["response"]
+            assert [x["why"] for x in cell["scores"]] == [
+                x["explanation"] or "" for x in s["scores"]
+            ]
+    # The system prompt of 12 requests, written once in the whole page.
+    assert page.count("Answer tersely.") == 1

@@ -21,7 +21,6 @@ import batchmark.cli._report  # noqa: F401  (registers report and compare)
 from batchmark.cli import cli, main
 from batchmark.reports._compare import (
     COST_COLUMNS,
-    SAMPLE_COLUMNS,
     Comparison,
     compare_scores,
     report,
@@ -63,7 +62,6 @@ def synthetic() -> Comparison:
         diffs=tables.diffs,
         items=tables.items,
         cost=cost,
-        samples=pd.DataFrame(columns=SAMPLE_COLUMNS),
         baseline=tables.baseline,
         runs=("run-1",),
     )
@@ -220,3 +218,21 @@ def test_html_marks_a_significant_difference_and_keeps_the_axis_within_0_1() -> 
     assert 'class="up significant"' in html  # 6 of 8 improved: +0.750 [+0.363, +1.000]
     # Wilson intervals stay inside [0, 1]: the chart's axis ends at 1 (it ran to 1.25).
     assert ">1.25<" not in html and ">1.00<" in html
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "</script><script>alert(1)</script>",
+        "<!-- <script>",
+        "a & b > c",
+        "line\u2028separator\u2029paragraph",
+        {"</SCRIPT >": ["\ud800", 1.5, None]},  # a lone surrogate too
+    ],
+)
+def test_script_json_cannot_end_its_script_and_reads_back_the_same(value: object) -> None:
+    from batchmark.reports._html import script_json
+
+    data = script_json(value).decode()
+    assert not set("<>&\u2028\u2029") & set(data)
+    assert json.loads(data) == value

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -247,10 +248,20 @@ class Run:
         with self._ledger() as ledger:
             yield from iter_scores(ledger)
 
-    def scores_df(self) -> pd.DataFrame:
+    def scores_df(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """:meth:`scores` as a DataFrame; only ``columns`` when given (a comparison needs
+        neither the explanations nor the answers)."""
         import pandas as pd
 
-        return pd.DataFrame(list(self.scores()))
+        data: dict[str, list[Any]] = {}
+        for record in self.scores():  # column lists: a dict per score held 3x the memory
+            if not data:
+                data = {key: [] for key in (columns or record)}
+            for key, values in data.items():
+                value = record[key]
+                # names repeat on every row: one string each, not one per row
+                values.append(sys.intern(value) if key in _NAMES and type(value) is str else value)
+        return pd.DataFrame(data, columns=list(columns) if columns else None)
 
     def score_specs(self) -> dict[str, list[str]]:
         """Per scorer with stored scores: the spec hashes of the scorer configs that made
@@ -266,6 +277,9 @@ class Run:
 
         with self._ledger() as ledger:
             return scores_summary(ledger)
+
+
+_NAMES = frozenset({"variant", "model_key", "row_id", "scorer"})
 
 
 def open_run(
