@@ -61,8 +61,8 @@ def build_run(folder: Path, requests: int) -> Path:
 
 
 def phase_report(run: Path) -> dict:
-    from batchmark.cli import cli
     from batchmark.cli import _report as _  # noqa: F401  (registers report)
+    from batchmark.cli import cli
 
     out = run.parent.parent.parent / "report.html"
     baseline = _peak_mb()

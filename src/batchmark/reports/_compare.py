@@ -404,8 +404,15 @@ def compare_scores(
         cells = summarize_scores(
             df, method=method, k=k, cluster_field=cluster_field, by=CELL, values=values
         ).astype({"n": int, "n_missing": int})
-        outcome_df = df.assign(score=df["passed"]) if reducer == "mean" else df
-        outcomes = item_values(outcome_df, method=method, k=k, by=CELL)
+        per_cell = _by_cell(values)
+        del values  # the flat dict: per_cell holds the same, by cell
+        # An item's pass/fail outcome: its ``passed`` reduced like its score (pass@k and
+        # pass^k reduce ``passed`` already).
+        per_cell_outcome = (
+            _by_cell(item_values(df, method=method, k=k, by=CELL, column="passed"))
+            if reducer == "mean"
+            else per_cell
+        )
     except ValueError as err:
         raise CompareError(str(err)) from err
     rates = df.groupby(list(CELL), sort=False)["passed"].mean()
@@ -415,8 +422,6 @@ def compare_scores(
         empty_diffs = pd.DataFrame(columns=DIFF_COLUMNS)
         return _Tables(cells, empty_diffs, pd.DataFrame(columns=ITEM_COLUMNS), None)
 
-    per_cell = _by_cell(values)
-    per_cell_outcome = _by_cell(outcomes)
     first_ids = df.groupby([*CELL, "row_id"], sort=False)["custom_id"].first().to_dict()
     cluster_of: dict[Hashable, Hashable] = {}
     if cluster_field is not None:

@@ -543,18 +543,21 @@ def item_values(
     method: Reducer = "mean",
     k: int | None = None,
     by: Sequence[str] = GROUP_COLUMNS,
+    column: str | None = None,
 ) -> dict[tuple, float]:
-    """:func:`item_scores` as a dict ``{(*by, row_id): value}`` (no index is built)."""
-    column = "score" if method == "mean" else "passed"
-    keys = [*by, "row_id"]
+    """:func:`item_scores` as a dict ``{(*by, row_id): value}`` (no index is built), in
+    cell order, then the order of first appearance. ``column``: reduce this column
+    instead (``score`` for ``mean``, else ``passed``)."""
+    column = column or ("score" if method == "mean" else "passed")
     valid = df[df[column].notna()]
-    # One pass over plain lists (pandas' per-group Python aggregation took seconds for
-    # 100,000 rows); items in order of first appearance, as groupby(sort=False).
+    # Plain lists per cell (pandas' per-group Python aggregation took seconds for 100,000
+    # rows, and a tuple of every row's names held far more memory than the frame).
+    rows, values = valid["row_id"].to_numpy(), valid[column].to_numpy()
     lists: dict[tuple, list[float]] = {}
-    for key, value in zip(
-        zip(*(valid[c].tolist() for c in keys), strict=True), valid[column].tolist(), strict=True
-    ):
-        lists.setdefault(key, []).append(value)
+    for cell, index in valid.groupby(list(by), sort=False, dropna=False).indices.items():
+        head = cell if isinstance(cell, tuple) else (cell,)
+        for row_id, value in zip(rows[index].tolist(), values[index].tolist(), strict=True):
+            lists.setdefault((*head, row_id), []).append(value)
     return reduce_epochs(lists, method, k)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -249,19 +248,25 @@ class Run:
             yield from iter_scores(ledger)
 
     def scores_df(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
-        """:meth:`scores` as a DataFrame; only ``columns`` when given (a comparison needs
-        neither the explanations nor the answers)."""
+        """:meth:`scores` as a DataFrame; only ``columns`` when given. Columns without
+        text (``SCORE_VALUE_COLUMNS``: what a comparison reads) are read lean."""
         import pandas as pd
 
-        data: dict[str, list[Any]] = {}
-        for record in self.scores():  # column lists: a dict per score held 3x the memory
-            if not data:
-                data = {key: [] for key in (columns or record)}
-            for key, values in data.items():
-                value = record[key]
-                # names repeat on every row: one string each, not one per row
-                values.append(sys.intern(value) if key in _NAMES and type(value) is str else value)
-        return pd.DataFrame(data, columns=list(columns) if columns else None)
+        from batchmark.runs._scoring import SCORE_VALUE_COLUMNS, score_value_columns
+
+        if columns is not None and set(columns) <= set(SCORE_VALUE_COLUMNS):
+            with self._ledger() as ledger:
+                data = score_value_columns(ledger)
+            frame = {}
+            for c in columns:  # names as categories: one string each, not an array of copies
+                values = data.pop(c)
+                if c in _NAME_COLUMNS:
+                    codes, names = pd.factorize(pd.Index(values, dtype=object), sort=False)
+                    frame[c] = pd.Categorical.from_codes(codes, pd.Index(names, dtype=object))
+                else:
+                    frame[c] = values
+            return pd.DataFrame(frame, columns=list(columns))
+        return pd.DataFrame(list(self.scores()), columns=list(columns) if columns else None)
 
     def score_specs(self) -> dict[str, list[str]]:
         """Per scorer with stored scores: the spec hashes of the scorer configs that made
@@ -279,7 +284,7 @@ class Run:
             return scores_summary(ledger)
 
 
-_NAMES = frozenset({"variant", "model_key", "row_id", "scorer"})
+_NAME_COLUMNS = frozenset({"model_key", "variant", "scorer", "row_id"})
 
 
 def open_run(
