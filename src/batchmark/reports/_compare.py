@@ -321,13 +321,13 @@ def _peeking(records: Iterator[dict[str, Any]]) -> Callable[[str], list[dict[str
 
 def iter_samples(runs: Sequence[Run]) -> Iterator[dict[str, Any]]:
     """One record per request: its prompt, response and every score, for the per-item
-    view; requests, final responses and scores are read side by side in grid order."""
+    view; requests with their final responses, and scores, read side by side in grid
+    order."""
     for run in runs:
-        responses, scores = _peeking(run.responses()), _peeking(run.scores())
-        for req in run.requests():
+        scores = _peeking(run.scores())
+        for req in run.answered_requests():
             custom_id = req["custom_id"]
-            found = responses(custom_id)
-            resp = found[0] if found else {}
+            resp = req["data"] or {}
             text = resp.get("text") or ""
             for call in resp.get("tool_calls") or []:
                 text += f"\n[tool_use {call.get('name')}] {call.get('input')}"
@@ -340,7 +340,7 @@ def iter_samples(runs: Sequence[Run]) -> Iterator[dict[str, Any]]:
                 "row_id": req["row_id"],
                 "epoch": req["epoch"],
                 "custom_id": custom_id,
-                "status": resp.get("status", req["state"]),
+                "status": req["status"] or req["state"],
                 "prompt": _prompt(req["params"]),
                 "response": text.strip(),
                 "thinking": resp.get("thinking") or "",

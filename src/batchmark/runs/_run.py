@@ -177,6 +177,24 @@ class Run:
                 record["params"] = orjson.loads(record["params"])
                 yield record
 
+    def answered_requests(self) -> Iterator[dict[str, Any]]:
+        """Every request (ids, cell, state, params) with its final response's ``status``
+        and stored ``data`` (the compact message, or ``{error_type, error_message}``),
+        both ``None`` until it has ended; one pass over the ledger, in grid order."""
+        with self._ledger() as ledger:
+            for row in ledger.iter_answered("candidate"):
+                yield {
+                    "custom_id": row[0],
+                    "variant": row[1],
+                    "model_key": row[2],
+                    "row_id": row[3],
+                    "epoch": row[4],
+                    "state": row[5],
+                    "params": orjson.loads(row[6]),
+                    "status": row[7],
+                    "data": None if row[8] is None else orjson.loads(row[8]),
+                }
+
     def responses(self) -> Iterator[dict[str, Any]]:
         """The final response of every ended request (its last attempt), in grid order."""
         with self._ledger() as ledger:
