@@ -25,12 +25,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import _report
 from million import write_config
@@ -82,7 +85,27 @@ def measure(run: Path) -> dict:
     start = time.perf_counter()
     result = _report.run_phase(__file__, "report", run, run.parent / "hf")
     result["process_seconds"] = time.perf_counter() - start
+    result["browser"] = open_in_chromium(run.parent.parent.parent / "report.html", run)
     return result
+
+
+def open_in_chromium(page: Path, run: Path) -> str:
+    """Open the report in headless Chromium searching for one row's passage (as
+    ``report.html#q=...``): the seconds until the DOM was dumped, and whether exactly
+    that item was listed; "no chromium" where it is not installed."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        return "no chromium"
+    wanted = "r0000777"  # its passage says "Item 777 was catalogued"
+    url = page.as_uri() + "#q=" + quote("item 777 was")
+    cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
+    cmd += [f"--user-data-dir={run.parent / 'chromium'}", "--virtual-time-budget=10000"]
+    start = time.perf_counter()
+    out = subprocess.run([*cmd, "--dump-dom", url], capture_output=True, text=True, timeout=300)
+    seconds = time.perf_counter() - start
+    listed = re.findall(r'<details class="item" data-row="([^"]*)"', out.stdout)
+    state = "filtered to that item" if listed == [wanted] else f"NOT filtered: {listed[:3]}"
+    return f"opened and searched in {seconds:.1f} s, {state}"
 
 
 # --- report ------------------------------------------------------------------------------
@@ -128,6 +151,10 @@ def readme_block(results: list[tuple[int, dict]]) -> list[str]:
         "memory); what still grows with the run is the comparison's per-item scores "
         "(the statistics are paired by item).",
         "",
+        "Headless Chromium, the report opened as `report.html#q=item 777 was` (a search): "
+        + "; ".join(f"{n:,} requests: {r['browser']}" for n, r in results)
+        + ".",
+        "",
         _report.machine_summary(PACKAGES, sqlite=True),
     ]
 
@@ -168,6 +195,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{result['peak_mb']:,.0f} MB (baseline {result['baseline_mb']:,.0f} MB)",
             flush=True,
         )
+        print(f"  chromium: {result['browser']}", flush=True)
         if n == 100_000:
             for line in verdicts(result):
                 print(f"  {line}")

@@ -324,3 +324,17 @@ def test_html_item_view_holds_every_request_once_and_each_prompt_once(
             ]
     # The system prompt of 12 requests, written once in the whole page.
     assert page.count("Answer tersely.") == 1
+
+
+def test_html_item_view_of_two_runs_has_each_runs_cells_under_the_shared_row_ids(
+    runs: dict[str, batchmark.Run],
+) -> None:
+    from batchmark.reports._render import render
+
+    items = html_items(render(compare([runs["main"], runs["shifted"]]), "html"))
+    by_run = [(i["row_id"], len(i["cells"])) for i in items]
+    # The main run's rows, then the shifted run's (q2..q7), 4 cells each; the page's
+    # script lists q2..q6 once each, with both runs' cells.
+    assert by_run == [(r["id"], 4) for r in ROWS] + [(f"q{i}", 4) for i in range(2, 8)]
+    labels = {c["cell"] for i in items for c in i["cells"]}
+    assert len(labels) == 8  # run / model / variant: 2 runs x 2 models x 2 variants

@@ -236,3 +236,19 @@ def test_script_json_cannot_end_its_script_and_reads_back_the_same(value: object
     data = script_json(value).decode()
     assert not set("<>&\u2028\u2029") & set(data)
     assert json.loads(data) == value
+
+
+def test_a_report_file_is_replaced_whole_or_left_as_it_was(tmp_path: Path) -> None:
+    from batchmark.runs._store import atomic_writer
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    out = folder / "report.html"
+    out.write_text("old report")
+    with pytest.raises(RuntimeError), atomic_writer(out) as fh:
+        fh.write(b"<!DOCTYPE html>half of a new one")
+        raise RuntimeError("the writer failed halfway")
+    assert out.read_text() == "old report" and sorted(folder.iterdir()) == [out]
+    with atomic_writer(out) as fh:
+        fh.write(b"new report")
+    assert out.read_text() == "new report" and sorted(folder.iterdir()) == [out]
