@@ -2,16 +2,20 @@
 
 Rendering only: every number comes from the comparison's DataFrames. A difference whose
 95% interval excludes zero is marked ``▲`` (candidate higher) or ``▼`` (lower) in every
-human format, and ``significant`` is true in CSV and JSON. The HTML report is written by
-``_html`` (streamed to a file, one self-contained page).
+human format, and ``significant`` is true in CSV and JSON. The HTML report is one file:
+inline CSS and SVG, no external asset; its summary is made here, its item view (data and
+a small script) streamed by ``_html``.
 """
 
 from __future__ import annotations
 
+import html
 import io
 import json
+import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from rich.console import Console
 from rich.table import Table
@@ -25,7 +29,7 @@ from batchmark.reports._numbers import MISSING, as_number, fmt_number, is_missin
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["FORMATS", "render", "render_terminal", "to_csv", "to_json", "to_markdown"]
+__all__ = ["FORMATS", "render", "render_terminal", "to_csv", "to_html", "to_json", "to_markdown"]
 
 FORMATS = ("table", "md", "csv", "json", "html")
 
@@ -349,6 +353,176 @@ def to_json(comp: Comparison) -> str:
     return json.dumps(to_dict(comp), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
+# --------------------------------------------------------------------------- HTML
+
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#1d2330}
+h1{font-size:22px}h2{font-size:18px;margin-top:32px}
+table{border-collapse:collapse;margin:8px 0}
+th,td{border:1px solid #d5d9e0;padding:4px 8px;text-align:left;vertical-align:top}
+th{background:#eef1f6}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.up{color:#137333;font-weight:bold}.down{color:#b3261e;font-weight:bold}
+.note{color:#555}.warn{color:#8a5300}.chart{margin:8px 0 16px}
+pre{white-space:pre-wrap;margin:0;max-width:520px;font-size:12px}
+details{margin:4px 0}summary{cursor:pointer;font-weight:600}
+.thinking summary{font-weight:normal;color:#555}.thinking pre{color:#555}
+.pass{color:#137333}.fail{color:#b3261e}.invalid{color:#8a6d00}
+.controls{display:flex;flex-wrap:wrap;gap:8px;align-items:center;margin:8px 0;
+position:sticky;top:0;background:#fff;padding:6px 0;border-bottom:1px solid #d5d9e0}
+.controls input[type=search]{width:320px}.badge{font-weight:normal;font-size:12px;margin-left:8px}
+tr.hit>td:first-child{border-left:4px solid #2f5bb7}small.muted{color:#777}
+"""
+
+
+def _esc(x: Any) -> str:
+    return html.escape("" if x is None else str(x))
+
+
+def _html_table(header: list[str], rows: list[list[str]], num_from: int, raw: bool = False) -> str:
+    out = ["<table><thead><tr>", *(f"<th>{_esc(h)}</th>" for h in header), "</tr></thead><tbody>"]
+    for row in rows:
+        out.append("<tr>")
+        for i, cell in enumerate(row):
+            cls = ' class="num"' if i >= num_from else ""
+            out.append(f"<td{cls}>{cell if raw else _esc(cell)}</td>")
+        out.append("</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _svg_chart(comp: Comparison, scorer: str) -> str:
+    """Mean and 95% CI of each cell for one scorer: a dot with an error bar per row."""
+    cells = comp.cells[comp.cells["scorer"] == scorer]
+    marks = {
+        (d["run"], d["model_key"], d["variant"]): _mark(d)
+        for d in _records(comp.diffs[comp.diffs["scorer"] == scorer])
+    }
+    lows = [v for v in cells["ci_low"].tolist() + cells["mean"].tolist() if not is_missing(v)]
+    highs = [v for v in cells["ci_high"].tolist() + cells["mean"].tolist() if not is_missing(v)]
+    lo = math.floor(min([0.0, *lows]) * 4) / 4  # ticks every 0.25
+    hi = math.ceil(max([1.0, *highs]) * 4) / 4
+    left, width, row_h, top = 260, 420, 26, 24
+    height = top + row_h * len(cells) + 10
+
+    def x(v: float) -> float:
+        return left + (v - lo) / (hi - lo) * width
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" '
+        f'width="{left + width + 60}" height="{height}" '
+        f'aria-label="{_esc(scorer)}: mean and 95% CI per cell">'
+    ]
+    for i in range(round((hi - lo) * 4) + 1):
+        v = lo + i / 4
+        parts.append(
+            f'<line x1="{x(v):.1f}" y1="{top - 6}" x2="{x(v):.1f}" y2="{height - 6}" '
+            f'stroke="#dde1e8"/><text x="{x(v):.1f}" y="{top - 10}" font-size="11" '
+            f'text-anchor="middle" fill="#555">{v:.2f}</text>'
+        )
+    for j, c in enumerate(_records(cells)):
+        y = top + row_h * j + row_h / 2
+        label = " / ".join(_cell_label(comp, c))
+        mark = marks.get((c["run"], c["model_key"], c["variant"]), "")
+        color = {"": "#2f5bb7", UP: "#137333", DOWN: "#b3261e"}[mark]
+        parts.append(
+            f'<text x="{left - 8}" y="{y + 4:.1f}" font-size="12" text-anchor="end">'
+            f"{_esc(label)}{' ' + mark if mark else ''}</text>"
+        )
+        if not is_missing(c["ci_low"]) and not is_missing(c["ci_high"]):
+            x1, x2 = x(c["ci_low"]), x(c["ci_high"])
+            parts.append(
+                f'<line class="errorbar" x1="{x1:.1f}" y1="{y:.1f}" x2="{x2:.1f}" y2="{y:.1f}" '
+                f'stroke="{color}" stroke-width="2"/>'
+                f'<line x1="{x1:.1f}" y1="{y - 5:.1f}" x2="{x1:.1f}" y2="{y + 5:.1f}" '
+                f'stroke="{color}" stroke-width="2"/>'
+                f'<line x1="{x2:.1f}" y1="{y - 5:.1f}" x2="{x2:.1f}" y2="{y + 5:.1f}" '
+                f'stroke="{color}" stroke-width="2"/>'
+            )
+        if not is_missing(c["mean"]):
+            parts.append(
+                f'<circle class="mean" cx="{x(c["mean"]):.1f}" cy="{y:.1f}" r="5" '
+                f'fill="{color}"><title>{_esc(label)}: {fmt_number(c["mean"])} '
+                f"{_ci(c['ci_low'], c['ci_high'])} n={c['n']}</title></circle>"
+                f'<text x="{left + width + 8}" y="{y + 4:.1f}" font-size="11">'
+                f"{fmt_number(c['mean'])}</text>"
+            )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+_MAX_LINKS = 50
+
+
+def _item_link(row_id: Any) -> str:
+    href = "#item=" + quote(str(row_id), safe="")
+    return f'<a class="item-link" href="{_esc(href)}">{_esc(row_id)}</a>'
+
+
+def _changed_items_table(comp: Comparison) -> str:
+    """The changed items, each id a link to the item in the item view; past
+    ``_MAX_LINKS`` per cell, a link to the filter that lists them all."""
+    lead = [*(["run"] if _multi_run(comp) else []), "model", "variant", "scorer"]
+    rows = []
+    for cell, group in comp.items.groupby(list(CELL), sort=False):
+        d = dict(zip(CELL, cell, strict=True))
+        out = [_esc(c) for c in _cell_label(comp, d)] + [_esc(d["scorer"])]
+        for change in ("regressed", "improved"):
+            ids = list(group.loc[group["change"] == change, "row_id"])
+            links = ", ".join(_item_link(i) for i in ids[:_MAX_LINKS])
+            if len(ids) > _MAX_LINKS:
+                href = _esc(f"#change={change}&scorer={quote(str(d['scorer']), safe='')}")
+                links += f', <a href="{href}">… all {len(ids):,}</a>'
+            out.append(links)
+        rows.append(out)
+    header = [*lead, "regressed (pass → fail)", "improved (fail → pass)"]
+    return _html_table(header, rows, len(header), raw=True)
+
+
+def html_summary(comp: Comparison, title: str = "batchmark report") -> str:
+    """The HTML report's start: head, tables and a chart per scorer (``_html`` then
+    streams the item view and closes the page)."""
+    lead = 3 if _multi_run(comp) else 2
+    body = [f"<h1>{_esc(title)}</h1>"]
+    body.append(f'<p class="note">runs: {_esc(", ".join(comp.runs))} · {_esc(_title(comp))}</p>')
+    header, rows = _score_rows(comp)
+    body += ["<h2>Scores</h2>", _html_table(header, rows, lead)]
+    body.append(f'<p class="note">{_esc(_baseline_line(comp))}</p>')
+    body += [f'<p class="warn">note: {_esc(note)}</p>' for note in comp.notes]
+    for scorer in _scorers(comp):
+        body += [f"<h3>{_esc(scorer)}</h3>", _svg_chart(comp, scorer)]
+    if len(comp.diffs):
+        header, rows = _diff_rows(comp)
+        html_rows = []
+        for row in rows:
+            row = [_esc(c) for c in row]
+            mark = row[lead + 2]
+            if mark:
+                cls = "up" if mark == UP else "down"
+                row[lead + 1] = f'<span class="{cls}">{row[lead + 1]}</span>'
+                row[lead + 2] = f'<span class="{cls} significant">{mark}</span>'
+            html_rows.append(row)
+        body += ["<h2>Differences vs baseline</h2>"]
+        body.append(_html_table(header, html_rows, lead + 1, raw=True))
+    if len(comp.items):
+        body += ["<h2>Changed items</h2>", _changed_items_table(comp)]
+    if len(comp.cost):
+        header, rows = _cost_rows(comp)
+        body += ["<h2>Tokens and cost</h2>", _html_table(header, rows, lead)]
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{_esc(title)}</title><style>{_CSS}</style></head>"
+        f"<body>{''.join(body)}"
+    )
+
+
+def to_html(comp: Comparison, title: str = "batchmark report") -> str:
+    """A self-contained HTML report: tables, a chart per scorer, and the item view
+    (``_html.write_html``, which writes it to a file as it is made)."""
+    from batchmark.reports._html import to_html
+
+    return to_html(comp, title)
+
+
 # --------------------------------------------------------------------------- dispatch
 
 
@@ -363,7 +537,5 @@ def render(comp: Comparison, fmt: str, *, width: int = 160) -> str:
     if fmt == "json":
         return to_json(comp)
     if fmt == "html":
-        from batchmark.reports._html import to_html
-
         return to_html(comp)
     raise ValueError(f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
