@@ -267,7 +267,8 @@ class Run:
 
     def scores_df(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
         """:meth:`scores` as a DataFrame; only ``columns`` when given. Columns without
-        text (``SCORE_VALUE_COLUMNS``: what a comparison reads) are read lean."""
+        text (``SCORE_VALUE_COLUMNS``, what a comparison reads) are read lean, and then
+        ``model_key``, ``variant``, ``scorer`` and ``row_id`` are categoricals."""
         import pandas as pd
 
         from batchmark.runs._scoring import SCORE_VALUE_COLUMNS, score_value_columns

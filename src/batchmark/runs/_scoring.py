@@ -373,35 +373,21 @@ SCORE_VALUE_COLUMNS = (
     "passed",
     "invalid",
 )
-"""What ``score_value_columns`` reads: a score's cell, item and value, no text."""
-
-_SCORE_VALUES_SQL = """
-SELECT q.model_key, q.variant, s.scorer, q.custom_id, q.row_id, q.epoch, s.value, s.passed,
-       s.invalid
-FROM scores s JOIN requests q ON q.seq = s.seq
-ORDER BY s.seq, s.rowid
-"""
+"""What ``score_value_columns`` keeps: a score's cell, item and value, no text."""
 
 
 def score_value_columns(ledger: Ledger) -> dict[str, list[Any]]:
-    """:func:`iter_scores` without explanations, answers and spec hashes, as one list per
-    column of ``SCORE_VALUE_COLUMNS`` (names repeated on every row are one string each):
-    what statistics read, in a fraction of the memory of a record per score."""
+    """:func:`iter_scores` (in its order) without explanations, answers and spec hashes,
+    as one list per column of ``SCORE_VALUE_COLUMNS``, names repeated on every row one
+    string each: what statistics read, in a fraction of the memory of a record per
+    score."""
     columns: dict[str, list[Any]] = {c: [] for c in SCORE_VALUE_COLUMNS}
-    model_key, variant, scorer, custom_id, row_id, epoch, score, passed, invalid = (
-        columns[c].append for c in SCORE_VALUE_COLUMNS
-    )
     names: dict[str, str] = {}
-    for row in ledger.db.execute(_SCORE_VALUES_SQL):
-        model_key(names.setdefault(row[0], row[0]))
-        variant(names.setdefault(row[1], row[1]))
-        scorer(names.setdefault(row[2], row[2]))
-        custom_id(row[3])
-        row_id(names.setdefault(row[4], row[4]))
-        epoch(row[5])
-        score(row[6])
-        passed(None if row[7] is None else bool(row[7]))
-        invalid(bool(row[8]))
+    shared = ("model_key", "variant", "scorer", "row_id")
+    for record in iter_scores(ledger):
+        for key, values in columns.items():
+            value = record[key]
+            values.append(names.setdefault(value, value) if key in shared else value)
     return columns
 
 
