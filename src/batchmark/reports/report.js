@@ -49,7 +49,7 @@
   function hay(part, cell) {
     if (cell.hay === undefined) {
       var s = [cell.id, part.prompts[cell.prompt], cell.response, cell.thinking];
-      cell.scores.forEach(function (sc) { s.push(meta.scorers[sc.scorer], sc.why); });
+      cell.scores.forEach(function (sc) { s.push(sc.why); });
       cell.hay = s.join("\n").toLowerCase();
     }
     return cell.hay;
