@@ -422,7 +422,6 @@ def compare_scores(
         empty_diffs = pd.DataFrame(columns=DIFF_COLUMNS)
         return _Tables(cells, empty_diffs, pd.DataFrame(columns=ITEM_COLUMNS), None)
 
-    first_ids = df.groupby([*CELL, "row_id"], sort=False)["custom_id"].first().to_dict()
     cluster_of: dict[Hashable, Hashable] = {}
     if cluster_field is not None:
         labels = df.groupby(["run", "row_id"], sort=False)[cluster_field].first()
@@ -487,10 +486,20 @@ def compare_scores(
                         "baseline_variant": base_cell[2],
                         "row_id": row_id,
                         "change": change,
-                        "custom_id": first_ids.get((*cell, row_id)),
-                        "baseline_custom_id": first_ids.get((*base_cell, row_id)),
+                        "custom_id": (*cell, row_id),  # until looked up, below
+                        "baseline_custom_id": (*base_cell, row_id),
                     }
                 )
+    if items:  # each changed item's request (epoch 0), looked up for those items only
+        changed_rows = df[df["row_id"].isin({i["row_id"] for i in items})]
+        first_ids = (
+            changed_rows.groupby([*CELL, "row_id"], sort=False, observed=True)["custom_id"]
+            .first()
+            .to_dict()
+        )
+        for item in items:
+            item["custom_id"] = first_ids.get(item["custom_id"])
+            item["baseline_custom_id"] = first_ids.get(item["baseline_custom_id"])
     diff_df = pd.DataFrame(diffs, columns=DIFF_COLUMNS)
     diff_df["significant"] = diff_df["significant"].astype(bool)
     for col in ("n", "n_only_candidate", "n_only_baseline", "improved", "regressed"):
