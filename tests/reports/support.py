@@ -147,3 +147,39 @@ def make_run(folder: Path, **kwargs: Any) -> batchmark.Run:
     """Run the eval written by :func:`write_eval` against the in-process emulator."""
     config = write_eval(folder / "cfg", **kwargs)
     return batchmark.run(config, results=folder / "results", emulate=True, use_cache=False)
+
+
+def html_items(page: str) -> list[dict[str, Any]]:
+    """The per-item data of an HTML report, decoded as its script decodes it: one record
+    per row of a run, ``{row_id, prompts, cells}``, every text resolved."""
+    import re
+
+    texts: list[str] = []
+
+    def text(v: str | int) -> str:
+        if isinstance(v, int):
+            return texts[v]
+        if v:
+            texts.append(v)
+        return v
+
+    out = []
+    blocks = re.findall(r'<script type="application/json" class="bm-data">(.*?)</script>', page)
+    for block in blocks:
+        for row_id, prompts, cells in json.loads(block):
+            decoded = ["\n\n".join(text(p) for p in parts) for parts in prompts]
+            rows = []
+            for c in cells:
+                cell = {"cell": c[0], "custom_id": c[1], "prompt": decoded[c[2]]}
+                cell["response"] = text(c[3])
+                cell["scores"] = [
+                    {"scorer": s[0], "value": s[1], "state": s[2]}
+                    | {"why": text(s[3]) if len(s) > 3 else ""}
+                    for s in c[4]
+                ]
+                cell["epoch"] = c[5] if len(c) > 5 else 0
+                cell["status"] = c[6] if len(c) > 6 else "succeeded"
+                cell["thinking"] = text(c[7]) if len(c) > 7 else ""
+                rows.append(cell)
+            out.append({"row_id": row_id, "prompts": decoded, "cells": rows})
+    return out

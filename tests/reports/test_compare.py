@@ -26,7 +26,7 @@ from batchmark.reports._compare import (
     report,
 )
 
-from .support import JUDGE, RIGHT, ROWS, isolated, make_run
+from .support import JUDGE, RIGHT, ROWS, html_items, isolated, make_run
 
 INCLUDES = {"includes": {"target": "{{ answer }}"}}
 
@@ -318,3 +318,40 @@ def test_a_run_listed_twice_is_refused(runs: dict[str, batchmark.Run]) -> None:
 def test_reading_a_run_folder_gives_the_same_tables(runs: dict[str, batchmark.Run]) -> None:
     again = report(batchmark.open_run(Path(runs["main"].path)))
     pd.testing.assert_frame_equal(again.diffs, report(runs["main"]).diffs)
+
+
+def test_html_item_view_holds_every_request_once_and_each_prompt_once(
+    runs: dict[str, batchmark.Run],
+) -> None:
+    from batchmark.reports._render import render
+
+    comp = report(runs["main"])
+    page = render(comp, "html")
+    items = html_items(page)
+    assert [i["row_id"] for i in items] == [r["id"] for r in ROWS]
+    samples = comp.samples
+    for item in items:
+        # 2 models x 2 variants: 4 cells, but only the 2 variants' prompts, each once
+        assert len(item["cells"]) == 4 and len(item["prompts"]) == 2
+        for cell in item["cells"]:
+            s = one(samples, custom_id=cell["custom_id"])
+            assert cell["prompt"] == s["prompt"] and cell["response"] == s["response"]
+            assert [x["why"] for x in cell["scores"]] == [
+                x["explanation"] or "" for x in s["scores"]
+            ]
+    # The system prompt of 12 requests, written once in the whole page.
+    assert page.count("Answer tersely.") == 1
+
+
+def test_html_item_view_of_two_runs_has_each_runs_cells_under_the_shared_row_ids(
+    runs: dict[str, batchmark.Run],
+) -> None:
+    from batchmark.reports._render import render
+
+    items = html_items(render(compare([runs["main"], runs["shifted"]]), "html"))
+    by_run = [(i["row_id"], len(i["cells"])) for i in items]
+    # The main run's rows, then the shifted run's (q2..q7), 4 cells each; the page's
+    # script lists q2..q6 once each, with both runs' cells.
+    assert by_run == [(r["id"], 4) for r in ROWS] + [(f"q{i}", 4) for i in range(2, 8)]
+    labels = {c["cell"] for i in items for c in i["cells"]}
+    assert len(labels) == 8  # run / model / variant: 2 runs x 2 models x 2 variants

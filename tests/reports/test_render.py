@@ -22,7 +22,6 @@ import batchmark.cli._report  # noqa: F401  (registers report and compare)
 from batchmark.cli import cli, main
 from batchmark.reports._compare import (
     COST_COLUMNS,
-    SAMPLE_COLUMNS,
     Comparison,
     compare_scores,
     report,
@@ -64,7 +63,6 @@ def synthetic() -> Comparison:
         diffs=tables.diffs,
         items=tables.items,
         cost=cost,
-        samples=pd.DataFrame(columns=SAMPLE_COLUMNS),
         baseline=tables.baseline,
         runs=("run-1",),
     )
@@ -223,3 +221,37 @@ def test_html_marks_a_significant_difference_and_keeps_the_axis_within_0_1() -> 
     assert 'class="up significant"' in html  # 6 of 8 improved: +0.750 [+0.189, +1.000]
     # Wilson intervals stay inside [0, 1]: the chart's axis ends at 1 (it ran to 1.25).
     assert ">1.25<" not in html and ">1.00<" in html
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "</script><script>alert(1)</script>",
+        "<!-- <script>",
+        "a & b > c",
+        "line\u2028separator\u2029paragraph",
+        {"</SCRIPT >": ["\ud800", 1.5, None]},  # a lone surrogate too
+    ],
+)
+def test_script_json_cannot_end_its_script_and_reads_back_the_same(value: object) -> None:
+    from batchmark.reports._html import script_json
+
+    data = script_json(value).decode()
+    assert not set("<>&\u2028\u2029") & set(data)
+    assert json.loads(data) == value
+
+
+def test_a_report_file_is_replaced_whole_or_left_as_it_was(tmp_path: Path) -> None:
+    from batchmark.runs._store import atomic_writer
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    out = folder / "report.html"
+    out.write_text("old report")
+    with pytest.raises(RuntimeError), atomic_writer(out) as fh:
+        fh.write(b"<!DOCTYPE html>half of a new one")
+        raise RuntimeError("the writer failed halfway")
+    assert out.read_text() == "old report" and sorted(folder.iterdir()) == [out]
+    with atomic_writer(out) as fh:
+        fh.write(b"new report")
+    assert out.read_text() == "new report" and sorted(folder.iterdir()) == [out]

@@ -353,9 +353,9 @@ def ci_comparison(
         return report(handle, baseline=None if against is None else f"model:{against}")
     import pandas as pd
 
-    from batchmark.reports._compare import _empty_scores, _samples
+    from batchmark.reports._compare import SCORE_COLUMNS, _empty_scores
 
-    mine = handle.scores_df()
+    mine = handle.scores_df(SCORE_COLUMNS)
     if not mine.empty:
         mine.insert(0, "run", handle.id)
     frames = [f for f in (mine, baseline.scores_df()) if not f.empty]
@@ -378,7 +378,7 @@ def ci_comparison(
         diffs=tables.diffs,
         items=tables.items,
         cost=cost,
-        samples=_samples([handle], mine if not mine.empty else _empty_scores(None)),
+        sample_runs=(handle,),
         baseline=tables.baseline,
         runs=tuple(runs),
     )
@@ -545,7 +545,8 @@ def write_reports(result: CiResult) -> CiResult:
     folder; returns the result with their paths."""
     from dataclasses import replace
 
-    from batchmark.reports._render import to_html
+    from batchmark.reports._html import write_html
+    from batchmark.runs._store import atomic_writer
 
     folder = result.run_path
     ci_json = folder / "ci.json"
@@ -556,5 +557,6 @@ def write_reports(result: CiResult) -> CiResult:
     if result.comparison is not None:
         paths.append(folder / "ci-report.html")
         title = f"batchmark ci {result.eval}: {result.run_id}"
-        write_atomic(paths[2], to_html(result.comparison, title=title))
+        with atomic_writer(paths[2]) as fh:
+            write_html(result.comparison, fh, title=title)
     return replace(result, reports=tuple(paths))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,10 @@ from batchmark._terminal import SafeConsole
 from batchmark.cli import cli
 from batchmark.cli._common import complete_run_ref, echo, note_run, results_option, stdout_console
 from batchmark.reports._compare import Comparison, compare
+from batchmark.reports._html import write_html
 from batchmark.reports._render import FORMATS, render, render_terminal
 from batchmark.runs._run import open_run
+from batchmark.runs._store import atomic_writer
 
 
 def _table_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -69,12 +72,19 @@ def _emit(comparison: Comparison, fmt: str, output: Path | None) -> None:
     if output is None:
         if fmt == "table":
             render_terminal(comparison, stdout_console())
+        elif fmt == "html":
+            sys.stdout.flush()
+            write_html(comparison, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
         else:
             click.echo(render(comparison, fmt), nl=False)
         return
     if fmt == "table":
         with output.open("w", encoding="utf-8") as fh:
             render_terminal(comparison, SafeConsole(file=fh, width=160, color_system=None))
+    elif fmt == "html":  # streamed: every request's prompt and response, never all held
+        with atomic_writer(output) as fh:
+            write_html(comparison, fh)
     else:
         output.write_text(render(comparison, fmt), encoding="utf-8")
     echo(f"wrote {output}", err=True)

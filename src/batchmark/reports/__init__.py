@@ -1,7 +1,8 @@
 """reports: from stored scores to tables people read.
 
 ``_stats`` (means, intervals, paired differences), ``_compare`` (variants, models and
-runs side by side, paired by item) and ``_render`` (terminal, Markdown, HTML, CSV, JSON).
+runs side by side, paired by item), ``_render`` (terminal, Markdown, CSV, JSON) and ``_html``
+(the HTML report, streamed).
 
 Depends on ``runs`` (the ``Run`` handle) and the foundation; never on ``ci`` or ``cli``.
 """

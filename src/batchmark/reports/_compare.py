@@ -13,7 +13,7 @@ scorer with that variant; a model key, the same run, variant and scorer with tha
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # pandas is imported when a comparison is made, not with the 
 
     from batchmark.runs._run import Run
 
-__all__ = ["Comparison", "compare", "compare_scores", "report"]
+__all__ = ["Comparison", "compare", "compare_scores", "iter_samples", "report"]
 
 CELL = ("run", "model_key", "variant", "scorer")
 """The coordinates of one cell of a comparison."""
@@ -118,7 +118,7 @@ class Comparison:
     pass/fail outcome changed. ``cost``: tokens and cost per run x model x variant (judge
     requests as variant ``judge:<name>``). ``samples``: one row per response with its
     prompt, response text (the answer and tool calls), thinking (apart) and scores, for
-    the per-item view of the HTML report.
+    the per-item view of the HTML report (streamed by ``iter_samples``).
     ``notes``: one line each where stored scores come from another scorer config than
     the run's, or than another run's (``_provenance``).
     """
@@ -127,7 +127,6 @@ class Comparison:
     diffs: pd.DataFrame
     items: pd.DataFrame
     cost: pd.DataFrame
-    samples: pd.DataFrame
     baseline: str | None
     """What the baseline was: ``run:<id>``, ``variant:<name>`` or ``model:<key>``."""
     reducer: str = "mean"
@@ -135,6 +134,20 @@ class Comparison:
     cluster_field: str | None = None
     runs: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    sample_runs: tuple[Run, ...] = ()
+    """The runs whose requests make the per-item view (read when asked, never held)."""
+
+    def iter_samples(self) -> Iterator[dict[str, Any]]:
+        """One record per request of :attr:`sample_runs` (the columns of :attr:`samples`),
+        streamed from the ledgers run by run in grid order: a row's requests are adjacent."""
+        return iter_samples(self.sample_runs)
+
+    @property
+    def samples(self) -> pd.DataFrame:
+        """:meth:`iter_samples` as a DataFrame (it holds every prompt and response)."""
+        import pandas as pd
+
+        return pd.DataFrame(list(self.iter_samples()), columns=SAMPLE_COLUMNS)
 
     def __repr__(self) -> str:
         """One line: the runs, the baseline, the table sizes and the notes' count."""
@@ -195,7 +208,7 @@ def compare(
         raise CompareError(f"a run is listed twice: {', '.join(ids)}")
     frames = []
     for run in runs:
-        df = run.scores_df()
+        df = run.scores_df(SCORE_COLUMNS)
         if df.empty:
             continue
         df.insert(0, "run", run.id)
@@ -217,7 +230,7 @@ def compare(
         diffs=comparison.diffs,
         items=comparison.items,
         cost=_cost(runs),
-        samples=_samples(runs, scores),
+        sample_runs=tuple(runs),
         baseline=comparison.baseline,
         reducer=reducer,
         k=k,
@@ -247,10 +260,14 @@ def _cluster_notes(cells: pd.DataFrame, cluster_field: str | None) -> list[str]:
     ]
 
 
+SCORE_COLUMNS = [*CELL[1:], "custom_id", "row_id", "epoch", "score", "passed", "invalid"]
+"""The columns of ``Run.scores_df()`` a comparison reads (then ``run`` goes in front)."""
+
+
 def _empty_scores(cluster_field: str | None) -> pd.DataFrame:
     import pandas as pd
 
-    columns = [*CELL, "custom_id", "row_id", "epoch", "score", "passed", "invalid"]
+    columns = ["run", *SCORE_COLUMNS]
     return pd.DataFrame(columns=[*columns, *(["cluster"] if cluster_field else [])])
 
 
@@ -306,47 +323,57 @@ def _prompt(params: Mapping[str, Any]) -> str:
     return "\n\n".join(lines)
 
 
-def _samples(runs: Sequence[Run], scores: pd.DataFrame) -> pd.DataFrame:
-    """One row per request: its prompt, response and every score, for the per-item view."""
-    import pandas as pd
+def _peeking(records: Iterator[dict[str, Any]]) -> Callable[[str], list[dict[str, Any]]]:
+    """``take(custom_id)``: the records at the head of ``records`` with that custom_id
+    (the streams are all in grid order, so a request's records are next or absent)."""
+    head: list[dict[str, Any] | None] = [next(records, None)]
 
-    by_id: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for rec in scores.to_dict("records"):
-        by_id.setdefault((rec["run"], rec["custom_id"]), []).append(
-            {
-                "scorer": rec["scorer"],
-                "score": as_number(rec["score"]),
-                "passed": None if is_missing(rec["passed"]) else bool(rec["passed"]),
-                "invalid": bool(rec["invalid"]),
-                "explanation": rec.get("explanation"),
-            }
-        )
-    rows = []
+    def take(custom_id: str) -> list[dict[str, Any]]:
+        out = []
+        while head[0] is not None and head[0]["custom_id"] == custom_id:
+            out.append(head[0])
+            head[0] = next(records, None)
+        return out
+
+    return take
+
+
+def iter_samples(runs: Sequence[Run]) -> Iterator[dict[str, Any]]:
+    """One record per request: its prompt, response and every score, for the per-item
+    view; requests with their final responses, and scores, read side by side in grid
+    order."""
     for run in runs:
-        responses = {r["custom_id"]: r for r in run.responses()}
-        for req in run.requests():
-            resp = responses.get(req["custom_id"], {})
+        scores = _peeking(run.scores())
+        for req in run.answered_requests():
+            custom_id = req["custom_id"]
+            resp = req["data"] or {}
             text = resp.get("text") or ""
             for call in resp.get("tool_calls") or []:
                 text += f"\n[tool_use {call.get('name')}] {call.get('input')}"
             if resp.get("error_type"):
                 text += f"[{resp['error_type']}] {resp.get('error_message') or ''}"
-            rows.append(
-                {
-                    "run": run.id,
-                    "model_key": req["model_key"],
-                    "variant": req["variant"],
-                    "row_id": req["row_id"],
-                    "epoch": req["epoch"],
-                    "custom_id": req["custom_id"],
-                    "status": resp.get("status", req["state"]),
-                    "prompt": _prompt(req["params"]),
-                    "response": text.strip(),
-                    "thinking": resp.get("thinking") or "",
-                    "scores": by_id.get((run.id, req["custom_id"]), []),
-                }
-            )
-    return pd.DataFrame(rows, columns=SAMPLE_COLUMNS)
+            yield {
+                "run": run.id,
+                "model_key": req["model_key"],
+                "variant": req["variant"],
+                "row_id": req["row_id"],
+                "epoch": req["epoch"],
+                "custom_id": custom_id,
+                "status": req["status"] or req["state"],
+                "prompt": _prompt(req["params"]),
+                "response": text.strip(),
+                "thinking": resp.get("thinking") or "",
+                "scores": [
+                    {
+                        "scorer": rec["scorer"],
+                        "score": as_number(rec["score"]),
+                        "passed": None if is_missing(rec["passed"]) else bool(rec["passed"]),
+                        "invalid": bool(rec["invalid"]),
+                        "explanation": rec.get("explanation"),
+                    }
+                    for rec in scores(custom_id)
+                ],
+            }
 
 
 # --------------------------------------------------------------------------- arithmetic
@@ -376,7 +403,7 @@ def compare_scores(
     """
     import pandas as pd
 
-    from batchmark.reports._stats import item_scores, mcnemar_exact, paired_diff, summarize_scores
+    from batchmark.reports._stats import item_values, mcnemar_exact, paired_diff, summarize_scores
 
     if reducer not in ("mean", "pass_at_k", "pass_hat_k"):
         raise CompareError(f"reducer must be mean, pass_at_k or pass_hat_k, got {reducer!r}")
@@ -392,24 +419,28 @@ def compare_scores(
     axis, value = _resolve_baseline(df, baseline, run_order)
     method: Any = reducer
     try:
+        values = item_values(df, method=method, k=k, by=CELL)
         cells = summarize_scores(
-            df, method=method, k=k, cluster_field=cluster_field, by=CELL
+            df, method=method, k=k, cluster_field=cluster_field, by=CELL, values=values
         ).astype({"n": int, "n_missing": int})
-        values = item_scores(df, method=method, k=k, by=CELL) if len(df) else None
-        outcome_df = df.assign(score=df["passed"]) if reducer == "mean" else df
-        outcomes = item_scores(outcome_df, method=method, k=k, by=CELL) if len(df) else None
+        per_cell = _by_cell(values)
+        del values  # the flat dict: per_cell holds the same, by cell
+        # An item's pass/fail outcome: its ``passed`` reduced like its score (pass@k and
+        # pass^k reduce ``passed`` already).
+        per_cell_outcome = (
+            _by_cell(item_values(df, method=method, k=k, by=CELL, column="passed"))
+            if reducer == "mean"
+            else per_cell
+        )
     except ValueError as err:
         raise CompareError(str(err)) from err
     rates = df.groupby(list(CELL), sort=False)["passed"].mean()
     cells["pass_rate"] = [rates.get(tuple(c), math.nan) for c in cells[list(CELL)].values]
     cells = _sorted(cells[CELL_COLUMNS], df, run_order)
-    if axis is None or values is None or outcomes is None:
+    if axis is None or not len(df):
         empty_diffs = pd.DataFrame(columns=DIFF_COLUMNS)
         return _Tables(cells, empty_diffs, pd.DataFrame(columns=ITEM_COLUMNS), None)
 
-    per_cell = _by_cell(values)
-    per_cell_outcome = _by_cell(outcomes)
-    first_ids = df.groupby([*CELL, "row_id"], sort=False)["custom_id"].first().to_dict()
     cluster_of: dict[Hashable, Hashable] = {}
     if cluster_field is not None:
         labels = df.groupby(["run", "row_id"], sort=False)[cluster_field].first()
@@ -475,10 +506,20 @@ def compare_scores(
                         "baseline_variant": base_cell[2],
                         "row_id": row_id,
                         "change": change,
-                        "custom_id": first_ids.get((*cell, row_id)),
-                        "baseline_custom_id": first_ids.get((*base_cell, row_id)),
+                        "custom_id": (*cell, row_id),  # until looked up, below
+                        "baseline_custom_id": (*base_cell, row_id),
                     }
                 )
+    if items:  # each changed item's request (epoch 0), looked up for those items only
+        changed_rows = df[df["row_id"].isin({i["row_id"] for i in items})]
+        first_ids = (
+            changed_rows.groupby([*CELL, "row_id"], sort=False, observed=True)["custom_id"]
+            .first()
+            .to_dict()
+        )
+        for item in items:
+            item["custom_id"] = first_ids.get(item["custom_id"])
+            item["baseline_custom_id"] = first_ids.get(item["baseline_custom_id"])
     diff_df = pd.DataFrame(diffs, columns=DIFF_COLUMNS)
     diff_df["significant"] = diff_df["significant"].astype(bool)
     for col in ("n", "n_only_candidate", "n_only_baseline", "improved", "regressed"):
@@ -499,9 +540,9 @@ def _sorted(cells: pd.DataFrame, df: pd.DataFrame, runs: Sequence[str]) -> pd.Da
     return cells.loc[keys.sort_values(kind="stable").index].reset_index(drop=True)
 
 
-def _by_cell(series: pd.Series) -> dict[tuple, dict[Hashable, float]]:
+def _by_cell(values: Mapping[tuple, float]) -> dict[tuple, dict[Hashable, float]]:
     out: dict[tuple, dict[Hashable, float]] = {}
-    for (*cell, row_id), v in series.items():
+    for (*cell, row_id), v in values.items():
         out.setdefault(tuple(cell), {})[row_id] = float(v)
     return out
 

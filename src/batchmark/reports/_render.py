@@ -3,7 +3,8 @@
 Rendering only: every number comes from the comparison's DataFrames. A difference whose
 95% interval excludes zero is marked ``▲`` (candidate higher) or ``▼`` (lower) in every
 human format, and ``significant`` is true in CSV and JSON. The HTML report is one file:
-inline CSS and SVG, no script, no external asset.
+inline CSS and SVG, no external asset; its summary is made here, its item view (data and
+a small script) streamed by ``_html``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from rich.console import Console
 from rich.table import Table
@@ -370,6 +372,10 @@ pre{white-space:pre-wrap;margin:0;max-width:520px;font-size:12px}
 details{margin:4px 0}summary{cursor:pointer;font-weight:600}
 .thinking summary{font-weight:normal;color:#555}.thinking pre{color:#555}
 .pass{color:#137333}.fail{color:#b3261e}.invalid{color:#8a6d00}
+.controls{display:flex;flex-wrap:wrap;gap:8px;align-items:center;margin:8px 0;
+position:sticky;top:0;background:#fff;padding:6px 0;border-bottom:1px solid #d5d9e0}
+.controls input[type=search]{width:320px}.badge{font-weight:normal;font-size:12px;margin-left:8px}
+tr.hit>td:first-child{border-left:4px solid #2f5bb7}small.muted{color:#777}
 """
 
 
@@ -465,46 +471,37 @@ def _svg_chart(comp: Comparison, scorer: str) -> str:
     return "".join(parts)
 
 
-def _html_samples(comp: Comparison) -> str:
-    """Per item: each cell's prompt, response, scores and the scorers' explanations; a
-    response's thinking folded above its answer, never part of it."""
-    out = []
-    samples = comp.samples
-    for row_id, group in samples.groupby("row_id", sort=False):
-        out.append(f'<details class="item"><summary>{_esc(row_id)}</summary><table>')
-        out.append(
-            "<thead><tr><th>cell</th><th>prompt</th><th>response</th><th>scores</th></tr></thead>"
-        )
-        for s in _records(group):
-            label = " / ".join(_cell_label(comp, s))
-            if s["epoch"]:
-                label += f" (epoch {s['epoch']})"
-            scores = []
-            for sc in s["scores"]:
-                state = "invalid" if sc["invalid"] else "pass" if sc["passed"] else "fail"
-                value = "invalid" if sc["invalid"] else fmt_number(sc["score"], 2)
-                why = f"<br><small>{_esc(sc['explanation'])}</small>" if sc["explanation"] else ""
-                scores.append(
-                    f'<div class="{state}"><b>{_esc(sc["scorer"])}</b> {value}{why}</div>'
-                )
-            thinking = (
-                f'<details class="thinking"><summary>thinking</summary>'
-                f"<pre>{_esc(s['thinking'])}</pre></details>"
-                if s["thinking"]
-                else ""
-            )
-            out.append(
-                f"<tr><td>{_esc(label)}<br><small>{_esc(s['custom_id'])}</small></td>"
-                f"<td><pre>{_esc(s['prompt'])}</pre></td>"
-                f"<td>{thinking}<pre>{_esc(s['response'])}</pre></td>"
-                f"<td>{''.join(scores)}</td></tr>"
-            )
-        out.append("</table></details>")
-    return "".join(out)
+_MAX_LINKS = 50
 
 
-def to_html(comp: Comparison, title: str = "batchmark report") -> str:
-    """A self-contained HTML report: tables, a chart per scorer, and the per-item view."""
+def _item_link(row_id: Any) -> str:
+    href = "#item=" + quote(str(row_id), safe="")
+    return f'<a class="item-link" href="{_esc(href)}">{_esc(row_id)}</a>'
+
+
+def _changed_items_table(comp: Comparison) -> str:
+    """The changed items, each id a link to the item in the item view; past
+    ``_MAX_LINKS`` per cell, a link to the filter that lists them all."""
+    lead = [*(["run"] if _multi_run(comp) else []), "model", "variant", "scorer"]
+    rows = []
+    for cell, group in comp.items.groupby(list(CELL), sort=False):
+        d = dict(zip(CELL, cell, strict=True))
+        out = [_esc(c) for c in _cell_label(comp, d)] + [_esc(d["scorer"])]
+        for change in ("regressed", "improved"):
+            ids = list(group.loc[group["change"] == change, "row_id"])
+            links = ", ".join(_item_link(i) for i in ids[:_MAX_LINKS])
+            if len(ids) > _MAX_LINKS:
+                href = _esc(f"#change={change}&scorer={quote(str(d['scorer']), safe='')}")
+                links += f', <a href="{href}">… all {len(ids):,}</a>'
+            out.append(links)
+        rows.append(out)
+    header = [*lead, "regressed (pass → fail)", "improved (fail → pass)"]
+    return _html_table(header, rows, len(header), raw=True)
+
+
+def html_summary(comp: Comparison, title: str = "batchmark report") -> str:
+    """The HTML report's start: head, tables and a chart per scorer (``_html`` then
+    streams the item view and closes the page)."""
     lead = 3 if _multi_run(comp) else 2
     body = [f"<h1>{_esc(title)}</h1>"]
     body.append(f'<p class="note">runs: {_esc(", ".join(comp.runs))} · {_esc(_title(comp))}</p>')
@@ -517,18 +514,23 @@ def to_html(comp: Comparison, title: str = "batchmark report") -> str:
     if len(comp.diffs):
         body += ["<h2>Differences vs baseline</h2>", html_diff_table(comp)]
     if len(comp.items):
-        header, rows = _item_rows(comp)
-        body += ["<h2>Changed items</h2>", _html_table(header, rows, len(header))]
+        body += ["<h2>Changed items</h2>", _changed_items_table(comp)]
     if len(comp.cost):
         header, rows = _cost_rows(comp)
         body += ["<h2>Tokens and cost</h2>", _html_table(header, rows, lead)]
-    if len(comp.samples):
-        body += ["<h2>Items</h2>", _html_samples(comp)]
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{_esc(title)}</title><style>{_CSS}</style></head>"
-        f"<body>{''.join(body)}</body></html>\n"
+        f"<body>{''.join(body)}"
     )
+
+
+def to_html(comp: Comparison, title: str = "batchmark report") -> str:
+    """A self-contained HTML report: tables, a chart per scorer, and the item view
+    (``_html.write_html``, which writes it to a file as it is made)."""
+    from batchmark.reports._html import to_html
+
+    return to_html(comp, title)
 
 
 # --------------------------------------------------------------------------- dispatch

@@ -589,6 +589,30 @@ def min_detectable_effect_unpaired(
 # --------------------------------------------------------------------------- data frames
 
 
+def item_values(
+    df: pd.DataFrame,
+    *,
+    method: Reducer = "mean",
+    k: int | None = None,
+    by: Sequence[str] = GROUP_COLUMNS,
+    column: str | None = None,
+) -> dict[tuple, float]:
+    """:func:`item_scores` as a dict ``{(*by, row_id): value}`` (no index is built), in
+    cell order, then the order of first appearance. ``column``: reduce this column
+    instead (``score`` for ``mean``, else ``passed``)."""
+    column = column or ("score" if method == "mean" else "passed")
+    valid = df[df[column].notna()]
+    # Plain lists per cell (pandas' per-group Python aggregation took seconds for 100,000
+    # rows, and a tuple of every row's names held far more memory than the frame).
+    rows, values = valid["row_id"].to_numpy(), valid[column].to_numpy()
+    lists: dict[tuple, list[float]] = {}
+    for cell, index in valid.groupby(list(by), sort=False, dropna=False).indices.items():
+        head = cell if isinstance(cell, tuple) else (cell,)
+        for row_id, value in zip(rows[index].tolist(), values[index].tolist(), strict=True):
+            lists.setdefault((*head, row_id), []).append(value)
+    return reduce_epochs(lists, method, k)
+
+
 def item_scores(
     df: pd.DataFrame,
     *,
@@ -603,12 +627,11 @@ def item_scores(
     reduce ``passed``. Rows whose value is missing (invalid scores) are left out. Returns a
     float Series indexed by ``(*by, row_id)``.
     """
+    import pandas as pd
+
     column = "score" if method == "mean" else "passed"
-    keys = [*by, "row_id"]
-    valid = df[df[column].notna()]
-    lists = valid.groupby(keys, sort=False, dropna=False)[column].agg(list)
-    reduced = reduce_epochs(dict(lists.items()), method, k)
-    index = pd.MultiIndex.from_tuples(list(reduced), names=keys)
+    reduced = item_values(df, method=method, k=k, by=by)
+    index = pd.MultiIndex.from_tuples(list(reduced), names=[*by, "row_id"])
     return pd.Series(list(reduced.values()), index=index, dtype=float, name=column)
 
 
@@ -621,6 +644,7 @@ def summarize_scores(
     by: Sequence[str] = GROUP_COLUMNS,
     confidence: float = 0.95,
     dist: Dist | None = None,
+    values: Mapping[tuple, float] | None = None,
 ) -> pd.DataFrame:
     """Per cell (``by``): mean over items with SE and interval, after reducing epochs.
 
@@ -632,8 +656,10 @@ def summarize_scores(
     Columns: ``*by, mean, se, ci_low, ci_high, n, n_clusters, n_missing``.
     """
     column = "score" if method == "mean" else "passed"
+    if values is None:  # ``values``: this function's item_values, when the caller has them
+        values = item_values(df, method=method, k=k, by=by)
     per_cell: dict[tuple, dict[Hashable, float]] = {}
-    for (*cell, row_id), value in item_scores(df, method=method, k=k, by=by).items():
+    for (*cell, row_id), value in values.items():
         per_cell.setdefault(tuple(cell), {})[row_id] = value
     cluster_of: dict[tuple, Hashable] = {}
     if cluster_field is not None:

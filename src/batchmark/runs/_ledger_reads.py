@@ -251,6 +251,22 @@ class LedgerReads(Transactions):
         for row in cur:
             yield dict(zip(cols, row, strict=True))
 
+    def iter_answered(self, kind: str = "candidate") -> Iterator[tuple[Any, ...]]:
+        """Every request of ``kind`` in seq order with its final response, in one pass:
+        ``(custom_id, variant, model_key, row_id, epoch, state, params, status, data)``,
+        the last two ``None`` until the request has ended (the report's item view)."""
+        return iter(
+            self.db.execute(
+                "SELECT q.custom_id, q.variant, q.model_key, q.row_id, q.epoch, q.state, "
+                "p.params, r.status, r.data "
+                "FROM requests q JOIN params p ON p.seq = q.seq "
+                "LEFT JOIN responses r ON r.seq = q.seq AND q.state IN ('done', 'failed') "
+                "AND r.attempt = (SELECT max(attempt) FROM responses r2 WHERE r2.seq = q.seq) "
+                "WHERE q.kind = ? ORDER BY q.seq",
+                (kind,),
+            )
+        )
+
     def failed_errors(self) -> Iterator[bytes]:
         """The stored data of each failed request's last response."""
         rows = self.db.execute(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -192,6 +192,24 @@ class Run:
                 record["params"] = orjson.loads(record["params"])
                 yield record
 
+    def answered_requests(self) -> Iterator[dict[str, Any]]:
+        """Every request (ids, cell, state, params) with its final response's ``status``
+        and stored ``data`` (the compact message, or ``{error_type, error_message}``),
+        both ``None`` until it has ended; one pass over the ledger, in grid order."""
+        with self._ledger() as ledger:
+            for row in ledger.iter_answered("candidate"):
+                yield {
+                    "custom_id": row[0],
+                    "variant": row[1],
+                    "model_key": row[2],
+                    "row_id": row[3],
+                    "epoch": row[4],
+                    "state": row[5],
+                    "params": orjson.loads(row[6]),
+                    "status": row[7],
+                    "data": None if row[8] is None else orjson.loads(row[8]),
+                }
+
     def responses(self) -> Iterator[dict[str, Any]]:
         """The final response of every ended request (its last attempt), in grid order."""
         from batchmark.runs._responses import final_responses
@@ -275,14 +293,32 @@ class Run:
         with self._ledger() as ledger:
             yield from iter_scores(ledger)
 
-    def scores_df(self, *, dataset: DatasetColumns = False) -> pd.DataFrame:
-        """``scores()`` as a DataFrame; ``dataset`` joins the dataset's columns on
-        ``row_id`` as in ``responses_df``."""
+    def scores_df(
+        self, columns: Sequence[str] | None = None, *, dataset: DatasetColumns = False
+    ) -> pd.DataFrame:
+        """:meth:`scores` as a DataFrame; only ``columns`` when given. Columns without
+        text (``SCORE_VALUE_COLUMNS``, what a comparison reads) are read lean, and then
+        ``model_key``, ``variant``, ``scorer`` and ``row_id`` are categoricals.
+        ``dataset`` joins the dataset's columns on ``row_id`` as in ``responses_df``."""
         import pandas as pd
 
         from batchmark.runs._dataset_join import join_dataset
+        from batchmark.runs._scoring import SCORE_VALUE_COLUMNS, score_value_columns
 
-        return join_dataset(pd.DataFrame(list(self.scores())), dataset, self.spec, self.id)
+        if columns is not None and not dataset and set(columns) <= set(SCORE_VALUE_COLUMNS):
+            with self._ledger() as ledger:
+                data = score_value_columns(ledger)
+            frame = {}
+            for c in columns:  # names as categories: one string each, not an array of copies
+                values = data.pop(c)
+                if c in _NAME_COLUMNS:
+                    codes, names = pd.factorize(pd.Index(values, dtype=object), sort=False)
+                    frame[c] = pd.Categorical.from_codes(codes, pd.Index(names, dtype=object))
+                else:
+                    frame[c] = values
+            return pd.DataFrame(frame, columns=list(columns))
+        scores = pd.DataFrame(list(self.scores()), columns=list(columns) if columns else None)
+        return join_dataset(scores, dataset, self.spec, self.id)
 
     def score_specs(self) -> dict[str, list[str]]:
         """Per scorer with stored scores: the spec hashes of the scorer configs that made
@@ -298,6 +334,9 @@ class Run:
 
         with self._ledger() as ledger:
             return scores_summary(ledger)
+
+
+_NAME_COLUMNS = frozenset({"model_key", "variant", "scorer", "row_id"})
 
 
 def open_run(

@@ -380,6 +380,35 @@ def iter_scores(ledger: Ledger) -> Iterator[dict[str, Any]]:
         }
 
 
+SCORE_VALUE_COLUMNS = (
+    "model_key",
+    "variant",
+    "scorer",
+    "custom_id",
+    "row_id",
+    "epoch",
+    "score",
+    "passed",
+    "invalid",
+)
+"""What ``score_value_columns`` keeps: a score's cell, item and value, no text."""
+
+
+def score_value_columns(ledger: Ledger) -> dict[str, list[Any]]:
+    """:func:`iter_scores` (in its order) without explanations, answers and spec hashes,
+    as one list per column of ``SCORE_VALUE_COLUMNS``, names repeated on every row one
+    string each: what statistics read, in a fraction of the memory of a record per
+    score."""
+    columns: dict[str, list[Any]] = {c: [] for c in SCORE_VALUE_COLUMNS}
+    names: dict[str, str] = {}
+    shared = ("model_key", "variant", "scorer", "row_id")
+    for record in iter_scores(ledger):
+        for key, values in columns.items():
+            value = record[key]
+            values.append(names.setdefault(value, value) if key in shared else value)
+    return columns
+
+
 def scores_summary(ledger: Ledger) -> list[dict[str, Any]]:
     """Per (model key, variant, scorer): n, mean score, pass rate, invalid count."""
     sql = """

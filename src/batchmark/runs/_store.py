@@ -15,12 +15,13 @@ change is one transaction, so a process killed at any instant leaves a consisten
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -32,6 +33,7 @@ __all__ = [
     "CACHE_DIRNAME",
     "ResponseCache",
     "RunFolder",
+    "atomic_writer",
     "cache_path",
     "resolve_run",
     "write_atomic",
@@ -155,12 +157,24 @@ def cache_path(root: Path, endpoint: str) -> Path:
 
 def write_atomic(path: Path, data: bytes | str) -> None:
     """Write a file so that readers see the old content or the new, never half of it."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
+    with atomic_writer(path) as fh:
         fh.write(data.encode() if isinstance(data, str) else data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path) -> Iterator[BinaryIO]:
+    """A binary file to stream into that appears at ``path`` whole when the block ends
+    (a temporary file beside it, then ``os.replace``), and not at all if it raises."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 class RunFolder:
