@@ -333,8 +333,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.readme:
         body = [
             "**A million cells end to end** (`benchmarks/million.py`): `batchmark run` "
-            "(2 variants x 2 models, one `includes` scorer, batches of 100,000 with 4 in "
-            f"flight, poll {args.poll_interval:g} s) in its own process against "
+            "(2 variants x 2 models, one `includes` scorer, batches of 100,000 all in "
+            f"flight at once, poll {args.poll_interval:g} s) in its own process against "
             "`batchmark emulator --processing-seconds 0` in another; wall time from start "
             "to exit, peak RSS is the harness's own `ru_maxrss` (the emulator's, holding "
             "every request and result, is shown apart).",
