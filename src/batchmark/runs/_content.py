@@ -41,7 +41,7 @@ import base64
 import binascii
 import hashlib
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from stat import S_ISREG
 from typing import TYPE_CHECKING, Any, Protocol
@@ -108,6 +108,14 @@ def dataset_folder(spec: EvalSpec) -> Path:
     return (Path(path).parent if path else spec.base_dir).resolve()
 
 
+@dataclass(slots=True)
+class _Tally:
+    """What one request's blocks add up to: its images (where, size) and PDF pages."""
+
+    images: list[tuple[str, tuple[int, int] | None]] = field(default_factory=list)
+    pages: int = 0
+
+
 class ContentResolver:
     """Turns the block specs of rendered messages into API blocks (module docstring).
 
@@ -136,50 +144,60 @@ class ContentResolver:
         blocks). Raises ``RenderError`` naming the variant, row, block and path."""
         self.refs = 0
         out: list[dict[str, Any]] | None = None
-        images: list[tuple[str, tuple[int, int] | None]] = []
-        pages = 0
-
-        def resolve(raw: Any, where: str) -> dict[str, Any]:
-            nonlocal pages
-            try:
-                block, media = self.block(raw)
-            except _Problem as err:
-                kind = raw.get("type") if isinstance(raw, dict) else None
-                at = f"{where} ({kind})" if isinstance(kind, str) else where
-                raise RenderError(
-                    self.file, variant, row_id, f"{at}: {err.message}", err.hint
-                ) from None
-            if media is not None and media.ref is not None:
-                self.refs += 1
-            if media is not None and media.media_type in IMAGE_MEDIA_TYPES:
-                images.append((where, media.size))
-            elif media is not None and media.pages:
-                pages += media.pages
-            inner = block.get("content") if block.get("type") == "tool_result" else None
-            if isinstance(inner, list):  # a tool's answer: text, image, document blocks
-                nested = [resolve(b, f"{where}.content[{k}]") for k, b in enumerate(inner)]
-                block = {**block, "content": nested}
-            source = block.get("source") if block.get("type") == "document" else None
-            if isinstance(source, dict) and source.get("type") == "content":
-                inner = source.get("content")
-                if isinstance(inner, list):  # a document of text and image blocks
-                    at = f"{where}.source.content"
-                    nested = [resolve(b, f"{at}[{k}]") for k, b in enumerate(inner)]
-                    block = {**block, "source": {**source, "content": nested}}
-            return block
-
+        tally = _Tally()
         for i, message in enumerate(messages):
             content = message.get("content") if isinstance(message, dict) else None
             if not isinstance(content, list):
                 continue
             if out is None:
                 out = list(messages)
-            blocks = [resolve(raw, f"messages[{i}].content[{j}]") for j, raw in enumerate(content)]
+            blocks = [
+                self._resolve(raw, f"messages[{i}].content[{j}]", tally, variant, row_id)
+                for j, raw in enumerate(content)
+            ]
             out[i] = {**message, "content": blocks}
         if out is None:
             return messages
-        self._check_request(images, pages, variant, row_id)
+        self._check_request(tally.images, tally.pages, variant, row_id)
         return out
+
+    def _resolve(
+        self, raw: Any, where: str, tally: _Tally, variant: str, row_id: str
+    ) -> dict[str, Any]:
+        """One block, resolved and counted (a method, not a closure calling itself: that
+        is a reference cycle per request, and the collector is paused while expanding)."""
+        try:
+            block, media = self.block(raw)
+        except _Problem as err:
+            kind = raw.get("type") if isinstance(raw, dict) else None
+            at = f"{where} ({kind})" if isinstance(kind, str) else where
+            raise RenderError(
+                self.file, variant, row_id, f"{at}: {err.message}", err.hint
+            ) from None
+        if media is not None and media.ref is not None:
+            self.refs += 1
+        if media is not None and media.media_type in IMAGE_MEDIA_TYPES:
+            tally.images.append((where, media.size))
+        elif media is not None and media.pages:
+            tally.pages += media.pages
+        inner = block.get("content") if block.get("type") == "tool_result" else None
+        if isinstance(inner, list):  # a tool's answer: text, image, document blocks
+            nested = [
+                self._resolve(b, f"{where}.content[{k}]", tally, variant, row_id)
+                for k, b in enumerate(inner)
+            ]
+            block = {**block, "content": nested}
+        source = block.get("source") if block.get("type") == "document" else None
+        if isinstance(source, dict) and source.get("type") == "content":
+            inner = source.get("content")
+            if isinstance(inner, list):  # a document of text and image blocks
+                at = f"{where}.source.content"
+                nested = [
+                    self._resolve(b, f"{at}[{k}]", tally, variant, row_id)
+                    for k, b in enumerate(inner)
+                ]
+                block = {**block, "source": {**source, "content": nested}}
+        return block
 
     def _check_request(
         self,
