@@ -66,6 +66,27 @@ class LazyGroup(click.Group):
             importlib.import_module(f"batchmark.cli.{COMMANDS[cmd_name][0]}")  # registers it
         return self.commands.get(cmd_name)
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as err:
+            # click suggests only among the commands loaded so far (lazily: none)
+            name = click.utils.make_str(args[0])
+            if name.startswith("-") or "Did you mean" in err.message:
+                raise
+            import difflib
+
+            close = sorted(difflib.get_close_matches(name, self.list_commands(ctx)))
+            if not close:
+                raise
+            if len(close) == 1:
+                hint = f" Did you mean {close[0]!r}?"
+            else:
+                hint = f" (Did you mean one of: {', '.join(repr(c) for c in close)}?)"
+            raise click.UsageError(f"No such command {name!r}.{hint}", ctx) from None
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The command list from ``COMMANDS``: nothing is imported to print it."""
         names = self.list_commands(ctx)
