@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from batchmark._errors import DatasetError
 from batchmark.config._schema import DatasetConfig
-from batchmark.runs._datasets import load_table
+from batchmark.runs._datasets import load_table, row_content_id
 from batchmark.runs._local_rows import LocalRows
 
 KEYS = st.sampled_from(["a", "b", "c", "id"])
@@ -166,3 +166,18 @@ def test_reading_a_local_file_imports_no_arrow(tmp_path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == [50, []]
+
+
+def test_a_value_nested_too_deep_is_an_error_naming_the_line(tmp_path: Path) -> None:
+    """A list in a list ... 300 deep passed the reader and failed as a traceback where the
+    row's id is computed (orjson writes 254 levels at most); 1,000 deep as a Python
+    RecursionError while the file was scanned (datasets refused both, naming Arrow)."""
+    for depth in (300, 1000):
+        path = tmp_path / f"deep{depth}.jsonl"
+        path.write_text('{"q": 1}\n{"q": ' + "[" * depth + "]" * depth + "}\n")
+        with pytest.raises(DatasetError, match="line 2 nests values deeper than 200 levels"):
+            LocalRows(str(path), "jsonl")
+    path = tmp_path / "fine.jsonl"
+    path.write_text('{"q": ' + "[" * 150 + "]" * 150 + "}\n")
+    (row,) = LocalRows(str(path), "jsonl").rows()
+    row_content_id(row)  # its id can be computed

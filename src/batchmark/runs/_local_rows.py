@@ -33,6 +33,14 @@ __all__ = ["LocalRows"]
 
 _INT64 = (-(2**63), 2**63 - 1)
 _ITEMS = "[]"  # the path step of a list's items
+# Lists and objects nested deeper in a row are refused: orjson writes 254 levels at most
+# (a row's id is its canonical JSON) and Python recurses a thousand (datasets refused
+# anything past about 63 levels).
+MAX_DEPTH = 200
+
+
+class _TooDeep(Exception):
+    pass
 
 
 class _Numbers:
@@ -45,6 +53,8 @@ class _Numbers:
     def learn(self, value: Any, path: tuple[str, ...]) -> None:
         if value is None:
             return
+        if len(path) > MAX_DEPTH:
+            raise _TooDeep
         if isinstance(value, bool | str):
             self.other.add(path)
         elif isinstance(value, int):
@@ -98,7 +108,8 @@ class LocalRows:
 
     # --- JSONL -------------------------------------------------------------------------
 
-    def _objects(self) -> Iterator[dict[str, Any]]:
+    def _objects(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        """``(line number, object)`` of every non-blank line."""
         with open(self.path, "rb") as fh:
             for number, line in enumerate(fh, start=1):
                 if not line.strip():
@@ -117,22 +128,28 @@ class LocalRows:
                         f"{self.path}: cannot read it as jsonl: line {number} is a JSON "
                         f"{type(value).__name__}, not an object (one object per line)"
                     )
-                yield value
+                yield number, value
 
     def _scan_jsonl(self) -> None:
         seen: dict[str, None] = {}
         numbers = _Numbers()
-        for record in self._objects():
+        for number, record in self._objects():
             self.total += 1
             for key, value in record.items():
                 seen.setdefault(key)
-                numbers.learn(value, (key,))
+                try:
+                    numbers.learn(value, (key,))
+                except _TooDeep:
+                    raise DatasetError(
+                        f"{self.path}: cannot read it as jsonl: line {number} nests values "
+                        f"deeper than {MAX_DEPTH} levels (lists and objects in {key!r})"
+                    ) from None
         self.columns = list(seen)
         self._promoted = numbers.promoted()
 
     def _jsonl_rows(self) -> Iterator[dict[str, Any]]:
         columns, places = self.columns, self._promoted
-        for record in self._objects():
+        for _, record in self._objects():
             row = {c: record.get(c) for c in columns}
             if places:
                 row = {c: _promote(v, (c,), places) for c, v in row.items()}
