@@ -181,3 +181,19 @@ def test_a_value_nested_too_deep_is_an_error_naming_the_line(tmp_path: Path) -> 
     path.write_text('{"q": ' + "[" * 150 + "]" * 150 + "}\n")
     (row,) = LocalRows(str(path), "jsonl").rows()
     row_content_id(row)  # its id can be computed
+
+
+def test_a_jsonl_with_a_byte_order_mark_is_read_as_datasets_read_it(tmp_path: Path) -> None:
+    """Notepad saves UTF-8 with one; datasets read such a file, orjson refuses the mark."""
+    path = tmp_path / "data.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"id": "a", "q": "hi"}\n{"id": "b", "q": "yo"}\n')
+    expected = _by_datasets(path, "jsonl")
+    local = LocalRows(str(path), "jsonl")
+    assert (
+        expected
+        == (local.columns, list(local.rows()))
+        == (
+            ["id", "q"],
+            [{"id": "a", "q": "hi"}, {"id": "b", "q": "yo"}],
+        )
+    )

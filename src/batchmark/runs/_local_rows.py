@@ -5,11 +5,12 @@ pandas) costs about 50 MB and a second before any row is read. A local JSONL or 
 streams fine without it; the rows come out as ``datasets`` gives them (checked against
 it on generated files by tests/runs/test_local_rows.py):
 
-- JSONL: one object per line, blank lines skipped; the columns are every key of any row,
-  in the order first seen, ``None`` where a row lacks one. Where every value found at a
-  place (a column, a key of an object in it, the items of a list in it) is a number and
-  one is a float (or an integer outside 64 bits), the integers there become floats, as
-  Arrow's type inference makes them; anything else is kept as written.
+- JSONL: one object per line, blank lines skipped, a UTF-8 byte order mark dropped; the
+  columns are every key of any row, in the order first seen, ``None`` where a row lacks
+  one. Where every value found at a place (a column, a key of an object in it, the items
+  of a list in it) is a number and one is a float (or an integer outside 64 bits), the
+  integers there become floats, as Arrow's type inference makes them; anything else is
+  kept as written.
 - CSV: a header line, then rows; every cell a string; blank lines skipped; a row with
   fewer cells than the header is filled with ``""``, one with more is an error naming its
   line (text above the header shows up this way). A UTF-8 byte order mark is dropped.
@@ -37,6 +38,7 @@ _ITEMS = "[]"  # the path step of a list's items
 # (a row's id is its canonical JSON) and Python recurses a thousand (datasets refused
 # anything past about 63 levels).
 MAX_DEPTH = 200
+_BOM = b"\xef\xbb\xbf"
 
 
 class _TooDeep(Exception):
@@ -112,6 +114,8 @@ class LocalRows:
         """``(line number, object)`` of every non-blank line."""
         with open(self.path, "rb") as fh:
             for number, line in enumerate(fh, start=1):
+                if number == 1 and line.startswith(_BOM):
+                    line = line[len(_BOM) :]  # Notepad writes one; datasets read past it
                 if not line.strip():
                     continue
                 try:
