@@ -197,3 +197,20 @@ def test_a_jsonl_with_a_byte_order_mark_is_read_as_datasets_read_it(tmp_path: Pa
             [{"id": "a", "q": "hi"}, {"id": "b", "q": "yo"}],
         )
     )
+
+
+def test_nan_and_infinity_in_jsonl_are_read_as_datasets_read_them(tmp_path: Path) -> None:
+    """Python's json.dumps writes NaN and Infinity for such floats; datasets read them (and
+    the rows' ids came from them), orjson refuses them. A number too large for a float
+    stays an error (datasets refused it too)."""
+    path = tmp_path / "data.jsonl"
+    path.write_text('{"x": NaN}\n{"x": Infinity}\n{"x": -Infinity}\n{"x": 1}\n')
+    expected = _by_datasets(path, "jsonl")
+    assert expected is not None
+    rows = list(LocalRows(str(path), "jsonl").rows())
+    assert [repr(r["x"]) for r in rows] == [repr(r["x"]) for r in expected[1]]
+    assert [repr(r["x"]) for r in rows] == ["nan", "inf", "-inf", "1.0"]
+    huge = tmp_path / "huge.jsonl"
+    huge.write_text('{"x": 1e400}\n')
+    with pytest.raises(DatasetError, match="line 1 is not JSON"):
+        LocalRows(str(huge), "jsonl")

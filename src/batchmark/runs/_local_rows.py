@@ -23,6 +23,8 @@ file. Parquet, JSON arrays and Hub datasets still go through ``datasets``.
 from __future__ import annotations
 
 import csv
+import json
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -90,6 +92,25 @@ def _promote(value: Any, path: tuple[str, ...], places: set[tuple[str, ...]]) ->
     return value
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # 1e400: refused, as orjson and datasets refuse it
+        raise ValueError(text)
+    return value
+
+
+def _with_constants(line: bytes) -> Any:
+    """A line orjson refused, read by ``json`` if its only fault is ``NaN``, ``Infinity``
+    or ``-Infinity`` (Python's ``json.dumps`` writes them; datasets read them); else
+    ``None``."""
+    if b"NaN" not in line and b"Infinity" not in line:
+        return None
+    try:
+        return json.loads(line, parse_float=_finite)
+    except (ValueError, RecursionError):
+        return None
+
+
 class LocalRows:
     """A local JSONL or CSV file: its columns, its number of rows, and its rows."""
 
@@ -121,12 +142,15 @@ class LocalRows:
                 try:
                     value = orjson.loads(line)
                 except orjson.JSONDecodeError as err:
-                    from batchmark.runs._datasets import check_utf8
+                    value = _with_constants(line)  # NaN or Infinity, which orjson refuses
+                    if value is None:
+                        from batchmark.runs._datasets import check_utf8
 
-                    check_utf8(self.path, "jsonl")  # names the line and byte if not UTF-8
-                    raise DatasetError(
-                        f"{self.path}: cannot read it as jsonl: line {number} is not JSON ({err})"
-                    ) from None
+                        check_utf8(self.path, "jsonl")  # names the line and byte if not UTF-8
+                        raise DatasetError(
+                            f"{self.path}: cannot read it as jsonl: line {number} is not "
+                            f"JSON ({err})"
+                        ) from None
                 if not isinstance(value, dict):
                     raise DatasetError(
                         f"{self.path}: cannot read it as jsonl: line {number} is a JSON "
