@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -93,6 +94,10 @@ def test_jsonl_rows_are_what_datasets_gives(rows: list[dict[str, Any]], tmp_path
         "a,b\n1,2\n\n3,4\n",  # a blank line
         "id,q\n007,hi\n",  # ids stay strings
         'a,b\n"1,5",x\n',  # a quoted comma
+        "q,a\n  \nx,1\n \t\r\n",  # lines of spaces and tabs are blank lines
+        "q\n  \nx\n   ",  # one column, and a last line without its newline
+        'q,a\n"  "\nx,1\n',  # quoted spaces are a cell
+        'q,a\n"x\n  \ny",1\n',  # and so is a line of spaces in a quoted cell
     ],
 )
 def test_csv_rows_are_what_datasets_gives(text: str, tmp_path: Path) -> None:
@@ -214,3 +219,24 @@ def test_nan_and_infinity_in_jsonl_are_read_as_datasets_read_them(tmp_path: Path
     huge.write_text('{"x": 1e400}\n')
     with pytest.raises(DatasetError, match="line 1 is not JSON"):
         LocalRows(str(huge), "jsonl")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('q,a\n"one\ntwo",1\n\n"a\nb\nc",2,3\n', "line 5 has 3 cells"),  # where it starts
+        ("q,a\n  \nx,1,2\n", "line 3 has 3 cells"),  # blank lines count
+        ('q,a\nx,1\n"x"y,2\n', "line 3: ',' expected after"),
+        ('q,a\nx,1\n"open,2\nmore\n', "line 3: unexpected end of data"),
+    ],
+)
+def test_csv_errors_name_the_line_a_record_starts_on(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    """A record spans lines when a quoted cell holds newlines: the error names the line it
+    starts on (it named its last line, and csv's own errors named no line)."""
+    path = tmp_path / "data.csv"
+    path.write_text(text)
+    with pytest.raises(DatasetError, match=re.escape(message)) as err:
+        LocalRows(str(path), "csv")
+    assert str(path) in str(err.value)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -111,6 +111,26 @@ def _with_constants(line: bytes) -> Any:
         return None
 
 
+class _Lines:
+    """A text file's lines for ``csv.reader``, skipping blank ones between records and
+    noting the line the current record starts on (``boundary``: the next line starts
+    one; the reader of the records sets it after each)."""
+
+    def __init__(self) -> None:
+        self.number = 0
+        self.start = 1
+        self.boundary = True
+
+    def lines(self, fh: Iterable[str]) -> Iterator[str]:
+        for line in fh:
+            self.number += 1
+            if self.boundary:
+                if not line.strip(" \t\r\n"):
+                    continue
+                self.start, self.boundary = self.number, False
+            yield line
+
+
 class LocalRows:
     """A local JSONL or CSV file: its columns, its number of rows, and its rows."""
 
@@ -186,31 +206,33 @@ class LocalRows:
     # --- CSV ---------------------------------------------------------------------------
 
     def _records(self) -> Iterator[tuple[int, list[str]]]:
-        """``(line number, cells)`` of every non-blank record after the header (line
-        numbers count physical lines; a quoted cell may span several)."""
+        """``(line number, cells)`` of the header, then of every record after it; the
+        number is the physical line a record starts on (a quoted cell may span several).
+
+        A line of nothing but spaces and tabs between records is blank and skipped, as
+        datasets (pandas) skipped it; inside a quoted cell it is part of the cell."""
+        at = _Lines()
         try:
             with open(self.path, newline="", encoding="utf-8-sig") as fh:
-                reader = csv.reader(fh, strict=True)
-                header = next(reader, None)
-                if header is not None:
-                    yield 1, header
-                for cells in reader:
-                    if cells:
-                        yield reader.line_num, cells
+                for cells in csv.reader(at.lines(fh), strict=True):
+                    yield at.start, cells
+                    at.boundary = True
         except UnicodeDecodeError:
             from batchmark.runs._datasets import check_utf8
 
             check_utf8(self.path, "csv")
             raise
         except csv.Error as err:
-            raise DatasetError(f"{self.path}: cannot read it as csv: {err}") from None
+            raise DatasetError(
+                f"{self.path}: cannot read it as csv: line {at.start}: {err}"
+            ) from None
 
     def _scan_csv(self) -> None:
         records = self._records()
         first = next(records, None)
         if first is None or not any(cell.strip() for cell in first[1]):
             raise DatasetError(f"{self.path}: the dataset file has no rows")
-        header = first[1]
+        header_line, header = first
         if len(set(header)) != len(header):
             dupes = sorted({h for h in header if header.count(h) > 1})
             raise DatasetError(f"{self.path}: duplicate CSV column names: {', '.join(dupes)}")
@@ -219,7 +241,7 @@ class LocalRows:
             if len(cells) > len(header):
                 raise DatasetError(
                     f"{self.path}: cannot read it as csv: line {line} has {len(cells)} "
-                    f"cells, the header (line 1) has {len(header)}",
+                    f"cells, the header (line {header_line}) has {len(header)}",
                     hint="quote cells that hold commas; text above the header line "
                     "(a title, a note) must be removed",
                 )
