@@ -240,3 +240,26 @@ def test_csv_errors_name_the_line_a_record_starts_on(
     with pytest.raises(DatasetError, match=re.escape(message)) as err:
         LocalRows(str(path), "csv")
     assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "before", "after"),
+    [
+        ("data.csv", "q,a\nx,1\ny,2\n", "q,a\nx,1,3\ny,2\n"),  # a row grew a cell
+        ("data.csv", "q,a\nx,1\ny,2\n", "q,a\nx,1\n"),  # rows went away
+        ("data.jsonl", '{"q": 1}\n{"q": 2}\n', '{"q": 1}\n{"q": 2, "new": 3}\n'),
+    ],
+)
+def test_a_file_changed_between_the_two_passes_is_an_error(
+    tmp_path: Path, name: str, before: str, after: str
+) -> None:
+    """The first pass learns the columns and the number of rows, the second yields rows:
+    a file rewritten in between raised ValueError from zip (a CSV row grew a cell), or
+    gave fewer rows than counted, or dropped a column, without a word."""
+    path = tmp_path / name
+    path.write_text(before)
+    local = LocalRows(str(path), name.rsplit(".", 1)[1])
+    path.write_text(after)
+    with pytest.raises(DatasetError, match="changed while batchmark read it") as err:
+        list(local.rows())
+    assert str(path) in str(err.value)

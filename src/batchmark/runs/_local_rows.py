@@ -147,7 +147,21 @@ class LocalRows:
 
     def rows(self) -> Iterator[dict[str, Any]]:
         """Every row, in file order, with every column."""
-        return self._jsonl_rows() if self.kind == "jsonl" else self._csv_rows()
+        count = 0
+        for row in self._jsonl_rows() if self.kind == "jsonl" else self._csv_rows():
+            count += 1
+            if count > self.total:
+                raise self._changed(f"{count} rows now, {self.total} before")
+            yield row
+        if count < self.total:
+            raise self._changed(f"{count} rows now, {self.total} before")
+
+    def _changed(self, what: str) -> DatasetError:
+        """The file differs from what the first pass learned (rewritten meanwhile)."""
+        return DatasetError(
+            f"{self.path}: the file changed while batchmark read it ({what})",
+            hint="run the command again once the file is written",
+        )
 
     # --- JSONL -------------------------------------------------------------------------
 
@@ -197,7 +211,11 @@ class LocalRows:
 
     def _jsonl_rows(self) -> Iterator[dict[str, Any]]:
         columns, places = self.columns, self._promoted
-        for _, record in self._objects():
+        known = set(columns)
+        for number, record in self._objects():
+            if not known.issuperset(record):
+                new = ", ".join(repr(k) for k in record if k not in known)
+                raise self._changed(f"line {number} has a new column: {new}")
             row = {c: record.get(c) for c in columns}
             if places:
                 row = {c: _promote(v, (c,), places) for c, v in row.items()}
@@ -252,7 +270,9 @@ class LocalRows:
         width = len(columns)
         records = self._records()
         next(records, None)  # the header
-        for _, cells in records:
+        for line, cells in records:
+            if len(cells) > width:
+                raise self._changed(f"line {line} has {len(cells)} cells, the header {width}")
             if len(cells) < width:
                 cells = [*cells, *([""] * (width - len(cells)))]
             yield dict(zip(columns, cells, strict=True))
