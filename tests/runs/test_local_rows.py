@@ -263,3 +263,16 @@ def test_a_file_changed_between_the_two_passes_is_an_error(
     with pytest.raises(DatasetError, match="changed while batchmark read it") as err:
         list(local.rows())
     assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("header", ["q,,a", ",q", "q,,"])
+def test_a_csv_header_cell_without_a_name_is_an_error_naming_it(
+    tmp_path: Path, header: str
+) -> None:
+    """datasets refused such a file ('Field "" does not exist'); the stream took the
+    column as named "" (one) or said 'duplicate CSV column names: ' naming none (two)."""
+    path = tmp_path / "data.csv"
+    path.write_text(f"{header}\n1,2,3\n")
+    column = header.split(",").index("") + 1
+    with pytest.raises(DatasetError, match=f"column {column} of the header .line 1. has no name"):
+        LocalRows(str(path), "csv")

@@ -251,6 +251,13 @@ class LocalRows:
         if first is None or not any(cell.strip() for cell in first[1]):
             raise DatasetError(f"{self.path}: the dataset file has no rows")
         header_line, header = first
+        if "" in header:
+            raise DatasetError(
+                f"{self.path}: column {header.index('') + 1} of the header (line "
+                f"{header_line}) has no name",
+                hint="name every column (pandas' to_csv writes an unnamed index column "
+                "unless given index=False)",
+            )
         if len(set(header)) != len(header):
             dupes = sorted({h for h in header if header.count(h) > 1})
             raise DatasetError(f"{self.path}: duplicate CSV column names: {', '.join(dupes)}")
