@@ -58,6 +58,36 @@ def test_a_signal_while_the_command_line_is_imported_ends_it_with_one_line(
     assert messages == [MESSAGES[signum]]
 
 
+@pytest.mark.parametrize("signum", SIGNALS)
+def test_a_signal_while_a_command_is_imported_ends_it_with_one_line(
+    signum: signal.Signals,
+) -> None:
+    """Commands are imported when run (issue 18), after the entry point has switched to
+    the handlers that unwind a command: Ctrl-C there came out as click's blank line and
+    'interrupted', and now and then as death by SIGINT (a KeyboardInterrupt through the
+    import of a C extension). The command's module is imported as the command line was."""
+    process = subprocess.Popen(
+        [sys.executable, "-X", "importtime", "-m", "batchmark", "validate", "--help"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    after_cli = None
+    for n, line in enumerate(process.stderr):
+        if line.rstrip().endswith("| batchmark.cli"):
+            after_cli = n  # then the command's module is imported: 460 imports here
+        elif after_cli is not None and n >= after_cli + 2:
+            process.send_signal(signum)
+            break
+    out, err = process.communicate(timeout=60)
+
+    assert process.returncode == 128 + signum
+    assert out == ""  # the command never ran (its help was not printed)
+    messages = [line for line in err.splitlines() if not line.startswith("import time:")]
+    assert messages == [MESSAGES[signum]]
+
+
 def _wait_until_waiting(results: Path, process: subprocess.Popen[str]) -> Path:
     """The run's folder, once ``process`` drives it (holds its lock) with a batch in
     flight: it is then polling the batch."""

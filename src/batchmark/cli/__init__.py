@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from batchmark._entry import EXIT_SIGINT, EXIT_SIGTERM, Terminated
+from batchmark._entry import EXIT_SIGINT, EXIT_SIGTERM, Terminated, importing
 from batchmark._errors import BatchmarkError, StoreError
 from batchmark._terminal import visible
 from batchmark.cli import _complete  # noqa: F401  (registers bash's completion class)
@@ -63,7 +63,8 @@ class LazyGroup(click.Group):
         if cmd_name not in self.commands and cmd_name in COMMANDS:
             import importlib
 
-            importlib.import_module(f"batchmark.cli.{COMMANDS[cmd_name][0]}")  # registers it
+            with importing():  # a signal meanwhile ends the process at once
+                importlib.import_module(f"batchmark.cli.{COMMANDS[cmd_name][0]}")  # registers it
         return self.commands.get(cmd_name)
 
     def resolve_command(
