@@ -276,3 +276,13 @@ def test_a_csv_header_cell_without_a_name_is_an_error_naming_it(
     column = header.split(",").index("") + 1
     with pytest.raises(DatasetError, match=f"column {column} of the header .line 1. has no name"):
         LocalRows(str(path), "csv")
+
+
+def test_a_csv_cell_larger_than_csvs_default_limit_is_read(tmp_path: Path) -> None:
+    """A long document in a cell: csv refuses fields over 131,072 characters by default
+    ('field larger than field limit'), datasets (pandas) read them."""
+    path = tmp_path / "data.csv"
+    document = "word " * 60_000  # 300,000 characters
+    path.write_text(f'id,doc\nd1,"{document}"\n')
+    rows = list(LocalRows(str(path), "csv").rows())
+    assert rows == [{"id": "d1", "doc": document}]

@@ -41,6 +41,9 @@ _ITEMS = "[]"  # the path step of a list's items
 # anything past about 63 levels).
 MAX_DEPTH = 200
 _BOM = b"\xef\xbb\xbf"
+# csv refuses a cell over 131,072 characters by default; a document in a cell is longer
+# (datasets read it). A batch holds 256 MB at most: no cell can be sent that is larger.
+_CELL_LIMIT = 2**31 - 1
 
 
 class _TooDeep(Exception):
@@ -230,6 +233,8 @@ class LocalRows:
         A line of nothing but spaces and tabs between records is blank and skipped, as
         datasets (pandas) skipped it; inside a quoted cell it is part of the cell."""
         at = _Lines()
+        if csv.field_size_limit() < _CELL_LIMIT:
+            csv.field_size_limit(_CELL_LIMIT)  # a process-wide setting; only ever raised
         try:
             with open(self.path, newline="", encoding="utf-8-sig") as fh:
                 for cells in csv.reader(at.lines(fh), strict=True):
