@@ -98,6 +98,7 @@ def test_jsonl_rows_are_what_datasets_gives(rows: list[dict[str, Any]], tmp_path
         "q\n  \nx\n   ",  # one column, and a last line without its newline
         'q,a\n"  "\nx,1\n',  # quoted spaces are a cell
         'q,a\n"x\n  \ny",1\n',  # and so is a line of spaces in a quoted cell
+        'q,a\n"a" ,b\n"c"d,e\n',  # text after a closing quote joins the cell
     ],
 )
 def test_csv_rows_are_what_datasets_gives(text: str, tmp_path: Path) -> None:
@@ -226,8 +227,8 @@ def test_nan_and_infinity_in_jsonl_are_read_as_datasets_read_them(tmp_path: Path
     [
         ('q,a\n"one\ntwo",1\n\n"a\nb\nc",2,3\n', "line 5 has 3 cells"),  # where it starts
         ("q,a\n  \nx,1,2\n", "line 3 has 3 cells"),  # blank lines count
-        ('q,a\nx,1\n"x"y,2\n', "line 3: ',' expected after"),
-        ('q,a\nx,1\n"open,2\nmore\n', "line 3: unexpected end of data"),
+        ('q,a\nx,1\n"open,2\nmore\n', "line 3: a quoted cell is never closed"),
+        ('q,a\nx,1\n"open,2', "line 3: a quoted cell is never closed"),
     ],
 )
 def test_csv_errors_name_the_line_a_record_starts_on(

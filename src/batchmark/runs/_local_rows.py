@@ -123,6 +123,7 @@ class _Lines:
         self.number = 0
         self.start = 1
         self.boundary = True
+        self.record: list[str] = []  # the current record's lines
 
     def lines(self, fh: Iterable[str]) -> Iterator[str]:
         for line in fh:
@@ -130,8 +131,21 @@ class _Lines:
             if self.boundary:
                 if not line.strip(" \t\r\n"):
                     continue
-                self.start, self.boundary = self.number, False
+                self.start, self.boundary, self.record = self.number, False, []
+            self.record.append(line)
             yield line
+
+    def unclosed(self) -> bool:
+        """Whether the last record ends inside a quoted cell (csv, not strict, reads to the
+        end of the file as that cell's text)."""
+        if sum(line.count('"') for line in self.record) % 2 == 0:
+            return False
+        try:
+            for _ in csv.reader(self.record, strict=True):
+                pass
+        except csv.Error as err:
+            return "unexpected end of data" in str(err)
+        return False
 
 
 class LocalRows:
@@ -237,9 +251,17 @@ class LocalRows:
             csv.field_size_limit(_CELL_LIMIT)  # a process-wide setting; only ever raised
         try:
             with open(self.path, newline="", encoding="utf-8-sig") as fh:
-                for cells in csv.reader(at.lines(fh), strict=True):
+                # Not strict: text after a closing quote joins the cell ('"a" ,b' reads
+                # 'a ', as datasets read it); an unclosed quote is checked at the end.
+                for cells in csv.reader(at.lines(fh)):
                     yield at.start, cells
                     at.boundary = True
+            if at.unclosed():
+                raise DatasetError(
+                    f"{self.path}: cannot read it as csv: line {at.start}: a quoted cell is "
+                    "never closed",
+                    hint='a cell that starts with " ends with " (a " inside it is written "")',
+                )
         except UnicodeDecodeError:
             from batchmark.runs._datasets import check_utf8
 
