@@ -11,9 +11,11 @@ it on generated files by tests/runs/test_local_rows.py):
   of a list in it) is a number and one is a float (or an integer outside 64 bits), the
   integers there become floats, as Arrow's type inference makes them; anything else is
   kept as written.
-- CSV: a header line, then rows; every cell a string; blank lines skipped; a row with
-  fewer cells than the header is filled with ``""``, one with more is an error naming its
-  line (text above the header shows up this way). A UTF-8 byte order mark is dropped.
+- CSV: a header line naming every column, then rows; every cell a string; blank lines
+  (and lines of spaces and tabs) skipped; text after a closing quote joins the cell; a
+  row with fewer cells than the header is filled with ``""``, one with more is an error
+  naming the line it starts on (text above the header shows up this way), as is a quoted
+  cell never closed. A UTF-8 byte order mark is dropped.
 
 Two passes over the file: the first learns the columns, the numeric places and the row
 count (for ``limit``/``sample``), the second yields rows. Memory does not grow with the
