@@ -111,3 +111,18 @@ def test_commands_import_only_what_they_use(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert json.loads(done.stdout.splitlines()[-1]) == []
+
+
+def test_a_mistyped_command_is_told_the_close_ones(tmp_path: Path) -> None:
+    """A mistyped command names the commands it may mean, though none is imported yet
+    (click suggests from the commands it holds, and the lazy group holds none)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "batchmark", "staus"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2
+    assert "No such command 'staus'. Did you mean 'status'?" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -14,11 +14,13 @@ heavy is imported (the ``batchmark`` package resolves its public names lazily):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+from collections.abc import Iterator
 from types import FrameType
 
-__all__ = ["EXIT_SIGINT", "EXIT_SIGTERM", "Terminated", "main"]
+__all__ = ["EXIT_SIGINT", "EXIT_SIGTERM", "Terminated", "importing", "main"]
 
 EXIT_SIGINT = 128 + signal.SIGINT  # 130
 EXIT_SIGTERM = 128 + signal.SIGTERM  # 143
@@ -35,6 +37,26 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 def _exit_now(signum: int, frame: FrameType | None) -> None:
     os.write(2, b"interrupted\n" if signum == signal.SIGINT else b"stopped (SIGTERM)\n")
     os._exit(128 + signum)
+
+
+@contextlib.contextmanager
+def importing() -> Iterator[None]:
+    """While a command's module is imported (commands load when run): a signal ends the
+    process at once, as while the command line itself is imported (nothing is open or
+    sent yet). Only under ``main``'s handlers: elsewhere (tests, a library caller) the
+    handlers are left alone."""
+    if signal.getsignal(signal.SIGTERM) is not _terminate:
+        yield
+        return
+    swapped = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) != signal.SIG_IGN]
+    before = {s: signal.getsignal(s) for s in swapped}
+    for signum in swapped:
+        signal.signal(signum, _exit_now)
+    try:
+        yield
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
 
 
 def main() -> None:

@@ -5,10 +5,18 @@ requests in the queue under what the queue held then, instead of asking again an
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 import batchmark
+from batchmark.runs._batches import QueueTooSmall
+from batchmark.runs._estimate import estimate
 
 from .adversarial import ledger_rows
 from .support import LiveEmulator, write_config
@@ -62,3 +70,65 @@ def test_after_a_full_queue_the_run_stays_under_what_it_held(
     # full queue again at each retry refused 8 of them).
     assert len(refused) <= 5, (len(creates), refused)
     print(f"queue 30, {N} requests, no cap: {len(creates)} creates, {len(refused)} refused")
+
+
+def _only_run(results: Path) -> batchmark.Run:
+    folders = [p for p in results.glob("arith/*") if not p.name.startswith(".")]
+    assert len(folders) == 1, folders
+    return batchmark.open_run(folders[0])
+
+
+def test_a_kill_in_a_round_of_many_creates_resumes_sending_nothing_twice(
+    live: LiveEmulator, tmp_path: Path
+) -> None:
+    """Killed as the first of ten creates sent at once returned: the batches the API made
+    for the round are adopted by size, none twice, and no request is sent again."""
+    live.emu.processing_seconds = 0.3
+    config = write_config(tmp_path / "cfg", rows=ROWS, batch={"max_requests": 10})
+    results = tmp_path / "results"
+    env = {
+        **os.environ,
+        "ANTHROPIC_BASE_URL": live.base_url,
+        "ANTHROPIC_API_KEY": "test-key",
+        "BATCHMARK_CRASHPOINT": "after_create",
+    }
+    cmd = [sys.executable, "-m", "batchmark", "run", str(config), "--results", str(results), "-q"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    killed = _only_run(results)
+    sizes = [n for (n,) in ledger_rows(killed, "SELECT n_requests FROM intents")]
+    assert len(sizes) == len(set(sizes))  # the intents open at once differ in size
+
+    run = batchmark.resume(killed.id, results=results, poll_interval=0.02)
+
+    submitted = live.submitted()
+    assert len(submitted) == N == len(set(submitted))  # each request sent once
+    assert run.status.complete and run.status.done == N
+    created = {b.id for b in live.batch_list()}
+    assert created == {b["batch_id"] for b in run.batches()}  # every batch is the run's
+
+
+@pytest.mark.parametrize("max_requests", [1, 2])
+def test_tiny_batches_all_at_once(live: LiveEmulator, tmp_path: Path, max_requests: int) -> None:
+    """Caps staggered over half of max_requests: a period of 0 (taken as 1) for 1 and 2;
+    every chunk then has the same size, so one create per round, and estimate agrees."""
+    rows = ROWS[:3]  # 12 requests
+    config = write_config(tmp_path / "cfg", rows=rows, batch={"max_requests": max_requests})
+    run = batchmark.run(config, results=tmp_path / "results")
+    assert run.status.complete and run.status.done == 12
+    assert len(set(live.submitted())) == len(live.submitted()) == 12
+    est = estimate(batchmark.load_config(config), results=tmp_path / "est")
+    assert est.batches == len(live.emu.creates.calls) == len(run.batches())
+
+
+def test_a_queue_smaller_than_one_chunk_fails_clearly_without_a_cap(
+    live: LiveEmulator, tmp_path: Path
+) -> None:
+    live.emu.queue_limit = 5
+    config = write_config(tmp_path / "cfg", rows=ROWS, batch={"max_requests": 10})
+    with pytest.raises(QueueTooSmall):
+        batchmark.run(config, results=tmp_path / "results")
+    assert live.emu.batches == {}
+    run = _only_run(tmp_path / "results")
+    states = Counter(s for (s,) in ledger_rows(run, "SELECT state FROM requests"))
+    assert states == {"pending": N}

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from batchmark._entry import EXIT_SIGINT, EXIT_SIGTERM, Terminated
+from batchmark._entry import EXIT_SIGINT, EXIT_SIGTERM, Terminated, importing
 from batchmark._errors import BatchmarkError, StoreError
 from batchmark._terminal import visible
 from batchmark.cli import _complete  # noqa: F401  (registers bash's completion class)
@@ -63,8 +63,30 @@ class LazyGroup(click.Group):
         if cmd_name not in self.commands and cmd_name in COMMANDS:
             import importlib
 
-            importlib.import_module(f"batchmark.cli.{COMMANDS[cmd_name][0]}")  # registers it
+            with importing():  # a signal meanwhile ends the process at once
+                importlib.import_module(f"batchmark.cli.{COMMANDS[cmd_name][0]}")  # registers it
         return self.commands.get(cmd_name)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as err:
+            # click suggests only among the commands loaded so far (lazily: none)
+            name = click.utils.make_str(args[0])
+            if name.startswith("-") or "Did you mean" in err.message:
+                raise
+            import difflib
+
+            close = sorted(difflib.get_close_matches(name, self.list_commands(ctx)))
+            if not close:
+                raise
+            if len(close) == 1:
+                hint = f" Did you mean {close[0]!r}?"
+            else:
+                hint = f" (Did you mean one of: {', '.join(repr(c) for c in close)}?)"
+            raise click.UsageError(f"No such command {name!r}.{hint}", ctx) from None
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The command list from ``COMMANDS``: nothing is imported to print it."""

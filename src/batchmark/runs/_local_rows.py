@@ -5,14 +5,17 @@ pandas) costs about 50 MB and a second before any row is read. A local JSONL or 
 streams fine without it; the rows come out as ``datasets`` gives them (checked against
 it on generated files by tests/runs/test_local_rows.py):
 
-- JSONL: one object per line, blank lines skipped; the columns are every key of any row,
-  in the order first seen, ``None`` where a row lacks one. Where every value found at a
-  place (a column, a key of an object in it, the items of a list in it) is a number and
-  one is a float (or an integer outside 64 bits), the integers there become floats, as
-  Arrow's type inference makes them; anything else is kept as written.
-- CSV: a header line, then rows; every cell a string; blank lines skipped; a row with
-  fewer cells than the header is filled with ``""``, one with more is an error naming its
-  line (text above the header shows up this way). A UTF-8 byte order mark is dropped.
+- JSONL: one object per line, blank lines skipped, a UTF-8 byte order mark dropped; the
+  columns are every key of any row, in the order first seen, ``None`` where a row lacks
+  one. Where every value found at a place (a column, a key of an object in it, the items
+  of a list in it) is a number and one is a float (or an integer outside 64 bits), the
+  integers there become floats, as Arrow's type inference makes them; anything else is
+  kept as written.
+- CSV: a header line naming every column, then rows; every cell a string; blank lines
+  (and lines of spaces and tabs) skipped; text after a closing quote joins the cell; a
+  row with fewer cells than the header is filled with ``""``, one with more is an error
+  naming the line it starts on (text above the header shows up this way), as is a quoted
+  cell never closed. A UTF-8 byte order mark is dropped.
 
 Two passes over the file: the first learns the columns, the numeric places and the row
 count (for ``limit``/``sample``), the second yields rows. Memory does not grow with the
@@ -22,7 +25,9 @@ file. Parquet, JSON arrays and Hub datasets still go through ``datasets``.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+import json
+import math
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -33,6 +38,18 @@ __all__ = ["LocalRows"]
 
 _INT64 = (-(2**63), 2**63 - 1)
 _ITEMS = "[]"  # the path step of a list's items
+# Lists and objects nested deeper in a row are refused: orjson writes 254 levels at most
+# (a row's id is its canonical JSON) and Python recurses a thousand (datasets refused
+# anything past about 63 levels).
+MAX_DEPTH = 200
+_BOM = b"\xef\xbb\xbf"
+# csv refuses a cell over 131,072 characters by default; a document in a cell is longer
+# (datasets read it). A batch holds 256 MB at most: no cell can be sent that is larger.
+_CELL_LIMIT = 2**31 - 1
+
+
+class _TooDeep(Exception):
+    pass
 
 
 class _Numbers:
@@ -45,6 +62,8 @@ class _Numbers:
     def learn(self, value: Any, path: tuple[str, ...]) -> None:
         if value is None:
             return
+        if len(path) > MAX_DEPTH:
+            raise _TooDeep
         if isinstance(value, bool | str):
             self.other.add(path)
         elif isinstance(value, int):
@@ -78,6 +97,59 @@ def _promote(value: Any, path: tuple[str, ...], places: set[tuple[str, ...]]) ->
     return value
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # 1e400: refused, as orjson and datasets refuse it
+        raise ValueError(text)
+    return value
+
+
+def _with_constants(line: bytes) -> Any:
+    """A line orjson refused, read by ``json`` if its only fault is ``NaN``, ``Infinity``
+    or ``-Infinity`` (Python's ``json.dumps`` writes them; datasets read them); else
+    ``None``."""
+    if b"NaN" not in line and b"Infinity" not in line:
+        return None
+    try:
+        return json.loads(line, parse_float=_finite)
+    except (ValueError, RecursionError):
+        return None
+
+
+class _Lines:
+    """A text file's lines for ``csv.reader``, skipping blank ones between records and
+    noting the line the current record starts on (``boundary``: the next line starts
+    one; the reader of the records sets it after each)."""
+
+    def __init__(self) -> None:
+        self.number = 0
+        self.start = 1
+        self.boundary = True
+        self.record: list[str] = []  # the current record's lines
+
+    def lines(self, fh: Iterable[str]) -> Iterator[str]:
+        for line in fh:
+            self.number += 1
+            if self.boundary:
+                if not line.strip(" \t\r\n"):
+                    continue
+                self.start, self.boundary, self.record = self.number, False, []
+            self.record.append(line)
+            yield line
+
+    def unclosed(self) -> bool:
+        """Whether the last record ends inside a quoted cell (csv, not strict, reads to the
+        end of the file as that cell's text)."""
+        if sum(line.count('"') for line in self.record) % 2 == 0:
+            return False
+        try:
+            for _ in csv.reader(self.record, strict=True):
+                pass
+        except csv.Error as err:
+            return "unexpected end of data" in str(err)
+        return False
+
+
 class LocalRows:
     """A local JSONL or CSV file: its columns, its number of rows, and its rows."""
 
@@ -94,45 +166,75 @@ class LocalRows:
 
     def rows(self) -> Iterator[dict[str, Any]]:
         """Every row, in file order, with every column."""
-        return self._jsonl_rows() if self.kind == "jsonl" else self._csv_rows()
+        count = 0
+        for row in self._jsonl_rows() if self.kind == "jsonl" else self._csv_rows():
+            count += 1
+            if count > self.total:
+                raise self._changed(f"{count} rows now, {self.total} before")
+            yield row
+        if count < self.total:
+            raise self._changed(f"{count} rows now, {self.total} before")
+
+    def _changed(self, what: str) -> DatasetError:
+        """The file differs from what the first pass learned (rewritten meanwhile)."""
+        return DatasetError(
+            f"{self.path}: the file changed while batchmark read it ({what})",
+            hint="run the command again once the file is written",
+        )
 
     # --- JSONL -------------------------------------------------------------------------
 
-    def _objects(self) -> Iterator[dict[str, Any]]:
+    def _objects(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        """``(line number, object)`` of every non-blank line."""
         with open(self.path, "rb") as fh:
             for number, line in enumerate(fh, start=1):
+                if number == 1 and line.startswith(_BOM):
+                    line = line[len(_BOM) :]  # Notepad writes one; datasets read past it
                 if not line.strip():
                     continue
                 try:
                     value = orjson.loads(line)
                 except orjson.JSONDecodeError as err:
-                    from batchmark.runs._datasets import check_utf8
+                    value = _with_constants(line)  # NaN or Infinity, which orjson refuses
+                    if value is None:
+                        from batchmark.runs._datasets import check_utf8
 
-                    check_utf8(self.path, "jsonl")  # names the line and byte if not UTF-8
-                    raise DatasetError(
-                        f"{self.path}: cannot read it as jsonl: line {number} is not JSON ({err})"
-                    ) from None
+                        check_utf8(self.path, "jsonl")  # names the line and byte if not UTF-8
+                        raise DatasetError(
+                            f"{self.path}: cannot read it as jsonl: line {number} is not "
+                            f"JSON ({err})"
+                        ) from None
                 if not isinstance(value, dict):
                     raise DatasetError(
                         f"{self.path}: cannot read it as jsonl: line {number} is a JSON "
                         f"{type(value).__name__}, not an object (one object per line)"
                     )
-                yield value
+                yield number, value
 
     def _scan_jsonl(self) -> None:
         seen: dict[str, None] = {}
         numbers = _Numbers()
-        for record in self._objects():
+        for number, record in self._objects():
             self.total += 1
             for key, value in record.items():
                 seen.setdefault(key)
-                numbers.learn(value, (key,))
+                try:
+                    numbers.learn(value, (key,))
+                except _TooDeep:
+                    raise DatasetError(
+                        f"{self.path}: cannot read it as jsonl: line {number} nests values "
+                        f"deeper than {MAX_DEPTH} levels (lists and objects in {key!r})"
+                    ) from None
         self.columns = list(seen)
         self._promoted = numbers.promoted()
 
     def _jsonl_rows(self) -> Iterator[dict[str, Any]]:
         columns, places = self.columns, self._promoted
-        for record in self._objects():
+        known = set(columns)
+        for number, record in self._objects():
+            if not known.issuperset(record):
+                new = ", ".join(repr(k) for k in record if k not in known)
+                raise self._changed(f"line {number} has a new column: {new}")
             row = {c: record.get(c) for c in columns}
             if places:
                 row = {c: _promote(v, (c,), places) for c, v in row.items()}
@@ -141,31 +243,50 @@ class LocalRows:
     # --- CSV ---------------------------------------------------------------------------
 
     def _records(self) -> Iterator[tuple[int, list[str]]]:
-        """``(line number, cells)`` of every non-blank record after the header (line
-        numbers count physical lines; a quoted cell may span several)."""
+        """``(line number, cells)`` of the header, then of every record after it; the
+        number is the physical line a record starts on (a quoted cell may span several).
+
+        A line of nothing but spaces and tabs between records is blank and skipped, as
+        datasets (pandas) skipped it; inside a quoted cell it is part of the cell."""
+        at = _Lines()
+        if csv.field_size_limit() < _CELL_LIMIT:
+            csv.field_size_limit(_CELL_LIMIT)  # a process-wide setting; only ever raised
         try:
             with open(self.path, newline="", encoding="utf-8-sig") as fh:
-                reader = csv.reader(fh, strict=True)
-                header = next(reader, None)
-                if header is not None:
-                    yield 1, header
-                for cells in reader:
-                    if cells:
-                        yield reader.line_num, cells
+                # Not strict: text after a closing quote joins the cell ('"a" ,b' reads
+                # 'a ', as datasets read it); an unclosed quote is checked at the end.
+                for cells in csv.reader(at.lines(fh)):
+                    yield at.start, cells
+                    at.boundary = True
+            if at.unclosed():
+                raise DatasetError(
+                    f"{self.path}: cannot read it as csv: line {at.start}: a quoted cell is "
+                    "never closed",
+                    hint='a cell that starts with " ends with " (a " inside it is written "")',
+                )
         except UnicodeDecodeError:
             from batchmark.runs._datasets import check_utf8
 
             check_utf8(self.path, "csv")
             raise
         except csv.Error as err:
-            raise DatasetError(f"{self.path}: cannot read it as csv: {err}") from None
+            raise DatasetError(
+                f"{self.path}: cannot read it as csv: line {at.start}: {err}"
+            ) from None
 
     def _scan_csv(self) -> None:
         records = self._records()
         first = next(records, None)
         if first is None or not any(cell.strip() for cell in first[1]):
             raise DatasetError(f"{self.path}: the dataset file has no rows")
-        header = first[1]
+        header_line, header = first
+        if "" in header:
+            raise DatasetError(
+                f"{self.path}: column {header.index('') + 1} of the header (line "
+                f"{header_line}) has no name",
+                hint="name every column (pandas' to_csv writes an unnamed index column "
+                "unless given index=False)",
+            )
         if len(set(header)) != len(header):
             dupes = sorted({h for h in header if header.count(h) > 1})
             raise DatasetError(f"{self.path}: duplicate CSV column names: {', '.join(dupes)}")
@@ -174,7 +295,7 @@ class LocalRows:
             if len(cells) > len(header):
                 raise DatasetError(
                     f"{self.path}: cannot read it as csv: line {line} has {len(cells)} "
-                    f"cells, the header (line 1) has {len(header)}",
+                    f"cells, the header (line {header_line}) has {len(header)}",
                     hint="quote cells that hold commas; text above the header line "
                     "(a title, a note) must be removed",
                 )
@@ -185,7 +306,9 @@ class LocalRows:
         width = len(columns)
         records = self._records()
         next(records, None)  # the header
-        for _, cells in records:
+        for line, cells in records:
+            if len(cells) > width:
+                raise self._changed(f"line {line} has {len(cells)} cells, the header {width}")
             if len(cells) < width:
                 cells = [*cells, *([""] * (width - len(cells)))]
             yield dict(zip(columns, cells, strict=True))
