@@ -1,0 +1,58 @@
+"""Hostile data through a whole run and its reports (review of issue 17): ids, prompts,
+responses and names holding ``</script>``, ``<!--``, line separators, NUL, RTL marks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+import batchmark
+
+ECHO = """def respond(params):
+    m = params["messages"][-1]["content"]
+    t = m if isinstance(m, str) else "".join(b.get("text", "") for b in m)
+    return "echo: " + t
+"""
+
+HOSTILE = [
+    "</script><script>alert(1)</script>",
+    "<!-- ]]>",
+    "line\u2028sep\u2029para\x85nel",
+    "nul\x00rtl\u202eend",
+    "a+b&c=d#e%20",
+]
+
+
+def echo_run(folder: Path, rows: list[dict[str, Any]], **extra: Any) -> batchmark.Run:
+    """A run whose emulated model answers each prompt with ``echo: PROMPT``."""
+    cfg = folder / "cfg"
+    cfg.mkdir(parents=True)
+    (cfg / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (cfg / "responder.py").write_text(ECHO)
+    config = {
+        "name": "hostile",
+        "dataset": {"path": "data.jsonl", "id_field": "id"},
+        "prompts": [{"name": "p", "user": "{{ question }}"}],
+        "models": ["claude-haiku-4-5"],
+        "params": {"max_tokens": 64},
+        "batch": {"poll_interval": 0.02, "max_poll_interval": 0.1},
+        "emulator": {"responder": "python:responder.py:respond"},
+        "scorers": [{"includes": {"target": "{{ answer }}"}}],
+        **extra,
+    }
+    (cfg / "eval.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return batchmark.run(cfg / "eval.yaml", results=folder / "results", emulate=True)
+
+
+def test_a_response_with_line_separators_is_read_whole(tmp_path: Path) -> None:
+    """The results stream was split into lines as text (httpx's ``iter_lines`` splits at
+    U+2028, U+2029 and U+0085 too): a response holding one broke the stream off, and
+    every ``resume`` broke again at the same line. JSONL lines end at ``\\n`` only."""
+    rows = [{"id": f"r{i}", "question": h, "answer": h} for i, h in enumerate(HOSTILE)]
+    run = echo_run(tmp_path, rows)
+    assert run.status.state == "complete"
+    got = {r["row_id"]: r["text"] for r in run.responses()}
+    assert got == {f"r{i}": "echo: " + h for i, h in enumerate(HOSTILE)}
