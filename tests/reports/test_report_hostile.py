@@ -56,3 +56,24 @@ def test_a_response_with_line_separators_is_read_whole(tmp_path: Path) -> None:
     assert run.status.state == "complete"
     got = {r["row_id"]: r["text"] for r in run.responses()}
     assert got == {f"r{i}": "echo: " + h for i, h in enumerate(HOSTILE)}
+
+
+def test_texts_said_once_hold_no_long_texts() -> None:
+    """The HTML report's table of texts already written kept the last 20,000 texts
+    themselves: with answers of a few KB that is tens of MB (and thinking more), held
+    whatever the run's size. Long texts are now known by a digest."""
+    import tracemalloc
+
+    from batchmark.reports._html import _Texts
+
+    texts = _Texts()
+    tracemalloc.start()
+    for i in range(20_000):
+        text = f"{i:08d}" + "y" * 4_000
+        assert texts(text) == text
+        del text
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 10_000_000, f"peak {peak / 1e6:.1f} MB for 20,000 texts of 4 KB"
+    assert texts("00000007" + "y" * 4_000) == 7
+    assert texts("short") == "short" and texts("short") == 20_000
