@@ -255,3 +255,37 @@ def test_a_report_file_is_replaced_whole_or_left_as_it_was(tmp_path: Path) -> No
     with atomic_writer(out) as fh:
         fh.write(b"new report")
     assert out.read_text() == "new report" and sorted(folder.iterdir()) == [out]
+
+
+@pytest.mark.parametrize("fmt", ["json", "table", "html"])
+def test_report_killed_while_writing_leaves_the_old_file(
+    two_runs: tuple[Path, list[str]], tmp_path: Path, fmt: str
+) -> None:
+    """Only the HTML report was written atomically: ``-o`` of the table, markdown, CSV
+    and JSON wrote the file in place, so a report killed midway left half of one."""
+    import os
+    import subprocess
+    import sys
+
+    results, (run_id, _) = two_runs
+    out = tmp_path / "report.out"
+    out.write_text("old report")
+    env = {**os.environ, "BATCHMARK_CRASHPOINT": "mid_write"}
+    env["PYTHONPATH"] = str(Path(batchmark.__file__).parents[1])
+    cmd = [sys.executable, "-m", "batchmark", "report", run_id, "--results", str(results)]
+    done = subprocess.run([*cmd, "--format", fmt, "-o", str(out)], env=env, capture_output=True)
+    assert done.returncode == -9, done.stderr.decode()
+    assert out.read_text() == "old report"
+
+
+def test_report_into_a_missing_folder_is_a_clear_error(
+    two_runs: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    results, (run_id, _) = two_runs
+    for fmt in ("html", "json"):
+        out = tmp_path / "no such folder" / f"report.{fmt}"
+        args = ["report", run_id, "--results", str(results), "--format", fmt, "-o", str(out)]
+        got = CliRunner().invoke(cli, args)
+        assert got.exit_code == 2 and isinstance(got.exception, SystemExit), got.output
+        assert f"cannot write {out}" in got.output and "no such folder" in got.output
+        assert not (tmp_path / "no such folder").exists()

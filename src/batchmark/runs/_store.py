@@ -26,6 +26,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from batchmark._errors import RunNotFound
+from batchmark.runs._crashpoints import crashpoint
 from batchmark.runs._schema import cache_migrations
 from batchmark.runs._sqlite import Transactions, connect_store, store_errors
 
@@ -169,6 +170,7 @@ def atomic_writer(path: Path) -> Iterator[BinaryIO]:
     try:
         with open(tmp, "wb") as fh:
             yield fh
+            crashpoint("mid_write")
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
