@@ -268,7 +268,8 @@ def test_report_killed_while_writing_leaves_the_old_file(
     import sys
 
     results, (run_id, _) = two_runs
-    out = tmp_path / "report.out"
+    (tmp_path / "out").mkdir()
+    out = tmp_path / "out" / "report.out"
     out.write_text("old report")
     env = {**os.environ, "BATCHMARK_CRASHPOINT": "mid_write"}
     env["PYTHONPATH"] = str(Path(batchmark.__file__).parents[1])
@@ -276,6 +277,10 @@ def test_report_killed_while_writing_leaves_the_old_file(
     done = subprocess.run([*cmd, "--format", fmt, "-o", str(out)], env=env, capture_output=True)
     assert done.returncode == -9, done.stderr.decode()
     assert out.read_text() == "old report"
+    # the next report removes the killed writer's temporary file
+    got = CliRunner().invoke(cli, [*cmd[3:], "--format", fmt, "-o", str(out)])
+    assert got.exit_code == 0, got.output
+    assert sorted(out.parent.iterdir()) == [out] and out.read_text() != "old report"
 
 
 def test_report_into_a_missing_folder_is_a_clear_error(
