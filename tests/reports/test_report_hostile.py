@@ -7,9 +7,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 import batchmark
+from batchmark.emulator import Emulator
 
 ECHO = """def respond(params):
     m = params["messages"][-1]["content"]
@@ -28,6 +30,12 @@ HOSTILE = [
 
 def echo_run(folder: Path, rows: list[dict[str, Any]], **extra: Any) -> batchmark.Run:
     """A run whose emulated model answers each prompt with ``echo: PROMPT``."""
+    config = echo_eval(folder, rows, **extra)
+    return batchmark.run(config, results=folder / "results", emulate=True)
+
+
+def echo_eval(folder: Path, rows: list[dict[str, Any]], **extra: Any) -> Path:
+    """The config of :func:`echo_run`."""
     cfg = folder / "cfg"
     cfg.mkdir(parents=True)
     (cfg / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -44,7 +52,7 @@ def echo_run(folder: Path, rows: list[dict[str, Any]], **extra: Any) -> batchmar
         **extra,
     }
     (cfg / "eval.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    return batchmark.run(cfg / "eval.yaml", results=folder / "results", emulate=True)
+    return cfg / "eval.yaml"
 
 
 def test_a_response_with_line_separators_is_read_whole(tmp_path: Path) -> None:
@@ -77,3 +85,25 @@ def test_texts_said_once_hold_no_long_texts() -> None:
     assert peak < 10_000_000, f"peak {peak / 1e6:.1f} MB for 20,000 texts of 4 KB"
     assert texts("00000007" + "y" * 4_000) == 7
     assert texts("short") == "short" and texts("short") == 20_000
+
+
+def test_a_run_still_in_flight_is_reported_as_unfinished(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run with its batch in flight (0 of 2 requests ended) was reported with
+    "no scores: the runs have no scorers (add `scorers:` ...)" and no word that it had not
+    finished; a half-ended run's scores looked like the whole run's."""
+    from batchmark.reports import report
+    from batchmark.reports._render import render
+
+    rows = [{"id": f"r{i}", "question": f"q{i}", "answer": f"q{i}"} for i in range(2)]
+    config = echo_eval(tmp_path, rows)
+    emu = Emulator(processing_seconds=1000.0, seed=7)  # the batch stays in flight
+    with emu.serve() as base_url:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", base_url)
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
+        run = batchmark.run(config, results=tmp_path / "results", detach=True)
+    comp = report(run)
+    assert any("not finished" in n and "0 of 2 requests ended" in n for n in comp.notes)
+    text = render(comp, "md")
+    assert "have no scorers" not in text and "not finished" in text

@@ -196,6 +196,8 @@ def _sum(values: pd.Series) -> float | None:
 
 def _baseline_line(comp: Comparison) -> str:
     if comp.cells.empty:
+        if any(" is not finished (" in note for note in comp.notes):
+            return "no scores yet: the run has not finished (see the note)"
         return "no scores: the runs have no scorers (add `scorers:` and `batchmark score RUN`)"
     if comp.baseline is None:
         return "no baseline: a single cell per scorer, nothing to compare"
