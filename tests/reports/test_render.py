@@ -31,10 +31,10 @@ from batchmark.reports._render import csv_frame, terminal_text, to_csv, to_json,
 from .support import isolated, make_run
 
 
-def synthetic() -> Comparison:
+def synthetic(new: str = "new", row: str = "q") -> Comparison:
     """Variant ``new`` against ``old`` on model ``m``: +0.75 on 8 items, significant."""
     rows = []
-    for variant, passed in (("old", [0] * 8), ("new", [1] * 6 + [0] * 2)):
+    for variant, passed in (("old", [0] * 8), (new, [1] * 6 + [0] * 2)):
         for i, p in enumerate(passed):
             rows.append(
                 {
@@ -42,7 +42,7 @@ def synthetic() -> Comparison:
                     "custom_id": f"{variant}-q{i}",
                     "variant": variant,
                     "model_key": "m",
-                    "row_id": f"q{i}",
+                    "row_id": f"{row}{i}",
                     "epoch": 0,
                     "scorer": "exact",
                     "score": float(p),
@@ -54,7 +54,7 @@ def synthetic() -> Comparison:
     cost = pd.DataFrame(
         [
             ["run-1", "m", "old", 8, 8, 0, 0, 800, 80, 0, 0, 0.0008, 0.0016, 0.0008, 0.0],
-            ["run-1", "m", "new", 8, 8, 0, 0, 900, 90, 0, 0, 0.0009, 0.0018, 0.0009, 0.0],
+            ["run-1", "m", new, 8, 8, 0, 0, 900, 90, 0, 0, 0.0009, 0.0018, 0.0009, 0.0],
         ],
         columns=COST_COLUMNS,
     )
@@ -294,3 +294,12 @@ def test_report_into_a_missing_folder_is_a_clear_error(
         assert got.exit_code == 2 and isinstance(got.exception, SystemExit), got.output
         assert f"cannot write {out}" in got.output and "no such folder" in got.output
         assert not (tmp_path / "no such folder").exists()
+
+
+def test_markdown_shows_markup_in_names_as_text() -> None:
+    """A variant or row id holding ``<!--`` hid the rest of a Markdown report on GitHub
+    (a PR comment, a job summary: HTML in Markdown is rendered), ``<b>`` made bold."""
+    comp = synthetic(new="new<!--", row="<b>q</b>&")
+    text = to_markdown(comp)
+    assert "<" not in text
+    assert "| m | new&lt;!-- |" in text and "&lt;b>q&lt;/b>&amp;0" in text

@@ -271,6 +271,10 @@ def terminal_text(comp: Comparison, width: int = 120) -> str:
 
 
 def _md_cell(text: str) -> str:
+    """Text in Markdown as text: no table cell ends at its ``|``, no HTML of it is
+    rendered (GitHub renders HTML in Markdown: ``<!--`` would hide the rest); a ``<``
+    is what opens markup (``>`` alone does not), ``&`` an entity."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;")
     return text.replace("|", "\\|").replace("\n", " ")
 
 
@@ -284,7 +288,7 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
 def to_markdown(comp: Comparison) -> str:
     """The tables as GitHub-flavoured Markdown (for a PR comment)."""
     parts = [f"### Scores ({_title(comp)})", _md_table(*_score_rows(comp))]
-    parts.append(f"_{_baseline_line(comp)}_")
+    parts.append(f"_{_md_cell(_baseline_line(comp))}_")
     parts += [f"> **note:** {_md_cell(note)}" for note in comp.notes]
     if len(comp.diffs):
         header, rows = _diff_rows(comp)
