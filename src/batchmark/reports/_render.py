@@ -378,6 +378,7 @@ pre{white-space:pre-wrap;margin:0;max-width:520px;font-size:12px}
 details{margin:4px 0}summary{cursor:pointer;font-weight:600}
 .thinking summary{font-weight:normal;color:#555}.thinking pre{color:#555}
 .pass{color:#137333}.fail{color:#b3261e}.invalid{color:#8a6d00}
+a.item-link,bdi,#bm-list small,#bm-list b{unicode-bidi:isolate}
 .controls{display:flex;flex-wrap:wrap;gap:8px;align-items:center;margin:8px 0;
 position:sticky;top:0;background:#fff;padding:6px 0;border-bottom:1px solid #d5d9e0}
 .controls input[type=search]{width:320px}.badge{font-weight:normal;font-size:12px;margin-left:8px}
