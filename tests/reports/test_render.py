@@ -31,10 +31,10 @@ from batchmark.reports._render import csv_frame, terminal_text, to_csv, to_json,
 from .support import isolated, make_run
 
 
-def synthetic() -> Comparison:
+def synthetic(new: str = "new", row: str = "q") -> Comparison:
     """Variant ``new`` against ``old`` on model ``m``: +0.75 on 8 items, significant."""
     rows = []
-    for variant, passed in (("old", [0] * 8), ("new", [1] * 6 + [0] * 2)):
+    for variant, passed in (("old", [0] * 8), (new, [1] * 6 + [0] * 2)):
         for i, p in enumerate(passed):
             rows.append(
                 {
@@ -42,7 +42,7 @@ def synthetic() -> Comparison:
                     "custom_id": f"{variant}-q{i}",
                     "variant": variant,
                     "model_key": "m",
-                    "row_id": f"q{i}",
+                    "row_id": f"{row}{i}",
                     "epoch": 0,
                     "scorer": "exact",
                     "score": float(p),
@@ -54,7 +54,7 @@ def synthetic() -> Comparison:
     cost = pd.DataFrame(
         [
             ["run-1", "m", "old", 8, 8, 0, 0, 800, 80, 0, 0, 0.0008, 0.0016, 0.0008, 0.0],
-            ["run-1", "m", "new", 8, 8, 0, 0, 900, 90, 0, 0, 0.0009, 0.0018, 0.0009, 0.0],
+            ["run-1", "m", new, 8, 8, 0, 0, 900, 90, 0, 0, 0.0009, 0.0018, 0.0009, 0.0],
         ],
         columns=COST_COLUMNS,
     )
@@ -255,3 +255,51 @@ def test_a_report_file_is_replaced_whole_or_left_as_it_was(tmp_path: Path) -> No
     with atomic_writer(out) as fh:
         fh.write(b"new report")
     assert out.read_text() == "new report" and sorted(folder.iterdir()) == [out]
+
+
+@pytest.mark.parametrize("fmt", ["json", "table", "html"])
+def test_report_killed_while_writing_leaves_the_old_file(
+    two_runs: tuple[Path, list[str]], tmp_path: Path, fmt: str
+) -> None:
+    """Only the HTML report was written atomically: ``-o`` of the table, markdown, CSV
+    and JSON wrote the file in place, so a report killed midway left half of one."""
+    import os
+    import subprocess
+    import sys
+
+    results, (run_id, _) = two_runs
+    (tmp_path / "out").mkdir()
+    out = tmp_path / "out" / "report.out"
+    out.write_text("old report")
+    env = {**os.environ, "BATCHMARK_CRASHPOINT": "mid_write"}
+    env["PYTHONPATH"] = str(Path(batchmark.__file__).parents[1])
+    cmd = [sys.executable, "-m", "batchmark", "report", run_id, "--results", str(results)]
+    done = subprocess.run([*cmd, "--format", fmt, "-o", str(out)], env=env, capture_output=True)
+    assert done.returncode == -9, done.stderr.decode()
+    assert out.read_text() == "old report"
+    # the next report removes the killed writer's temporary file
+    got = CliRunner().invoke(cli, [*cmd[3:], "--format", fmt, "-o", str(out)])
+    assert got.exit_code == 0, got.output
+    assert sorted(out.parent.iterdir()) == [out] and out.read_text() != "old report"
+
+
+def test_report_into_a_missing_folder_is_a_clear_error(
+    two_runs: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    results, (run_id, _) = two_runs
+    for fmt in ("html", "json"):
+        out = tmp_path / "no such folder" / f"report.{fmt}"
+        args = ["report", run_id, "--results", str(results), "--format", fmt, "-o", str(out)]
+        got = CliRunner().invoke(cli, args)
+        assert got.exit_code == 2 and isinstance(got.exception, SystemExit), got.output
+        assert f"cannot write {out}" in got.output and "no such folder" in got.output
+        assert not (tmp_path / "no such folder").exists()
+
+
+def test_markdown_shows_markup_in_names_as_text() -> None:
+    """A variant or row id holding ``<!--`` hid the rest of a Markdown report on GitHub
+    (a PR comment, a job summary: HTML in Markdown is rendered), ``<b>`` made bold."""
+    comp = synthetic(new="new<!--", row="<b>q</b>&")
+    text = to_markdown(comp)
+    assert "<" not in text
+    assert "| m | new&lt;!-- |" in text and "&lt;b>q&lt;/b>&amp;0" in text

@@ -83,7 +83,7 @@ def report_html(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield out
 
 
-ROW_ID = 'h</script><b id="x">'
+ROW_ID = 'h</script><b id="x">\u202e'  # and a right-to-left override
 HOSTILE = (
     'What is 1 + 1? </script><script>document.title="pwned"</script><!-- \u2028\u2029 '
     '<img src=x onerror="document.title=1"> &amp; </SCRIPT >'
@@ -147,7 +147,7 @@ def test_pass_fail_filter_lists_the_items_with_a_failing_cell(
     # Each listed item says how many of its cells failed and marks them.
     for row_id in failing:
         n = sum(int(row_id[1:]) not in s for s in RIGHT.values())
-        summary = f'data-row="{row_id}"><summary>{row_id}<span class="badge">'
+        summary = f'data-row="{row_id}"><summary><bdi>{row_id}</bdi><span class="badge">'
         assert f"{summary}{n} of 4 cells match" in page
     assert page.count('<tr class="hit">') == sum(
         int(r[1:]) not in s for r in failing for s in RIGHT.values()
@@ -188,6 +188,9 @@ def test_hostile_text_stays_text(hostile_html: Path, tmp_path: Path) -> None:
     assert "<img" not in page and '<b id="x">' not in page  # no markup of the data made
     assert "&lt;/script&gt;&lt;script&gt;document.title=" in page  # shown as text
     assert [html.unescape(i) for i in shown_items(page)] == [ROW_ID]
+    # an id's right-to-left override reorders nothing after it (the badges, other ids)
+    assert re.search(r'<summary><bdi>[^<]*\u202e</bdi><span class="badge">', page)
+    assert "a.item-link,bdi,#bm-list small,#bm-list b{unicode-bidi:isolate}" in page
     opened = dom(hostile_html.as_uri() + "#item=" + quote(ROW_ID), tmp_path / "p")
     assert len(shown_items(opened)) == 1 and 'id="bm-open"' in opened
 

@@ -420,7 +420,7 @@ def markdown_summary(result: CiResult) -> str:
     if versus := model_pairs(result):
         pairs = "; ".join(f"**{_md_cell(v)}**" for v in versus)
         lines.append(f"Compared inside the run, paired by item: {pairs}.")
-    lines += [f"Note: {note}." for note in result.notes]
+    lines += [f"Note: {_md_cell(note)}." for note in result.notes]
     if result.state == "incomplete" and result.comparison is None:
         lines += ["", f"Continue it with `batchmark ci --resume {result.run_id}`."]
         return "\n".join(lines) + "\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -79,14 +80,19 @@ def _emit(comparison: Comparison, fmt: str, output: Path | None) -> None:
         else:
             click.echo(render(comparison, fmt), nl=False)
         return
-    if fmt == "table":
-        with output.open("w", encoding="utf-8") as fh:
-            render_terminal(comparison, SafeConsole(file=fh, width=160, color_system=None))
-    elif fmt == "html":  # streamed: every request's prompt and response, never all held
+    try:  # every format appears whole or not at all (a kill midway leaves the old file)
         with atomic_writer(output) as fh:
-            write_html(comparison, fh)
-    else:
-        output.write_text(render(comparison, fmt), encoding="utf-8")
+            if fmt == "table":
+                text = io.TextIOWrapper(fh, encoding="utf-8", write_through=True)
+                render_terminal(comparison, SafeConsole(file=text, width=160, color_system=None))
+                text.flush()
+                text.detach()
+            elif fmt == "html":  # streamed: every request's prompt and response, never all held
+                write_html(comparison, fh)
+            else:
+                fh.write(render(comparison, fmt).encode())
+    except OSError as err:
+        raise click.UsageError(f"cannot write {output}: {err.strerror or err}") from None
     echo(f"wrote {output}", err=True)
 
 

@@ -17,6 +17,7 @@ puts text into the page with ``textContent`` only.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import itertools
 import json
@@ -109,21 +110,28 @@ class _Texts:
     is written as its number; a new one as itself, and the script numbers every text it
     reads in the same order (0, 1, ...). The empty text is always ``""``, unnumbered.
     The system prompt, few-shot turns, a question shared by variants and answers that
-    cells share are thus stored once; memory stays bounded by ``capacity``."""
+    cells share are thus stored once; memory stays bounded by ``capacity`` times a few
+    dozen bytes: a text longer than ``SHORT`` is known by its digest, not kept."""
+
+    SHORT = 64
 
     def __init__(self, capacity: int = 20_000) -> None:
         self.capacity = capacity
-        self.seen: OrderedDict[str, int] = OrderedDict()
+        self.seen: OrderedDict[str | bytes, int] = OrderedDict()
         self.count = 0
 
     def __call__(self, text: str) -> str | int:
         if not text:
             return ""
-        found = self.seen.get(text)
+        key: str | bytes = text
+        if len(text) > self.SHORT:
+            raw = text.encode("utf-8", "surrogatepass")
+            key = hashlib.blake2b(raw, digest_size=16).digest()
+        found = self.seen.get(key)
         if found is not None:
-            self.seen.move_to_end(text)
+            self.seen.move_to_end(key)
             return found
-        self.seen[text] = self.count
+        self.seen[key] = self.count
         self.count += 1
         if len(self.seen) > self.capacity:
             self.seen.popitem(last=False)

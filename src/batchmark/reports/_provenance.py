@@ -34,10 +34,23 @@ def provenance_notes(runs: Sequence[Run]) -> list[str]:
     """The notes about where the runs' stored scores come from (see the module docstring)."""
     stored = {run.id: run.score_specs() for run in runs}
     notes = [_emulated_note(runs)] if any(run.info.get("emulated") for run in runs) else []
+    notes += [note for run in runs if (note := _unfinished_note(run))]
     notes += [note for run in runs for note in _run_notes(run, stored[run.id])]
     if len(runs) > 1:
         notes += _across_runs(stored)
     return notes
+
+
+def _unfinished_note(run: Run) -> str | None:
+    """A run still in flight (or canceled) is reported on its ended requests only: say so."""
+    status = run.status
+    ended = status.done + status.failed
+    if status.state == "complete" and ended >= status.total:
+        return None
+    return (
+        f"run {run.id} is not finished ({status.state}; {ended:,} of {status.total:,} requests "
+        "ended): its scores are of the ended requests only"
+    )
 
 
 def _emulated_note(runs: Sequence[Run]) -> str:

@@ -196,6 +196,8 @@ def _sum(values: pd.Series) -> float | None:
 
 def _baseline_line(comp: Comparison) -> str:
     if comp.cells.empty:
+        if any(" is not finished (" in note for note in comp.notes):
+            return "no scores yet: the run has not finished (see the note)"
         return "no scores: the runs have no scorers (add `scorers:` and `batchmark score RUN`)"
     if comp.baseline is None:
         return "no baseline: a single cell per scorer, nothing to compare"
@@ -269,6 +271,10 @@ def terminal_text(comp: Comparison, width: int = 120) -> str:
 
 
 def _md_cell(text: str) -> str:
+    """Text in Markdown as text: no table cell ends at its ``|``, no HTML of it is
+    rendered (GitHub renders HTML in Markdown: ``<!--`` would hide the rest); a ``<``
+    is what opens markup (``>`` alone does not), ``&`` an entity."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;")
     return text.replace("|", "\\|").replace("\n", " ")
 
 
@@ -282,7 +288,7 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
 def to_markdown(comp: Comparison) -> str:
     """The tables as GitHub-flavoured Markdown (for a PR comment)."""
     parts = [f"### Scores ({_title(comp)})", _md_table(*_score_rows(comp))]
-    parts.append(f"_{_baseline_line(comp)}_")
+    parts.append(f"_{_md_cell(_baseline_line(comp))}_")
     parts += [f"> **note:** {_md_cell(note)}" for note in comp.notes]
     if len(comp.diffs):
         header, rows = _diff_rows(comp)
@@ -372,6 +378,7 @@ pre{white-space:pre-wrap;margin:0;max-width:520px;font-size:12px}
 details{margin:4px 0}summary{cursor:pointer;font-weight:600}
 .thinking summary{font-weight:normal;color:#555}.thinking pre{color:#555}
 .pass{color:#137333}.fail{color:#b3261e}.invalid{color:#8a6d00}
+a.item-link,bdi,#bm-list small,#bm-list b{unicode-bidi:isolate}
 .controls{display:flex;flex-wrap:wrap;gap:8px;align-items:center;margin:8px 0;
 position:sticky;top:0;background:#fff;padding:6px 0;border-bottom:1px solid #d5d9e0}
 .controls input[type=search]{width:320px}.badge{font-weight:normal;font-size:12px;margin-left:8px}

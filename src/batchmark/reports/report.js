@@ -103,7 +103,8 @@
   function drawItem(entry) {
     var item = entry.item, det = el("details", "item");
     det.dataset.row = item.id;
-    var sum = el("summary", null, item.id), counts = {}, n = 0;
+    var sum = el("summary"), counts = {}, n = 0;
+    sum.appendChild(el("bdi", null, item.id));  // its bidi marks reorder nothing after it
     item.parts.forEach(function (part) {
       part.cells.forEach(function (cell) {
         n += 1;
@@ -138,7 +139,8 @@
       var seen = {};
       part.cells.forEach(function (cell) {
         var tr = el("tr", entry.hits && entry.hits.has(cell) ? "hit" : null), td = el("td");
-        td.appendChild(document.createTextNode(label(cell) + (cell.epoch ? " (epoch " + cell.epoch + ")" : "")));
+        td.appendChild(el("bdi", null, label(cell)));
+        if (cell.epoch) td.appendChild(document.createTextNode(" (epoch " + cell.epoch + ")"));
         td.appendChild(el("br"));
         td.appendChild(el("small", null, cell.id));
         if (cell.status !== "succeeded") { td.appendChild(el("br")); td.appendChild(el("small", "fail", cell.status)); }

@@ -282,7 +282,9 @@ class AnthropicBackend:
         ``with_streaming_response.results`` does what ``results`` does (retrieve, then a
         GET of ``results_url``) but hands over the raw lines, which orjson parses about
         5x faster than building the SDK's pydantic objects for every line. Lines are
-        parsed one at a time: memory does not grow with the batch.
+        parsed one at a time: memory does not grow with the batch. Lines end at ``\n``
+        only (``_jsonl_lines``), not where ``iter_lines`` would split text (U+2028,
+        U+2029, U+0085: raw inside a JSON string, as a model may write them).
         """
         stream = self.client.messages.batches.with_streaming_response.results(batch_id)
         try:
@@ -290,9 +292,8 @@ class AnthropicBackend:
         except anthropic.NotFoundError as err:
             raise BatchNotFound(batch_id) from err
         try:
-            for line in response.iter_lines():
-                if line:
-                    yield _result_line(orjson.loads(line))
+            for line in _jsonl_lines(response.iter_bytes()):
+                yield _result_line(orjson.loads(line))
         except (httpx2.TransportError, anthropic.APIConnectionError, ValueError) as err:
             raise ResultsStreamError(
                 f"the results stream of batch {batch_id} broke off ({err or type(err).__name__})"
@@ -313,3 +314,20 @@ class AnthropicBackend:
             return _info(self.client.messages.batches.cancel(batch_id))
         except anthropic.NotFoundError as err:
             raise BatchNotFound(batch_id) from err
+
+
+def _jsonl_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The non-blank lines of a byte stream split at ``\n`` (a ``\r`` before it goes)."""
+    rest: list[bytes] = []  # a line's pieces so far (a long line comes in many chunks)
+    for chunk in chunks:
+        *lines, last = chunk.split(b"\n")
+        for line in lines:
+            if rest:
+                line, rest = b"".join([*rest, line]), []
+            if line.strip():
+                yield line
+        if last:
+            rest.append(last)
+    line = b"".join(rest)
+    if line.strip():
+        yield line

@@ -16,6 +16,7 @@ change is one transaction, so a process killed at any instant leaves a consisten
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import time
@@ -26,6 +27,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from batchmark._errors import RunNotFound
+from batchmark.runs._crashpoints import crashpoint
 from batchmark.runs._schema import cache_migrations
 from batchmark.runs._sqlite import Transactions, connect_store, store_errors
 
@@ -164,17 +166,33 @@ def write_atomic(path: Path, data: bytes | str) -> None:
 @contextlib.contextmanager
 def atomic_writer(path: Path) -> Iterator[BinaryIO]:
     """A binary file to stream into that appears at ``path`` whole when the block ends
-    (a temporary file beside it, then ``os.replace``), and not at all if it raises."""
+    (a temporary file beside it, then ``os.replace``), and not at all if it raises.
+    The temporary files of writers killed before (their process gone) are removed."""
+    for old in path.parent.glob(f".{glob.escape(path.name)}.tmp-*"):
+        pid = old.name.rsplit("-", 1)[1]
+        if pid.isdigit() and not _alive(int(pid)):
+            old.unlink(missing_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as fh:
             yield fh
+            crashpoint("mid_write")
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 class RunFolder:
