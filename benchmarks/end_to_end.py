@@ -65,6 +65,7 @@ PACKAGES = ("batchmark", "anthropic", "orjson", "uvicorn")
 MODEL = "claude-haiku-4-5"
 DEFAULT_INSPECT = "/tmp/inspect-venv/bin/inspect"
 FASTER, LEANER = 100, 10  # issue 18's targets: inspect_ai / batchmark, wall and peak RSS
+TARGET_REQUESTS = 10_000  # ... for this many requests
 
 BATCHES = "/v1/messages/batches"
 RETRIEVE = re.compile(rf"{BATCHES}/([^/]+)")
@@ -481,11 +482,17 @@ def main(argv: list[str] | None = None) -> None:
             f"{rss:.1f}x (run by run: {min(walls):.1f}–{max(walls):.1f}x and "
             f"{min(rsses):.1f}–{max(rsses):.1f}x)."
         )
-        notes.append(
-            f"Targets (issue 18), {n:,} requests: at least {FASTER}x faster: "
-            f"{'met' if wall >= FASTER else 'not met'} ({wall:.1f}x); at least {LEANER}x leaner: "
-            f"{'met' if rss >= LEANER else 'not met'} ({rss:.1f}x)."
-        )
+        if n == TARGET_REQUESTS:
+            notes.append(
+                f"Targets (issue 18), {n:,} requests: at least {FASTER}x faster: "
+                f"{'met' if wall >= FASTER else 'not met'} ({wall:.1f}x); at least {LEANER}x "
+                f"leaner: {'met' if rss >= LEANER else 'not met'} ({rss:.1f}x)."
+            )
+        else:
+            notes.append(
+                f"Targets (issue 18: {FASTER}x faster, {LEANER}x leaner) are set for "
+                f"{TARGET_REQUESTS:,} requests: not judged at {n:,}."
+            )
     else:
         notes.append(f"No inspect_ai comparison: {missing or 'no run completed'}.")
     notes.append(
