@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 import batchmark
-from batchmark._errors import RenderError
+from batchmark._errors import DatasetError, RenderError
 
 from ..media import png
 from .support import write_config
@@ -300,8 +300,9 @@ def test_a_conversation_json_cannot_write_is_a_render_error_not_a_traceback(
     tmp_path: Path,
 ) -> None:
     """A tool_use input nested 300 deep passed the checks and then stopped validate and
-    run with orjson's TypeError (a traceback) when the request was serialized."""
-    value, detail = _nested(300), "nested too deeply"
+    run with orjson's TypeError (a traceback) when the request was serialized. Rows nested
+    past 200 levels are now refused when the dataset is read, naming the file and line."""
+    value, detail = _nested(300), "line 2 nests values deeper than 200 levels"
     chat = [
         BLOCKS[0],
         {
@@ -321,9 +322,9 @@ def test_a_conversation_json_cannot_write_is_a_render_error_not_a_traceback(
     )
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
-    assert "row 'odd'" in done.stderr and detail in done.stderr
+    assert detail in done.stderr
     assert str(tmp_path / "cfg" / "data.jsonl") in done.stderr
-    with pytest.raises(RenderError):
+    with pytest.raises(DatasetError):
         batchmark.run(config, results=tmp_path / "r", emulate=True)
     assert not list((tmp_path / "r").glob("*/*/ledger.sqlite"))
 
