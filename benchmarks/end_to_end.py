@@ -100,14 +100,20 @@ def write_task(folder: Path, n: int, tick: float) -> Path:
 
 
 def timed(cmd: list[str], cwd: Path, env: dict[str, str], log: Path) -> dict[str, Any]:
-    """Run ``cmd``; wall seconds, its own peak RSS (os.wait4), exit code."""
+    """Run ``cmd``; wall seconds, its own peak RSS and CPU seconds (user + system, all
+    threads; os.wait4), exit code."""
     with open(log, "wb") as out:
         started = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return {"seconds": seconds, "peak_mb": usage.ru_maxrss / 1024, "rc": proc.returncode}
+    return {
+        "seconds": seconds,
+        "peak_mb": usage.ru_maxrss / 1024,
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "rc": proc.returncode,
+    }
 
 
 def tail(path: Path, lines: int = 15) -> str:

@@ -12,10 +12,10 @@ The eval is ``floor.py``'s (rows = cells / 4: 2 prompt variants x 2 models, one
   no response cache either), first with an empty ``datasets`` cache (**cold**: the
   JSONL-to-Arrow conversion a first run on a new dataset pays), then again in a fresh
   results folder with that cache kept (**warm**), ``--repeat`` times each. The run is
-  started through this script (``--probe-run``), which, as the run exits, records the
+  started through this script (``_probe.py run``), which, as the run exits, records the
   modules it imported.
 - **start-up**: a fresh process importing exactly those modules, in the same order
-  (``--probe-imports``): the interpreter and the imports a run pays before any work.
+  (``_probe.py imports``): the interpreter and the imports a run pays before any work.
 - **the floor** (in this process, timed with ``time.process_time``): ``floor.py``'s plain
   code doing the run's unavoidable work: stream the JSONL rows, render each row and
   variant once, canonical JSON and sha256 key per request, insert requests and params
@@ -43,7 +43,6 @@ import os
 import shutil
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -51,67 +50,23 @@ from pathlib import Path
 from typing import Any
 
 import _report
+from end_to_end import timed
 from floor import floor_collect, floor_requests_stored, floor_score, make_eval, write_results
 from million import start_emulator, stop, tail
 
 PACKAGES = ("batchmark", "anthropic", "orjson", "datasets", "pyarrow", "jinja2")
 BATCH_REQUESTS = 100_000
-SKIP_MODULES = ("__main__", "__mp_main__")
-
-
-# --- the probes (this script run as a subprocess) ----------------------------------------
-
-
-def probe_run(modules_out: str, argv: list[str]) -> None:
-    """``batchmark`` with ``argv``; at exit the imported modules go to ``modules_out``."""
-    import atexit
-
-    def record() -> None:
-        names = [m for m in sys.modules if m not in SKIP_MODULES]
-        Path(modules_out).write_text(json.dumps(names))
-
-    atexit.register(record)
-    from batchmark._entry import main
-
-    sys.argv = ["batchmark", *argv]
-    main()
-
-
-def probe_imports(modules_file: str) -> None:
-    """Import the modules a run imported, in its order; print what that cost."""
-    import importlib
-
-    failed = []
-    for name in json.loads(Path(modules_file).read_text()):
-        if name in sys.modules:
-            continue
-        try:
-            importlib.import_module(name)
-        except Exception:  # noqa: BLE001  (a module only its package may load; counted)
-            failed.append(name)
-    times = os.times()
-    print(json.dumps({"cpu": times.user + times.system, "failed": failed}))
+PROBE = Path(__file__).with_name("_probe.py")
 
 
 # --- measuring ---------------------------------------------------------------------------
 
 
-def timed_process(cmd: list[str], env: dict[str, str], cwd: Path, log: Path) -> dict[str, Any]:
-    """Run ``cmd``: wall seconds, CPU seconds (user + system, all threads), exit code."""
-    with open(log, "wb") as out:
-        started = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rc": proc.returncode}
-
-
 def startup(modules: Path, env: dict[str, str], cwd: Path) -> dict[str, Any]:
     """A fresh process importing the run's modules: its wall and CPU seconds."""
-    cmd = [sys.executable, __file__, "--probe-imports", str(modules)]
+    cmd = [sys.executable, str(PROBE), "imports", str(modules)]
     log = cwd / "startup.log"
-    r = timed_process(cmd, env, cwd, log)
+    r = timed(cmd, cwd, env, log)
     if r["rc"] != 0:
         raise SystemExit(f"the start-up probe failed:\n{tail(log)}")
     r["failed"] = json.loads(log.read_text().splitlines()[-1])["failed"]
@@ -122,10 +77,10 @@ def one_run(config: Path, folder: Path, env: dict[str, str], poll: float) -> dic
     """One ``batchmark run`` in ``folder``; checked complete (every cell scored)."""
     folder.mkdir(parents=True)
     modules = folder / "modules.json"
-    cmd = [sys.executable, __file__, "--probe-run", str(modules), "run", str(config)]
+    cmd = [sys.executable, str(PROBE), "run", str(modules), "run", str(config)]
     cmd += ["--results", str(folder / "results"), "-q", "--no-cache"]
     cmd += ["--poll-interval", str(poll)]
-    r = timed_process(cmd, env, config.parent, folder / "run.log")
+    r = timed(cmd, config.parent, env, folder / "run.log")
     if r["rc"] != 0:
         raise SystemExit(f"batchmark run failed ({r['rc']}):\n{tail(folder / 'run.log')}")
     (ledger,) = (folder / "results").glob("*/*/ledger.sqlite")
@@ -226,11 +181,6 @@ def one_size(tmp: Path, cells: int, repeat: int, poll: float) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["--probe-run"]:
-        return probe_run(argv[1], argv[2:])
-    if argv[:1] == ["--probe-imports"]:
-        return probe_imports(argv[1])
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cells", type=int, nargs="+", default=[100_000], help="multiples of 4")
     parser.add_argument("--repeat", type=int, default=2, help="runs of each kind per size")
@@ -273,7 +223,7 @@ def main(argv: list[str] | None = None) -> None:
             cells_row = (
                 f"{cells:,}",
                 cache,
-                spread([r["wall"] for r in runs]),
+                spread([r["seconds"] for r in runs]),
                 spread([r["startup"]["cpu"] for r in runs]),
                 spread(own),
                 f"{floor_best:.2f}",
