@@ -209,8 +209,8 @@ def waits(started: float, exited: float, creates: Sequence[Any], calls: Calls) -
 
 
 def timed(cmd: list[str], cwd: Path, env: dict[str, str], log: Path) -> dict[str, Any]:
-    """Run ``cmd``; wall seconds, its own peak RSS (os.wait4), exit code, and its start
-    and exit on ``time.monotonic()``."""
+    """Run ``cmd``; wall seconds, its own peak RSS and CPU seconds (user + system, all
+    threads; os.wait4), exit code, and its start and exit on ``time.monotonic()``."""
     with open(log, "wb") as out:
         started = time.monotonic()
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -220,6 +220,7 @@ def timed(cmd: list[str], cwd: Path, env: dict[str, str], log: Path) -> dict[str
     return {
         "seconds": exited - started,
         "peak_mb": usage.ru_maxrss / 1024,
+        "cpu": usage.ru_utime + usage.ru_stime,
         "rc": proc.returncode,
         "started": started,
         "exited": exited,

@@ -65,7 +65,7 @@ def build_run(folder: Path, requests: int) -> Path:
 
 
 def phase_report(run: Path) -> dict:
-    from batchmark.cli import _report as _  # noqa: F401  (registers report)
+    import batchmark.cli._report  # noqa: F401  (the command, imported before the clock)
     from batchmark.cli import cli
 
     out = run.parent.parent.parent / "report.html"
