@@ -37,7 +37,7 @@ from batchmark.runs._grid import expand
 from batchmark.runs._ledger import Ledger
 from batchmark.runs._packing import API_MAX_BYTES, BODY_OVERHEAD
 from batchmark.runs._request_checks import RequestChecks
-from batchmark.runs._responses import final_responses
+from batchmark.runs._responses import final_responses, summary_cells
 from batchmark.runs._run import DEFAULT_RESULTS, Run, open_run
 from batchmark.runs._scoring import (
     iter_scores,
@@ -422,26 +422,45 @@ def _claims(folder: RunFolder, endpoint: Endpoint) -> Claims:
 
 def _write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
     """Stream records into a temporary file, then rename it over ``path``."""
+    for _ in _written(path, records):
+        pass
+
+
+def _written(path: Path, records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Yield ``records`` while writing each to a temporary file, renamed over ``path``
+    once all are written; a consumer stopped midway leaves ``path`` as it was."""
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        for record in records:
-            fh.write(orjson.dumps(record) + b"\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    done = False
+    try:
+        with open(tmp, "wb") as fh:
+            for record in records:
+                fh.write(orjson.dumps(record) + b"\n")
+                yield record
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        done = True
+    finally:
+        if not done:
+            tmp.unlink(missing_ok=True)
 
 
 def _finalize(handle: Run, ledger: Ledger) -> None:
-    """Write responses.jsonl, scores.jsonl and summary.json once every request ended."""
+    """Write responses.jsonl, scores.jsonl and summary.json once every request ended.
+
+    The summary's candidate cells are added up from the very records responses.jsonl is
+    written from: one pass over the responses, not two."""
     folder = handle.folder
+    settings = handle.settings()
     with gc_paused():
-        _write_jsonl(folder.responses_path, final_responses(ledger))
+        candidates = _written(folder.responses_path, final_responses(ledger))
+        cells = summary_cells(ledger, settings.pricing, settings.model_catalog(), candidates)
         _write_jsonl(folder.path / "scores.jsonl", iter_scores(ledger))
     info = folder.read_info()
     summary = {
         "run_id": handle.id,
         "eval": info["eval"],
-        "cells": handle.summary(fresh=True),
+        "cells": cells,
         "scores": scores_summary(ledger),
         "judge_agreement": judge_agreement(ledger),
         "states": ledger.state_counts(),

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from batchmark.config._models import Catalog
-from batchmark.config._pricing import cost_usd, price_for
+from batchmark.config._pricing import BATCH_DISCOUNT, Price, cost_usd, price_for
 from batchmark.runs._ledger import Ledger
 from batchmark.runs._stored import expand_message
 
@@ -103,12 +103,33 @@ def final_responses(
         yield record
 
 
+def summary_cells(
+    ledger: Ledger,
+    pricing: dict[str, Any],
+    catalog: Catalog | None = None,
+    candidates: Iterable[dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """``Run.summary``'s cells: one per model key x variant of the candidates (their
+    records as ``candidates`` when the caller reads them anyway, else read here), then
+    each judge's requests as cells of their own (variant ``judge:<name>``)."""
+    records = final_responses(ledger) if candidates is None else candidates
+    cells = summarize(records, pricing, catalog)
+    for judge in ledger.judge_names():
+        judged = (
+            {**r, "variant": f"judge:{judge}", "model_key": r["model"]}
+            for r in final_responses(ledger, kind="judge", scorer=judge)
+        )
+        cells += summarize(judged, pricing, catalog)
+    return cells
+
+
 def summarize(
     responses: Iterable[dict[str, Any]], pricing: dict[str, Any], catalog: Catalog | None = None
 ) -> list[dict[str, Any]]:
     """Counts, tokens and cost per (model key, variant), from response records; prices
     from ``pricing`` overrides, else the model catalog (the config's)."""
     cells: dict[tuple[str, str], dict[str, Any]] = {}
+    prices: dict[str, Price | None] = {}  # per model id: looked up once, not per response
     for r in responses:
         cell = cells.get((r["model_key"], r["variant"]))
         if cell is None:
@@ -139,14 +160,19 @@ def summarize(
         cell["cache_write_tokens"] += usage.get("cache_creation_input_tokens", 0)
         cell["cache_read_tokens"] += usage.get("cache_read_input_tokens", 0)
         cell["cached"] += bool(r["cached"])
-        price = price_for(r["model"], pricing, catalog)
+        model = r["model"]
+        if model not in prices:
+            prices[model] = price_for(model, pricing, catalog)
+        price = prices[model]
         if price is None:
             cell["priced"] = False
-        elif r["cached"]:  # paid for by an earlier run
-            cell["reused_cost_usd"] += cost_usd(usage, price, batch=True)
+            continue
+        standard = cost_usd(usage, price, batch=False)
+        if r["cached"]:  # paid for by an earlier run
+            cell["reused_cost_usd"] += standard * BATCH_DISCOUNT
         else:
-            cell["cost_usd"] += cost_usd(usage, price, batch=True)
-            cell["cost_standard_usd"] += cost_usd(usage, price, batch=False)
+            cell["cost_usd"] += standard * BATCH_DISCOUNT
+            cell["cost_standard_usd"] += standard
     out = []
     for cell in cells.values():
         if not cell.pop("priced"):

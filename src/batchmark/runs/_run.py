@@ -251,7 +251,7 @@ class Run:
         to add up), as long as the ledger's request states are still those the file
         was written from; ``fresh=True`` always recomputes.
         """
-        from batchmark.runs._responses import final_responses, summarize
+        from batchmark.runs._responses import summary_cells
 
         with self._ledger() as ledger:
             if not fresh:
@@ -259,15 +259,7 @@ class Run:
                 if stored is not None:
                     return stored["cells"]
             settings = self.settings()
-            pricing, catalog = settings.pricing, settings.model_catalog()
-            cells = summarize(final_responses(ledger), pricing, catalog)
-            for judge in ledger.judge_names():
-                records = (
-                    {**r, "variant": f"judge:{judge}", "model_key": r["model"]}
-                    for r in final_responses(ledger, kind="judge", scorer=judge)
-                )
-                cells += summarize(records, pricing, catalog)
-            return cells
+            return summary_cells(ledger, settings.pricing, settings.model_catalog())
 
     def _stored_summary(self, ledger: Ledger) -> dict[str, Any] | None:
         """``summary.json`` if it still describes the ledger (same states), else None."""
