@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -150,6 +151,20 @@ class _Lines:
         return False
 
 
+# A run reads its dataset up to three times (the first row for the request checks and
+# the scorers' variables, then every row to expand, then to score): the first pass over
+# an unchanged file is done once. Keyed by path, inode, size and change times.
+_SCANNED: dict[tuple[Any, ...], tuple[tuple[str, ...], int, frozenset]] = {}
+
+
+def _file_key(path: str, kind: str) -> tuple[Any, ...] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None  # the scan names the problem
+    return (os.path.realpath(path), kind, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 class LocalRows:
     """A local JSONL or CSV file: its columns, its number of rows, and its rows."""
 
@@ -159,10 +174,19 @@ class LocalRows:
         self.columns: list[str] = []
         self.total = 0
         self._promoted: set[tuple[str, ...]] = set()
+        key = _file_key(path, kind)
+        known = _SCANNED.get(key) if key is not None else None
+        if known is not None:  # the same file, unchanged, scanned before in this process
+            columns, self.total, promoted = known
+            self.columns, self._promoted = list(columns), set(promoted)
+            return
         if kind == "jsonl":
             self._scan_jsonl()
         else:
             self._scan_csv()
+        if key is not None:
+            _SCANNED.clear()  # one file's scan kept: a run reads one dataset
+            _SCANNED[key] = (tuple(self.columns), self.total, frozenset(self._promoted))
 
     def rows(self) -> Iterator[dict[str, Any]]:
         """Every row, in file order, with every column."""
