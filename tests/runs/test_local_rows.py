@@ -345,3 +345,19 @@ def test_a_csv_cell_larger_than_csvs_default_limit_is_read(tmp_path: Path) -> No
     path.write_text(f'id,doc\nd1,"{document}"\n')
     rows = list(LocalRows(str(path), "csv").rows())
     assert rows == [{"id": "d1", "doc": document}]
+
+
+def test_a_file_changed_since_its_scan_is_scanned_again(tmp_path: Path) -> None:
+    """The first pass over a file is kept for the run's next reads; an edited file is not
+    served from it."""
+    path = tmp_path / "data.jsonl"
+    path.write_text('{"a": 1}\n')
+    assert LocalRows(str(path), "jsonl").columns == ["a"]
+    assert LocalRows(str(path), "jsonl").total == 1  # served from the first scan
+    path.write_text('{"b": 1}\n{"b": 2.5}\n')
+    again = LocalRows(str(path), "jsonl")
+    assert (again.columns, again.total, list(again.rows())) == (
+        ["b"],
+        2,
+        [{"b": 1.0}, {"b": 2.5}],
+    )
