@@ -42,14 +42,15 @@ def bounded(seconds: float) -> Iterator[None]:
 
 
 def start_run(
-    config: Path, results: Path, base_url: str, crashpoint: str | None = None
+    config: Path, results: Path, base_url: str, crashpoint: str | None = None, *extra: str
 ) -> subprocess.Popen[bytes]:
-    """`batchmark run CONFIG` in a subprocess against ``base_url``."""
+    """`batchmark run CONFIG [EXTRA...]` in a subprocess against ``base_url``."""
     env = {**os.environ, "ANTHROPIC_BASE_URL": base_url, "ANTHROPIC_API_KEY": "test-key"}
     env.pop("BATCHMARK_CRASHPOINT", None)
     if crashpoint:
         env["BATCHMARK_CRASHPOINT"] = crashpoint
     cmd = [sys.executable, "-m", "batchmark", "run", str(config), "--results", str(results), "-q"]
+    cmd += extra
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 

@@ -5,10 +5,7 @@ requests in the queue under what the queue held then, instead of asking again an
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -18,7 +15,7 @@ import batchmark
 from batchmark.runs._batches import QueueTooSmall
 from batchmark.runs._estimate import estimate
 
-from .adversarial import ledger_rows
+from .adversarial import ledger_rows, start_run
 from .support import LiveEmulator, write_config
 
 ROWS = [{"id": f"q{i}", "question": f"What is {i} + {i}?", "answer": str(2 * i)} for i in range(25)]
@@ -86,15 +83,9 @@ def test_a_kill_in_a_round_of_many_creates_resumes_sending_nothing_twice(
     live.emu.processing_seconds = 0.3
     config = write_config(tmp_path / "cfg", rows=ROWS, batch={"max_requests": 10})
     results = tmp_path / "results"
-    env = {
-        **os.environ,
-        "ANTHROPIC_BASE_URL": live.base_url,
-        "ANTHROPIC_API_KEY": "test-key",
-        "BATCHMARK_CRASHPOINT": "after_create",
-    }
-    cmd = [sys.executable, "-m", "batchmark", "run", str(config), "--results", str(results), "-q"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, timeout=120)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    proc = start_run(config, results, live.base_url, "after_create")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == -signal.SIGKILL, err
     killed = _only_run(results)
     sizes = [n for (n,) in ledger_rows(killed, "SELECT n_requests FROM intents")]
     assert len(sizes) == len(set(sizes))  # the intents open at once differ in size

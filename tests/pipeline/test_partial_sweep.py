@@ -7,26 +7,19 @@ from __future__ import annotations
 import fcntl
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import batchmark
 
+from .adversarial import start_run
 from .support import LiveEmulator, write_config
 
 
 def _killed_expansion(config: Path, results: Path, live: LiveEmulator) -> Path:
-    env = {
-        **os.environ,
-        "ANTHROPIC_BASE_URL": live.base_url,
-        "ANTHROPIC_API_KEY": "test-key",
-        "BATCHMARK_CRASHPOINT": "mid_expand",
-    }
-    cmd = [sys.executable, "-m", "batchmark", "run", str(config), "--results", str(results), "-q"]
-    done = subprocess.run(cmd, env=env, capture_output=True, timeout=60)
-    assert done.returncode == -signal.SIGKILL, done.stderr
+    proc = start_run(config, results, live.base_url, "mid_expand")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, err
     (partial,) = (results / "arith").glob(".*.partial")
     assert (partial / "ledger.sqlite").is_file()
     return partial

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import signal
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import orjson
@@ -16,6 +14,7 @@ import pytest
 import batchmark
 from batchmark.cli import main
 
+from .adversarial import start_run
 from .support import LiveEmulator, write_config
 
 STALE = "stale answer"
@@ -74,16 +73,9 @@ def test_a_killed_refresh_run_resumes_without_the_stale_entries(
     results = tmp_path / "results"
     first = batchmark.run(config, results=results)
     _make_stale(first.folder.cache_path)
-    cmd = [sys.executable, "-m", "batchmark", "run", str(config), "--results", str(results)]
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "ANTHROPIC_BASE_URL": live.base_url,
-        "ANTHROPIC_API_KEY": "test-key",
-        "BATCHMARK_CRASHPOINT": "after_expand",
-        "PYTHONPATH": ":".join(sys.path),
-    }
-    proc = subprocess.run([*cmd, "--refresh", "-q"], env=env, capture_output=True, timeout=60)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    proc = start_run(config, results, live.base_url, "after_expand", "--refresh")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, err
     killed = [r for r in results.glob("arith/*") if r.name != first.id]
     assert len(killed) == 1
     run = batchmark.resume(killed[0].name, results=results, poll_interval=0.02)

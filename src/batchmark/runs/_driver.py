@@ -47,7 +47,7 @@ from batchmark.runs._scoring import (
     score_run,
     scores_summary,
 )
-from batchmark.runs._store import ResponseCache, RunFolder, write_atomic
+from batchmark.runs._store import ResponseCache, RunFolder, atomic_writer, write_atomic
 
 __all__ = ["cancel", "finish_run", "resume", "run", "score", "start_run"]
 
@@ -427,22 +427,12 @@ def _write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
 
 
 def _written(path: Path, records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """Yield ``records`` while writing each to a temporary file, renamed over ``path``
-    once all are written; a consumer stopped midway leaves ``path`` as it was."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    done = False
-    try:
-        with open(tmp, "wb") as fh:
-            for record in records:
-                fh.write(orjson.dumps(record) + b"\n")
-                yield record
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        done = True
-    finally:
-        if not done:
-            tmp.unlink(missing_ok=True)
+    """Yield ``records`` while writing each into ``path`` (``atomic_writer``: it appears
+    whole once all are written; a consumer stopped midway leaves ``path`` as it was)."""
+    with atomic_writer(path) as fh:
+        for record in records:
+            fh.write(orjson.dumps(record) + b"\n")
+            yield record
 
 
 def _finalize(handle: Run, ledger: Ledger) -> None:

@@ -253,20 +253,27 @@ def iter_run_folders(root: Path) -> Iterator[RunFolder]:
         for p in root.glob("*/*/run.json")
         if not p.parent.name.startswith(".") and not p.parent.parent.name.startswith(".")
     ]
-    for path in sorted(found, key=_creation_order):
+    found.sort(key=lambda p: p.name)
+    # A run id starts with its creation time to the second: runs made within one second
+    # are ordered by run.json's ``created_at`` (microseconds), not by their ids' random
+    # tails. Only those run.json files are read.
+    i = 0
+    while i < len(found):
+        j = i + 1
+        while j < len(found) and found[j].name[:15] == found[i].name[:15]:
+            j += 1
+        if j - i > 1:
+            found[i:j] = sorted(found[i:j], key=lambda p: (_created_at(p), p.name))
+        i = j
+    for path in found:
         yield RunFolder(path)
 
 
-def _creation_order(path: Path) -> tuple[str, str, str]:
-    """A run id starts with its creation time to the second; two runs made within one
-    second are told apart by run.json's ``created_at`` (microseconds), not by the random
-    end of their ids."""
-    second = path.name[:15]
+def _created_at(path: Path) -> str:
     try:
-        created = str(json.loads((path / "run.json").read_bytes()).get("created_at", ""))
+        return str(json.loads((path / "run.json").read_bytes()).get("created_at", ""))
     except (OSError, ValueError, AttributeError):
-        created = ""
-    return second, created, path.name
+        return ""
 
 
 LATEST = "latest"
